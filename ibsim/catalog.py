@@ -1,0 +1,112 @@
+"""Finding instruments for a contract query, as reqContractDetails and friends do."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from functools import lru_cache
+
+from ibsim import instruments as ref
+from ibsim.clock import Clock
+from ibsim.instruments import Instrument
+from ibsim.requests import ContractQuery
+
+FIXED: tuple[Instrument, ...] = ref.STOCKS + ref.INDICES + ref.FOREX
+_RIGHTS = {"C": "C", "CALL": "C", "P": "P", "PUT": "P"}
+
+
+@lru_cache(maxsize=4)
+def _option_chain(day: str) -> dict[int, Instrument]:
+    """Every listed SPY and AAPL option on `day` (yyyymmdd), by conId."""
+    now = datetime.strptime(day, "%Y%m%d")
+    chain: dict[int, Instrument] = {}
+    for symbol in ref.OPTION_UNDERLYINGS:
+        underlying = next(s for s in ref.STOCKS if s.symbol == symbol)
+        for expiry in ref.option_expiries(now):
+            for strike in ref.option_strikes(underlying):
+                for right in "CP":
+                    opt = ref.option(underlying, expiry, strike, right)
+                    chain[opt.con_id] = opt
+    return chain
+
+
+class Catalog:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._by_con_id = {i.con_id: i for i in FIXED + ref.futures()}
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def options(self) -> dict[int, Instrument]:
+        return _option_chain(f"{self.now():%Y%m%d}")
+
+    def underlying(self, symbol: str) -> Instrument | None:
+        return next((i for i in FIXED if i.symbol == symbol and i.sec_type == "STK"), None)
+
+    def by_con_id(self, con_id: int) -> Instrument | None:
+        return self._by_con_id.get(con_id) or self.options().get(con_id)
+
+    def find(self, query: ContractQuery) -> list[Instrument]:
+        """Every instrument the query describes; more than one means it is ambiguous."""
+        if query.con_id:
+            found = self.by_con_id(query.con_id)
+            return [self._as_requested(found, query)] if found else []
+        now = self.now()
+        matches = [
+            self._as_requested(i, query)
+            for i in self._candidates(query)
+            if _matches(i, query) and (query.include_expired or not i.expired(now))
+        ]
+        return sorted(matches, key=lambda i: (i.sec_type, i.last_trade_date, i.strike, i.right))
+
+    def _candidates(self, query: ContractQuery) -> list[Instrument]:
+        now = self.now()
+        if query.sec_type == "CONTFUT":
+            front = ref.continuous(query.symbol, now)
+            return [front] if front else []
+        pool = list(FIXED) + list(ref.futures())
+        if query.sec_type in ("OPT", "") and (
+            query.symbol in ref.OPTION_UNDERLYINGS or query.local_symbol[:6].strip()
+        ):
+            pool += [o for o in self.options().values() if query.sec_type == "OPT"]
+        return pool
+
+    def _as_requested(self, inst: Instrument, query: ContractQuery) -> Instrument:
+        """The instrument as IB echoes it: with the exchange the request named."""
+        if query.exchange and query.exchange != inst.exchange:
+            return replace(inst, exchange=query.exchange)
+        return inst
+
+
+def _matches(inst: Instrument, q: ContractQuery) -> bool:
+    if q.symbol and q.symbol != inst.symbol:
+        return False
+    if q.local_symbol and " ".join(q.local_symbol.split()) != " ".join(inst.local_symbol.split()):
+        return False
+    if not q.symbol and not q.local_symbol:
+        return False
+    if q.sec_type and q.sec_type != inst.sec_type:
+        return False
+    if q.exchange and q.exchange not in _exchanges(inst):
+        return False
+    if q.primary_exchange and inst.primary_exchange and q.primary_exchange != inst.primary_exchange:
+        return False
+    if q.currency and q.currency != inst.currency:
+        return False
+    if q.last_trade_date and not (
+        inst.last_trade_date.startswith(q.last_trade_date)
+        or inst.contract_month.startswith(q.last_trade_date)
+    ):
+        return False
+    if q.strike and abs(q.strike - inst.strike) > 1e-6:
+        return False
+    if q.right and q.right != "?" and _RIGHTS.get(q.right) != inst.right:
+        return False
+    if q.multiplier and inst.multiplier and float(q.multiplier) != float(inst.multiplier):
+        return False
+    return not (q.trading_class and q.trading_class != inst.trading_class)
+
+
+def _exchanges(inst: Instrument) -> set[str]:
+    return {inst.exchange, inst.primary_exchange, *inst.valid_exchanges.split(",")} - {""}

@@ -1,0 +1,97 @@
+"""IB's error codes and texts, as the gateway sends them (research/ib-rules.md §2-3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class IBError(Exception):
+    """An error reply: the code and text IB would send for the request's id."""
+
+    code: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.text}"
+
+
+def no_security(description: str = "") -> IBError:
+    suffix = f" ({description})" if description else ""
+    return IBError(200, f"No security definition has been found for the request{suffix}")
+
+
+def invalid_request(cause: str) -> IBError:
+    return IBError(321, f"Error validating request.-'bP' : cause - {cause}")
+
+
+def hmds(detail: str) -> IBError:
+    return IBError(162, f"Historical Market Data Service error message:{detail}")
+
+
+def pacing_violation() -> IBError:
+    return hmds("Historical data request pacing violation")
+
+
+def no_data(local_symbol: str, exchange: str, what_to_show: str) -> IBError:
+    return hmds(f"HMDS query returned no data: {local_symbol}@{exchange} {what_to_show.title()}")
+
+
+def time_length_exceeded() -> IBError:
+    return hmds("Time length exceed max.")
+
+
+def query_cancelled(req_id: int) -> IBError:
+    return hmds(f"API historical data query cancelled: {req_id}")
+
+
+def too_many_open(limit: int) -> IBError:
+    return IBError(
+        322,
+        f"Error processing request.-'bS' : cause - Only {limit} simultaneous API historical "
+        "data requests allowed.",
+    )
+
+
+def expired_contract() -> IBError:
+    return IBError(166, "HMDS Expired Contract Violation")
+
+
+def no_query(req_id: int) -> IBError:
+    return IBError(366, f"No historical data query found for ticker id:{req_id}")
+
+
+def contfut_end_date() -> IBError:
+    return IBError(
+        10339, "Setting end date/time for continuous future security type is not allowed"
+    )
+
+
+def invalid_end_date(value: str) -> IBError:
+    return IBError(
+        10314,
+        f"End Date/Time: The date, time, or time-zone entered is invalid ({value!r}). The correct "
+        "format is yyyymmdd hh:mm:ss xx/xxxx where yyyymmdd and xx/xxxx are optional. "
+        "E.g.: 20031126 15:59:00 US/Eastern",
+    )
+
+
+IMPLIED_TIME_ZONE = IBError(
+    2174,
+    "Warning: You submitted request with date-time attributes without explicit time zone. "
+    "Please switch to use yyyymmdd-hh:mm:ss in UTC or use instrument time zone, like "
+    "US/Eastern. Implied time zone functionality will be removed in the next API release",
+)
+CLIENT_ID_IN_USE = IBError(
+    326, "Unable to connect as the client id is already in use. Retry with a unique client id."
+)
+FARM_NOTICES = (
+    IBError(2104, "Market data farm connection is OK:usfarm"),
+    IBError(2106, "HMDS data farm connection is OK:ushmds"),
+    IBError(2158, "Sec-def data farm connection is OK:secdefnj"),
+)
+
+
+def bad_request(detail: str) -> IBError:
+    """A request the gateway could not read (unknown message id or malformed fields)."""
+    return IBError(320, f"Error reading request: {detail}")

@@ -1,0 +1,300 @@
+"""Historical requests: bars (with keepUpToDate), head timestamps and trading schedules.
+
+Checks run in IB's order (research/ib-rules.md §3, 321 row); pacing and the open-request cap
+are the gateway's, shared by every client of this login.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from ibsim import barformat, errors, rules
+from ibsim.bars import (
+    Bars,
+    bars_between,
+    session_close_on,
+    window_start_by_sessions,
+    window_start_by_trading_seconds,
+)
+from ibsim.dispatch import handles
+from ibsim.instruments import Instrument
+from ibsim.pacing import PacedRequest
+from ibsim.requests import ContractQuery, FieldReader
+from ibsim.session import ClientSession
+from ibsim.sessions import VENUES, sessions
+
+HEAD_TIMESTAMP_SOURCES = {"TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST"}
+
+
+@dataclass(frozen=True)
+class BarRequest:
+    inst: Instrument
+    query: ContractQuery
+    end: rules.EndDateTime
+    duration: rules.Duration
+    bar: int | str
+    bar_size: str
+    what: str
+    use_rth: bool
+    format_date: int
+    keep_up_to_date: bool
+
+    def identity(self) -> tuple:
+        return (self.inst.con_id, self.query.exchange, self.end, self.duration, self.bar,
+                self.what, self.use_rth)  # fmt: skip
+
+
+# ------------------------------------------------------------------- resolving and checking
+def resolve(session: ClientSession, query: ContractQuery) -> Instrument:
+    found = session.gateway.catalog.find(query)
+    if len(found) != 1:
+        raise errors.no_security(query.describe())
+    inst = found[0]
+    if inst.sec_type == "CONTFUT":  # bars of the front month, under the continuous name
+        inst = session.gateway.catalog.by_con_id(inst.extra["front"]) or inst
+    return inst
+
+
+def check_available(inst: Instrument, now: datetime, expired_future_years: int) -> None:
+    expiry = inst.expiry()
+    if expiry is None or expiry >= now.date():
+        return
+    if inst.sec_type == "OPT":
+        raise errors.expired_contract()
+    if now.date() - expiry > timedelta(days=365 * expired_future_years):
+        raise errors.expired_contract()
+
+
+def data_limit(inst: Instrument, now: datetime) -> int:
+    """No data after now, nor after an expired contract's last session."""
+    limit = int(now.timestamp())
+    expiry = inst.expiry()
+    if expiry is not None:
+        close = session_close_on(inst, np.datetime64(expiry, "D"))
+        if close is not None:
+            limit = min(limit, close)
+    return limit
+
+
+def window(req: BarRequest, now: datetime) -> tuple[int, int]:
+    """[start, end) of the request in epoch seconds: durations count trading time."""
+    end = data_limit(req.inst, now)
+    if req.end.when is not None:
+        end = min(end, int(req.end.when.timestamp()))
+    n, unit = req.duration.count, req.duration.unit
+    if unit == "S":
+        start = window_start_by_trading_seconds(req.inst, req.use_rth, end, n)
+    elif unit == "D":
+        start = window_start_by_sessions(req.inst, req.use_rth, end, n)
+    else:
+        ends_at = datetime.fromtimestamp(end, UTC)
+        start = int(_calendar_back(ends_at, n, unit).timestamp())
+    return max(start, int(req.inst.head.timestamp())), end
+
+
+def _calendar_back(when: datetime, n: int, unit: str) -> datetime:
+    if unit == "W":
+        return when - timedelta(weeks=n)
+    months = n if unit == "M" else 12 * n
+    year, month = divmod(when.year * 12 + when.month - 1 - months, 12)
+    day = min(when.day, 28)
+    return when.replace(year=year, month=month + 1, day=day)
+
+
+def compute(req: BarRequest, now: datetime) -> Bars:
+    start, end = window(req, now)
+    if start >= end:
+        return bars_between(req.inst, req.what, req.use_rth, req.bar, end, end)
+    return bars_between(req.inst, req.what, req.use_rth, req.bar, start, end)
+
+
+def parse_bar_request(session: ClientSession, msg: FieldReader) -> BarRequest:
+    """Read msg 20 and run IB's checks, raising the first error IB would send."""
+    query = msg.contract()
+    query = replace(query, include_expired=msg.bool())
+    end_raw, bar_size, duration_raw = msg.str(), msg.str(), msg.str()
+    use_rth, what, format_date = msg.bool(), msg.str().strip().upper(), msg.int()
+    if query.sec_type == "BAG":
+        raise errors.invalid_request("Historical data for combos is not supported.")
+    keep_up_to_date = msg.bool()
+    inst = resolve(session, query)
+    end = rules.parse_end(end_raw)
+    if query.sec_type == "CONTFUT" and end.when is not None:
+        raise errors.contfut_end_date()
+    duration = rules.parse_duration(duration_raw)
+    rules.check_duration_limits(duration, session.gateway.config.pacing.max_backfill_years)
+    rules.check_adjusted_last(what, end, _bar_or_none(bar_size))
+    bar = rules.bar_kind(bar_size)
+    if what == "SCHEDULE":
+        if bar != "day":
+            raise errors.invalid_request("Only daily resolution supported for Schedule requests")
+    else:
+        rules.check_what_to_show(what, inst.sec_type)
+    rules.check_format_date(format_date)
+    if keep_up_to_date:
+        rules.check_live_updates(what, end, bar)
+    rules.check_step(bar, duration)
+    return BarRequest(inst, query, end, duration, bar, bar_size, what, use_rth, format_date,
+                      keep_up_to_date)  # fmt: skip
+
+
+def _bar_or_none(bar_size: str) -> int | str:
+    try:
+        return rules.bar_kind(bar_size)
+    except errors.IBError:
+        return 0
+
+
+# ------------------------------------------------------------------- pacing and open slots
+def admit(session: ClientSession, req_id: int, paced: PacedRequest | None) -> None:
+    """The open-request cap, then (small bars only) IB's pacing rules."""
+    gateway = session.gateway
+    if len(gateway.open_requests) >= gateway.config.pacing.max_open:
+        raise errors.too_many_open(gateway.config.pacing.max_open)
+    if paced is not None and not gateway.pacer.admit(paced):
+        raise errors.pacing_violation()
+    gateway.open_requests.add((id(session), req_id))
+
+
+def release(session: ClientSession, req_id: int) -> None:
+    session.gateway.open_requests.discard((id(session), req_id))
+
+
+def _paced(session: ClientSession, key: tuple, identity: tuple, what: str) -> PacedRequest:
+    weight = 2 if what == "BID_ASK" else 1
+    return PacedRequest(session.now().timestamp(), key, identity, weight)
+
+
+# ------------------------------------------------------------------- handlers
+@handles(20)
+async def historical_data(session: ClientSession, msg: FieldReader) -> None:
+    req_id = msg.request_id()
+    req = parse_bar_request(session, msg)
+    now = session.now()
+    if req.end.implied_zone:
+        session.send_error(req_id, errors.IMPLIED_TIME_ZONE)
+    check_available(req.inst, now, session.gateway.config.pacing.expired_future_years)
+    small = rules.is_small_bar(req.bar)
+    if small:
+        start, _ = window(req, now)
+        max_age = timedelta(days=session.gateway.config.pacing.small_bar_max_age_days)
+        if datetime.fromtimestamp(start, UTC) < now - max_age:
+            raise errors.hmds("Historical data requests for bars of 30 secs or less are limited "
+                              "to the last 6 months.")  # fmt: skip
+    key = (req.inst.con_id, req.query.exchange, req.what)
+    admit(session, req_id, _paced(session, key, req.identity(), req.what) if small else None)
+    session.historical[req_id] = session.spawn(_answer(session, req_id, req, now))
+
+
+async def _answer(session: ClientSession, req_id: int, req: BarRequest, now: datetime) -> None:
+    loop = asyncio.get_running_loop()
+    config = session.gateway.config
+    try:
+        if req.what == "SCHEDULE":
+            session.send(*await loop.run_in_executor(None, schedule_fields, req_id, req, now))
+            return
+        bars = await loop.run_in_executor(None, compute, req, now)
+        if len(bars.values) == 0:
+            session.send_error(
+                req_id, errors.no_data(req.inst.local_symbol, req.query.exchange, req.what)
+            )
+            return
+        data = await loop.run_in_executor(None, _encode, req_id, req, bars, now)
+        if not rules.is_small_bar(req.bar) and config.soft_throttle_bars_per_second > 0:
+            await asyncio.sleep(len(bars.values) / config.soft_throttle_bars_per_second)
+        session.send_payload(data)
+        if req.keep_up_to_date:
+            await _live_updates(session, req_id, req)
+    except asyncio.CancelledError:
+        raise
+    finally:
+        release(session, req_id)
+        session.historical.pop(req_id, None)
+
+
+def _encode(req_id: int, req: BarRequest, bars: Bars, now: datetime) -> bytes:
+    table = barformat.bar_table(bars, req.inst, req.what, req.format_date)
+    start, end = window(req, now)
+    header = [17, req_id, _stamp(start, req.inst), _stamp(end, req.inst), table.height]
+    return barformat.payload(header, table)
+
+
+def _stamp(epoch: int, inst: Instrument) -> str:
+    venue = VENUES[inst.venue]
+    local = datetime.fromtimestamp(epoch, UTC).astimezone(ZoneInfo(venue.tz))
+    return f"{local:%Y%m%d %H:%M:%S} {venue.ib_tz}"
+
+
+async def _live_updates(session: ClientSession, req_id: int, req: BarRequest) -> None:
+    """keepUpToDate: resend the open bar every update interval until cancelled."""
+    loop = asyncio.get_running_loop()
+    lookback = req.bar if isinstance(req.bar, int) else 35 * 86_400
+    while True:
+        await asyncio.sleep(session.gateway.config.update_interval)
+        now = session.now()
+        end = data_limit(req.inst, now)
+        bars = await loop.run_in_executor(
+            None, bars_between, req.inst, req.what, req.use_rth, req.bar, end - lookback, end
+        )
+        if len(bars.values):
+            table = barformat.bar_table(bars, req.inst, req.what, req.format_date)
+            session.send(90, req_id, *barformat.update_fields(table))
+
+
+@handles(25)
+def cancel_historical_data(session: ClientSession, msg: FieldReader) -> None:
+    msg.skip()
+    req_id = msg.request_id()
+    task = session.historical.pop(req_id, None)
+    if task is None:
+        raise errors.no_query(req_id)
+    task.cancel()
+    release(session, req_id)
+
+
+@handles(87)
+def head_timestamp(session: ClientSession, msg: FieldReader) -> None:
+    req_id = msg.request_id()
+    query = replace(msg.contract(), include_expired=msg.bool())
+    use_rth, what, format_date = msg.bool(), msg.str().strip().upper(), msg.int()
+    inst = resolve(session, query)
+    if what not in HEAD_TIMESTAMP_SOURCES:
+        raise errors.invalid_request(f"What to show value of {what} rejected.")
+    rules.check_what_to_show(what, inst.sec_type)
+    check_available(inst, session.now(), session.gateway.config.pacing.expired_future_years)
+    key = (inst.con_id, query.exchange, what)
+    admit(session, req_id, _paced(session, key, ("head", *key, use_rth), what))
+    head = int(inst.head.timestamp())
+    if use_rth:
+        table = sessions(inst.venue, True)
+        head = int(table.opens[int(np.searchsorted(table.opens, head))])
+    stamp = (
+        str(head) if format_date == 2 else f"{datetime.fromtimestamp(head, UTC):%Y%m%d-%H:%M:%S}"
+    )
+    session.send(88, req_id, stamp)
+
+
+@handles(90)
+def cancel_head_timestamp(session: ClientSession, msg: FieldReader) -> None:
+    release(session, msg.request_id())
+
+
+def schedule_fields(req_id: int, req: BarRequest, now: datetime) -> list[object]:
+    """msg 106: the sessions of the window, in the instrument's time zone."""
+    start, end = window(req, now)
+    table = sessions(req.inst.venue, req.use_rth).between(start, end)
+    venue = VENUES[req.inst.venue]
+    tz = ZoneInfo(venue.tz)
+
+    def local(epoch: int) -> str:
+        return f"{datetime.fromtimestamp(epoch, tz):%Y%m%d-%H:%M:%S}"
+
+    fields: list[object] = [106, req_id, local(start), local(end), venue.ib_tz, len(table)]
+    for day, o, c in zip(table.dates, table.opens, table.closes, strict=True):
+        fields += [local(int(o)), local(int(c)), str(day).replace("-", "")]
+    return fields

@@ -1,0 +1,159 @@
+"""One client connection: the handshake, startApi, then requests until either side hangs up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from ibsim import errors, wire
+from ibsim.dispatch import HANDLERS
+from ibsim.errors import IBError
+from ibsim.requests import FieldReader, RequestError
+
+if TYPE_CHECKING:
+    from ibsim.server import Gateway
+
+log = logging.getLogger("ibsim")
+HANDSHAKE_TIMEOUT = 10.0
+START_API = 71
+
+
+class ClientSession:
+    def __init__(
+        self, gateway: Gateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.gateway = gateway
+        self.reader = reader
+        self.writer = writer
+        self.client_id: int | None = None
+        self.server_version = 0
+        self.peer = writer.get_extra_info("peername")
+        self.tasks: set[asyncio.Task] = set()
+        self.historical: dict[int, asyncio.Task] = {}  # open bar requests by reqId
+
+    # ----------------------------------------------------------------- sending
+    def send(self, *fields: object) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(wire.encode(fields))
+
+    def send_payload(self, payload: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(wire.encode_raw(payload))
+
+    def send_error(self, req_id: int, error: IBError) -> None:
+        self.send(4, 2, req_id, error.code, error.text, "")
+
+    def spawn(self, coro) -> asyncio.Task:
+        """Run a long request beside the read loop; it dies with the connection."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    # ----------------------------------------------------------------- lifecycle
+    async def run(self) -> None:
+        try:
+            if await self._handshake():
+                await self._serve()
+        except (ConnectionError, asyncio.IncompleteReadError, wire.FrameError, TimeoutError):
+            pass
+        finally:
+            await self._close()
+
+    async def _handshake(self) -> bool:
+        prefix = await asyncio.wait_for(self.reader.readexactly(4), HANDSHAKE_TIMEOUT)
+        if prefix != b"API\0":
+            return False
+        size = int.from_bytes(
+            await asyncio.wait_for(self.reader.readexactly(4), HANDSHAKE_TIMEOUT), "big"
+        )
+        if size > wire.MAX_FRAME:
+            return False
+        hello = await asyncio.wait_for(self.reader.readexactly(size), HANDSHAKE_TIMEOUT)
+        low, high = wire.parse_version_range(hello)
+        version = min(high, self.gateway.config.max_server_version)
+        if version < low:
+            return False
+        self.server_version = version
+        now = self.gateway.clock.now().astimezone(ZoneInfo("America/New_York"))
+        self.writer.write(wire.encode([version, f"{now:%Y%m%d %H:%M:%S} EST"]))
+        await self.writer.drain()
+        return True
+
+    async def _serve(self) -> None:
+        buffer = bytearray()
+        while True:
+            chunk = await self.reader.read(65536)
+            if not chunk:
+                return
+            buffer += chunk
+            for payload in wire.split_frames(buffer):
+                fields = wire.decode_fields(payload)
+                if not fields:
+                    continue
+                if self.client_id is None:
+                    if not self._start_api(fields):
+                        return
+                else:
+                    await self._dispatch(fields)
+            await self.writer.drain()
+
+    def _start_api(self, fields: list[str]) -> bool:
+        """Until startApi arrives nothing is answered; a clientId clash gets 326 and a close."""
+        if fields[0] != str(START_API):
+            return True
+        try:
+            client_id = wire.as_int(fields[2])
+        except (IndexError, ValueError):
+            return False
+        if not self.gateway.register(client_id, self):
+            self.send_error(-1, errors.CLIENT_ID_IN_USE)
+            return False
+        self.client_id = client_id
+        log.info("client %s connected from %s:%s", client_id, *self.peer[:2])
+        self.gateway.on_start_api(self)
+        return True
+
+    async def _dispatch(self, fields: list[str]) -> None:
+        reader = FieldReader(fields)
+        try:
+            msg_id = int(fields[0])
+        except ValueError:
+            self.send_error(
+                -1, errors.bad_request(f"message id {fields[0][:20]!r} is not a number")
+            )
+            return
+        handler = HANDLERS.get(msg_id)
+        if handler is None:
+            self.send_error(-1, errors.bad_request(f"unknown message id {msg_id}"))
+            return
+        try:
+            result = handler(self, reader)
+            if inspect.isawaitable(result):
+                await result
+        except RequestError as exc:
+            self.send_error(reader.req_id, errors.bad_request(f"message {msg_id}: {exc}"))
+        except IBError as exc:
+            self.send_error(reader.req_id, exc)
+
+    async def _close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        if self.client_id is not None:
+            self.gateway.unregister(self.client_id, self)
+            log.info("client %s disconnected", self.client_id)
+        self.writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.writer.wait_closed()
+
+    def disconnect(self) -> None:
+        """Drop the connection from the gateway side (faults, shutdown)."""
+        self.writer.close()
+
+    def now(self) -> datetime:
+        return self.gateway.clock.now()

@@ -1,0 +1,178 @@
+"""Trading sessions per venue, from exchange-calendars, as epoch-second arrays.
+
+Regular hours come from the exchange calendar (holidays and early closes included); extended
+hours are a fixed local template around each calendar session, the way IB publishes them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+CALENDAR_START = "2000-01-03"
+CALENDAR_END = "2030-12-31"
+
+
+@dataclass(frozen=True)
+class Venue:
+    """Where an instrument trades and when: a calendar plus local-time templates."""
+
+    name: str
+    calendar: str  # exchange-calendars name
+    tz: str  # IANA zone for local templates
+    ib_tz: str  # IB's timeZoneId spelling
+    # Full (useRTH=0) hours: (local start, days before the session date, local end) or None when
+    # the calendar's own open/close are the full hours. End None: calendar close + `ext_after`.
+    full_start: time | None = None
+    full_start_days_before: int = 0
+    full_end: time | None = None
+    ext_after: timedelta = timedelta(0)
+    # Regular (useRTH=1) hours: a local window clipped to the calendar session, or None for the
+    # calendar's open/close.
+    rth_start: time | None = None
+    rth_end: time | None = None
+
+
+VENUES = {
+    v.name: v
+    for v in (
+        Venue(
+            "us_equity",
+            "XNYS",
+            "America/New_York",
+            "US/Eastern",
+            full_start=time(4, 0),
+            ext_after=timedelta(hours=4),
+        ),
+        Venue("us_index", "XNYS", "America/New_York", "US/Eastern"),
+        Venue(
+            "cme_globex",
+            "CMES",
+            "America/Chicago",
+            "US/Central",
+            rth_start=time(8, 30),
+            rth_end=time(15, 0),
+        ),
+        Venue(
+            "nymex_globex",
+            "CMES",
+            "America/Chicago",
+            "US/Central",
+            rth_start=time(8, 0),
+            rth_end=time(13, 30),
+        ),
+        Venue(
+            "fx_idealpro",
+            "24/5",
+            "America/New_York",
+            "US/Eastern",
+            full_start=time(17, 15),
+            full_start_days_before=1,
+            full_end=time(17, 0),
+            rth_start=time(17, 15),
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """Sessions in date order: session date (days since epoch), open and close (epoch seconds)."""
+
+    dates: np.ndarray  # datetime64[D]
+    opens: np.ndarray  # int64
+    closes: np.ndarray  # int64
+
+    def between(self, start: int, end: int) -> Sessions:
+        """Sessions that overlap [start, end)."""
+        lo = int(np.searchsorted(self.closes, start, side="right"))
+        hi = int(np.searchsorted(self.opens, end, side="left"))
+        return Sessions(self.dates[lo:hi], self.opens[lo:hi], self.closes[lo:hi])
+
+    def __len__(self) -> int:
+        return len(self.dates)
+
+
+def _calendar(name: str):
+    import exchange_calendars as xcals
+
+    with warnings.catch_warnings():
+        # exchange-calendars 4.13 on pandas 3 (research/stack.md §A5): correct, only noisy.
+        warnings.filterwarnings("ignore", message=r".*\.values returning an ndarray")
+        return xcals.get_calendar(name, start=CALENDAR_START, end=CALENDAR_END)
+
+
+def _local(day: date, at: time, tz: ZoneInfo) -> int:
+    return int(datetime.combine(day, at, tz).timestamp())
+
+
+@cache
+def sessions(venue_name: str, rth: bool) -> Sessions:
+    """Every session of the venue between CALENDAR_START and CALENDAR_END."""
+    venue = VENUES[venue_name]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*\.values returning an ndarray")
+        schedule = _calendar(venue.calendar).schedule
+        days = [ts.date() for ts in schedule.index]
+        cal_open = [int(ts.timestamp()) for ts in schedule["open"]]
+        cal_close = [int(ts.timestamp()) for ts in schedule["close"]]
+    tz = ZoneInfo(venue.tz)
+    opens, closes = [], []
+    for day, o, c in zip(days, cal_open, cal_close, strict=True):
+        if rth and venue.rth_start is not None:
+            start = _local(day - timedelta(days=venue.full_start_days_before), venue.rth_start, tz)
+            o2 = max(o, start) if venue.full_start is None else start
+            c2 = (
+                min(c, _local(day, venue.rth_end, tz))
+                if venue.rth_end
+                else _full_end(venue, day, c)
+            )
+        elif rth or venue.full_start is None:
+            o2, c2 = o, c
+        else:
+            o2 = _local(day - timedelta(days=venue.full_start_days_before), venue.full_start, tz)
+            c2 = _full_end(venue, day, c)
+        opens.append(o2)
+        closes.append(c2)
+    return Sessions(
+        np.array(days, dtype="datetime64[D]"),
+        np.array(opens, dtype=np.int64),
+        np.array(closes, dtype=np.int64),
+    )
+
+
+def _full_end(venue: Venue, day: date, calendar_close: int) -> int:
+    if venue.full_end is not None:
+        return _local(day, venue.full_end, ZoneInfo(venue.tz))
+    return calendar_close + int(venue.ext_after.total_seconds())
+
+
+def utc_offset(venue_name: str, epoch: int) -> int:
+    """Seconds to add to UTC epoch to get local wall-clock epoch at that instant."""
+    tz = ZoneInfo(VENUES[venue_name].tz)
+    offset = datetime.fromtimestamp(epoch, UTC).astimezone(tz).utcoffset()
+    return int(offset.total_seconds()) if offset else 0
+
+
+def trading_hours(venue_name: str, rth: bool, around: datetime, days: int = 7) -> str:
+    """IB's tradingHours/liquidHours string for the days after `around`, in local time."""
+    venue = VENUES[venue_name]
+    tz = ZoneInfo(venue.tz)
+    table = sessions(venue_name, rth)
+    start_day = around.astimezone(tz).date()
+    parts = []
+    for offset in range(days):
+        day = start_day + timedelta(days=offset)
+        idx = int(np.searchsorted(table.dates, np.datetime64(day, "D")))
+        if idx < len(table) and table.dates[idx] == np.datetime64(day, "D"):
+            o = datetime.fromtimestamp(int(table.opens[idx]), tz)
+            c = datetime.fromtimestamp(int(table.closes[idx]), tz)
+            parts.append(f"{o:%Y%m%d:%H%M}-{c:%Y%m%d:%H%M}")
+        else:
+            parts.append(f"{day:%Y%m%d}:CLOSED")
+    return ";".join(parts)
