@@ -1,1 +1,4 @@
-"""placeholder."""
+"""Dagster assets and asset checks: universe, option chains, bars, account snapshots.
+
+May import: dagster, ibkr and warehouse; never live, pipelines or ibsim.
+"""

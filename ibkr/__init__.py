@@ -1,1 +1,6 @@
-"""placeholder."""
+"""The client side of Interactive Brokers: connections through ib_async and IB's rules as code.
+
+Owns: connection settings and errors, pacing, the request planner, durations, the error
+catalogue, contract helpers. May import: ib_async and the standard library; never Dagster,
+the warehouse or ibsim.
+"""

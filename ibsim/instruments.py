@@ -117,7 +117,7 @@ def _stock(con_id, symbol, name, primary, price, vol, head, industry, category, 
         stock_type="ETF" if etf else "COMMON",
         isin=isin,
         volatility=vol,
-        volume_per_minute=int(price and 2_000_000 / price * 60),
+        volume_per_minute=int(32_000_000 / price),  # about 60M shares a day at $215
         derivative_sec_types=("CFD", "OPT", "IOPT", "WAR", "BAG"),
     )
 

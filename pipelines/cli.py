@@ -3,43 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import signal
 import sys
 
-from ibsim.config import GatewayConfig
-from ibsim.server import serve
+from rich.console import Console
+
+from ibkr.connection import GatewayUnavailable
+from ibsim import cli as gateway_cli
 
 
-def _gateway(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    config = GatewayConfig(host=args.host, port=args.port)
+def _demo(args: argparse.Namespace) -> int:
+    from pipelines.demo import run_demo
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(config, stop)
-
+    console = Console()
     try:
-        asyncio.run(main())
-    except OSError as exc:
-        print(f"ibw gateway: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
-              "pick a free port with --port.", file=sys.stderr)  # fmt: skip
-        return 2
-    logging.getLogger("ibsim").info("embedded IB Gateway stopped")
+        result = run_demo(console)
+    except GatewayUnavailable as exc:
+        console.print(f"[red]ibw demo:[/red] {exc}")
+        return 1
+    console.print(
+        f"Fetched {result.bars} bars of AAPL (conId {result.con_id}) from the embedded gateway "
+        f"on port {result.port}, {result.first} to {result.last} UTC."
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ibw", description=__doc__)
+    parser = argparse.ArgumentParser(prog="ibw", description="ib-warehouse: IB data platform.")
     commands = parser.add_subparsers(dest="command", required=True)
-    gw = commands.add_parser("gateway", help="run the embedded IB Gateway in the foreground")
-    gw.add_argument("--host", default="127.0.0.1")
-    gw.add_argument("--port", type=int, default=4002)
-    gw.set_defaults(run=_gateway)
+    gateway = commands.add_parser("gateway", help="run the embedded IB Gateway in the foreground")
+    gateway_cli.add_arguments(gateway)
+    gateway.set_defaults(run=gateway_cli.run)
+    demo = commands.add_parser("demo", help="start an embedded gateway and fetch AAPL bars")
+    demo.set_defaults(run=_demo)
     args = parser.parse_args(argv)
     return args.run(args)
 
