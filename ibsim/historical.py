@@ -7,6 +7,7 @@ are the gateway's, shared by every client of this login.
 from __future__ import annotations
 
 import asyncio
+import calendar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -102,7 +103,7 @@ def _calendar_back(when: datetime, n: int, unit: str) -> datetime:
         return when - timedelta(weeks=n)
     months = n if unit == "M" else 12 * n
     year, month = divmod(when.year * 12 + when.month - 1 - months, 12)
-    day = min(when.day, 28)
+    day = min(when.day, calendar.monthrange(year, month + 1)[1])
     return when.replace(year=year, month=month + 1, day=day)
 
 

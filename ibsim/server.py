@@ -30,6 +30,7 @@ class Gateway:
         self.port = self.config.port
         self._server: asyncio.Server | None = None
         self._sessions: set[ClientSession] = set()
+        self._connections: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
@@ -39,20 +40,27 @@ class Gateway:
         log.info("embedded IB Gateway listening on %s:%s", self.config.host, self.port)
 
     async def stop(self) -> None:
+        """Stop listening, hang up on every client and wait for their connections to wind down."""
         if self._server is not None:
             self._server.close()
         for session in list(self._sessions):
             session.disconnect()
+        if self._connections:
+            await asyncio.wait(self._connections, timeout=5)
         if self._server is not None:
             await self._server.wait_closed()
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         session = ClientSession(self, reader, writer)
         self._sessions.add(session)
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
         try:
             await session.run()
         finally:
             self._sessions.discard(session)
+            self._connections.discard(task)
 
     def register(self, client_id: int, session: ClientSession) -> bool:
         if client_id in self.clients:
