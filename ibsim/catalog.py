@@ -34,6 +34,7 @@ class Catalog:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self._by_con_id = {i.con_id: i for i in FIXED + ref.futures()}
+        self._served_options: dict[int, Instrument] = {}  # still known after they expire
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -45,7 +46,8 @@ class Catalog:
         return next((i for i in FIXED if i.symbol == symbol and i.sec_type == "STK"), None)
 
     def by_con_id(self, con_id: int) -> Instrument | None:
-        return self._by_con_id.get(con_id) or self.options().get(con_id)
+        found = self._by_con_id.get(con_id) or self.options().get(con_id)
+        return found or self._served_options.get(con_id)
 
     def find(self, query: ContractQuery) -> list[Instrument]:
         """Every instrument the query describes; more than one means it is ambiguous."""
@@ -58,6 +60,7 @@ class Catalog:
             for i in self._candidates(query)
             if _matches(i, query) and (query.include_expired or not i.expired(now))
         ]
+        self._served_options.update((i.con_id, i) for i in matches if i.sec_type == "OPT")
         return sorted(matches, key=lambda i: (i.sec_type, i.last_trade_date, i.strike, i.right))
 
     def _candidates(self, query: ContractQuery) -> list[Instrument]:
@@ -66,10 +69,8 @@ class Catalog:
             front = ref.continuous(query.symbol, now)
             return [front] if front else []
         pool = list(FIXED) + list(ref.futures())
-        if query.sec_type in ("OPT", "") and (
-            query.symbol in ref.OPTION_UNDERLYINGS or query.local_symbol[:6].strip()
-        ):
-            pool += [o for o in self.options().values() if query.sec_type == "OPT"]
+        if query.sec_type == "OPT":
+            pool += self.options().values()
         return pool
 
     def _as_requested(self, inst: Instrument, query: ContractQuery) -> Instrument:
