@@ -41,10 +41,6 @@ def time_length_exceeded() -> IBError:
     return hmds("Time length exceed max.")
 
 
-def query_cancelled(req_id: int) -> IBError:
-    return hmds(f"API historical data query cancelled: {req_id}")
-
-
 def too_many_open(limit: int) -> IBError:
     return IBError(
         322,

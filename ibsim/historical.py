@@ -206,13 +206,14 @@ async def _answer(session: ClientSession, req_id: int, req: BarRequest, now: dat
             )
             return
         data = await loop.run_in_executor(None, _encode, req_id, req, bars, now)
-        if not rules.is_small_bar(req.bar) and config.soft_throttle_bars_per_second > 0:
-            await asyncio.sleep(len(bars.values) / config.soft_throttle_bars_per_second)
+        delay = rules.soft_throttle_delay(
+            len(bars.values), req.bar, config.soft_throttle_bars_per_second
+        )
+        if delay:
+            await asyncio.sleep(delay)
         session.send_payload(data)
         if req.keep_up_to_date:
             await _live_updates(session, req_id, req)
-    except asyncio.CancelledError:
-        raise
     finally:
         release(session, req_id)
         session.historical.pop(req_id, None)

@@ -170,3 +170,11 @@ def check_step(bar: int | str, duration: Duration) -> None:
     """Small bars: a span longer than the step table allows is IB's 'Time length exceed max.'"""
     if is_small_bar(bar) and duration.nominal_seconds > MAX_SMALL_BAR_SPAN[bar]:
         raise errors.time_length_exceeded()
+
+
+def soft_throttle_delay(bars: int, bar: int | str, bars_per_second: float) -> float:
+    """IB's soft throttle for bars of 1 min and longer: the bigger the answer, the longer it
+    takes. Small bars are paced by the hard rules instead."""
+    if is_small_bar(bar) or bars_per_second <= 0:
+        return 0.0
+    return bars / bars_per_second
