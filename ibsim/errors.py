@@ -16,9 +16,15 @@ class IBError(Exception):
         return f"{self.code}: {self.text}"
 
 
-def no_security(description: str = "") -> IBError:
-    suffix = f" ({description})" if description else ""
-    return IBError(200, f"No security definition has been found for the request{suffix}")
+NO_SECURITY = IBError(200, "No security definition has been found for the request")
+
+
+def ambiguous(symbol: str) -> IBError:
+    return IBError(200, f"The contract description specified for {symbol} is ambiguous.")
+
+
+def query_cancelled(req_id: int) -> IBError:
+    return hmds(f"API historical data query cancelled: {req_id}")
 
 
 def invalid_request(cause: str) -> IBError:
@@ -63,13 +69,14 @@ def contfut_end_date() -> IBError:
     )
 
 
-def invalid_end_date(value: str) -> IBError:
-    return IBError(
-        10314,
-        f"End Date/Time: The date, time, or time-zone entered is invalid ({value!r}). The correct "
-        "format is yyyymmdd hh:mm:ss xx/xxxx where yyyymmdd and xx/xxxx are optional. "
-        "E.g.: 20031126 15:59:00 US/Eastern",
-    )
+INVALID_END_DATE = IBError(
+    10314,
+    "End Date/Time: The date, time, or time-zone entered is invalid. The correct format is "
+    "yyyymmdd hh:mm:ss xx/xxxx where yyyymmdd and xx/xxxx are optional. E.g.: 20031126 15:59:00 "
+    "US/Eastern  Note that there is a space between the date and time, and between the time and "
+    "time-zone. You can also provide yyyymmdd-hh:mm:ss time is in UTC. Note that there is a dash "
+    "between the date and time in UTC notation.",
+)
 
 
 IMPLIED_TIME_ZONE = IBError(

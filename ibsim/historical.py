@@ -53,8 +53,10 @@ class BarRequest:
 # ------------------------------------------------------------------- resolving and checking
 def resolve(session: ClientSession, query: ContractQuery) -> Instrument:
     found = session.gateway.catalog.find(query)
-    if len(found) != 1:
-        raise errors.no_security(query.describe())
+    if not found:
+        raise errors.NO_SECURITY
+    if len(found) > 1:
+        raise errors.ambiguous(query.symbol or query.local_symbol)
     inst = found[0]
     if inst.sec_type == "CONTFUT":  # bars of the front month, under the continuous name
         inst = session.gateway.catalog.by_con_id(inst.extra["front"]) or inst
@@ -213,10 +215,12 @@ async def _answer(session: ClientSession, req_id: int, req: BarRequest, now: dat
             await asyncio.sleep(delay)
         session.send_payload(data)
         if req.keep_up_to_date:
+            session.streaming.add(req_id)
             await _live_updates(session, req_id, req)
     finally:
         release(session, req_id)
         session.historical.pop(req_id, None)
+        session.streaming.discard(req_id)
 
 
 def _encode(req_id: int, req: BarRequest, bars: Bars, now: datetime) -> bytes:
@@ -257,6 +261,9 @@ def cancel_historical_data(session: ClientSession, msg: FieldReader) -> None:
         raise errors.no_query(req_id)
     task.cancel()
     release(session, req_id)
+    if req_id not in session.streaming:  # still working on its answer: IB confirms the cancel
+        session.send_error(req_id, errors.query_cancelled(req_id))
+    session.streaming.discard(req_id)
 
 
 @handles(87)

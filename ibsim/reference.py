@@ -48,7 +48,7 @@ def contract_details(session: ClientSession, msg: FieldReader) -> None:
     query = replace(msg.contract(), include_expired=msg.bool())
     found = session.gateway.catalog.find(query)
     if not found:
-        raise errors.no_security(query.describe())
+        raise errors.NO_SECURITY
     now = session.now()
     for inst in found:
         session.send(*contract_details_fields(req_id, inst, now))

@@ -29,10 +29,6 @@ class ContractQuery:
     trading_class: str = ""
     include_expired: bool = False
 
-    def describe(self) -> str:
-        parts = [self.symbol or self.local_symbol or f"conId {self.con_id}", self.sec_type]
-        return " ".join(p for p in parts if p)
-
 
 class FieldReader:
     """Sequential access to one message's fields; running off the end is a RequestError."""

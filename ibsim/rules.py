@@ -86,12 +86,12 @@ def parse_end(value: str, tws_zone: str = "US/Eastern") -> EndDateTime:
             naive = datetime.strptime(f"{day} {hh}:{mm}:{ss}", "%Y%m%d %H:%M:%S")
             tz = UTC if form is _END_FORMS[0] else ZoneInfo(zone_name or tws_zone)
         except (ValueError, ZoneInfoNotFoundError) as exc:
-            raise errors.invalid_end_date(value) from exc
+            raise errors.INVALID_END_DATE from exc
         return EndDateTime(
             naive.replace(tzinfo=tz).astimezone(UTC),
             zone_name is None and form is not _END_FORMS[0],
         )
-    raise errors.invalid_end_date(value)
+    raise errors.INVALID_END_DATE
 
 
 def parse_duration(value: str) -> Duration:

@@ -35,6 +35,7 @@ class ClientSession:
         self.peer = writer.get_extra_info("peername")
         self.tasks: set[asyncio.Task] = set()
         self.historical: dict[int, asyncio.Task] = {}  # open bar requests by reqId
+        self.streaming: set[int] = set()  # keepUpToDate requests past their first answer
 
     # ----------------------------------------------------------------- sending
     def send(self, *fields: object) -> None:
@@ -109,7 +110,7 @@ class ClientSession:
             return True
         try:
             client_id = wire.as_int(fields[2])
-        except (IndexError, ValueError):
+        except (IndexError, ValueError, OverflowError):
             return False
         if not self.gateway.register(client_id, self):
             self.send_error(-1, errors.CLIENT_ID_IN_USE)
@@ -136,7 +137,7 @@ class ClientSession:
             result = handler(self, reader)
             if inspect.isawaitable(result):
                 await result
-        except RequestError as exc:
+        except (RequestError, ValueError, ArithmeticError, OSError) as exc:  # malformed fields
             self.send_error(reader.req_id, errors.bad_request(f"message {msg_id}: {exc}"))
         except IBError as exc:
             self.send_error(reader.req_id, exc)

@@ -26,16 +26,18 @@ class Venue:
     calendar: str  # exchange-calendars name
     tz: str  # IANA zone for local templates
     ib_tz: str  # IB's timeZoneId spelling
-    # Full (useRTH=0) hours: (local start, days before the session date, local end) or None when
-    # the calendar's own open/close are the full hours. End None: calendar close + `ext_after`.
+    # Full (useRTH=0) hours: a local start (days before the session date) and a local end,
+    # clipped to the calendar's close (early closes); None: the calendar's own open, or its close
+    # plus `ext_after`.
     full_start: time | None = None
     full_start_days_before: int = 0
     full_end: time | None = None
     ext_after: timedelta = timedelta(0)
-    # Regular (useRTH=1) hours: a local window clipped to the calendar session, or None for the
-    # calendar's open/close.
+    # Regular (useRTH=1) hours: a local window clipped to the calendar session, None for the
+    # calendar's open/close, or the full hours when `rth_is_full` (FX).
     rth_start: time | None = None
     rth_end: time | None = None
+    rth_is_full: bool = False
 
 
 VENUES = {
@@ -55,6 +57,9 @@ VENUES = {
             "CMES",
             "America/Chicago",
             "US/Central",
+            full_start=time(17, 0),
+            full_start_days_before=1,
+            full_end=time(16, 0),  # the daily maintenance break, 16:00-17:00 Chicago
             rth_start=time(8, 30),
             rth_end=time(15, 0),
         ),
@@ -63,6 +68,9 @@ VENUES = {
             "CMES",
             "America/Chicago",
             "US/Central",
+            full_start=time(17, 0),
+            full_start_days_before=1,
+            full_end=time(16, 0),
             rth_start=time(8, 0),
             rth_end=time(13, 30),
         ),
@@ -74,7 +82,7 @@ VENUES = {
             full_start=time(17, 15),
             full_start_days_before=1,
             full_end=time(17, 0),
-            rth_start=time(17, 15),
+            rth_is_full=True,
         ),
     )
 }
@@ -124,19 +132,16 @@ def sessions(venue_name: str, rth: bool) -> Sessions:
     tz = ZoneInfo(venue.tz)
     opens, closes = [], []
     for day, o, c in zip(days, cal_open, cal_close, strict=True):
-        if rth and venue.rth_start is not None:
-            start = _local(day - timedelta(days=venue.full_start_days_before), venue.rth_start, tz)
-            o2 = max(o, start) if venue.full_start is None else start
-            c2 = (
-                min(c, _local(day, venue.rth_end, tz))
-                if venue.rth_end
-                else _full_end(venue, day, c)
-            )
-        elif rth or venue.full_start is None:
+        if rth and not venue.rth_is_full:
             o2, c2 = o, c
+            if venue.rth_start is not None:  # a daytime window inside a longer session
+                o2 = max(o, _local(day, venue.rth_start, tz))
+                c2 = min(c, _local(day, venue.rth_end, tz))
         else:
-            o2 = _local(day - timedelta(days=venue.full_start_days_before), venue.full_start, tz)
-            c2 = _full_end(venue, day, c)
+            o2, c2 = o, _full_end(venue, day, c)
+            if venue.full_start is not None:
+                before = timedelta(days=venue.full_start_days_before)
+                o2 = _local(day - before, venue.full_start, tz)
         opens.append(o2)
         closes.append(c2)
     return Sessions(
@@ -148,7 +153,7 @@ def sessions(venue_name: str, rth: bool) -> Sessions:
 
 def _full_end(venue: Venue, day: date, calendar_close: int) -> int:
     if venue.full_end is not None:
-        return _local(day, venue.full_end, ZoneInfo(venue.tz))
+        return min(calendar_close, _local(day, venue.full_end, ZoneInfo(venue.tz)))
     return calendar_close + int(venue.ext_after.total_seconds())
 
 
@@ -166,6 +171,7 @@ def trading_hours(venue_name: str, rth: bool, around: datetime, days: int = 7) -
     table = sessions(venue_name, rth)
     start_day = around.astimezone(tz).date()
     parts = []
+    opens_on = {datetime.fromtimestamp(int(o), tz).date() for o in table.opens[-4000:]}
     for offset in range(days):
         day = start_day + timedelta(days=offset)
         idx = int(np.searchsorted(table.dates, np.datetime64(day, "D")))
@@ -173,6 +179,6 @@ def trading_hours(venue_name: str, rth: bool, around: datetime, days: int = 7) -
             o = datetime.fromtimestamp(int(table.opens[idx]), tz)
             c = datetime.fromtimestamp(int(table.closes[idx]), tz)
             parts.append(f"{o:%Y%m%d:%H%M}-{c:%Y%m%d:%H%M}")
-        else:
+        elif day not in opens_on:  # a Sunday evening open is listed with Monday's session
             parts.append(f"{day:%Y%m%d}:CLOSED")
     return ";".join(parts)

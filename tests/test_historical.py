@@ -205,3 +205,23 @@ def test_bars_are_the_same_for_any_client(gateway, connect):
 
 def test_contract_by_con_id_only(ib):
     assert bars(ib, contract=Contract(conId=265598, exchange="SMART")) == bars(ib)
+
+
+def test_cancelling_a_request_in_flight_is_confirmed_with_162(make_gateway, connect):
+    ib = connect(make_gateway(soft_throttle_bars_per_second=1.0))  # 7 bars take 7 s to answer
+
+    [aapl] = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+
+    async def request_then_cancel():
+        req_id = ib.client.getReqId()
+        ib.client.reqHistoricalData(
+            req_id, aapl, JULY_3_CLOSE, "1 D", "1 hour", "TRADES", True, 2, False, []
+        )
+        ib.client.cancelHistoricalData(req_id)
+        await asyncio.Event().wait()
+
+    code, text = request_error(ib, request_then_cancel())
+    assert code == 162
+    assert text.startswith(
+        "Historical Market Data Service error message:API historical data query cancelled:"
+    )
