@@ -104,9 +104,16 @@ def _matches(inst: Instrument, q: ContractQuery) -> bool:
         return False
     if q.right and q.right != "?" and _RIGHTS.get(q.right) != inst.right:
         return False
-    if q.multiplier and inst.multiplier and float(q.multiplier) != float(inst.multiplier):
+    if q.multiplier and inst.multiplier and not _same_number(q.multiplier, inst.multiplier):
         return False
     return not (q.trading_class and q.trading_class != inst.trading_class)
+
+
+def _same_number(requested: str, listed: str) -> bool:
+    try:
+        return float(requested) == float(listed)
+    except ValueError:
+        return requested == listed
 
 
 def _exchanges(inst: Instrument) -> set[str]:

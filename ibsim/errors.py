@@ -95,6 +95,9 @@ FARM_NOTICES = (
 )
 
 
+SERVER_ERROR = hmds("HMDS server error: the request failed inside the gateway (see its log)")
+
+
 def bad_request(detail: str) -> IBError:
     """A request the gateway could not read (unknown message id or malformed fields)."""
     return IBError(320, f"Error reading request: {detail}")

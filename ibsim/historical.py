@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from ibsim import barformat, errors, rules
+from ibsim import barformat, errors, rules, wire
 from ibsim.bars import (
     Bars,
     bars_between,
@@ -29,6 +30,7 @@ from ibsim.requests import ContractQuery, FieldReader
 from ibsim.session import ClientSession
 from ibsim.sessions import VENUES, sessions
 
+log = logging.getLogger("ibsim")
 HEAD_TIMESTAMP_SOURCES = {"TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST"}
 
 
@@ -95,18 +97,23 @@ def window(req: BarRequest, now: datetime) -> tuple[int, int]:
     elif unit == "D":
         start = window_start_by_sessions(req.inst, req.use_rth, end, n)
     else:
-        ends_at = datetime.fromtimestamp(end, UTC)
-        start = int(_calendar_back(ends_at, n, unit).timestamp())
+        start = _calendar_back(datetime.fromtimestamp(end, UTC), n, unit)
     return max(start, int(req.inst.head.timestamp())), end
 
 
-def _calendar_back(when: datetime, n: int, unit: str) -> datetime:
+def _calendar_back(when: datetime, n: int, unit: str) -> int:
+    """`when` minus n weeks, months or years (within IB's limits), in epoch seconds; windows
+    that reach before 1970 start at 0, and the head timestamp bounds them anyway."""
+    if when.year < 1971:
+        return 0
     if unit == "W":
-        return when - timedelta(weeks=n)
+        return int((when - timedelta(weeks=n)).timestamp())
     months = n if unit == "M" else 12 * n
     year, month = divmod(when.year * 12 + when.month - 1 - months, 12)
+    if year < 1970:
+        return 0
     day = min(when.day, calendar.monthrange(year, month + 1)[1])
-    return when.replace(year=year, month=month + 1, day=day)
+    return int(when.replace(year=year, month=month + 1, day=day).timestamp())
 
 
 def compute(req: BarRequest, now: datetime) -> Bars:
@@ -208,6 +215,9 @@ async def _answer(session: ClientSession, req_id: int, req: BarRequest, now: dat
             )
             return
         data = await loop.run_in_executor(None, _encode, req_id, req, bars, now)
+        if len(data) > wire.MAX_FRAME:  # more than any client can read in one message
+            session.send_error(req_id, errors.time_length_exceeded())
+            return
         delay = rules.soft_throttle_delay(
             len(bars.values), req.bar, config.soft_throttle_bars_per_second
         )
@@ -217,6 +227,9 @@ async def _answer(session: ClientSession, req_id: int, req: BarRequest, now: dat
         if req.keep_up_to_date:
             session.streaming.add(req_id)
             await _live_updates(session, req_id, req)
+    except Exception:  # a gateway bug must still answer the request, never leave it hanging
+        log.exception("historical request %s failed", req_id)
+        session.send_error(req_id, errors.SERVER_ERROR)
     finally:
         release(session, req_id)
         session.historical.pop(req_id, None)

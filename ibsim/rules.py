@@ -82,15 +82,14 @@ def parse_end(value: str, tws_zone: str = "US/Eastern") -> EndDateTime:
             continue
         day, hh, mm, ss, *zone = match.groups()
         zone_name = zone[0] if zone else None
+        utc_form = form is _END_FORMS[0]
         try:
             naive = datetime.strptime(f"{day} {hh}:{mm}:{ss}", "%Y%m%d %H:%M:%S")
-            tz = UTC if form is _END_FORMS[0] else ZoneInfo(zone_name or tws_zone)
-        except (ValueError, ZoneInfoNotFoundError) as exc:
-            raise errors.INVALID_END_DATE from exc
-        return EndDateTime(
-            naive.replace(tzinfo=tz).astimezone(UTC),
-            zone_name is None and form is not _END_FORMS[0],
-        )
+            tz = UTC if utc_form else ZoneInfo(zone_name or tws_zone)
+            when = naive.replace(tzinfo=tz).astimezone(UTC)
+        except (ValueError, OverflowError, OSError, ZoneInfoNotFoundError) as exc:
+            raise errors.INVALID_END_DATE from exc  # OSError: a zone name that is a folder
+        return EndDateTime(when, zone_name is None and not utc_form)
     raise errors.INVALID_END_DATE
 
 

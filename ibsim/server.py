@@ -12,6 +12,7 @@ from ibsim.catalog import Catalog
 from ibsim.config import GatewayConfig
 from ibsim.pacing import Pacer
 from ibsim.session import ClientSession
+from ibsim.sessions import warm_up
 
 log = logging.getLogger("ibsim")
 
@@ -33,6 +34,8 @@ class Gateway:
         self._connections: set[asyncio.Task] = set()
 
     async def start(self) -> None:
+        # Build the session tables before listening, so the first request is not the slow one.
+        await asyncio.get_running_loop().run_in_executor(None, warm_up)
         self._server = await asyncio.start_server(
             self._on_connect, self.config.host, self.config.port
         )

@@ -110,7 +110,7 @@ class ClientSession:
             return True
         try:
             client_id = wire.as_int(fields[2])
-        except (IndexError, ValueError, OverflowError):
+        except (IndexError, ValueError):
             return False
         if not self.gateway.register(client_id, self):
             self.send_error(-1, errors.CLIENT_ID_IN_USE)
@@ -137,10 +137,13 @@ class ClientSession:
             result = handler(self, reader)
             if inspect.isawaitable(result):
                 await result
-        except (RequestError, ValueError, ArithmeticError, OSError) as exc:  # malformed fields
+        except RequestError as exc:
             self.send_error(reader.req_id, errors.bad_request(f"message {msg_id}: {exc}"))
         except IBError as exc:
             self.send_error(reader.req_id, exc)
+        except Exception:  # a gateway bug: answer, log it, and keep the connection
+            log.exception("message %s failed", msg_id)
+            self.send_error(reader.req_id, errors.bad_request(f"message {msg_id} failed"))
 
     async def _close(self) -> None:
         for task in list(self.tasks):

@@ -182,3 +182,10 @@ def trading_hours(venue_name: str, rth: bool, around: datetime, days: int = 7) -
         elif day not in opens_on:  # a Sunday evening open is listed with Monday's session
             parts.append(f"{day:%Y%m%d}:CLOSED")
     return ";".join(parts)
+
+
+def warm_up() -> None:
+    """Compute every venue's session table once (exchange-calendars is slow the first time)."""
+    for name in VENUES:
+        for rth in (False, True):
+            sessions(name, rth)

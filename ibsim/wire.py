@@ -81,10 +81,15 @@ def is_unset(value: str) -> bool:
 
 
 def as_int(value: str, default: int = 0) -> int:
-    """Parse an int field, reading the clients' spellings of 'unset' as `default`."""
+    """Parse an int field, reading the clients' spellings of 'unset' as `default`.
+
+    Raises ValueError for anything else that is not a finite integer."""
     if is_unset(value):
         return default
-    return int(float(value)) if "." in value or "e" in value.lower() else int(value)
+    try:
+        return int(float(value)) if "." in value or "e" in value.lower() else int(value)
+    except OverflowError as exc:
+        raise ValueError(f"{value[:20]!r} is not a finite integer") from exc
 
 
 def as_float(value: str, default: float = 0.0) -> float:

@@ -141,3 +141,9 @@ def test_unknown_message_ids_and_bad_fields_get_error_320(ib):
 async def _send(ib, fields) -> None:
     ib.client.send(*fields)
     await asyncio.Event().wait()
+
+
+def test_an_answer_too_big_for_one_message_is_refused_as_too_long(ib):
+    # A year of one-minute bars with extended hours: 241,560 bars, over the 16 MiB frame limit.
+    code, text = error_for(ib, end="20240709-00:00:00", duration="1 Y", rth=False)
+    assert (code, text) == (162, HMDS + "Time length exceed max.")
