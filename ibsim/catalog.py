@@ -7,6 +7,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from ibsim import instruments as ref
+from ibsim import options
 from ibsim.clock import Clock
 from ibsim.instruments import Instrument
 from ibsim.requests import ContractQuery
@@ -20,12 +21,12 @@ def _option_chain(day: str) -> dict[int, Instrument]:
     """Every listed SPY and AAPL option on `day` (yyyymmdd), by conId."""
     now = datetime.strptime(day, "%Y%m%d")
     chain: dict[int, Instrument] = {}
-    for symbol in ref.OPTION_UNDERLYINGS:
+    for symbol in options.OPTION_UNDERLYINGS:
         underlying = next(s for s in ref.STOCKS if s.symbol == symbol)
-        for expiry in ref.option_expiries(now):
-            for strike in ref.option_strikes(underlying):
+        for expiry in options.option_expiries(now):
+            for strike in options.option_strikes(underlying):
                 for right in "CP":
-                    opt = ref.option(underlying, expiry, strike, right)
+                    opt = options.option(underlying, expiry, strike, right)
                     chain[opt.con_id] = opt
     return chain
 

@@ -1,12 +1,11 @@
 """Reference data: the instruments the gateway knows, with IB's conIds and field formats.
 
-Stocks, ETFs, indices and FX are fixed rows. Futures ladders and option chains are generated
-from a few parameters, anchored to the gateway's clock, so "live" and "expired" follow time.
+Stocks, ETFs, indices and FX are fixed rows; futures ladders are generated from a few
+parameters, and "live" or "expired" follows the gateway's clock. Options: ibsim.options.
 """
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -88,7 +87,7 @@ class Instrument:
         return datetime.strptime(self.last_trade_date, "%Y%m%d").date()
 
 
-def _utc(y: int, m: int, d: int, hh: int = 14, mm: int = 30) -> datetime:
+def utc(y: int, m: int, d: int, hh: int = 14, mm: int = 30) -> datetime:
     return datetime(y, m, d, hh, mm, tzinfo=UTC)
 
 
@@ -145,7 +144,7 @@ _STOCK_ROWS = (
 )
 # fmt: on
 STOCKS = tuple(
-    _stock(c, s, n, p, px, v, _utc(*d), ind, cat, isin, etf)
+    _stock(c, s, n, p, px, v, utc(*d), ind, cat, isin, etf)
     for c, s, n, p, px, v, d, ind, cat, isin, etf in _STOCK_ROWS
 )
 
@@ -166,7 +165,7 @@ def _index(con_id, symbol, name, exchange, price, vol):
         decimals=2,
         tick_units=1,
         market_rule=1,
-        head=_utc(2000, 1, 3),
+        head=utc(2000, 1, 3),
         valid_exchanges=exchange,
         order_types="",
         volatility=vol,
@@ -197,7 +196,7 @@ def _fx(con_id, base, quote, price, decimals, rule):
         decimals=decimals,
         tick_units=1,
         market_rule=rule,
-        head=_utc(2005, 1, 3, 0, 0),
+        head=utc(2005, 1, 3, 0, 0),
         valid_exchanges="IDEALPRO",
         order_types=FX_ORDER_TYPES,
         volatility=0.08,
@@ -278,7 +277,7 @@ FUTURE_YEARS = range(2022, 2029)
 MONTH_CODES = "FGHJKMNQUVXZ"
 
 
-def _third_friday(year: int, month: int) -> date:
+def third_friday(year: int, month: int) -> date:
     first = date(year, month, 1)
     return first + timedelta(days=(4 - first.weekday()) % 7 + 14)
 
@@ -296,7 +295,7 @@ def _future(spec: FutureSpec, year: int, month: int) -> Instrument:
         prior = date(year - (month == 1), 12 if month == 1 else month - 1, 25)
         last = _business_day_before(prior, 3)
     else:
-        last = _third_friday(year, month)
+        last = third_friday(year, month)
     code = MONTH_CODES[month - 1]
     return Instrument(
         con_id=spec.con_id_base + year * 100 + month,
@@ -348,80 +347,3 @@ def continuous(symbol: str, now: datetime) -> Instrument | None:
     if front is None:
         return None
     return replace(front, sec_type="CONTFUT", extra={"front": front.con_id})
-
-
-# ----------------------------------------------------------------------------- options
-
-OPTION_UNDERLYINGS = ("SPY", "AAPL")
-OPTION_EXCHANGES = ("SMART", "CBOE", "AMEX", "ISE", "PHLX", "BOX", "MIAX", "NASDAQOM")
-
-
-def _option_expiries(now: datetime) -> list[date]:
-    """Weeklies for eight weeks, then the monthlies (third Fridays) for a year."""
-    today = now.date()
-    friday = today + timedelta(days=(4 - today.weekday()) % 7)
-    weeklies = {friday + timedelta(weeks=i) for i in range(8)}
-    monthlies = set()
-    y, m = today.year, today.month
-    for _ in range(13):
-        third = _third_friday(y, m)
-        if third >= today:
-            monthlies.add(third)
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    return sorted(weeklies | monthlies)
-
-
-def _strike_step(price: float) -> float:
-    return 1.0 if price < 300 else 5.0
-
-
-def option_strikes(underlying: Instrument) -> list[float]:
-    """Strikes from 70% to 130% of the typical price, on the listing step."""
-    step = _strike_step(underlying.price)
-    low = int(underlying.price * 0.7 / step)
-    high = int(underlying.price * 1.3 / step) + 1
-    return [round(k * step, 2) for k in range(low, high)]
-
-
-def option_expiries(now: datetime) -> list[str]:
-    return [f"{d:%Y%m%d}" for d in _option_expiries(now)]
-
-
-def option(underlying: Instrument, expiry: str, strike: float, right: str) -> Instrument:
-    """One option contract; its conId is a stable function of its terms."""
-    right = right[0].upper()
-    occ = f"{underlying.symbol:<6}{expiry[2:]}{right}{round(strike * 1000):08d}"
-    con_id = 600_000_000 + zlib.crc32(occ.encode()) % 300_000_000
-    is_monthly = datetime.strptime(expiry, "%Y%m%d").date() == _third_friday(
-        int(expiry[:4]), int(expiry[4:6])
-    )
-    return Instrument(
-        con_id=con_id,
-        symbol=underlying.symbol,
-        sec_type="OPT",
-        exchange="SMART",
-        primary_exchange="",
-        currency="USD",
-        local_symbol=occ,
-        trading_class=underlying.symbol,
-        long_name=underlying.long_name,
-        venue="us_index",
-        price=max(underlying.price * 0.02, 0.05),
-        decimals=2,
-        tick_units=1,
-        market_rule=32,
-        head=_utc(2000, 1, 3),
-        multiplier="100",
-        last_trade_date=expiry,
-        strike=strike,
-        right=right,
-        contract_month=expiry[:6],
-        valid_exchanges=",".join(OPTION_EXCHANGES),
-        order_types=STOCK_ORDER_TYPES,
-        under_con_id=underlying.con_id,
-        under_symbol=underlying.symbol,
-        under_sec_type="STK",
-        volatility=0.9,
-        volume_per_minute=20,
-        extra={"monthly": is_monthly},
-    )

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ibsim import errors
-from ibsim import instruments as ref
+from ibsim import errors, options
 from ibsim.catalog import FIXED
 from ibsim.dispatch import handles
 from ibsim.instruments import MARKET_RULES, Instrument
@@ -81,10 +80,10 @@ def option_parameters(session: ClientSession, msg: FieldReader) -> None:
     msg.str()  # underlying secType
     con_id = msg.int()
     underlying = session.gateway.catalog.underlying(symbol)
-    if underlying and symbol in ref.OPTION_UNDERLYINGS and con_id in (0, underlying.con_id):
-        expiries = ref.option_expiries(session.now())
-        strikes = [_strike(s) for s in ref.option_strikes(underlying)]
-        for exchange in ref.OPTION_EXCHANGES:
+    if underlying and symbol in options.OPTION_UNDERLYINGS and con_id in (0, underlying.con_id):
+        expiries = options.option_expiries(session.now())
+        strikes = [_strike(s) for s in options.option_strikes(underlying)]
+        for exchange in options.OPTION_EXCHANGES:
             session.send(
                 75, req_id, exchange, underlying.con_id, symbol, "100",
                 len(expiries), *expiries, len(strikes), *strikes,
