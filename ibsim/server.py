@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from dataclasses import replace
 
 from ibsim import account, errors, historical, reference  # noqa: F401  (they register handlers)
 from ibsim.catalog import Catalog
@@ -88,8 +87,7 @@ class GatewayThread:
     """A gateway on its own thread and event loop: for tests, `ibw demo` and notebooks."""
 
     def __init__(self, config: GatewayConfig | None = None) -> None:
-        config = config or GatewayConfig()
-        self.gateway = Gateway(replace(config, port=config.port))
+        self.gateway = Gateway(config)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="ibsim", daemon=True)
         self._ready = threading.Event()
