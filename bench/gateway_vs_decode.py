@@ -4,7 +4,7 @@ One large request, a year of one-minute bars (AAPL TRADES, useRTH=0, "1 Y", "1 m
 2024-07-10 00:00 UTC), for formatDate 2 (epoch seconds) and formatDate 1 (local time and zone):
 
 * gateway: the work the gateway does on its executor for the request, ``historical.compute``
-  (bars from the synthetic market) and ``historical._encode`` (the msg 17 payload), on a
+  (bars from the synthetic market) and ``historical.encode`` (the msg 17 payload), on a
   ``BarRequest`` that ``historical.parse_bar_request`` read from the msg 20 fields ib_async sends;
 * client: what ib_async does with that payload: ``bytes.decode`` and ``split("\\0")`` as in
   ``Client._onSocketHasData``, then ``Decoder(wrapper, 178).interpret(fields)``, whose
@@ -67,7 +67,7 @@ def bar_request(gateway: Gateway, format_date: int) -> historical.BarRequest:
 def serve(req: historical.BarRequest) -> bytes:
     """The gateway's executor work for one request: bars, then the msg 17 payload."""
     bars = historical.compute(req, NOW)
-    return historical._encode(REQ_ID, req, bars, NOW)
+    return historical.encode(REQ_ID, req, bars)
 
 
 def make_decoder() -> tuple[Decoder, Any]:
@@ -105,9 +105,9 @@ def best_of(runs: int, fn: Callable[[], object]) -> tuple[Timing, object]:
 
 
 def split_gateway(req: historical.BarRequest, runs: int) -> tuple[float, float]:
-    """Best CPU seconds of compute and of _encode alone (the breakdown of the gateway side)."""
+    """Best CPU seconds of compute and of encode alone (the breakdown of the gateway side)."""
     compute, bars = best_of(runs, lambda: historical.compute(req, NOW))
-    encode, _ = best_of(runs, lambda: historical._encode(REQ_ID, req, bars, NOW))
+    encode, _ = best_of(runs, lambda: historical.encode(REQ_ID, req, bars))
     return compute.cpu, encode.cpu
 
 

@@ -21,6 +21,8 @@ class Bars:
     values: Atoms
     session_dates: np.ndarray  # datetime64[D] of each bar's first session
     intraday: bool
+    start: int  # the window asked for, [start, end) in epoch seconds
+    end: int
 
 
 def _minute_grid(a: int, b: int) -> tuple[int, int]:
@@ -67,7 +69,7 @@ def bars_between(
     resolution = 1 if isinstance(bar, int) and bar < 60 else 60
     atoms, owner = atoms_between(inst, what, table, start, end, resolution)
     if not len(atoms):
-        return Bars(atoms, np.array([], dtype="datetime64[D]"), isinstance(bar, int))
+        return Bars(atoms, np.array([], dtype="datetime64[D]"), isinstance(bar, int), start, end)
     if isinstance(bar, int):
         offsets = np.array([utc_offset(inst.venue, int(o)) for o in table.opens], dtype=np.int64)
         key = owner * 10_000_000 + (atoms.start + offsets[owner]) // bar
@@ -78,9 +80,8 @@ def bars_between(
         key = (days + 3) // 7 if bar == "week" else table.dates[owner].astype("datetime64[M]")
         key = np.asarray(key).astype(np.int64)
     group_starts = np.flatnonzero(np.diff(key, prepend=key[0] - 1))
-    return Bars(
-        aggregate(atoms, group_starts), table.dates[owner[group_starts]], isinstance(bar, int)
-    )
+    dates = table.dates[owner[group_starts]]
+    return Bars(aggregate(atoms, group_starts), dates, isinstance(bar, int), start, end)
 
 
 def window_start_by_sessions(inst: Instrument, use_rth: bool, end: int, count: int) -> int:

@@ -41,7 +41,6 @@ class BarRequest:
     end: rules.EndDateTime
     duration: rules.Duration
     bar: int | str
-    bar_size: str
     what: str
     use_rth: bool
     format_date: int
@@ -118,9 +117,7 @@ def _calendar_back(when: datetime, n: int, unit: str) -> int:
 
 def compute(req: BarRequest, now: datetime) -> Bars:
     start, end = window(req, now)
-    if start >= end:
-        return bars_between(req.inst, req.what, req.use_rth, req.bar, end, end)
-    return bars_between(req.inst, req.what, req.use_rth, req.bar, start, end)
+    return bars_between(req.inst, req.what, req.use_rth, req.bar, start, max(start, end))
 
 
 def parse_bar_request(session: ClientSession, msg: FieldReader) -> BarRequest:
@@ -149,7 +146,7 @@ def parse_bar_request(session: ClientSession, msg: FieldReader) -> BarRequest:
     if keep_up_to_date:
         rules.check_live_updates(what, end, bar)
     rules.check_step(bar, duration)
-    return BarRequest(inst, query, end, duration, bar, bar_size, what, use_rth, format_date,
+    return BarRequest(inst, query, end, duration, bar, what, use_rth, format_date,
                       keep_up_to_date)  # fmt: skip
 
 
@@ -214,7 +211,7 @@ async def _answer(session: ClientSession, req_id: int, req: BarRequest, now: dat
                 req_id, errors.no_data(req.inst.local_symbol, req.query.exchange, req.what)
             )
             return
-        data = await loop.run_in_executor(None, _encode, req_id, req, bars, now)
+        data = await loop.run_in_executor(None, encode, req_id, req, bars)
         if len(data) > wire.MAX_FRAME:  # more than any client can read in one message
             session.send_error(req_id, errors.time_length_exceeded())
             return
@@ -236,10 +233,10 @@ async def _answer(session: ClientSession, req_id: int, req: BarRequest, now: dat
         session.streaming.discard(req_id)
 
 
-def _encode(req_id: int, req: BarRequest, bars: Bars, now: datetime) -> bytes:
+def encode(req_id: int, req: BarRequest, bars: Bars) -> bytes:
+    """msg 17 for `bars`, with the window they cover as historicalDataEnd's start and end."""
     table = barformat.bar_table(bars, req.inst, req.what, req.format_date)
-    start, end = window(req, now)
-    header = [17, req_id, _stamp(start, req.inst), _stamp(end, req.inst), table.height]
+    header = [17, req_id, _stamp(bars.start, req.inst), _stamp(bars.end, req.inst), table.height]
     return barformat.payload(header, table)
 
 
