@@ -21,6 +21,7 @@ TRADING_YEAR = 252 * 6.5 * 3_600
 PERIODS = np.array([900.0, 9_000.0, 1.3, 6.1, 23.0, 97.0, 365.0, 1_500.0]) * np.array(
     [1, 1, 86_400, 86_400, 86_400, 86_400, 86_400, 86_400]
 )
+MAX_CYCLE = 90 * 86_400
 QUOTES = ("MIDPOINT", "BID", "ASK", "BID_ASK")
 _SALT = {"TRADES": 1, "ADJUSTED_LAST": 1, "MIDPOINT": 2, "BID": 2, "ASK": 2, "BID_ASK": 2}
 _U64 = np.uint64
@@ -44,7 +45,9 @@ def uniform(con_id: int, t: np.ndarray, salt: int) -> np.ndarray:
 def mid_units(inst: Instrument, t: np.ndarray) -> np.ndarray:
     """The mid price at instants `t` (epoch seconds), on the tick grid."""
     phases = 2 * np.pi * uniform(inst.con_id, np.arange(len(PERIODS)), salt=99)
-    amplitudes = inst.volatility * np.sqrt(PERIODS / YEAR) * 0.9
+    # Slow cycles are capped at a quarter's amplitude, so the level stays within about a third
+    # of the instrument's typical price over the years (AAPL stays an AAPL-like price).
+    amplitudes = inst.volatility * np.sqrt(np.minimum(PERIODS, MAX_CYCLE) / YEAR) * 0.6
     angle = 2 * np.pi * np.asarray(t, dtype=np.float64)[:, None] / PERIODS + phases
     price = inst.price * np.exp((amplitudes * np.sin(angle)).sum(axis=1))
     ticks = np.maximum(np.rint(price / inst.min_tick), 1.0)
