@@ -324,7 +324,11 @@ def test_one_minute_bars_of_the_july_3_early_close(app: IBApiApp) -> None:
     assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(dates))
     for bar in reply.bars:
         check_ohlc(bar)
-        assert bar.volume > 0 and bar.barCount > 0 and bar.low <= bar.wap <= bar.high
+        assert (
+            bar.volume > 0
+            and bar.barCount > 0
+            and Decimal(str(bar.low)) <= bar.wap <= Decimal(str(bar.high))
+        )  # wap is a Decimal
     start, end = reply.one("historicalDataEnd")
     assert end == "20240703 16:00:00 US/Eastern"
     assert new_york(start) <= dates[0]
