@@ -33,7 +33,3 @@ class ManualClock:
         with self._lock:
             self._now += timedelta(seconds=seconds)
             return self._now
-
-    def set(self, when: datetime) -> None:
-        with self._lock:
-            self._now = when.astimezone(UTC)

@@ -47,9 +47,6 @@ def option(underlying: Instrument, expiry: str, strike: float, right: str) -> In
     right = right[0].upper()
     occ = f"{underlying.symbol:<6}{expiry[2:]}{right}{round(strike * 1000):08d}"
     con_id = 600_000_000 + zlib.crc32(occ.encode()) % 300_000_000
-    is_monthly = datetime.strptime(expiry, "%Y%m%d").date() == third_friday(
-        int(expiry[:4]), int(expiry[4:6])
-    )
     return Instrument(
         con_id=con_id,
         symbol=underlying.symbol,
@@ -78,5 +75,4 @@ def option(underlying: Instrument, expiry: str, strike: float, right: str) -> In
         under_sec_type="STK",
         volatility=0.9,
         volume_per_minute=20,
-        extra={"monthly": is_monthly},
     )
