@@ -7,9 +7,7 @@ from dataclasses import dataclass
 
 from ib_async import IB
 
-
-class GatewayUnavailable(ConnectionError):
-    """The gateway could not be reached; the message says why and what to do."""
+from ibkr.errors import GatewayUnavailable
 
 
 @dataclass(frozen=True)
@@ -42,18 +40,19 @@ def connect(settings: ConnectionSettings, readonly: bool = True) -> IB:
         )
     except ConnectionRefusedError as exc:
         raise GatewayUnavailable(
-            f"Nothing is listening at {where}: start a gateway (`ibw gateway`) or point "
-            "IB_HOST/IB_PORT at IB Gateway or TWS."
+            f"Nothing is listening at {where}",
+            "start a gateway (`ibw gateway`) or point IB_HOST/IB_PORT at IB Gateway or TWS",
         ) from exc
     except TimeoutError as exc:
         ib.disconnect()
         raise GatewayUnavailable(
             f"The gateway at {where} did not finish the API handshake within "
-            f"{settings.timeout:.0f} s: client id {settings.client_id} may be in use (set "
-            "IB_CLIENT_ID) or the API is not enabled in the gateway's settings."
+            f"{settings.timeout:.0f} s",
+            f"client id {settings.client_id} may be in use (set IB_CLIENT_ID) or the API is not "
+            "enabled in the gateway's settings",
         ) from exc
     except OSError as exc:
         raise GatewayUnavailable(
-            f"Cannot reach {where} ({exc.strerror or exc}): check IB_HOST and IB_PORT."
+            f"Cannot reach {where} ({exc.strerror or exc})", "check IB_HOST and IB_PORT"
         ) from exc
     return ib

@@ -36,6 +36,12 @@ class Catalog:
         self.clock = clock
         self._by_con_id = {i.con_id: i for i in FIXED + ref.futures()}
         self._served_options: dict[int, Instrument] = {}  # still known after they expire
+        self._added: list[Instrument] = []
+
+    def add(self, instrument: Instrument) -> None:
+        """List one more instrument, e.g. a deliberately broken one for a fault scenario."""
+        self._added.append(instrument)
+        self._by_con_id[instrument.con_id] = instrument
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -69,7 +75,7 @@ class Catalog:
         if query.sec_type == "CONTFUT":
             front = ref.continuous(query.symbol, now)
             return [front] if front else []
-        pool = list(FIXED) + list(ref.futures())
+        pool = [*FIXED, *ref.futures(), *self._added]
         if query.sec_type == "OPT":
             pool += self.options().values()
         return pool

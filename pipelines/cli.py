@@ -1,14 +1,17 @@
-"""The `ibw` command line."""
+"""The `ibw` command line: every command ends with one sentence, never a traceback."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
-from ibkr.connection import GatewayUnavailable
+from ibkr.errors import one_sentence
 from ibsim import cli as gateway_cli
+from pipelines.query import add_query_command
+from warehouse.layout import home as default_home
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -16,25 +19,45 @@ def _demo(args: argparse.Namespace) -> int:
 
     console = Console()
     try:
-        result = run_demo(console)
-    except GatewayUnavailable as exc:
-        console.print(f"[red]ibw demo:[/red] {exc}")
+        run_demo(console, Path(args.home).resolve())
+    except Exception as exc:  # the demo's last word is one sentence, whatever failed
+        console.print(f"[red]ibw demo:[/red] {one_sentence(_root_cause(exc))}")
         return 1
-    console.print(
-        f"Fetched {result.bars} bars of AAPL (conId {result.con_id}) from the embedded gateway "
-        f"on port {result.port}, {result.first} to {result.last} UTC."
-    )
     return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from pipelines.dev import run_dev
+
+    return run_dev(Console(), Path(args.home).resolve(), args.port, args.gateway_port)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """Dagster wraps a failed step's exception; users need the one that explains it."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ibw", description="ib-warehouse: IB data platform.")
     commands = parser.add_subparsers(dest="command", required=True)
+
     gateway = commands.add_parser("gateway", help="run the embedded IB Gateway in the foreground")
     gateway_cli.add_arguments(gateway)
     gateway.set_defaults(run=gateway_cli.run)
-    demo = commands.add_parser("demo", help="start an embedded gateway and fetch AAPL bars")
+
+    demo = commands.add_parser("demo", help="universe and option chains into a fresh warehouse")
+    demo.add_argument("--home", default=str(default_home()), help="warehouse home ($IBW_HOME)")
     demo.set_defaults(run=_demo)
+
+    dev = commands.add_parser("dev", help="embedded gateway + Dagster webserver and daemon")
+    dev.add_argument("--home", default=str(default_home()), help="warehouse home ($IBW_HOME)")
+    dev.add_argument("--port", type=int, default=3000, help="Dagster UI port (default 3000)")
+    dev.add_argument("--gateway-port", type=int, default=4002, help="embedded gateway port")
+    dev.set_defaults(run=_dev)
+
+    add_query_command(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -1,9 +1,26 @@
-"""The Dagster code location loaded by workspace.yaml.
+"""The Dagster code location loaded by workspace.yaml: assets, checks and resources.
 
-Assets, resources, partitions, sensors and schedules join it as the universe, backfill and
-snapshot issues land.
+Resources read the environment when the code location loads: IB_HOST, IB_PORT, IB_CLIENT_ID
+(default: the embedded gateway on 127.0.0.1:4002), IBW_HOME and IBW_UNIVERSE.
 """
 
 import dagster as dg
 
-defs = dg.Definitions()
+from assets.contracts import contracts
+from assets.option_chains import option_chains
+from assets.resources import IBResource, UniverseResource, WarehouseResource
+
+
+def resources() -> dict[str, dg.ConfigurableResource]:
+    return {
+        "ib": IBResource.from_env(),
+        "warehouse": WarehouseResource.from_env(),
+        "universe": UniverseResource.from_env(),
+    }
+
+
+defs = dg.Definitions(
+    assets=[contracts, option_chains],
+    resources=resources(),
+    executor=dg.in_process_executor,  # one process, one IB connection per run
+)

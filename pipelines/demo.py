@@ -1,52 +1,94 @@
-"""`ibw demo`: start an embedded gateway on a free port and fetch AAPL bars through ib_async."""
+"""`ibw demo`: the whole first data path on a fresh machine, against its own embedded gateway.
+
+Starts the embedded gateway on a free port, materializes the universe and today's option chains
+through Dagster (in-process) into $IBW_HOME, then shows what landed and how to query it.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from ib_async import Stock
+import dagster as dg
 from rich.console import Console
 from rich.table import Table
 
-from ibkr.connection import ConnectionSettings, connect
+from assets.contracts import contracts
+from assets.option_chains import option_chains
+from assets.resources import IBResource, UniverseResource, WarehouseResource
 from ibsim import GatewayConfig, GatewayThread
+from warehouse.catalog import connect_readonly
+
+EXAMPLE_QUERIES = (
+    "SELECT sec_type, count(*) AS contracts FROM security_master_current "
+    "GROUP BY sec_type ORDER BY sec_type",
+    "SELECT underlying_symbol, expiry, count(*) AS contracts, min(strike) AS low_strike, "
+    "max(strike) AS high_strike FROM option_chains GROUP BY ALL ORDER BY ALL LIMIT 8",
+)
 
 
 @dataclass(frozen=True)
 class DemoResult:
-    port: int
-    con_id: int
-    bars: int
-    first: str
-    last: str
+    home: Path
+    catalog: Path
+    contracts: int
+    options: int
 
 
-def run_demo(console: Console) -> DemoResult:
+def _shortest(path: Path) -> str:
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("..") else str(path)
+
+
+def run_demo(console: Console, home: Path) -> DemoResult:
+    resources = {
+        "warehouse": WarehouseResource(home=str(home)),
+        "universe": UniverseResource.from_env(),
+    }
     with (
-        console.status("Starting the embedded IB Gateway..."),
-        GatewayThread(GatewayConfig(port=0)) as gateway,
+        console.status("Starting the embedded IB Gateway...") as status,
+        GatewayThread(GatewayConfig(port=0)) as gw,
     ):
-        ib = connect(ConnectionSettings(port=gateway.port, client_id=1))
-        try:
-            aapl = Stock("AAPL", "SMART", "USD")
-            ib.qualifyContracts(aapl)
-            with console.status("Fetching two sessions of 5-minute AAPL bars..."):
-                bars = ib.reqHistoricalData(
-                    aapl, "", "2 D", "5 mins", "TRADES", useRTH=True, formatDate=2, timeout=60
-                )
-        finally:
-            ib.disconnect()
-    table = Table(title=f"AAPL (conId {aapl.conId}), last 5-minute bars")
-    for name in ("time (UTC)", "open", "high", "low", "close", "volume"):
-        table.add_column(name, justify="right")
-    for bar in bars[-8:]:
-        table.add_row(f"{bar.date:%Y-%m-%d %H:%M}", *(f"{x:,.2f}" for x in
-                      (bar.open, bar.high, bar.low, bar.close)), f"{bar.volume:,.0f}")  # fmt: skip
-    console.print(table)
-    return DemoResult(
-        gateway.port,
-        aapl.conId,
-        len(bars),
-        f"{bars[0].date:%Y-%m-%d %H:%M}" if bars else "-",
-        f"{bars[-1].date:%Y-%m-%d %H:%M}" if bars else "-",
+        resources["ib"] = IBResource(port=gw.port)
+        status.update("Resolving the universe into the security master...")
+        _materialize([contracts], resources)
+        console.print("[green]✓[/green] contracts: the security master is in the warehouse")
+        day = datetime.now(ZoneInfo("America/New_York")).date().isoformat()
+        status.update(f"Snapshotting the option chains of {day}...")
+        _materialize([option_chains], resources, partition_key=day)
+        console.print(f"[green]✓[/green] option_chains: the {day} snapshot is in the warehouse")
+    return _summarize(console, home)
+
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _materialize(assets: list, resources: dict, partition_key: str | None = None) -> None:
+    dg.materialize(
+        assets, resources=resources, partition_key=partition_key, run_config=QUIET
+    )  # raises on failure; the CLI turns that into one sentence
+
+
+def _summarize(console: Console, home: Path) -> DemoResult:
+    with connect_readonly(home) as con:
+        count_contracts = con.sql("SELECT count(*) FROM security_master_current").fetchall()[0][0]
+        count_options = con.sql("SELECT count(*) FROM option_chains").fetchall()[0][0]
+        for sql in EXAMPLE_QUERIES:
+            relation = con.sql(sql)
+            console.print(f"[dim]> {sql}[/dim]")
+            table = Table()
+            for column in relation.columns:
+                table.add_column(column)
+            for row in relation.fetchall():
+                table.add_row(*(str(v) for v in row))
+            console.print(table)
+    catalog = home / "warehouse.duckdb"
+    console.print(
+        f"{count_contracts} contracts and {count_options} option contracts landed in {home}. "
+        f'Query them with `ibw query "SQL"` or open {catalog} read-only '
+        f"(duckdb -readonly {_shortest(catalog)})."
     )
+    return DemoResult(home, catalog, count_contracts, count_options)

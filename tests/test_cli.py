@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -102,11 +104,56 @@ def test_gateway_reports_a_busy_port_in_one_sentence():
     assert "Traceback" not in result.stderr
 
 
-def test_demo_fetches_aapl_bars_from_its_own_gateway():
+def test_demo_builds_a_warehouse_from_its_own_gateway(tmp_path):
+    home = tmp_path / "ibw"
     result = subprocess.run(
-        [*IBW, "demo"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "COLUMNS": "120"},
+        [*IBW, "demo", "--home", str(home)], cwd=ROOT, capture_output=True, text=True,
+        timeout=300, env={**os.environ, "COLUMNS": "160"},
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    fetched = re.search(r"Fetched (\d+) bars of AAPL \(conId 265598\)", result.stdout)
-    assert fetched and int(fetched.group(1)) > 0  # the count depends on today's sessions
+    assert result.returncode == 0, result.stdout + result.stderr
+    landed = re.search(r"(\d+) contracts and (\d+) option contracts landed in", result.stdout)
+    assert landed and int(landed.group(1)) > 20 and int(landed.group(2)) > 0
+    assert "security_master_current" in result.stdout and "option_chains" in result.stdout
+    assert (home / "warehouse.duckdb").exists()
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_dev_serves_dagster_with_the_gateway_and_stops_both_on_ctrl_c(tmp_path):
+    ui_port, gateway_port = free_port(), free_port()
+    command = [*IBW, "dev", "--home", str(tmp_path / "ibw"), "--port", str(ui_port)]
+    command += ["--gateway-port", str(gateway_port)]
+    with subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        output = OutputWatcher(proc)
+        try:
+            info = wait_for_http(f"http://127.0.0.1:{ui_port}/server_info", timeout=180)
+            assert "dagster_webserver_version" in info
+            ib = IB()
+            ib.connect("127.0.0.1", gateway_port, clientId=9, timeout=10)
+            assert ib.reqCurrentTime()
+            ib.disconnect()
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=90) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()  # by its pid
+                proc.wait(timeout=30)
+        log = output.finish()
+    assert "Stopped the Dagster webserver, its daemon and the embedded gateway." in log
+    for port in (ui_port, gateway_port):
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
+
+
+def wait_for_http(url: str, timeout: float) -> str:
+    """Poll `url` until it answers 200 (bounded by `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -1,5 +1,10 @@
 """Storage: pandera schemas, the atomic Parquet writer, the coverage ledger, the quarantine and
 the DuckDB catalog.
 
+Modules: `layout` (where everything lives under `$IBW_HOME`), `parquet` (atomic partition writes
+and reads), `schemas` (one pandera model per dataset), `validation` (split a frame into valid and
+quarantined rows), `quarantine` (store the rejected rows), `security_master` (the contract
+history keyed by conId) and `catalog` (the DuckDB file of views analysts open read-only).
+
 May import: polars, pyarrow, duckdb, pandera and the standard library; never IB or Dagster.
 """

@@ -1,0 +1,192 @@
+"""The `option_chains` asset: each day's chain snapshot, bounded by the universe's windows.
+
+IB keeps no history of expired options, so a day's chain can only be taken on that day (the
+gateway's day, not this machine's). Only the contracts inside the window are qualified.
+"""
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import polars as pl
+from ib_async import Contract, ContractDetails, Option
+
+from assets.resources import IBResource, UniverseResource, WarehouseResource
+from ibkr import errors
+from ibkr.client import IBClient
+from ibkr.universe import OptionWindow
+from warehouse.catalog import refresh_catalog
+from warehouse.parquet import read_dataset, write_partition
+from warehouse.quarantine import write_quarantine
+from warehouse.validation import split_valid
+
+DATASET = "option_chains"
+WINDOW_CHECK = "chain_inside_window"
+QUALIFY_BATCH = 50
+EXCHANGE_DAY = ZoneInfo("America/New_York")  # US options: the trading day is New York's
+
+daily = dg.DailyPartitionsDefinition(
+    start_date="2024-01-01", timezone="America/New_York", end_offset=1
+)
+
+
+@dg.asset(
+    group_name="universe",
+    kinds={"ib", "parquet"},
+    pool="ib_gateway",
+    partitions_def=daily,
+    deps=["contracts"],
+    check_specs=[dg.AssetCheckSpec(WINDOW_CHECK, asset="option_chains", blocking=True)],
+)
+def option_chains(
+    context: dg.AssetExecutionContext,
+    ib: IBResource,
+    warehouse: WarehouseResource,
+    universe: UniverseResource,
+):
+    """The day's option contracts inside each underlying's expiry and moneyness window."""
+    day = date.fromisoformat(context.partition_key)
+    windows = universe.load().options
+    home = warehouse.path
+    underlyings = _underlyings(read_dataset(home, "security_master"), windows)
+    with ib.client(context.run.run_id) as client:
+        gateway_day = client.run(client.now()).astimezone(EXCHANGE_DAY).date()
+        if gateway_day != day:
+            raise dg.Failure(
+                f"IB keeps no history of option chains, so only the gateway's today "
+                f"({gateway_day}) can be snapshotted, not {day}: materialize that partition."
+            )
+        stats: dict[str, dict] = {}
+        frames = []
+        for window in windows:
+            underlying = underlyings.get(window.underlying)
+            if underlying is None:
+                raise dg.Failure(
+                    f"{window.underlying} is not in the security master: add it to the "
+                    "universe's entries and materialize `contracts` first."
+                )
+            rows, stats[window.underlying] = client.run(_chain(client, underlying, window, day))
+            frames.append(rows)
+        requests = client.requests
+    fetched_at = datetime.now(UTC)
+    chain = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    chain = chain.with_columns(
+        request_id=pl.lit(context.run.run_id),
+        fetched_at=pl.lit(fetched_at),
+        source=pl.lit(ib.source),
+    )
+    origin = f"option_chains {day}"
+    valid, rejected = split_valid(chain, DATASET, origin=origin)
+    write_partition(home, DATASET, valid, {"snapshot_date": day.isoformat()})
+    write_quarantine(home, rejected, DATASET, origin=origin)
+    refresh_catalog(home)
+
+    outside = [w.underlying for w in windows if not _inside(valid, w)]
+    qualified = sum(s["qualified"] for s in stats.values())
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": valid.height,
+            "expiries": sum(s["expiries"] for s in stats.values()),
+            "strikes": sum(s["strikes"] for s in stats.values()),
+            "contracts_in_window": sum(s["in_window"] for s in stats.values()),
+            "contracts_qualified": qualified,
+            "requests": requests,
+            "rows_quarantined": rejected.height,
+            "by_underlying": dg.MetadataValue.json(stats),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name=WINDOW_CHECK,
+        passed=not outside,
+        description=(
+            f"Contracts outside the window for {', '.join(outside)}."
+            if outside
+            else "Every contract is inside its window."
+        ),
+    )
+
+
+def _underlyings(master: pl.DataFrame, windows: tuple[OptionWindow, ...]) -> dict[str, Contract]:
+    if master.is_empty():
+        return {}
+    current = master.filter(pl.col("valid_to").is_null() & (pl.col("sec_type") == "STK"))
+    wanted = {w.underlying for w in windows}
+    return {
+        row["symbol"]: Contract(
+            conId=row["con_id"],
+            symbol=row["symbol"],
+            secType="STK",
+            exchange="SMART",
+            currency=row["currency"],
+        )
+        for row in current.filter(pl.col("symbol").is_in(wanted)).iter_rows(named=True)
+    }
+
+
+async def _chain(
+    client: IBClient, underlying: Contract, window: OptionWindow, day: date
+) -> tuple[pl.DataFrame, dict]:
+    """Ask for the chain's parameters, keep the window, qualify only what is in it."""
+    price = await client.last_close(underlying)
+    if not price:
+        raise errors.NoData(subject=f"last price of {underlying.symbol}")
+    params = [
+        p for p in await client.option_parameters(underlying) if p.exchange == window.exchange
+    ]
+    expiries = sorted({e for p in params for e in p.expirations})
+    strikes = sorted({s for p in params for s in p.strikes})
+    keep_expiries = [e for e in expiries if 0 <= _dte(e, day) <= window.max_days_to_expiry]
+    keep_strikes = [s for s in strikes if window.min_moneyness <= s / price <= window.max_moneyness]
+    candidates = [
+        Option(underlying.symbol, e, s, right, window.exchange, currency=underlying.currency)
+        for e in keep_expiries
+        for s in keep_strikes
+        for right in ("C", "P")
+    ]
+    answers = await client.details_many(candidates, "option", QUALIFY_BATCH)
+    rows = []
+    for answer in answers:
+        if isinstance(answer, errors.ContractNotFound):
+            continue  # not listed for that expiry: nothing to snapshot
+        if isinstance(answer, errors.IBWError):
+            raise answer
+        rows += [_row(d, underlying, price, day) for d in answer]
+    stats = {
+        "expiries": len(keep_expiries),
+        "strikes": len(keep_strikes),
+        "in_window": len(candidates),
+        "qualified": len(rows),
+        "underlying_price": price,
+    }
+    return pl.DataFrame(rows, infer_schema_length=None), stats
+
+
+def _dte(expiry: str, day: date) -> int:
+    return (datetime.strptime(expiry[:8], "%Y%m%d").date() - day).days
+
+
+def _row(details: ContractDetails, underlying: Contract, price: float, day: date) -> dict:
+    c = details.contract
+    return {
+        "snapshot_date": day,
+        "underlying_con_id": underlying.conId,
+        "underlying_symbol": underlying.symbol,
+        "con_id": c.conId,
+        "local_symbol": c.localSymbol,
+        "expiry": datetime.strptime(c.lastTradeDateOrContractMonth[:8], "%Y%m%d").date(),
+        "strike": c.strike,
+        "right": c.right,
+        "exchange": c.exchange,
+        "multiplier": c.multiplier,
+        "trading_class": c.tradingClass,
+        "underlying_price": price,
+        "days_to_expiry": _dte(c.lastTradeDateOrContractMonth, day),
+        "moneyness": c.strike / price,
+    }
+
+
+def _inside(chain: pl.DataFrame, window: OptionWindow) -> bool:
+    rows = chain.filter(pl.col("underlying_symbol") == window.underlying)
+    return all(
+        window.contains(r["days_to_expiry"], r["moneyness"]) for r in rows.iter_rows(named=True)
+    )

@@ -1,0 +1,86 @@
+"""Dagster resources: the IB connection, the warehouse home and the universe file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from ibkr.client import IBClient
+from ibkr.connection import ConnectionSettings
+from ibkr.universe import Universe, UniverseError, parse_universe
+
+DEFAULT_UNIVERSE = Path(__file__).with_name("universe.yml")
+
+
+class IBResource(dg.ConfigurableResource):
+    """IB Gateway or TWS; the embedded gateway on 127.0.0.1:4002 unless the environment says."""
+
+    host: str = "127.0.0.1"
+    port: int = 4002
+    client_id: int = 100  # first of the ids handed to runs (IB_CLIENT_ID)
+    connect_timeout: float = 10.0
+    request_timeout: float = 30.0
+
+    @classmethod
+    def from_env(cls) -> IBResource:
+        settings = ConnectionSettings.from_env()
+        return cls(
+            host=settings.host,
+            port=settings.port,
+            client_id=int(os.environ.get("IB_CLIENT_ID", cls.model_fields["client_id"].default)),
+        )
+
+    @property
+    def source(self) -> str:
+        """Lineage: where the data came from (never credentials)."""
+        return f"ib://{self.host}:{self.port}"
+
+    @contextmanager
+    def client(self, key: str) -> Iterator[IBClient]:
+        """A connected client whose id is derived from `key` (the run), closed afterwards."""
+        settings = ConnectionSettings(self.host, self.port, self.client_id, self.connect_timeout)
+        client = IBClient.open(settings, key, self.request_timeout)
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Where the lake and the DuckDB catalog live ($IBW_HOME, default ./.ibw)."""
+
+    home: str = ".ibw"
+
+    @classmethod
+    def from_env(cls) -> WarehouseResource:
+        return cls(home=os.environ.get("IBW_HOME", ".ibw"))
+
+    @property
+    def path(self) -> Path:
+        return Path(self.home).resolve()
+
+
+class UniverseResource(dg.ConfigurableResource):
+    """The universe file ($IBW_UNIVERSE, default: the one that ships with the project)."""
+
+    path: str = str(DEFAULT_UNIVERSE)
+
+    @classmethod
+    def from_env(cls) -> UniverseResource:
+        return cls(path=os.environ.get("IBW_UNIVERSE", str(DEFAULT_UNIVERSE)))
+
+    def load(self) -> Universe:
+        try:
+            data = yaml.safe_load(Path(self.path).read_text())
+        except FileNotFoundError as exc:
+            raise UniverseError(
+                f"No universe file at {self.path}: create it or point IBW_UNIVERSE at one."
+            ) from exc
+        except yaml.YAMLError as exc:
+            raise UniverseError(f"{self.path} is not valid YAML: {exc}".replace("\n", " ")) from exc
+        return parse_universe(data, Path(self.path).name)

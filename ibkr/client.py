@@ -1,0 +1,124 @@
+"""ib_async with the project's rules: errors raise, every request has a deadline, requests count.
+
+ib_async turns a timeout or an IB error into an empty list by default; here each request ends
+as data, or as an IBWError whose sentence names the cause and the fix (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TypeVar
+
+from ib_async import IB, Contract, ContractDescription, ContractDetails, OptionChain, RequestError
+
+from ibkr import errors
+from ibkr.connection import ConnectionSettings, connect
+
+T = TypeVar("T")
+CLIENT_ID_SPAN = 900  # ids base .. base + span - 1 are handed to concurrent runs
+CONNECT_ATTEMPTS = 5
+
+
+def client_id_for(key: str, base: int) -> int:
+    """A client id derived from a run key, so concurrent runs rarely pick the same one."""
+    digest = int(hashlib.sha1(key.encode()).hexdigest(), 16)
+    return base + digest % CLIENT_ID_SPAN
+
+
+@dataclass
+class IBClient:
+    ib: IB
+    request_timeout: float = 30.0
+    requests: int = 0  # requests sent through this client, for run metadata
+
+    @classmethod
+    def open(
+        cls, settings: ConnectionSettings, key: str, request_timeout: float = 30.0
+    ) -> IBClient:
+        """Connect with a client id derived from `key`; on a clash, try the next ids."""
+        first = client_id_for(key, settings.client_id)
+        last_error: errors.GatewayUnavailable | None = None
+        for attempt in range(CONNECT_ATTEMPTS):
+            client_id = settings.client_id + (first - settings.client_id + attempt) % CLIENT_ID_SPAN
+            try:
+                ib = connect(replace(settings, client_id=client_id))
+            except errors.GatewayUnavailable as exc:
+                last_error = exc
+                if "in use" not in str(exc):
+                    raise
+                continue
+            ib.RaiseRequestErrors = True
+            ib.RequestTimeout = request_timeout
+            return cls(ib, request_timeout)
+        assert last_error is not None
+        raise last_error
+
+    def close(self) -> None:
+        self.ib.disconnect()
+
+    def run(self, coro: Awaitable[T]) -> T:
+        return self.ib.run(coro)
+
+    async def call(self, coro: Awaitable[T], subject: str, count: int = 1) -> T:
+        """One request (or `count` of them) with a deadline, its failure as an IBWError."""
+        self.requests += count
+        try:
+            return await asyncio.wait_for(coro, self.request_timeout)
+        except RequestError as exc:
+            raise errors.from_request_error(exc, subject) from exc
+        except TimeoutError as exc:
+            raise errors.RequestTimeout.after(self.request_timeout, subject) from exc
+        except ConnectionError as exc:
+            raise errors.GatewayUnavailable(
+                "the connection to the gateway dropped",
+                "check the gateway and run again",
+                subject=subject,
+            ) from exc
+
+    async def now(self) -> datetime:
+        """The gateway's clock: 'today' for snapshots is IB's today, not this machine's."""
+        return await self.call(self.ib.reqCurrentTimeAsync(), "the current time")
+
+    async def details(self, contract: Contract, subject: str) -> list[ContractDetails]:
+        return await self.call(self.ib.reqContractDetailsAsync(contract), subject)
+
+    async def details_many(
+        self, contracts: Sequence[Contract], subject: str, batch: int
+    ) -> list[list[ContractDetails] | errors.IBWError]:
+        """Contract details in batches (a throttle of our own on top of ib_async's 45 msg/s)."""
+        results: list[list[ContractDetails] | errors.IBWError] = []
+        for start in range(0, len(contracts), batch):
+            chunk = contracts[start : start + batch]
+            answers = await asyncio.gather(
+                *(self.details(c, f"{subject} {c.localSymbol or c.symbol}") for c in chunk),
+                return_exceptions=True,
+            )
+            for answer in answers:
+                if isinstance(answer, BaseException) and not isinstance(answer, errors.IBWError):
+                    raise answer
+                results.append(answer)
+        return results
+
+    async def matching_symbols(self, pattern: str) -> list[ContractDescription]:
+        found = await self.call(self.ib.reqMatchingSymbolsAsync(pattern), f"pattern {pattern}")
+        return list(found or [])
+
+    async def option_parameters(self, underlying: Contract) -> list[OptionChain]:
+        coro = self.ib.reqSecDefOptParamsAsync(
+            underlying.symbol, "", underlying.secType, underlying.conId
+        )
+        return list(await self.call(coro, f"option parameters of {underlying.symbol}"))
+
+    async def last_close(self, contract: Contract) -> float | None:
+        """The latest daily close: the reference price for a chain's moneyness window."""
+        bars = await self.call(
+            self.ib.reqHistoricalDataAsync(
+                contract, "", "5 D", "1 day", "TRADES", True, 1, timeout=self.request_timeout
+            ),
+            f"last price of {contract.symbol}",
+        )
+        return float(bars[-1].close) if bars else None

@@ -1,0 +1,67 @@
+"""`ibw dev`: the embedded gateway, Dagster's webserver and its daemon, stopped together."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from ibsim import GatewayConfig, GatewayThread
+
+ROOT = Path(__file__).resolve().parents[1]
+STOP_TIMEOUT = 30.0
+
+
+def run_dev(console: Console, home: Path, port: int, gateway_port: int) -> int:
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    with GatewayThread(GatewayConfig(port=gateway_port)) as gateway:
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(dagster_home),
+            "IBW_HOME": str(home),
+            "IB_HOST": "127.0.0.1",
+            "IB_PORT": str(gateway.port),
+        }
+        command = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml")]
+        command += ["-h", "127.0.0.1", "-p", str(port)]
+        console.print(
+            f"Embedded IB Gateway on 127.0.0.1:{gateway.port}; Dagster UI on "
+            f"http://127.0.0.1:{port} (warehouse {home}). Ctrl-C stops both."
+        )
+        dagster = subprocess.Popen(command, cwd=ROOT, env=env)
+        stop = _forward_stop_signals(dagster)
+        code = dagster.wait()
+        if stop.requested:
+            console.print("Stopped the Dagster webserver, its daemon and the embedded gateway.")
+            return 0
+    console.print(f"[red]ibw dev:[/red] dagster dev exited with code {code}.")
+    return code or 1
+
+
+class _StopRequest:
+    requested = False
+
+
+def _forward_stop_signals(child: subprocess.Popen) -> _StopRequest:
+    """On SIGINT or SIGTERM, stop Dagster through its parent process (by pid), then wait."""
+    stop = _StopRequest()
+
+    def handler(signum, frame) -> None:
+        stop.requested = True
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+    return stop

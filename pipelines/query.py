@@ -1,0 +1,89 @@
+"""`ibw query "SQL"`: ask the warehouse catalog, read-only, and print the answer as a table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import duckdb
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from warehouse import layout
+from warehouse.catalog import CatalogMissing, connect_readonly
+
+_FETCH = 10_000
+
+
+def add_query_command(commands: argparse._SubParsersAction) -> None:
+    """Register `query` on the `ibw` subcommands."""
+    query = commands.add_parser("query", help="run SQL on the warehouse catalog (read-only)")
+    query.add_argument("sql", help='the SQL, e.g. "SELECT * FROM security_master_current"')
+    query.add_argument(
+        "--home", type=Path, default=None, help="warehouse home (default: $IBW_HOME or ./.ibw)"
+    )
+    query.add_argument("--limit", type=_non_negative, default=50, help="rows to show (default 50)")
+    query.set_defaults(run=run_query)
+
+
+def run_query(args: argparse.Namespace) -> int:
+    out, err = Console(), Console(stderr=True)
+    home = args.home or layout.home()
+    try:
+        con = connect_readonly(home)
+    except CatalogMissing as exc:
+        err.print(_error(str(exc)), soft_wrap=True)
+        return 1
+    try:
+        result = con.execute(args.sql)
+        columns = [d[0] for d in result.description or []]
+        rows = result.fetchmany(args.limit) if args.limit else []
+        total = len(rows) + _count_rest(result)
+    except duckdb.Error as exc:
+        err.print(_error(_one_line(exc)), soft_wrap=True)
+        return 1
+    finally:
+        con.close()
+    out.print(_table(columns, rows))
+    noun = "row" if total == 1 else "rows"
+    if total > len(rows):
+        out.print(f"{len(rows)} of {total:,} {noun} shown (raise --limit to see more)")
+    else:
+        out.print(f"{total:,} {noun}")
+    return 0
+
+
+def _count_rest(result: duckdb.DuckDBPyConnection) -> int:
+    """Count the rows not shown, a chunk at a time, without keeping them."""
+    rest = 0
+    while chunk := result.fetchmany(_FETCH):
+        rest += len(chunk)
+    return rest
+
+
+def _table(columns: list[str], rows: list[tuple]) -> Table:
+    """Cells as plain Text: a value like `[red]` is data, not rich markup."""
+    table = Table()
+    for column in columns:
+        table.add_column(Text(column))
+    for row in rows:
+        table.add_row(*(Text("NULL", style="dim") if v is None else Text(str(v)) for v in row))
+    return table
+
+
+def _error(sentence: str) -> Text:
+    return Text.assemble(("ibw query: ", "red"), sentence)
+
+
+def _one_line(exc: duckdb.Error) -> str:
+    """DuckDB's message without the SQL excerpt and caret it appends after a blank line."""
+    head = str(exc).strip().split("\n\n", 1)[0]
+    return " ".join(head.split())
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value

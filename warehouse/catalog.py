@@ -1,0 +1,133 @@
+"""The DuckDB catalog: `$IBW_HOME/warehouse.duckdb`, one view per dataset over the Parquet lake.
+
+The file holds views only; the data stays in Parquet, and each view's glob is resolved when it is
+queried, so a reader sees every partition written since it connected without reopening.
+
+Why the catalog is rebuilt next door and renamed into place: an open read-only DuckDB connection
+holds a shared lock on the file, so opening that file read-write (to replace its views) fails for
+as long as any analyst has it open. A fresh file built under a temp name takes no lock anyone
+holds, and `os.replace` swaps it in atomically; readers connected earlier keep the old file (the
+old inode) and its views, which still point at the live lake. Needs POSIX rename semantics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from warehouse import layout
+from warehouse.parquet import fsync_dir
+from warehouse.schemas import polars_schema
+
+ATTACHED_AS = "warehouse"
+# A half-built catalog this old belongs to a refresh that died.
+STALE_BUILD_SECONDS = 3600.0
+
+
+class CatalogMissing(FileNotFoundError):
+    """No catalog has been built under this home yet."""
+
+
+def refresh_catalog(home: Path) -> Path:
+    """(Re)build the catalog from what the lake holds now and swap it in; returns its path."""
+    home = home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    target = layout.catalog_path(home)
+    _remove_stale_builds(target)
+    build = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        con = duckdb.connect(str(build))
+        try:
+            _create_views(con, home)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(build, target)
+    finally:
+        for leftover in (build, build.with_name(build.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+    fsync_dir(home)
+    return target
+
+
+def connect_readonly(home: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the catalog, with timestamps shown in UTC.
+
+    The file is ATTACHed to a fresh in-memory database rather than opened with
+    `duckdb.connect(path, read_only=True)`: DuckDB caches a database per path within a process,
+    so a second plain connect would reuse the first one's catalog (the file as it was before the
+    last refresh) for as long as the first stays open.
+    """
+    path = layout.catalog_path(home)
+    if not path.is_file():
+        raise CatalogMissing(
+            f"no warehouse at {path} yet: run `ibw demo` or materialize the assets first"
+        )
+    con = duckdb.connect()
+    con.execute(f"ATTACH {_literal(path)} AS {ATTACHED_AS} (READ_ONLY)")
+    con.execute(f"USE {ATTACHED_AS}")
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, home: Path) -> None:
+    lake = layout.lake_dir(home)
+    datasets = sorted(
+        d.name
+        for d in (lake.iterdir() if lake.is_dir() else [])
+        if d.is_dir() and layout.is_name(d.name) and layout.data_files(d)
+    )
+    for dataset in datasets:
+        folder = layout.dataset_dir(home, dataset)
+        # Absolute: a view resolves its paths at query time, from the reader's cwd.
+        files = _literal(folder / "**" / "*.parquet")
+        con.execute(
+            f'CREATE VIEW "{dataset}" AS SELECT * FROM read_parquet({files}, '
+            f"hive_partitioning = true, union_by_name = true{_hive_types(con, folder)})"
+        )
+    if "security_master" in datasets:
+        con.execute(
+            "CREATE VIEW security_master_current AS "
+            "SELECT * FROM security_master WHERE valid_to IS NULL"
+        )
+    if "quarantine" not in datasets:
+        # Analysts can always ask the quarantine; before any rejects it is an empty table.
+        empty_quarantine = pl.DataFrame(schema=polars_schema("quarantine"))
+        con.register("empty_quarantine", empty_quarantine)
+        con.execute("CREATE TABLE quarantine AS SELECT * FROM empty_quarantine")
+        con.unregister("empty_quarantine")
+
+
+def _hive_types(con: duckdb.DuckDBPyConnection, folder: Path) -> str:
+    """`, hive_types = {...}` giving each partition key the type it has inside the files.
+
+    Left alone, DuckDB guesses from the folder name and the guess wins over the file (a text
+    `day=2024-07-11` becomes a DATE), so the view and polars would disagree.
+    """
+    first = layout.data_files(folder)[0]
+    keys = [p.split("=", 1)[0] for p in first.relative_to(folder).parts[:-1] if "=" in p]
+    query = f"DESCRIBE SELECT * FROM read_parquet({_literal(first)}, hive_partitioning = false)"
+    described = con.sql(query).fetchall()
+    types = {name: kind for name, kind, *_ in described if name in keys}
+    if not types:
+        return ""
+    return ", hive_types = {" + ", ".join(f"'{k}': '{t}'" for k, t in types.items()) + "}"
+
+
+def _literal(path: Path) -> str:
+    """A path as a SQL string literal."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _remove_stale_builds(target: Path) -> None:
+    cutoff = time.time() - STALE_BUILD_SECONDS
+    for build in target.parent.glob(f".{target.name}.*.tmp*"):
+        with contextlib.suppress(FileNotFoundError):
+            if build.stat().st_mtime < cutoff:
+                build.unlink()

@@ -1,0 +1,134 @@
+"""One pandera model per dataset: the columns, their types and the checks every row must pass.
+
+`coerce = True` lets a producer hand in near-miss types (Int32 for Int64, naive datetimes taken as
+UTC); `strict = True` refuses columns nobody declared, so a typo never becomes a new column.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+import pandera.polars as pa
+import polars as pl
+
+UtcDatetime = Annotated[pl.Datetime, "us", "UTC"]
+
+LINEAGE = ("request_id", "fetched_at", "source")
+SEC_TYPES = ["STK", "IND", "FUT", "CONTFUT", "CASH", "OPT", "FOP", "BOND", "CFD", "WAR"]
+# Tolerance for moneyness == strike / underlying_price: both are stored as given, in float64.
+MONEYNESS_RTOL = 1e-9
+
+
+class Lineage(pa.DataFrameModel):
+    """Where each row came from: the request that fetched it, when, and from which source."""
+
+    request_id: str = pa.Field(str_length={"min_value": 1})
+    fetched_at: UtcDatetime
+    source: str = pa.Field(str_length={"min_value": 1})
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class SecurityMaster(Lineage):
+    """One row per version of a contract; `valid_to` null marks the current version."""
+
+    con_id: pl.Int64 = pa.Field(gt=0)
+    symbol: str = pa.Field(str_length={"min_value": 1})
+    local_symbol: str
+    sec_type: str = pa.Field(isin=SEC_TYPES)
+    exchange: str
+    primary_exchange: str = pa.Field(nullable=True)
+    currency: str = pa.Field(str_matches=r"^[A-Z]{3}$")
+    multiplier: str = pa.Field(nullable=True)
+    expiry: pl.Date = pa.Field(nullable=True)
+    trading_class: str
+    min_tick: pl.Float64 = pa.Field(gt=0)
+    time_zone_id: str
+    trading_hours: str
+    liquid_hours: str
+    long_name: str
+    universe_entry: str
+    valid_from: UtcDatetime
+    valid_to: UtcDatetime = pa.Field(nullable=True)
+    first_seen: UtcDatetime
+    last_seen: UtcDatetime
+
+    class Config:
+        unique: ClassVar[list[str]] = ["con_id", "valid_from"]
+
+    @pa.dataframe_check(name="valid_to must be after valid_from")
+    def _valid_range(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.col("valid_to").is_null() | (pl.col("valid_to") > pl.col("valid_from"))
+        )
+
+    @pa.dataframe_check(name="first_seen <= valid_from and valid_from <= last_seen")
+    def _seen_order(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            (pl.col("first_seen") <= pl.col("valid_from"))
+            & (pl.col("valid_from") <= pl.col("last_seen"))
+        )
+
+
+class OptionChain(Lineage):
+    """The qualified option contracts of one daily snapshot (partitioned by snapshot_date)."""
+
+    snapshot_date: pl.Date
+    underlying_con_id: pl.Int64 = pa.Field(gt=0)
+    underlying_symbol: str = pa.Field(str_length={"min_value": 1})
+    con_id: pl.Int64 = pa.Field(gt=0)
+    local_symbol: str
+    expiry: pl.Date
+    strike: pl.Float64 = pa.Field(gt=0)
+    right: str = pa.Field(isin=["C", "P"])
+    exchange: str
+    multiplier: str
+    trading_class: str
+    underlying_price: pl.Float64 = pa.Field(gt=0)
+    days_to_expiry: pl.Int32 = pa.Field(ge=0)
+    moneyness: pl.Float64 = pa.Field(gt=0)
+
+    class Config:
+        unique: ClassVar[list[str]] = ["snapshot_date", "con_id"]
+
+    @pa.dataframe_check(name="moneyness must equal strike / underlying_price")
+    def _moneyness(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        expected = pl.col("strike") / pl.col("underlying_price")
+        return data.lazyframe.select(
+            (pl.col("moneyness") - expected).abs() <= MONEYNESS_RTOL * expected.abs()
+        )
+
+    @pa.dataframe_check(name="days_to_expiry must equal expiry - snapshot_date")
+    def _days_to_expiry(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        days = (pl.col("expiry") - pl.col("snapshot_date")).dt.total_days()
+        return data.lazyframe.select(pl.col("days_to_expiry") == days)
+
+
+class Quarantine(pa.DataFrameModel):
+    """Rows a dataset refused, with the reason, so nothing is dropped silently."""
+
+    dataset: str
+    reason: str = pa.Field(str_length={"min_value": 1})
+    origin: str
+    row: str
+    quarantined_at: UtcDatetime
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
+    "security_master": SecurityMaster,
+    "option_chains": OptionChain,
+    "quarantine": Quarantine,
+}
+
+
+def polars_schema(dataset: str) -> dict[str, pl.DataType]:
+    """A dataset's columns and polars types as stored: its own columns first, lineage last."""
+    columns = {c: col.dtype.type for c, col in SCHEMAS[dataset].to_schema().columns.items()}
+    order = [c for c in columns if c not in LINEAGE] + [c for c in columns if c in LINEAGE]
+    return {c: columns[c] for c in order}
