@@ -24,6 +24,7 @@ from ibsim import GatewayConfig, GatewayThread, ManualClock
 from ibsim.catalog import Catalog
 
 NOW = datetime(2024, 7, 10, 15, 0, tzinfo=UTC)
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def full_chain_size(symbols: list[str]) -> int:
@@ -44,9 +45,12 @@ def main() -> None:
             "warehouse": WarehouseResource(home=str(Path(tmp) / "ibw")),
             "universe": UniverseResource(),
         }
-        dg.materialize([contracts], resources=resources)
+        dg.materialize([contracts], resources=resources, run_config=QUIET)
         result = dg.materialize(
-            [option_chains], resources=resources, partition_key=NOW.date().isoformat()
+            [option_chains],
+            resources=resources,
+            partition_key=NOW.date().isoformat(),
+            run_config=QUIET,
         )
     meta = {
         k: v.value
