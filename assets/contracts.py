@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 from ib_async import ContractDetails
 
+from assets.failures import one_sentence_failures
 from assets.resources import IBResource, UniverseResource, WarehouseResource
 from ibkr.contracts import Resolution, resolve
 from warehouse.catalog import refresh_catalog
@@ -86,16 +87,17 @@ def contracts(
     universe: UniverseResource,
 ):
     """The security master: every contract of the universe by conId, one row per version."""
-    plan = universe.load()
-    home = warehouse.path
-    with ib.client(context.run.run_id) as client:
+    with one_sentence_failures():
+        plan = universe.load()
+        home = warehouse.path
+        with ib.client(context.run.run_id) as client:
 
-        async def resolve_all() -> tuple[datetime, list[Resolution]]:
-            now = await client.now()
-            return now, [await resolve(client, entry, now) for entry in plan.entries]
+            async def resolve_all() -> tuple[datetime, list[Resolution]]:
+                now = await client.now()
+                return now, [await resolve(client, entry, now) for entry in plan.entries]
 
-        now, resolutions = client.run(resolve_all())
-        requests = client.requests
+            now, resolutions = client.run(resolve_all())
+            requests = client.requests
     seen_at = datetime.now(UTC)
     observed = observations(resolutions, context.run.run_id, seen_at, ib.source)
     valid, rejected = split_valid(observed, DATASET, origin=ORIGIN)

@@ -11,6 +11,7 @@ import dagster as dg
 import polars as pl
 from ib_async import Contract, ContractDetails, Option
 
+from assets.failures import one_sentence_failures
 from assets.resources import IBResource, UniverseResource, WarehouseResource
 from ibkr import errors
 from ibkr.client import IBClient
@@ -46,28 +47,29 @@ def option_chains(
 ):
     """The day's option contracts inside each underlying's expiry and moneyness window."""
     day = date.fromisoformat(context.partition_key)
-    windows = universe.load().options
-    home = warehouse.path
-    underlyings = _underlyings(read_dataset(home, "security_master"), windows)
-    with ib.client(context.run.run_id) as client:
-        gateway_day = client.run(client.now()).astimezone(EXCHANGE_DAY).date()
-        if gateway_day != day:
-            raise dg.Failure(
-                f"IB keeps no history of option chains, so only the gateway's today "
-                f"({gateway_day}) can be snapshotted, not {day}: materialize that partition."
-            )
-        stats: dict[str, dict] = {}
-        frames = []
-        for window in windows:
-            underlying = underlyings.get(window.underlying)
-            if underlying is None:
+    with one_sentence_failures():
+        windows = universe.load().options
+        home = warehouse.path
+        underlyings = _underlyings(read_dataset(home, "security_master"), windows)
+        with ib.client(context.run.run_id) as client:
+            gateway_day = client.run(client.now()).astimezone(EXCHANGE_DAY).date()
+            if gateway_day != day:
                 raise dg.Failure(
-                    f"{window.underlying} is not in the security master: add it to the "
-                    "universe's entries and materialize `contracts` first."
+                    f"IB keeps no history of option chains, so only the gateway's today "
+                    f"({gateway_day}) can be snapshotted, not {day}: materialize that partition."
                 )
-            rows, stats[window.underlying] = client.run(_chain(client, underlying, window, day))
-            frames.append(rows)
-        requests = client.requests
+            stats: dict[str, dict] = {}
+            frames = []
+            for window in windows:
+                underlying = underlyings.get(window.underlying)
+                if underlying is None:
+                    raise dg.Failure(
+                        f"{window.underlying} is not in the security master: add it to the "
+                        "universe's entries and materialize `contracts` first."
+                    )
+                rows, stats[window.underlying] = client.run(_chain(client, underlying, window, day))
+                frames.append(rows)
+            requests = client.requests
     fetched_at = datetime.now(UTC)
     chain = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
     chain = chain.with_columns(

@@ -39,8 +39,9 @@ class Catalog:
         self._added: list[Instrument] = []
 
     def add(self, instrument: Instrument) -> None:
-        """List one more instrument, e.g. a deliberately broken one for a fault scenario."""
-        self._added.append(instrument)
+        """List one more instrument, or replace the one with its conId (a rename), e.g. for a
+        fault scenario or a corporate action."""
+        self._added = [i for i in self._added if i.con_id != instrument.con_id] + [instrument]
         self._by_con_id[instrument.con_id] = instrument
 
     def now(self) -> datetime:

@@ -4,6 +4,7 @@ $IBW_HOME: what lands, what is refused and why, and what an analyst's connection
 from __future__ import annotations
 
 import select
+import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -183,3 +184,45 @@ def ask(reader: subprocess.Popen, sql: str, timeout: float = 30.0) -> int:
     ready, _, _ = select.select([reader.stdout], [], [], timeout)
     assert ready, f"the reader did not answer {sql!r} within {timeout:.0f} s"
     return int(reader.stdout.readline())
+
+
+def test_a_symbol_change_is_a_new_version_not_a_lost_contract(make_gateway, home, tmp_path):
+    gw = make_gateway()
+    before = replace(STOCKS[0], con_id=999002, symbol="OLDN", local_symbol="OLDN")
+    gw.call(gw.gateway.catalog.add, before)
+    universe = write_universe(tmp_path, [{"symbol": "OLDN"}, {"symbol": "NEWN"}])
+    assert dg.materialize([contracts], resources=resources(gw, home, universe)).success
+    gw.call(gw.gateway.catalog.add, replace(before, symbol="NEWN", local_symbol="NEWN"))
+    assert dg.materialize([contracts], resources=resources(gw, home, universe)).success
+    versions = query(
+        home,
+        "SELECT symbol, valid_to IS NULL, first_seen FROM security_master "
+        "WHERE con_id = 999002 ORDER BY valid_from",
+    )
+    assert [(v[0], v[1]) for v in versions] == [("OLDN", False), ("NEWN", True)]
+    assert versions[0][2] == versions[1][2]  # first seen when it was still OLDN
+
+
+def test_a_gateway_that_is_down_fails_the_run_with_one_sentence(home, universe):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = {
+        "ib": IBResource(port=port, connect_timeout=2),
+        "warehouse": WarehouseResource(home=str(home)),
+        "universe": UniverseResource(path=str(universe)),
+    }
+    with pytest.raises(dg.Failure) as failure:
+        dg.materialize([contracts], resources=res)
+    assert failure.value.description.startswith(f"Nothing is listening at 127.0.0.1:{port}")
+    assert "\n" not in failure.value.description
+
+
+def test_a_broken_universe_file_fails_the_run_with_one_sentence(gateway, home, tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text("entries:\n  - symbl: AAPL\n")
+    with pytest.raises(dg.Failure) as failure:
+        dg.materialize([contracts], resources=resources(gateway, home, broken))
+    assert failure.value.description == (
+        "broken.yml entry 1: give exactly one of symbol, pattern, future, fx, index."
+    )

@@ -12,11 +12,18 @@ import dagster as dg
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_code_location_loads():
+def test_code_location_loads_every_asset_check_and_resource():
     from pipelines.definitions import defs
 
-    assert isinstance(defs, dg.Definitions)
     dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
+        "contracts",
+        "option_chains",
+    }
+    checks = {k.name for k in graph.asset_check_keys}
+    assert checks == {"universe_entries_resolve", "rows_pass_validation", "chain_inside_window"}
+    assert set(defs.resources) == {"ib", "warehouse", "universe"}
 
 
 def test_instance_settings_are_valid(tmp_path):
@@ -30,3 +37,4 @@ def test_instance_settings_are_valid(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "free_slots_after_run_end_seconds: 300" in result.stdout
+    assert "max_concurrent_runs: 4" in result.stdout
