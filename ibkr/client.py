@@ -16,7 +16,7 @@ from typing import TypeVar
 from ib_async import IB, Contract, ContractDescription, ContractDetails, OptionChain, RequestError
 
 from ibkr import errors
-from ibkr.connection import ConnectionSettings, connect
+from ibkr.connection import ClientIdInUse, ConnectionSettings, connect
 
 T = TypeVar("T")
 CLIENT_ID_SPAN = 900  # ids base .. base + span - 1 are handed to concurrent runs
@@ -41,15 +41,13 @@ class IBClient:
     ) -> IBClient:
         """Connect with a client id derived from `key`; on a clash, try the next ids."""
         first = client_id_for(key, settings.client_id)
-        last_error: errors.GatewayUnavailable | None = None
+        last_error: ClientIdInUse | None = None
         for attempt in range(CONNECT_ATTEMPTS):
             client_id = settings.client_id + (first - settings.client_id + attempt) % CLIENT_ID_SPAN
             try:
                 ib = connect(replace(settings, client_id=client_id))
-            except errors.GatewayUnavailable as exc:
+            except ClientIdInUse as exc:
                 last_error = exc
-                if "in use" not in str(exc):
-                    raise
                 continue
             ib.RaiseRequestErrors = True
             ib.RequestTimeout = request_timeout

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 
 from ib_async import IB
 
 from ibkr.errors import GatewayUnavailable
+
+CLIENT_ID_IN_USE = 326
 
 
 @dataclass(frozen=True)
@@ -26,18 +29,19 @@ class ConnectionSettings:
         )
 
 
+class ClientIdInUse(GatewayUnavailable):
+    """The gateway refused the client id (326): another client holds it."""
+
+
 def connect(settings: ConnectionSettings, readonly: bool = True) -> IB:
     """A connected IB client, or GatewayUnavailable with the cause and the fix in one sentence."""
     ib = IB()
     where = f"{settings.host}:{settings.port}"
     try:
-        ib.connect(
-            settings.host,
-            settings.port,
-            clientId=settings.client_id,
-            timeout=settings.timeout,
-            readonly=readonly,
-        )
+        ib.run(_connect_unless_refused(ib, settings, readonly))
+    except ClientIdInUse:
+        ib.client.disconnect()  # half-connected: IB.disconnect() would ask for session stats
+        raise
     except ConnectionRefusedError as exc:
         raise GatewayUnavailable(
             f"Nothing is listening at {where}",
@@ -56,3 +60,39 @@ def connect(settings: ConnectionSettings, readonly: bool = True) -> IB:
             f"Cannot reach {where} ({exc.strerror or exc})", "check IB_HOST and IB_PORT"
         ) from exc
     return ib
+
+
+async def _connect_unless_refused(ib: IB, settings: ConnectionSettings, readonly: bool) -> None:
+    """ib.connect, but a clientId clash (326) fails at once instead of after the full timeout
+    that ib_async waits once the gateway has hung up."""
+    refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def on_error(req_id: int, code: int, text: str, contract: object) -> None:
+        if code == CLIENT_ID_IN_USE and not refused.done():
+            refused.set_result(text)
+
+    ib.errorEvent += on_error
+    attempt = asyncio.ensure_future(
+        ib.connectAsync(
+            settings.host,
+            settings.port,
+            clientId=settings.client_id,
+            timeout=settings.timeout,
+            readonly=readonly,
+        )
+    )
+    try:
+        await asyncio.wait({attempt, refused}, return_when=asyncio.FIRST_COMPLETED)
+        if refused.done() and not attempt.done():
+            attempt.cancel()
+            raise ClientIdInUse(
+                f"client id {settings.client_id} is already in use",
+                "give this client another IB_CLIENT_ID, or stop the one that holds it",
+                code=CLIENT_ID_IN_USE,
+                subject=f"{settings.host}:{settings.port}",
+            )
+        await attempt
+    finally:
+        ib.errorEvent -= on_error
+        if not refused.done():
+            refused.cancel()

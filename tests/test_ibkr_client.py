@@ -7,7 +7,8 @@ from ib_async import Stock
 
 from ibkr import errors
 from ibkr.client import CLIENT_ID_SPAN, IBClient, client_id_for
-from ibkr.connection import ConnectionSettings
+from ibkr.connection import ClientIdInUse, ConnectionSettings
+from ibkr.connection import connect as open_ib
 
 
 def test_client_ids_are_stable_per_key_and_spread_over_the_range():
@@ -17,8 +18,18 @@ def test_client_ids_are_stable_per_key_and_spread_over_the_range():
     assert len(ids) > 150
 
 
+def test_a_client_id_clash_fails_at_once_in_one_sentence(gateway, connect):
+    connect(gateway, client_id=430)
+    with pytest.raises(ClientIdInUse) as error:
+        open_ib(ConnectionSettings(port=gateway.port, client_id=430, timeout=60))
+    assert str(error.value) == (
+        f"127.0.0.1:{gateway.port}: client id 430 is already in use; give this client another "
+        "IB_CLIENT_ID, or stop the one that holds it (IB 326)."
+    )
+
+
 def test_two_clients_for_the_same_key_get_different_ids(gateway):
-    settings = ConnectionSettings(port=gateway.port, client_id=400, timeout=2)
+    settings = ConnectionSettings(port=gateway.port, client_id=400, timeout=60)
     first = IBClient.open(settings, "same-run")
     try:
         second = IBClient.open(settings, "same-run")  # its first choice is taken: 326, next id
