@@ -120,10 +120,46 @@ class Quarantine(pa.DataFrameModel):
         coerce = True
 
 
+class Coverage(pa.DataFrameModel):
+    """The coverage ledger: one row per (series, session) with what the warehouse holds."""
+
+    con_id: pl.Int64 = pa.Field(gt=0)
+    bar_size: str
+    what_to_show: str
+    use_rth: pl.Boolean
+    session_date: pl.Date
+    status: str = pa.Field(isin=["complete", "empty", "failed"])
+    code: pl.Int32 = pa.Field(nullable=True)
+    text: str = pa.Field(nullable=True)
+    permanent: pl.Boolean
+    attempts: pl.Int32 = pa.Field(ge=0)
+    next_retry: UtcDatetime = pa.Field(nullable=True)
+    updated_at: UtcDatetime
+
+    class Config:
+        strict = True
+        coerce = True
+        unique: ClassVar[list[str]] = [
+            "con_id",
+            "bar_size",
+            "what_to_show",
+            "use_rth",
+            "session_date",
+        ]
+
+    @pa.dataframe_check(name="only failures carry a code, attempts or a retry")
+    def _failure_fields(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        failed = pl.col("status") == "failed"
+        return data.lazyframe.select(
+            failed | (pl.col("code").is_null() & (pl.col("attempts") == 0) & ~pl.col("permanent"))
+        )
+
+
 SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "security_master": SecurityMaster,
     "option_chains": OptionChain,
     "quarantine": Quarantine,
+    "coverage": Coverage,
 }
 
 
