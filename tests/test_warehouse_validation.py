@@ -21,7 +21,7 @@ def accounted_for(df: pl.DataFrame, valid: pl.DataFrame, rejected: pl.DataFrame)
 
 
 def test_the_registry_names_every_dataset():
-    assert set(SCHEMAS) == {"security_master", "option_chains", "quarantine"}
+    assert set(SCHEMAS) == {"security_master", "option_chains", "quarantine", "coverage"}
 
 
 def test_good_frames_pass_their_schemas():
