@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
-from ib_async import IB, Contract, ContractDescription, ContractDetails, OptionChain, RequestError
+from ib_async import (
+    IB,
+    BarData,
+    Contract,
+    ContractDescription,
+    ContractDetails,
+    OptionChain,
+    RequestError,
+)
 
 from ibkr import errors
 from ibkr.connection import ClientIdInUse, ConnectionSettings, connect
@@ -61,11 +70,13 @@ class IBClient:
     def run(self, coro: Awaitable[T]) -> T:
         return self.ib.run(coro)
 
-    async def call(self, coro: Awaitable[T], subject: str, count: int = 1) -> T:
+    async def call(
+        self, coro: Awaitable[T], subject: str, count: int = 1, timeout: float | None = None
+    ) -> T:
         """One request (or `count` of them) with a deadline, its failure as an IBWError."""
         self.requests += count
         try:
-            return await asyncio.wait_for(coro, self.request_timeout)
+            return await asyncio.wait_for(coro, timeout or self.request_timeout)
         except RequestError as exc:
             raise errors.from_request_error(exc, subject) from exc
         except TimeoutError as exc:
@@ -76,6 +87,40 @@ class IBClient:
                 "check the gateway and run again",
                 subject=subject,
             ) from exc
+
+    async def historical_bars(
+        self,
+        contract: Contract,
+        end: str,
+        duration: str,
+        bar_size: str,
+        what_to_show: str,
+        use_rth: bool,
+        subject: str,
+    ) -> list[BarData]:
+        """One reqHistoricalData with epoch dates. IB's "no data" raises NoData; a timeout
+        raises RequestTimeout after cancelling the request (ib_async alone would return [])."""
+        started = time.monotonic()
+        bars = await self.call(
+            self.ib.reqHistoricalDataAsync(
+                contract, end, duration, bar_size, what_to_show, use_rth, 2,
+                timeout=self.request_timeout,
+            ),
+            subject,
+            timeout=self.request_timeout + 5,  # ib_async's own deadline goes first and cancels
+        )  # fmt: skip
+        if not bars and time.monotonic() - started >= self.request_timeout:
+            raise errors.RequestTimeout.after(self.request_timeout, subject)
+        return list(bars)
+
+    async def head_timestamp(
+        self, contract: Contract, what_to_show: str, use_rth: bool
+    ) -> datetime:
+        """The earliest bar IB has for the contract (reqHeadTimeStamp, epoch form)."""
+        subject = f"earliest data of {contract.localSymbol or contract.symbol}"
+        return await self.call(
+            self.ib.reqHeadTimeStampAsync(contract, what_to_show, use_rth, 2), subject
+        )
 
     async def now(self) -> datetime:
         """The gateway's clock: 'today' for snapshots is IB's today, not this machine's."""

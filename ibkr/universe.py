@@ -1,4 +1,5 @@
-"""What a universe file asks for: symbols, patterns, futures roots, FX pairs, indices, options.
+"""What a universe file asks for: symbols, patterns, futures roots, FX pairs, indices, options,
+and the bar series to backfill for them.
 
 Parsing is strict and every mistake names the entry and the fix, because a typo in a universe
 must not silently shrink it.
@@ -6,9 +7,13 @@ must not silently shrink it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
+
+from ibkr.durations import BAR_SECONDS
 
 KINDS = ("symbol", "pattern", "future", "fx", "index")
 _DEFAULTS = {
@@ -58,20 +63,62 @@ class OptionWindow:
         )
 
 
+QUOTE_WHAT = ("MIDPOINT", "BID", "ASK", "BID_ASK")
+WHAT_TO_SHOW = ("TRADES", "ADJUSTED_LAST", *QUOTE_WHAT)
+BAR_SEC_TYPES = ("STK", "IND", "FUT", "CONTFUT", "CASH")
+_HISTORY = re.compile(r"^(\d+)\s*([dwmy])$")
+_HISTORY_DAYS = {"d": 1, "w": 7, "m": 31, "y": 366}  # generous: a plan never starts short
+
+
+@dataclass(frozen=True)
+class BarSpec:
+    """One bar series to keep for every matching contract: bar size, prices, hours, history."""
+
+    bar_size: str
+    history_days: int  # how far back from today the series should reach
+    what_to_show: str = ""  # empty: TRADES, or MIDPOINT for FX (IB has no FX trades)
+    use_rth: bool = True
+    sec_types: tuple[str, ...] = BAR_SEC_TYPES
+    symbols: tuple[str, ...] = ()  # empty: every contract of those types
+
+    @property
+    def key(self) -> str:
+        """The spec's name in Dagster partitions and reports, e.g. `1 min TRADES rth`."""
+        hours = "rth" if self.use_rth else "all"
+        return f"{self.bar_size} {self.what_to_show or 'auto'} {hours}"
+
+    def what_for(self, sec_type: str) -> str:
+        if self.what_to_show:
+            return self.what_to_show
+        return "MIDPOINT" if sec_type == "CASH" else "TRADES"
+
+    def applies_to(self, sec_type: str, symbol: str) -> bool:
+        if sec_type not in self.sec_types:
+            return False
+        if self.what_to_show == "TRADES" and sec_type == "CASH":
+            return False  # IB serves no trades for FX
+        return not self.symbols or symbol.upper() in self.symbols
+
+    def first_day(self, today: date) -> date:
+        return today - timedelta(days=self.history_days)
+
+
 @dataclass(frozen=True)
 class Universe:
     entries: tuple[UniverseEntry, ...]
     options: tuple[OptionWindow, ...] = field(default=())
+    bars: tuple[BarSpec, ...] = field(default=())
 
 
 def parse_universe(data: Mapping[str, Any], source: str = "universe") -> Universe:
     """Build a Universe from the mapping a YAML universe file holds."""
     if not isinstance(data, Mapping):
         raise UniverseError(f"{source}: expected a mapping with 'entries' and 'options'.")
-    unknown = set(data) - {"entries", "options"}
+    unknown = set(data) - {"entries", "options", "bars"}
     if unknown:
         raise UniverseError(
-            f"{source}: unknown section {sorted(unknown)[0]!r}; use 'entries' and 'options'."
+            f"{source}: unknown section {sorted(unknown)[0]!r}; use 'entries', 'options' and "
+            "'bars'."
         )
     entries = tuple(
         _entry(item, f"{source} entry {i + 1}") for i, item in enumerate(data.get("entries") or [])
@@ -80,9 +127,15 @@ def parse_universe(data: Mapping[str, Any], source: str = "universe") -> Univers
         _option(item, f"{source} option {i + 1}")
         for i, item in enumerate(data.get("options") or [])
     )
+    bars = tuple(
+        _bar_spec(item, f"{source} bars {i + 1}") for i, item in enumerate(data.get("bars") or [])
+    )
     if not entries and not options:
         raise UniverseError(f"{source}: no entries; list at least one under 'entries'.")
-    return Universe(entries, options)
+    keys = [spec.key for spec in bars]
+    if len(set(keys)) != len(keys):
+        raise UniverseError(f"{source}: two bars entries ask for the same series; merge them.")
+    return Universe(entries, options, bars)
 
 
 def _entry(item: Any, where: str) -> UniverseEntry:
@@ -146,3 +199,44 @@ def _option(item: Any, where: str) -> OptionWindow:
     if not 0 < window.min_moneyness < window.max_moneyness:
         raise UniverseError(f"{where}: moneyness must be [low, high] with 0 < low < high.")
     return window
+
+
+def _bar_spec(item: Any, where: str) -> BarSpec:
+    allowed = {"bar_size", "history", "what_to_show", "use_rth", "sec_types", "symbols"}
+    if not isinstance(item, Mapping) or "bar_size" not in item or "history" not in item:
+        raise UniverseError(
+            f"{where}: expected a mapping with 'bar_size' and 'history', e.g. "
+            "{bar_size: 1 min, history: 30d}."
+        )
+    unknown = set(item) - allowed
+    if unknown:
+        raise UniverseError(
+            f"{where}: unknown key {sorted(unknown)[0]!r}; allowed: {sorted(allowed)}."
+        )
+    bar_size = str(item["bar_size"]).strip()
+    if bar_size not in BAR_SECONDS:
+        raise UniverseError(
+            f"{where}: {bar_size!r} is not an IB bar size; use one of {', '.join(BAR_SECONDS)}."
+        )
+    if bar_size in ("1 week", "1 month"):
+        raise UniverseError(f"{where}: keep daily bars and derive {bar_size} bars from them.")
+    match = _HISTORY.match(str(item["history"]).strip().lower())
+    if not match or int(match.group(1)) == 0:
+        raise UniverseError(f"{where}: history is a count and a unit, e.g. 30d, 26w, 6m or 20y.")
+    what = str(item.get("what_to_show", "")).strip().upper()
+    if what and what not in WHAT_TO_SHOW:
+        raise UniverseError(f"{where}: what_to_show must be one of {', '.join(WHAT_TO_SHOW)}.")
+    use_rth = item.get("use_rth", True)
+    if not isinstance(use_rth, bool):
+        raise UniverseError(f"{where}: use_rth is true (regular hours) or false (all hours).")
+    sec_types = tuple(str(t).upper() for t in item.get("sec_types", BAR_SEC_TYPES))
+    if not sec_types or not set(sec_types) <= set(BAR_SEC_TYPES):
+        raise UniverseError(f"{where}: sec_types must be among {', '.join(BAR_SEC_TYPES)}.")
+    return BarSpec(
+        bar_size=bar_size,
+        history_days=int(match.group(1)) * _HISTORY_DAYS[match.group(2)],
+        what_to_show=what,
+        use_rth=use_rth,
+        sec_types=sec_types,
+        symbols=tuple(str(s).upper() for s in item.get("symbols", ())),
+    )

@@ -155,11 +155,47 @@ class Coverage(pa.DataFrameModel):
         )
 
 
+class Bar(Lineage):
+    """One historical bar; `ts` is the bar's start in UTC, `session_date` the session it is in.
+
+    Quote bars (MIDPOINT, BID, ASK, BID_ASK) carry no volume, WAP or count: IB sends -1, stored
+    as null. Prices may be negative (oil futures in April 2020).
+    """
+
+    con_id: pl.Int64 = pa.Field(gt=0)
+    bar_size: str = pa.Field(str_length={"min_value": 1})
+    what_to_show: str = pa.Field(str_length={"min_value": 1})
+    use_rth: pl.Boolean
+    session_date: pl.Date = pa.Field(nullable=True)  # null: the bar is in no expected session
+    ts: UtcDatetime
+    open: pl.Float64
+    high: pl.Float64
+    low: pl.Float64
+    close: pl.Float64
+    volume: pl.Float64 = pa.Field(nullable=True, ge=0)
+    wap: pl.Float64 = pa.Field(nullable=True)
+    bar_count: pl.Int64 = pa.Field(nullable=True, ge=0)
+
+    class Config:
+        unique: ClassVar[list[str]] = ["con_id", "bar_size", "what_to_show", "use_rth", "ts"]
+
+    @pa.dataframe_check(name="the bar must lie inside one of the contract's expected sessions")
+    def _in_session(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("session_date").is_not_null())
+
+    @pa.dataframe_check(name="low <= open, close <= high")
+    def _ohlc(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        low, high = pl.col("low"), pl.col("high")
+        inside = [(low <= pl.col(c)) & (pl.col(c) <= high) for c in ("open", "close")]
+        return data.lazyframe.select(inside[0] & inside[1])
+
+
 SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "security_master": SecurityMaster,
     "option_chains": OptionChain,
     "quarantine": Quarantine,
     "coverage": Coverage,
+    "bars": Bar,
 }
 
 

@@ -1,0 +1,405 @@
+"""The backfill of one bar series: ledger gaps -> planned requests -> paced IB calls -> bars.
+
+Shared by the `bars` asset, the sensor's estimates and `ibw backfill`; no Dagster here, so the
+command line starts fast. For each series: expected sessions (ibkr.sessions) bounded by the head
+timestamp, the expiry and IB's availability; gaps from the coverage ledger; the fewest requests
+(ibkr.planner); each request sent only when the shared pacer allows it. Bars are buffered per
+session until every request covering the session has answered, then validated, written (the
+year file replaced atomically) and only then recorded in the ledger, so a `kill -9` at any
+moment costs at most a refetch and never leaves the ledger claiming bars the lake lacks. One
+process writes a series at a time (a lock per series); others skip it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+from ib_async import BarData, Contract
+
+from ibkr import errors
+from ibkr.client import IBClient
+from ibkr.durations import SMALL_BAR_MAX_AGE, DurationTable, is_small_bar, refusal_halves
+from ibkr.pacer import RequestKey
+from ibkr.pacing_log import SharedPacer
+from ibkr.planner import Plan, PlannedRequest, Series, Session, plan
+from ibkr.sessions import Hours, expected_sessions, hours_for
+from ibkr.universe import BarSpec
+from warehouse import bars as bar_store
+from warehouse import heads, ledger
+from warehouse.locks import try_lock
+from warehouse.quarantine import write_quarantine
+from warehouse.validation import split_valid
+
+FLUSH_ROWS = 250_000  # buffered bars before a write (a year of full-hours 1-min bars)
+FLUSH_REQUESTS = 20  # ... or this many answered requests, whichever comes first
+VIOLATION_RETRIES = 2  # a 162 pacing violation: wait out the window, then try again
+PERMANENT = (errors.NoPermission, errors.ContractNotFound, errors.ExpiredContract)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One bar series of one contract: what to ask IB and where the answer goes."""
+
+    con_id: int
+    symbol: str  # for people: local symbol, e.g. ESZ4 or AAPL
+    sec_type: str
+    exchange: str
+    primary_exchange: str
+    currency: str
+    expiry: date | None
+    spec: BarSpec
+
+    @property
+    def what_to_show(self) -> str:
+        return self.spec.what_for(self.sec_type)
+
+    @property
+    def series(self) -> Series:
+        return Series(
+            self.con_id, self.sec_type, self.exchange, self.spec.bar_size, self.what_to_show,
+            self.spec.use_rth,
+        )  # fmt: skip
+
+    @property
+    def key(self) -> ledger.Series:
+        return ledger.Series(self.con_id, self.spec.bar_size, self.what_to_show, self.spec.use_rth)
+
+    @property
+    def hours(self) -> Hours:
+        return hours_for(self.sec_type, self.exchange, self.primary_exchange)
+
+    @property
+    def name(self) -> str:
+        return f"{self.symbol} {self.spec.bar_size} {self.what_to_show}" + (
+            "" if self.spec.use_rth else " all hours"
+        )
+
+    def contract(self) -> Contract:
+        return Contract(
+            conId=self.con_id, secType=self.sec_type, exchange=self.exchange,
+            currency=self.currency, includeExpired=self.sec_type == "FUT",
+        )  # fmt: skip
+
+    def expected(self, now: datetime, head: datetime | None) -> list[Session]:
+        """The closed sessions this series should hold, oldest first."""
+        today = now.date()
+        first = self.spec.first_day(today)
+        if is_small_bar(self.spec.bar_size):
+            first = max(first, (now - SMALL_BAR_MAX_AGE).date() + timedelta(days=1))
+        last = min(today, self.expiry) if self.expiry else today
+        sessions = expected_sessions(self.hours, self.spec.use_rth, first, last)
+        after = head.timestamp() if head else float("-inf")
+        return [s for s in sessions if s.close <= now and s.close.timestamp() > after]
+
+
+def targets(master: pl.DataFrame, specs: Iterable[BarSpec]) -> list[Target]:
+    """Every (contract, spec) pair the universe asks for, from the current security master."""
+    found = []
+    rows = master.sort("con_id").iter_rows(named=True)
+    contracts = [r for r in rows if r.get("valid_to") is None]
+    for spec in specs:
+        for row in contracts:
+            if spec.applies_to(row["sec_type"], row["symbol"]):
+                found.append(
+                    Target(
+                        row["con_id"], row["local_symbol"] or row["symbol"], row["sec_type"],
+                        row["exchange"], row["primary_exchange"] or "", row["currency"],
+                        row["expiry"], spec,
+                    )
+                )  # fmt: skip
+    return found
+
+
+@dataclass
+class SeriesReport:
+    """What one series' backfill did: for the progress line, Dagster metadata and summaries."""
+
+    target: Target
+    requests: int = 0
+    bars: int = 0
+    complete: int = 0
+    empty: int = 0
+    failed: int = 0
+    quarantined: int = 0
+    gaps_left: int = 0
+    skipped: str = ""  # why nothing was done (another process holds the series)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Backfill:
+    """One process's backfill context: IB client, shared pacer, warehouse and duration table."""
+
+    client: IBClient
+    pacer: SharedPacer
+    home: Path
+    source: str
+    table: DurationTable = field(default_factory=DurationTable.default)
+    on_request: Callable[[Target, PlannedRequest], None] = lambda target, request: None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def now(self) -> datetime:
+        return self.client.run(self.client.now()).astimezone(UTC)
+
+    # ------------------------------------------------------------------ planning
+    def head(self, target: Target, now: datetime) -> datetime | None:
+        """IB's earliest data for the series' contract, asked once and kept in the warehouse."""
+        what, rth = target.what_to_show, target.spec.use_rth
+        known = heads.read_head(self.home, target.con_id, what, rth)
+        if known is not None:
+            return known
+        key = RequestKey.head_timestamp(target.con_id, target.exchange, what, rth)
+        try:
+            with self.pacer.slot(key):
+                found = self.client.run(self.client.head_timestamp(target.contract(), what, rth))
+        except errors.NoData:
+            return None
+        head = found.astimezone(UTC) if isinstance(found, datetime) else None
+        if head is not None:
+            heads.write_head(self.home, target.con_id, what, rth, head, now)
+        return head
+
+    def plan(self, target: Target, now: datetime) -> tuple[Plan, list[Session]]:
+        """The series' plan now, and its expected sessions."""
+        sessions = target.expected(now, self.head(target, now))
+        held = ledger.read_series(self.home, target.key)
+        missing = ledger.gaps([s.day for s in sessions], held, now)
+        if not missing:
+            return Plan((), {}), sessions
+        return plan(
+            target.series, missing, sessions, table=self.table, now=now, expiry=target.expiry
+        ), sessions
+
+    # ------------------------------------------------------------------ running
+    def run(self, target: Target, now: datetime | None = None) -> SeriesReport:
+        """Fill every gap of one series that IB can serve now."""
+        report = SeriesReport(target)
+        with try_lock(self.home, f"bars {target.key}") as held:
+            if not held:
+                report.skipped = "another process is filling this series"
+                return report
+            self._fill(target, now or self.now(), report)
+        return report
+
+    def _fill(self, target: Target, now: datetime, report: SeriesReport) -> None:
+        while True:
+            planned, sessions = self.plan(target, now)
+            for day, reason in planned.unavailable.items():
+                ledger.record(self.home, target.key, [day], "failed", now, text=reason.value,
+                              permanent=True)  # fmt: skip
+                report.failed += 1
+            batch = _Batch(target, sessions, planned.requests)
+            halved = False
+            for request in planned.requests:
+                try:
+                    received = self._send(target, request)
+                except errors.NoData:
+                    received = []
+                except errors.IBWError as exc:
+                    shorter = self.table.halve(target.spec.bar_size)
+                    size = target.spec.bar_size
+                    if _asks_for_less(exc, target) and shorter.span(size) != self.table.span(size):
+                        self.table, halved = shorter, True
+                        break
+                    self._flush(batch, now, report)
+                    permanent = isinstance(exc, PERMANENT)
+                    failed = batch.unfinished() if permanent else batch.pending(request)
+                    ledger.record(self.home, target.key, failed, "failed", now, code=exc.code,
+                                  text=exc.sentence, permanent=permanent)  # fmt: skip
+                    report.failed += len(failed)
+                    report.errors.append(exc.sentence)
+                    if permanent or isinstance(exc, errors.GatewayUnavailable):
+                        break
+                    batch.forget(request)
+                    continue
+                report.requests += 1
+                batch.add(request, received)
+                if batch.rows >= FLUSH_ROWS or batch.answered >= FLUSH_REQUESTS:
+                    self._flush(batch, now, report)
+            self._flush(batch, now, report)
+            if not halved:
+                break
+        held = ledger.read_series(self.home, target.key)
+        expected = [s.day for s in target.expected(now, heads.read_head(
+            self.home, target.con_id, target.what_to_show, target.spec.use_rth))]  # fmt: skip
+        report.gaps_left = len(ledger.gaps(expected, held, now + ledger.LAST_RETRY))
+
+    def _send(self, target: Target, request: PlannedRequest) -> list[BarData]:
+        key = RequestKey(
+            target.con_id, target.exchange, request.what_to_show, request.bar_size,
+            request.end_date_time, request.duration, request.use_rth,
+        )  # fmt: skip
+        for attempt in range(VIOLATION_RETRIES + 1):
+            with self.pacer.slot(key):
+                self.on_request(target, request)
+                try:
+                    return self.client.run(
+                        self.client.historical_bars(
+                            target.contract(), request.end_date_time, request.duration,
+                            request.bar_size, request.what_to_show, request.use_rth,
+                            f"{target.name} ending {request.end_date_time or 'now'}",
+                        )
+                    )  # fmt: skip
+                except errors.PacingViolation:
+                    if attempt == VIOLATION_RETRIES:
+                        raise
+                    self.pacer.record_violation()  # the next try waits for the window
+        raise AssertionError("unreachable")
+
+    def _flush(self, batch: _Batch, now: datetime, report: SeriesReport) -> None:
+        """Write the finished sessions' bars, then record them in the ledger."""
+        days, frame = batch.take_finished()
+        if not days:
+            return
+        target = batch.target
+        origin = f"bars {target.key.con_id} {target.key.bar_size} {target.what_to_show} " + (
+            f"{'rth' if target.spec.use_rth else 'all'} {days[0]}..{days[-1]}"
+        )
+        rows = frame.with_columns(
+            request_id=pl.lit(self.request_id),
+            fetched_at=pl.lit(now).dt.cast_time_unit("us"),
+            source=pl.lit(self.source),
+        )
+        valid, rejected = split_valid(rows, bar_store.DATASET, origin)
+        if rejected.height:
+            write_quarantine(self.home, rejected, bar_store.DATASET, origin)
+        bar_store.write_sessions(self.home, target.key, valid, days)
+        with_bars = set(valid["session_date"].to_list())
+        full = [d for d in days if d in with_bars]
+        empty = [d for d in days if d not in with_bars]
+        if full:
+            ledger.record(self.home, target.key, full, "complete", now)
+        if empty:
+            ledger.record(self.home, target.key, empty, "empty", now)
+        report.bars += valid.height
+        report.complete += len(full)
+        report.empty += len(empty)
+        report.quarantined += rejected.height
+
+
+def _asks_for_less(exc: errors.IBWError, target: Target) -> bool:
+    """IB refused the span (162 'invalid step'/'Time length exceed max'), or a large-bar answer
+    timed out under IB's soft throttle: the table's span for this bar size halves."""
+    if refusal_halves(exc.code or 0, exc.ib_text):
+        return True
+    return isinstance(exc, errors.RequestTimeout) and not is_small_bar(target.spec.bar_size)
+
+
+class _Batch:
+    """Bars received, per session, until every request covering the session has answered."""
+
+    def __init__(
+        self, target: Target, sessions: Sequence[Session], requests: Sequence[PlannedRequest]
+    ) -> None:
+        self.target = target
+        self.days = [s.day for s in sessions]
+        self.opens = [s.open for s in sessions]
+        self.closes = [s.close for s in sessions]
+        self.waiting: dict[date, int] = defaultdict(int)
+        for request in requests:
+            for day in request.covers:
+                self.waiting[day] += 1
+        self.frames: list[pl.DataFrame] = []
+        self.finished: list[date] = []
+        self.rows = 0
+        self.answered = 0
+
+    def add(self, request: PlannedRequest, received: Sequence[BarData]) -> None:
+        frame = self._frame(received)
+        wanted = [d for d in request.covers if self.waiting.get(d, 0) > 0]
+        frame = frame.filter(
+            pl.col("session_date").is_in(wanted) | pl.col("session_date").is_null()
+        )
+        self.frames.append(frame)
+        self.rows += frame.height
+        self.answered += 1
+        self.forget(request)
+
+    def forget(self, request: PlannedRequest) -> None:
+        """The request is done with (answered or failed): its sessions wait for one less."""
+        for day in request.covers:
+            if self.waiting.get(day, 0) > 0:
+                self.waiting[day] -= 1
+                if self.waiting[day] == 0:
+                    self.finished.append(day)
+
+    def pending(self, request: PlannedRequest) -> list[date]:
+        """The sessions a failed request leaves unfinished: they are the failure's sessions."""
+        return [d for d in request.covers if self.waiting.get(d, 0) > 0]
+
+    def unfinished(self) -> list[date]:
+        return sorted(d for d, n in self.waiting.items() if n > 0)
+
+    def take_finished(self) -> tuple[list[date], pl.DataFrame]:
+        """The finished sessions and their bars; they leave the batch."""
+        days = sorted(set(self.finished))
+        frames = [f for f in self.frames if f.height]
+        everything = pl.concat(frames) if frames else _frame_of([], self.target)
+        # bars outside every expected session go along, so validation quarantines them
+        leaving = pl.col("session_date").is_in(days) | pl.col("session_date").is_null()
+        done = everything.filter(leaving)
+        self.frames = [everything.filter(~leaving)]
+        self.finished = []
+        self.rows = self.frames[0].height
+        self.answered = 0
+        for day in days:
+            self.waiting.pop(day, None)
+        return days, done
+
+    def _frame(self, received: Sequence[BarData]) -> pl.DataFrame:
+        frame = _frame_of(received, self.target)
+        if frame.is_empty():
+            return frame
+        daily = not isinstance(received[0].date, datetime)
+        if daily:  # a daily bar is dated by its session and starts at its open
+            index = {d: i for i, d in enumerate(self.days)}
+            found = [index.get(b.date) for b in received]
+        else:  # an intraday bar belongs to the session whose hours contain its start
+            found = []
+            for b in received:
+                i = bisect.bisect_right(self.opens, b.date) - 1
+                found.append(i if i >= 0 and b.date < self.closes[i] else None)
+        days = [None if i is None else self.days[i] for i in found]
+        if daily:
+            starts = [None if i is None else self.opens[i] for i in found]
+        else:
+            starts = [b.date for b in received]
+        return frame.with_columns(
+            session_date=pl.Series(days, dtype=pl.Date),
+            ts=pl.Series(starts, dtype=pl.Datetime("us", "UTC")),
+        )
+
+
+def _frame_of(received: Sequence[BarData], target: Target) -> pl.DataFrame:
+    """Bars as rows of the bars dataset (IB's -1 for 'no volume' becomes null)."""
+
+    def _nonnegative(values: list[float]) -> pl.Series:
+        return pl.Series(values, dtype=pl.Float64).replace(-1.0, None)
+
+    return pl.DataFrame(
+        {
+            "con_id": pl.Series([target.con_id] * len(received), dtype=pl.Int64),
+            "bar_size": target.spec.bar_size,
+            "what_to_show": target.what_to_show,
+            "use_rth": target.spec.use_rth,
+            "session_date": pl.Series([None] * len(received), dtype=pl.Date),
+            "ts": pl.Series([None] * len(received), dtype=pl.Datetime("us", "UTC")),
+            "open": pl.Series([b.open for b in received], dtype=pl.Float64),
+            "high": pl.Series([b.high for b in received], dtype=pl.Float64),
+            "low": pl.Series([b.low for b in received], dtype=pl.Float64),
+            "close": pl.Series([b.close for b in received], dtype=pl.Float64),
+            "volume": _nonnegative([float(b.volume) for b in received]),
+            "wap": _nonnegative([float(b.average) for b in received]),
+            "bar_count": pl.Series([b.barCount for b in received], dtype=pl.Int64).replace(
+                -1, None
+            ),
+        },
+        schema_overrides={"bar_size": pl.String, "what_to_show": pl.String, "use_rth": pl.Boolean},
+    )
