@@ -15,7 +15,8 @@ from __future__ import annotations
 import bisect
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -25,8 +26,9 @@ from ib_async import BarData, Contract
 
 from ibkr import errors
 from ibkr.client import IBClient
+from ibkr.connection import ConnectionSettings
 from ibkr.durations import SMALL_BAR_MAX_AGE, DurationTable, is_small_bar, refusal_halves
-from ibkr.pacer import RequestKey
+from ibkr.pacer import PacingBudget, RequestKey
 from ibkr.pacing_log import SharedPacer
 from ibkr.planner import Plan, PlannedRequest, Series, Session, plan
 from ibkr.sessions import Hours, expected_sessions, hours_for
@@ -34,6 +36,7 @@ from ibkr.universe import BarSpec
 from warehouse import bars as bar_store
 from warehouse import heads, ledger
 from warehouse.locks import try_lock
+from warehouse.parquet import read_dataset
 from warehouse.quarantine import write_quarantine
 from warehouse.validation import split_valid
 
@@ -99,11 +102,23 @@ class Target:
         return [s for s in sessions if s.close <= now and s.close.timestamp() > after]
 
 
-def targets(master: pl.DataFrame, specs: Iterable[BarSpec]) -> list[Target]:
-    """Every (contract, spec) pair the universe asks for, from the current security master."""
+class NoSecurityMaster(errors.IBWError):
+    default_cause = "the warehouse has no security master yet"
+    default_fix = "run `ibw demo` or materialize the contracts asset in Dagster first"
+
+
+def targets(home: Path, specs: Iterable[BarSpec], symbols: Sequence[str] = ()) -> list[Target]:
+    """Every (contract, spec) pair the universe asks for, from the current security master;
+    `symbols` keeps only those contracts (symbol or local symbol)."""
+    master = read_dataset(home, "security_master")
+    if master.is_empty():
+        raise NoSecurityMaster()
+    wanted = {s.upper() for s in symbols}
     found = []
     rows = master.sort("con_id").iter_rows(named=True)
     contracts = [r for r in rows if r.get("valid_to") is None]
+    if wanted:
+        contracts = [r for r in contracts if {r["symbol"], r["local_symbol"]} & wanted]
     for spec in specs:
         for row in contracts:
             if spec.applies_to(row["sec_type"], row["symbol"]):
@@ -115,6 +130,24 @@ def targets(master: pl.DataFrame, specs: Iterable[BarSpec]) -> list[Target]:
                     )
                 )  # fmt: skip
     return found
+
+
+@contextmanager
+def connected(
+    settings: ConnectionSettings, home: Path, key: str, request_timeout: float = 60.0
+) -> Iterator[Backfill]:
+    """A backfill on its own IB connection, paced with every other process on the same login
+    (the login is named by its accounts, never by a secret)."""
+    client = IBClient.open(settings, key, request_timeout)
+    try:
+        login = ",".join(sorted(client.ib.managedAccounts())) or "default"
+        pacer = SharedPacer.for_login(
+            home, settings.host, settings.port, login, budget=PacingBudget.from_env()
+        )
+        with pacer:
+            yield Backfill(client, pacer, home, f"ib://{settings.host}:{settings.port}")
+    finally:
+        client.close()
 
 
 @dataclass
@@ -361,11 +394,18 @@ class _Batch:
         if daily:  # a daily bar is dated by its session and starts at its open
             index = {d: i for i, d in enumerate(self.days)}
             found = [index.get(b.date) for b in received]
+            wanted = [self.days[0] <= b.date <= self.days[-1] for b in received]
         else:  # an intraday bar belongs to the session whose hours contain its start
             found = []
             for b in received:
                 i = bisect.bisect_right(self.opens, b.date) - 1
                 found.append(i if i >= 0 and b.date < self.closes[i] else None)
+            wanted = [self.opens[0] <= b.date < self.closes[-1] for b in received]
+        # A request may reach past the series' first session (a `N Y` span, a lone sliver):
+        # those bars are not wanted. Inside the range, a bar in no session is quarantined.
+        frame = frame.filter(pl.Series(wanted, dtype=pl.Boolean))
+        found = [i for i, keep in zip(found, wanted, strict=True) if keep]
+        received = [b for b, keep in zip(received, wanted, strict=True) if keep]
         days = [None if i is None else self.days[i] for i in found]
         if daily:
             starts = [None if i is None else self.opens[i] for i in found]

@@ -19,9 +19,12 @@ time is exactly the latest of each rule's earliest time.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+SCALE_ENV = "IBW_PACING_SCALE"  # tests and benchmarks only: compress IB's windows in time
+MIN_SLACK = 0.05  # seconds: a scaled budget keeps room for the network and the wake-up
 SMALL_BAR_UNIT = "sec"  # "1 secs" … "30 secs": IB's hard limits apply to these bar sizes only
 
 
@@ -53,6 +56,28 @@ class PacingBudget:
             raise ValueError("pacing spans must not be negative")
         if self.lease <= self.slack:
             raise ValueError("the lease must outlast the slack a send may trail its reservation")
+
+    def scaled(self, factor: float) -> PacingBudget:
+        """Every time span times `factor` (a gateway whose windows are compressed alike)."""
+        return replace(
+            self,
+            window=self.window * factor,
+            identical_window=self.identical_window * factor,
+            burst_window=self.burst_window * factor,
+            lease=self.lease * factor,
+            large_interval=self.large_interval * factor,
+            slack=max(MIN_SLACK, self.slack * factor),
+        )
+
+    @classmethod
+    def from_env(cls) -> PacingBudget:
+        """IB's limits, compressed by $IBW_PACING_SCALE when a test sets it."""
+        scale = os.environ.get(SCALE_ENV, "")
+        try:
+            factor = float(scale) if scale else 1.0
+        except ValueError:
+            raise ValueError(f"{SCALE_ENV}={scale!r} must be a number such as 0.01") from None
+        return cls() if factor == 1.0 else cls().scaled(factor)
 
     @property
     def horizon(self) -> float:

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from ibkr.errors import one_sentence
 from ibsim import cli as gateway_cli
+from pipelines.backfill import add_backfill_commands
 from pipelines.query import add_query_command
 from warehouse.layout import home as default_home
 
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--gateway-port", type=int, default=4002, help="embedded gateway port")
     dev.set_defaults(run=_dev)
 
+    add_backfill_commands(commands)
     add_query_command(commands)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -1,0 +1,170 @@
+"""`ibw plan` and `ibw backfill`: the backfill from the command line, with its cost up front.
+
+Both read the bar series from the universe file's `bars:` section (or one ad-hoc series from
+`--bar-size` and `--history`) and the contracts from the warehouse's security master, connect to
+the gateway (IB_HOST / IB_PORT, default the embedded one on 127.0.0.1:4002), and pace every
+request through the login's shared pacer, so they can run beside Dagster and each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from assets.backfill import Backfill, SeriesReport, Target, connected, targets
+from assets.resources import UniverseResource
+from ibkr.connection import ConnectionSettings
+from ibkr.errors import one_sentence
+from ibkr.planner import PlannedRequest, describe_cost
+from ibkr.universe import BarSpec, UniverseError, parse_universe
+from warehouse import ledger
+from warehouse.catalog import refresh_catalog
+from warehouse.layout import home as default_home
+
+
+def add_backfill_commands(commands: argparse._SubParsersAction) -> None:
+    """Register `plan` and `backfill` on the `ibw` subcommands."""
+    for name, run, text in (
+        ("plan", run_plan, "show the requests a backfill would send, and their cost"),
+        ("backfill", run_backfill, "fetch the missing bars, paced, with progress"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("symbols", nargs="*", help="only these contracts (default: all)")
+        command.add_argument("--home", default=str(default_home()), help="warehouse ($IBW_HOME)")
+        command.add_argument("--universe", help="universe file (default: $IBW_UNIVERSE)")
+        command.add_argument("--bar-size", help='one series instead of the file\'s, e.g. "1 min"')
+        command.add_argument("--history", default="30d", help="with --bar-size: e.g. 5d, 6m, 20y")
+        command.add_argument("--what-to-show", default="", help="with --bar-size: e.g. MIDPOINT")
+        command.add_argument("--all-hours", action="store_true", help="with --bar-size: useRTH=0")
+        command.set_defaults(run=run)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    target: Target
+    expected: int
+    held: int
+    requests: tuple[PlannedRequest, ...]
+    unavailable: int
+
+
+def _specs(args: argparse.Namespace) -> tuple[BarSpec, ...]:
+    if args.bar_size:
+        item = {"bar_size": args.bar_size, "history": args.history, "use_rth": not args.all_hours}
+        if args.what_to_show:
+            item["what_to_show"] = args.what_to_show
+        universe = parse_universe({"entries": [{"symbol": "-"}], "bars": [item]}, "--bar-size")
+        return universe.bars
+    path = args.universe or UniverseResource.from_env().path
+    specs = UniverseResource(path=path).load().bars
+    if not specs:
+        raise UniverseError(f"{path} has no 'bars' section; add one or pass --bar-size.")
+    return specs
+
+
+def _setup(args: argparse.Namespace) -> tuple[Path, tuple[BarSpec, ...], list[Target]]:
+    home = Path(args.home).resolve()
+    specs = _specs(args)
+    found = targets(home, specs, args.symbols)
+    if not found:
+        raise UniverseError("no contract in the security master matches; check the symbols.")
+    return home, specs, found
+
+
+def _plan_all(backfill: Backfill, found: list[Target]) -> list[_Planned]:
+    now = backfill.now()
+    rows = []
+    for target in found:
+        planned, sessions = backfill.plan(target, now)
+        held = ledger.read_series(backfill.home, target.key)
+        done = held.filter(held["status"].is_in(["complete", "empty"])).height
+        rows.append(
+            _Planned(target, len(sessions), done, planned.requests, len(planned.unavailable))
+        )
+    return rows
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    console = Console()
+    try:
+        home, _, found = _setup(args)
+        with connected(ConnectionSettings.from_env(), home, f"plan-{os.getpid()}") as backfill:
+            rows = _plan_all(backfill, found)
+    except Exception as exc:  # one sentence, whatever failed
+        console.print(f"[red]ibw plan:[/red] {one_sentence(exc)}", soft_wrap=True)
+        return 1
+    table = Table(title="Backfill plan")
+    for column in ("series", "expected sessions", "held", "requests", "not available"):
+        table.add_column(column, justify="left" if column == "series" else "right")
+    for row in rows:
+        table.add_row(
+            row.target.name, str(row.expected), str(row.held), str(len(row.requests)),
+            str(row.unavailable),
+        )  # fmt: skip
+    console.print(table)
+    requests = [r for row in rows for r in row.requests]
+    if not requests:
+        console.print(f"{len(rows)} series: nothing to fetch, every expected session is held.")
+        return 0
+    budget = backfill.pacer.budget
+    cost = describe_cost(requests, budget=budget.window_limit, window_s=budget.window)
+    console.print(f"{len(rows)} series: {cost}.")
+    return 0
+
+
+def run_backfill(args: argparse.Namespace) -> int:
+    console = Console()
+    reports: list[SeriesReport] = []
+    try:
+        home, _, found = _setup(args)
+        with connected(ConnectionSettings.from_env(), home, f"backfill-{os.getpid()}") as backfill:
+            rows = _plan_all(backfill, found)
+            total = sum(len(r.requests) for r in rows)
+            columns = (
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )  # fmt: skip
+            with Progress(*columns, console=console, transient=True) as progress:
+                task = progress.add_task("requests", total=total or None)
+
+                def advance(target: Target, request: object) -> None:
+                    progress.update(task, advance=1, description=target.name)
+
+                backfill.on_request = advance
+                for row in rows:
+                    reports.append(backfill.run(row.target))
+            used = backfill.pacer.used()
+            budget = backfill.pacer.budget.window_limit
+        refresh_catalog(home)
+    except Exception as exc:
+        console.print(f"[red]ibw backfill:[/red] {one_sentence(exc)}", soft_wrap=True)
+        return 1
+    console.print(_summary(reports, used, budget), soft_wrap=True)
+    for report in reports:
+        for error in report.errors:
+            console.print(f"[yellow]{report.target.name}:[/yellow] {error}", soft_wrap=True)
+    return 0
+
+
+def _summary(reports: list[SeriesReport], used: int, budget: int) -> str:
+    requests = sum(r.requests for r in reports)
+    if requests == 0 and not any(r.failed for r in reports):
+        gaps = sum(r.gaps_left for r in reports)
+        held = "every expected session is held" if not gaps else f"{gaps} sessions still missing"
+        return f"Nothing to fetch for {len(reports)} series: {held}."
+    skipped = sum(bool(r.skipped) for r in reports)
+    return (
+        f"Backfilled {len(reports)} series with {requests} requests: "
+        f"{sum(r.bars for r in reports):,} bars, {sum(r.complete for r in reports)} sessions "
+        f"complete, {sum(r.empty for r in reports)} confirmed empty, "
+        f"{sum(r.failed for r in reports)} failed, {sum(r.quarantined for r in reports)} bars "
+        f"quarantined; {sum(r.gaps_left for r in reports)} sessions still missing"
+        + (f", {skipped} series left to another process" if skipped else "")
+        + f". Small-bar pacing budget in use: {used} of {budget} per window."
+    )
