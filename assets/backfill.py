@@ -132,6 +132,36 @@ def targets(home: Path, specs: Iterable[BarSpec], symbols: Sequence[str] = ()) -
     return found
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """What filling a series costs now, without asking IB (for the sensor)."""
+
+    requests: int
+    unavailable: int  # missing sessions IB cannot serve: a run records why, once
+    weight: int  # small-bar pacing budget, the head-timestamp request included if not known yet
+
+
+def plan_series(
+    target: Target, home: Path, now: datetime, table: DurationTable, head: datetime | None
+) -> tuple[Plan, list[Session]]:
+    """The fewest requests for what the ledger lacks of the series now, and its sessions."""
+    sessions = target.expected(now, head)
+    missing = ledger.gaps([s.day for s in sessions], ledger.read_series(home, target.key), now)
+    if not missing:
+        return Plan((), {}), sessions
+    return plan(
+        target.series, missing, sessions, table=table, now=now, expiry=target.expiry
+    ), sessions
+
+
+def estimate(target: Target, home: Path, now: datetime, table: DurationTable) -> Estimate:
+    """The series' planned requests from the ledger and the cached head timestamp, no IB."""
+    head = heads.read_head(home, target.con_id, target.what_to_show, target.spec.use_rth)
+    planned, _ = plan_series(target, home, now, table, head)
+    weight = sum(r.pacing_weight for r in planned.requests) + (head is None)
+    return Estimate(len(planned.requests), len(planned.unavailable), weight)
+
+
 @contextmanager
 def connected(
     settings: ConnectionSettings, home: Path, key: str, request_timeout: float = 60.0
@@ -201,14 +231,7 @@ class Backfill:
 
     def plan(self, target: Target, now: datetime) -> tuple[Plan, list[Session]]:
         """The series' plan now, and its expected sessions."""
-        sessions = target.expected(now, self.head(target, now))
-        held = ledger.read_series(self.home, target.key)
-        missing = ledger.gaps([s.day for s in sessions], held, now)
-        if not missing:
-            return Plan((), {}), sessions
-        return plan(
-            target.series, missing, sessions, table=self.table, now=now, expiry=target.expiry
-        ), sessions
+        return plan_series(target, self.home, now, self.table, self.head(target, now))
 
     # ------------------------------------------------------------------ running
     def run(self, target: Target, now: datetime | None = None) -> SeriesReport:
@@ -222,8 +245,19 @@ class Backfill:
         return report
 
     def _fill(self, target: Target, now: datetime, report: SeriesReport) -> None:
+        held = ledger.read_series(self.home, target.key)
+        if not ledger.gaps([s.day for s in target.expected(now, None)], held, now):
+            return  # nothing to do, not even a head timestamp to ask for
         while True:
-            planned, sessions = self.plan(target, now)
+            try:
+                planned, sessions = self.plan(target, now)
+            except PERMANENT as exc:  # the head timestamp request: IB refuses the contract
+                days = [s.day for s in target.expected(now, None)]
+                ledger.record(self.home, target.key, days, "failed", now, code=exc.code,
+                              text=exc.sentence, permanent=True)  # fmt: skip
+                report.failed += len(days)
+                report.errors.append(exc.sentence)
+                return
             for day, reason in planned.unavailable.items():
                 ledger.record(self.home, target.key, [day], "failed", now, text=reason.value,
                               permanent=True)  # fmt: skip

@@ -40,11 +40,14 @@ class IBResource(dg.ConfigurableResource):
         """Lineage: where the data came from (never credentials)."""
         return f"ib://{self.host}:{self.port}"
 
+    @property
+    def settings(self) -> ConnectionSettings:
+        return ConnectionSettings(self.host, self.port, self.client_id, self.connect_timeout)
+
     @contextmanager
     def client(self, key: str) -> Iterator[IBClient]:
         """A connected client whose id is derived from `key` (the run), closed afterwards."""
-        settings = ConnectionSettings(self.host, self.port, self.client_id, self.connect_timeout)
-        client = IBClient.open(settings, key, self.request_timeout)
+        client = IBClient.open(self.settings, key, self.request_timeout)
         try:
             yield client
         finally:

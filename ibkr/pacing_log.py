@@ -248,3 +248,8 @@ class SharedPacer:
 def _safe(part: str) -> str:
     """A file-name-safe form of a host, port or login key."""
     return re.sub(r"[^A-Za-z0-9.-]+", "-", part).strip("-") or "default"
+
+
+def login_logs(home: Path, host: str, port: int) -> list[Path]:
+    """The pacing logs of every login seen on one gateway (usually one)."""
+    return sorted((Path(home) / "pacing").glob(f"{_safe(host)}_{_safe(str(port))}_*.sqlite"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ibsim.clock import Clock, SystemClock
 
@@ -22,6 +22,15 @@ class PacingRules:
     small_bar_max_age_days: int = 183  # no bars of 30 s or less older than six months
     expired_future_years: int = 2  # history of expired futures ends this long after expiry
     max_backfill_years: int = 30  # the 'Max API Backfill Years' cap for `N Y` durations
+
+    def scaled(self, factor: float) -> PacingRules:
+        """The same rules with every window times `factor` (time-compressed tests)."""
+        return replace(
+            self,
+            window=self.window * factor,
+            identical_window=self.identical_window * factor,
+            burst_window=self.burst_window * factor,
+        )
 
 
 @dataclass(frozen=True)

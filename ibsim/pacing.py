@@ -26,9 +26,19 @@ class Pacer:
     def __init__(self, rules: PacingRules) -> None:
         self.rules = rules
         self._log: deque[PacedRequest] = deque()
+        self.admitted = 0  # paced requests accepted and refused since the start, for tests
+        self.refused = 0
 
     def admit(self, request: PacedRequest) -> bool:
         """Record and allow `request`, or refuse it (a pacing violation)."""
+        if self._allows(request):
+            self._log.append(request)
+            self.admitted += 1
+            return True
+        self.refused += 1
+        return False
+
+    def _allows(self, request: PacedRequest) -> bool:
         rules = self.rules
         horizon = request.at - max(rules.window, rules.identical_window, rules.burst_window)
         while self._log and self._log[0].at <= horizon:
@@ -44,10 +54,7 @@ class Pacer:
         burst = sum(
             1 for r in self._log if r.key == request.key and r.at > request.at - rules.burst_window
         )
-        if burst + 1 >= rules.burst_limit:
-            return False
-        self._log.append(request)
-        return True
+        return burst + 1 < rules.burst_limit
 
     def used(self, now: float) -> int:
         """Budget used in the current window (BID_ASK counted twice)."""

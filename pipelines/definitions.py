@@ -6,9 +6,11 @@ Resources read the environment when the code location loads: IB_HOST, IB_PORT, I
 
 import dagster as dg
 
+from assets.bars import build_bars_asset
 from assets.contracts import contracts
 from assets.option_chains import option_chains
 from assets.resources import IBResource, UniverseResource, WarehouseResource
+from pipelines.sensors import build_backfill_sensor
 
 
 def resources() -> dict[str, dg.ConfigurableResource]:
@@ -19,8 +21,12 @@ def resources() -> dict[str, dg.ConfigurableResource]:
     }
 
 
+# The bar series come from the universe file, read once when the code location loads.
+bars = build_bars_asset(UniverseResource.from_env().load().bars)
+
 defs = dg.Definitions(
-    assets=[contracts, option_chains],
+    assets=[contracts, option_chains, bars],
+    sensors=[build_backfill_sensor(bars)],
     resources=resources(),
     executor=dg.in_process_executor,  # one process, one IB connection per run
 )

@@ -20,10 +20,21 @@ def test_code_location_loads_every_asset_check_and_resource():
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
         "contracts",
         "option_chains",
+        "bars",
     }
     checks = {k.name for k in graph.asset_check_keys}
-    assert checks == {"universe_entries_resolve", "rows_pass_validation", "chain_inside_window"}
+    assert checks == {
+        "universe_entries_resolve",
+        "rows_pass_validation",
+        "chain_inside_window",
+        "bars_no_gaps",
+        "bars_no_duplicates",
+        "bars_ohlc_sane",
+    }
     assert set(defs.resources) == {"ib", "warehouse", "universe"}
+    [sensor] = defs.sensors
+    assert sensor.name == "bars_backfill"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_instance_settings_are_valid(tmp_path):

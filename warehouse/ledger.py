@@ -126,3 +126,11 @@ def gaps(expected: Sequence[date], ledger: pl.DataFrame, now: datetime) -> list[
     )
     done = set(settled["session_date"].to_list())
     return sorted(day for day in expected if day not in done)
+
+
+def forget(home: Path, series: Series, sessions: Iterable[date]) -> pl.DataFrame:
+    """Drop what the ledger knows of `sessions`, so they are gaps again (repairs, tests)."""
+    days = sorted(set(sessions))
+    ledger = read_series(home, series).filter(~pl.col("session_date").is_in(days))
+    write_partition(home, DATASET, ledger, series.partition())
+    return ledger
