@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from ib_async import IB
@@ -108,3 +110,30 @@ async def _wait_for(predicate: Callable[[], bool], timeout: float) -> None:
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(poll(), timeout)
+
+
+@pytest.fixture(scope="session")
+def seeded(gateway: GatewayThread, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse holding the default universe's security master (made once, then copied)."""
+    import dagster as dg
+
+    from assets.contracts import contracts
+    from assets.resources import IBResource, UniverseResource, WarehouseResource
+    from tests.test_assets import write_universe
+
+    base = tmp_path_factory.mktemp("seed")
+    home, universe = base / "ibw", write_universe(base, [])
+    resources = {
+        "ib": IBResource(port=gateway.port, client_id=350),
+        "warehouse": WarehouseResource(home=str(home)),
+        "universe": UniverseResource(path=str(universe)),
+    }
+    assert dg.materialize([contracts], resources=resources).success
+    return home
+
+
+@pytest.fixture
+def seeded_home(seeded: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the seeded warehouse."""
+    shutil.copytree(seeded, tmp_path / "ibw")
+    return tmp_path / "ibw"

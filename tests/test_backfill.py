@@ -5,7 +5,6 @@ asset, its checks and the sensor through Dagster."""
 from __future__ import annotations
 
 import itertools
-import shutil
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -16,7 +15,6 @@ import pytest
 
 from assets.backfill import Backfill, SeriesReport, Target, connected, targets
 from assets.bars import build_bars_asset, partition_key
-from assets.contracts import contracts
 from assets.resources import IBResource, UniverseResource, WarehouseResource
 from ibkr.connection import ConnectionSettings
 from ibkr.durations import DurationTable
@@ -35,24 +33,9 @@ _ids = itertools.count(400)
 AAPL, EURUSD = 265598, 12087792
 
 
-@pytest.fixture(scope="module")
-def seeded(gateway, tmp_path_factory) -> Path:
-    """A warehouse holding the default universe's security master."""
-    base = tmp_path_factory.mktemp("seed")
-    home, universe = base / "ibw", write_universe(base, [])
-    resources = {
-        "ib": IBResource(port=gateway.port, client_id=350),
-        "warehouse": WarehouseResource(home=str(home)),
-        "universe": UniverseResource(path=str(universe)),
-    }
-    assert dg.materialize([contracts], resources=resources).success
-    return home
-
-
 @pytest.fixture
-def home(seeded: Path, tmp_path: Path) -> Path:
-    shutil.copytree(seeded, tmp_path / "ibw")
-    return tmp_path / "ibw"
+def home(seeded_home: Path) -> Path:
+    return seeded_home
 
 
 @pytest.fixture
