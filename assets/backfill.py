@@ -13,6 +13,8 @@ process writes a series at a time (a lock per series); others skip it.
 from __future__ import annotations
 
 import bisect
+import json
+import os
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -175,9 +177,31 @@ def connected(
             home, settings.host, settings.port, login, budget=PacingBudget.from_env()
         )
         with pacer:
-            yield Backfill(client, pacer, home, f"ib://{settings.host}:{settings.port}")
+            source = f"ib://{settings.host}:{settings.port}"
+            yield Backfill(client, pacer, home, source, table=load_table(home))
     finally:
         client.close()
+
+
+def _table_path(home: Path) -> Path:
+    return home / "pacing" / "durations.json"
+
+
+def load_table(home: Path) -> DurationTable:
+    """The duration table as IB's refusals left it (the default until IB refuses a span)."""
+    path = _table_path(home)
+    if not path.is_file():
+        return DurationTable.default()
+    return DurationTable.from_strings(json.loads(path.read_text()))
+
+
+def save_table(home: Path, table: DurationTable) -> None:
+    """Remember a halved span for every later run (written whole, then renamed into place)."""
+    path = _table_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(json.dumps(table.as_strings(), indent=1))
+    os.replace(temp, path)
 
 
 @dataclass
@@ -274,6 +298,7 @@ class Backfill:
                     size = target.spec.bar_size
                     if _asks_for_less(exc, target) and shorter.span(size) != self.table.span(size):
                         self.table, halved = shorter, True
+                        save_table(self.home, shorter)
                         break
                     self._flush(batch, now, report)
                     permanent = isinstance(exc, PERMANENT)

@@ -13,7 +13,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from assets.backfill import Backfill, SeriesReport, Target, connected, targets
+from assets.backfill import Backfill, SeriesReport, Target, connected, load_table, targets
 from assets.bars import build_bars_asset, partition_key
 from assets.resources import IBResource, UniverseResource, WarehouseResource
 from ibkr.connection import ConnectionSettings
@@ -246,3 +246,32 @@ def test_ibw_backfill_without_a_security_master_says_what_to_do(gateway, tmp_pat
     assert code == 1
     err = capsys.readouterr().out
     assert "no security master yet" in err and "ibw demo" in err
+
+
+def test_the_session_that_just_closed_is_fetched_next(make_gateway, home):
+    from ibsim.clock import ManualClock
+
+    clock = ManualClock(NOW)  # 11:00 New York: today's session is still open
+    gw = make_gateway(clock=clock)
+    settings = ConnectionSettings("127.0.0.1", gw.port, next(_ids), 10)
+    target = target_of(home, AAPL, BarSpec("1 min", 10))
+    with connected(settings, home, "incremental") as backfill:
+        assert run(backfill, target).complete == 6
+        clock.advance(6 * 3600)  # 17:00 New York: closed
+        after_close = run(backfill, target)
+    assert (after_close.requests, after_close.complete) == (1, 1)
+    stored = bar_store.read_series(home, target.key)
+    assert stored.filter(pl.col("session_date") == NOW.date()).height == 390
+
+
+def test_a_span_ib_refuses_is_halved_and_remembered(home, open_backfill):
+    from ibkr.durations import Span
+
+    backfill = open_backfill()
+    spans = {**DurationTable.default().spans, "1 min": Span(365, "D")}
+    backfill.table = DurationTable(spans)  # 365 sessions of 16 h: too big for one answer
+    target = target_of(home, AAPL, BarSpec("1 min", 730, use_rth=False))
+    report = run(backfill, target)
+    assert backfill.table.span("1 min") == Span(182, "D")
+    assert report.gaps_left == 0 and report.requests == 3  # 502 sessions in 182-session spans
+    assert load_table(home).span("1 min") == Span(182, "D")  # the next run starts there
