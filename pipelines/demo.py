@@ -1,7 +1,8 @@
 """`ibw demo`: the whole first data path on a fresh machine, against its own embedded gateway.
 
 Starts the embedded gateway on a free port, materializes the universe and today's option chains
-through Dagster (in-process) into $IBW_HOME, then shows what landed and how to query it.
+through Dagster (in-process) into $IBW_HOME, backfills a few contracts' daily and 1-min bars the
+way `ibw backfill` does, then shows what landed and how to query it.
 """
 
 from __future__ import annotations
@@ -16,18 +17,26 @@ import dagster as dg
 from rich.console import Console
 from rich.table import Table
 
+from assets.backfill import connected, targets
 from assets.contracts import contracts
 from assets.option_chains import option_chains
 from assets.resources import IBResource, UniverseResource, WarehouseResource
+from ibkr.connection import ConnectionSettings
+from ibkr.universe import BarSpec
 from ibsim import GatewayConfig, GatewayThread
-from warehouse.catalog import connect_readonly
+from warehouse.catalog import connect_readonly, refresh_catalog
 
 EXAMPLE_QUERIES = (
     "SELECT sec_type, count(*) AS contracts FROM security_master_current "
     "GROUP BY sec_type ORDER BY sec_type",
     "SELECT underlying_symbol, expiry, count(*) AS contracts, min(strike) AS low_strike, "
     "max(strike) AS high_strike FROM option_chains GROUP BY ALL ORDER BY ALL LIMIT 8",
+    "SELECT local_symbol, bar_size, count(*) AS bars, count(DISTINCT session_date) AS sessions, "
+    "min(ts) AS first_bar, max(ts) AS last_bar FROM bars JOIN security_master_current "
+    "USING (con_id) GROUP BY ALL ORDER BY ALL",
 )
+DEMO_BARS = (BarSpec("1 day", 365), BarSpec("1 min", 5))
+DEMO_SYMBOLS = ("AAPL", "SPY", "EUR.USD")
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class DemoResult:
     catalog: Path
     contracts: int
     options: int
+    bars: int
 
 
 def _shortest(path: Path) -> str:
@@ -60,6 +70,16 @@ def run_demo(console: Console, home: Path) -> DemoResult:
         status.update(f"Snapshotting the option chains of {day}...")
         _materialize([option_chains], resources, partition_key=day)
         console.print(f"[green]✓[/green] option_chains: the {day} snapshot is in the warehouse")
+        status.update("Backfilling daily and 1-min bars of a few contracts...")
+        settings = ConnectionSettings("127.0.0.1", gw.port, 120, 10.0)
+        with connected(settings, home, "demo") as backfill:
+            reports = [backfill.run(t) for t in targets(home, DEMO_BARS, DEMO_SYMBOLS)]
+        refresh_catalog(home)
+        requests = sum(r.requests for r in reports)
+        bars = sum(r.bars for r in reports)
+        console.print(
+            f"[green]✓[/green] bars: {bars:,} bars of {len(reports)} series in {requests} requests"
+        )
     return _summarize(console, home)
 
 
@@ -76,6 +96,7 @@ def _summarize(console: Console, home: Path) -> DemoResult:
     with connect_readonly(home) as con:
         count_contracts = con.sql("SELECT count(*) FROM security_master_current").fetchall()[0][0]
         count_options = con.sql("SELECT count(*) FROM option_chains").fetchall()[0][0]
+        count_bars = con.sql("SELECT count(*) FROM bars").fetchall()[0][0]
         for sql in EXAMPLE_QUERIES:
             relation = con.sql(sql)
             console.print(f"[dim]> {sql}[/dim]")
@@ -87,8 +108,9 @@ def _summarize(console: Console, home: Path) -> DemoResult:
             console.print(table)
     catalog = home / "warehouse.duckdb"
     console.print(
-        f"{count_contracts} contracts and {count_options} option contracts landed in {home}. "
+        f"{count_contracts} contracts, {count_options} option contracts and {count_bars:,} bars "
+        f"landed in {home}. "
         f'Query them with `ibw query "SQL"` or open {catalog} read-only '
         f"(duckdb -readonly {_shortest(catalog)})."
     )
-    return DemoResult(home, catalog, count_contracts, count_options)
+    return DemoResult(home, catalog, count_contracts, count_options, count_bars)

@@ -1,4 +1,4 @@
-"""The command line: `ibw gateway` and `python -m ibsim` in the foreground, and `ibw demo`."""
+"""The command line: `ibw gateway` (and `python -m ibsim`), `ibw demo` and `ibw dev`."""
 
 from __future__ import annotations
 
@@ -111,9 +111,13 @@ def test_demo_builds_a_warehouse_from_its_own_gateway(tmp_path):
         timeout=300, env={**os.environ, "COLUMNS": "160"},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    landed = re.search(r"(\d+) contracts and (\d+) option contracts landed in", result.stdout)
+    landed = re.search(
+        r"(\d+) contracts, (\d+) option contracts and ([\d,]+) bars landed in", result.stdout
+    )
     assert landed and int(landed.group(1)) > 20 and int(landed.group(2)) > 0
+    assert int(landed.group(3).replace(",", "")) > 1_000
     assert "security_master_current" in result.stdout and "option_chains" in result.stdout
+    assert "FROM bars JOIN" in result.stdout
     assert (home / "warehouse.duckdb").exists()
     assert "Traceback" not in result.stdout + result.stderr
 
