@@ -4,8 +4,10 @@ the DuckDB catalog.
 Modules: `layout` (where everything lives under `$IBW_HOME`), `parquet` (atomic partition writes
 and reads), `schemas` (one pandera model per dataset), `validation` (split a frame into valid and
 quarantined rows), `quarantine` (store the rejected rows), `security_master` (the contract
-history keyed by conId), `ledger` (the coverage ledger: what each series holds per session) and
-`catalog` (the DuckDB file of views analysts open read-only).
+history keyed by conId), `ledger` (the coverage ledger: what each series holds per session),
+`bars` (bars per series and year, replaced a session at a time), `heads` (IB's head timestamps),
+`locks` (one writer per series across processes) and `catalog` (the DuckDB file of views
+analysts open read-only).
 
 May import: polars, pyarrow, duckdb, pandera and the standard library; never IB or Dagster.
 """
