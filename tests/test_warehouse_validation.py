@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -21,7 +21,44 @@ def accounted_for(df: pl.DataFrame, valid: pl.DataFrame, rejected: pl.DataFrame)
 
 
 def test_the_registry_names_every_dataset():
-    assert set(SCHEMAS) == {"security_master", "option_chains", "quarantine", "coverage"}
+    assert set(SCHEMAS) == {"security_master", "option_chains", "quarantine", "coverage", "bars"}
+
+
+def bars(n: int = 3) -> pl.DataFrame:
+    start = datetime(2024, 7, 9, 13, 30, tzinfo=UTC)
+    return pl.DataFrame(
+        {
+            "con_id": [265598] * n, "bar_size": ["1 min"] * n, "what_to_show": ["TRADES"] * n,
+            "use_rth": [True] * n, "session_date": [start.date()] * n,
+            "ts": pl.datetime_range(start, start + timedelta(minutes=n - 1), "1m", eager=True),
+            "open": [10.0] * n, "high": [11.0] * n, "low": [9.0] * n, "close": [10.5] * n,
+            "volume": [100.0] * n, "wap": [10.2] * n, "bar_count": [7] * n,
+            "request_id": ["r"] * n, "fetched_at": [FETCHED] * n, "source": ["ibsim"] * n,
+        }
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (pl.lit(12.0).alias("open"), "low <= open, close <= high"),
+        (pl.lit(8.0).alias("close"), "low <= open, close <= high"),
+        (pl.lit(-5.0).alias("volume"), "volume: must be >= 0"),
+        (pl.lit(None, pl.Date).alias("session_date"), "inside one of the contract's expected"),
+        (pl.lit(datetime(2024, 7, 9, 13, 30, tzinfo=UTC)).alias("ts"), "duplicate"),
+    ],
+    ids=["open-above-high", "close-below-low", "volume", "outside-sessions", "duplicate"],
+)
+def test_bars_are_quarantined_with_their_reason(bad, reason):
+    valid, rejected = split_valid(bars().with_columns(bad), "bars", "test")
+    assert rejected.height >= 2 and reason in rejected["reason"][0]
+    accounted_for(bars(), valid, rejected)
+
+
+def test_quote_bars_keep_null_volume():
+    quotes = bars().with_columns(volume=None, wap=None, bar_count=None)
+    valid, rejected = split_valid(quotes, "bars", "test")
+    assert valid.height == 3 and rejected.is_empty()
 
 
 def test_good_frames_pass_their_schemas():
@@ -170,5 +207,5 @@ def test_quarantined_at_is_now_in_utc():
 
 
 def test_an_unknown_dataset_is_an_error():
-    with pytest.raises(ValueError, match="no schema for dataset 'bars'"):
-        split_valid(option_chain(), "bars", "o")
+    with pytest.raises(ValueError, match="no schema for dataset 'ticks'"):
+        split_valid(option_chain(), "ticks", "o")
