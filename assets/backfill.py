@@ -272,56 +272,77 @@ class Backfill:
         held = ledger.read_series(self.home, target.key)
         if not ledger.gaps([s.day for s in target.expected(now, None)], held, now):
             return  # nothing to do, not even a head timestamp to ask for
-        while True:
-            try:
-                planned, sessions = self.plan(target, now)
-            except PERMANENT as exc:  # the head timestamp request: IB refuses the contract
-                days = [s.day for s in target.expected(now, None)]
-                ledger.record(self.home, target.key, days, "failed", now, code=exc.code,
-                              text=exc.sentence, permanent=True)  # fmt: skip
-                report.failed += len(days)
-                report.errors.append(exc.sentence)
-                return
-            for day, reason in planned.unavailable.items():
-                ledger.record(self.home, target.key, [day], "failed", now, text=reason.value,
-                              permanent=True)  # fmt: skip
-                report.failed += 1
-            batch = _Batch(target, sessions, planned.requests)
-            halved = False
+        try:
+            while self._fill_once(target, now, report):
+                pass  # IB refused a span: the table halved, plan again
+        except PERMANENT as exc:  # the head timestamp: IB refuses the contract itself
+            days = [s.day for s in target.expected(now, None)]
+            self._fail(target, days, exc, now, report, permanent=True)
+        held = ledger.read_series(self.home, target.key)
+        head = heads.read_head(self.home, target.con_id, target.what_to_show, target.spec.use_rth)
+        expected = [s.day for s in target.expected(now, head)]
+        retrying_later = now + ledger.LAST_RETRY  # a transient failure is still a gap
+        report.gaps_left = len(ledger.gaps(expected, held, retrying_later))
+
+    def _fill_once(self, target: Target, now: datetime, report: SeriesReport) -> bool:
+        """Send the series' plan; True when IB refused a span and the plan must be redone."""
+        planned, sessions = self.plan(target, now)
+        by_reason: dict[str, list[date]] = defaultdict(list)
+        for day, reason in planned.unavailable.items():
+            by_reason[reason.value].append(day)
+        for reason, days in by_reason.items():
+            ledger.record(self.home, target.key, days, "failed", now, text=reason, permanent=True)
+            report.failed += len(days)
+        batch = _Batch(target, sessions, planned.requests)
+        try:
             for request in planned.requests:
                 try:
                     received = self._send(target, request)
                 except errors.NoData:
                     received = []
                 except errors.IBWError as exc:
-                    shorter = self.table.halve(target.spec.bar_size)
-                    size = target.spec.bar_size
-                    if _asks_for_less(exc, target) and shorter.span(size) != self.table.span(size):
-                        self.table, halved = shorter, True
-                        save_table(self.home, shorter)
-                        break
-                    self._flush(batch, now, report)
+                    if self._halve_for(exc, target):
+                        return True
                     permanent = isinstance(exc, PERMANENT)
-                    failed = batch.unfinished() if permanent else batch.pending(request)
-                    ledger.record(self.home, target.key, failed, "failed", now, code=exc.code,
-                                  text=exc.sentence, permanent=permanent)  # fmt: skip
-                    report.failed += len(failed)
-                    report.errors.append(exc.sentence)
-                    if permanent or isinstance(exc, errors.GatewayUnavailable):
-                        break
-                    batch.forget(request)
+                    days = batch.fail(None if permanent else request)
+                    self._fail(target, days, exc, now, report, permanent=permanent)
+                    if permanent:
+                        return False
+                    if isinstance(exc, errors.GatewayUnavailable):
+                        raise
                     continue
                 report.requests += 1
                 batch.add(request, received)
                 if batch.rows >= FLUSH_ROWS or batch.answered >= FLUSH_REQUESTS:
                     self._flush(batch, now, report)
-            self._flush(batch, now, report)
-            if not halved:
-                break
-        held = ledger.read_series(self.home, target.key)
-        expected = [s.day for s in target.expected(now, heads.read_head(
-            self.home, target.con_id, target.what_to_show, target.spec.use_rth))]  # fmt: skip
-        report.gaps_left = len(ledger.gaps(expected, held, now + ledger.LAST_RETRY))
+        finally:
+            self._flush(batch, now, report)  # whatever is finished is kept, even on the way out
+        return False
+
+    def _halve_for(self, exc: errors.IBWError, target: Target) -> bool:
+        """Halve the table's span when IB asked for less (and it can still halve); remember it."""
+        size = target.spec.bar_size
+        shorter = self.table.halve(size)
+        if not _asks_for_less(exc, target) or shorter.span(size) == self.table.span(size):
+            return False
+        self.table = shorter
+        save_table(self.home, shorter)
+        return True
+
+    def _fail(
+        self,
+        target: Target,
+        days: list[date],
+        exc: errors.IBWError,
+        now: datetime,
+        report: SeriesReport,
+        *,
+        permanent: bool,
+    ) -> None:
+        ledger.record(self.home, target.key, days, "failed", now, code=exc.code,
+                      text=exc.sentence, permanent=permanent)  # fmt: skip
+        report.failed += len(days)
+        report.errors.append(exc.sentence)
 
     def _send(self, target: Target, request: PlannedRequest) -> list[BarData]:
         key = RequestKey(
@@ -412,22 +433,26 @@ class _Batch:
         self.frames.append(frame)
         self.rows += frame.height
         self.answered += 1
-        self.forget(request)
+        self._forget(request)
 
-    def forget(self, request: PlannedRequest) -> None:
-        """The request is done with (answered or failed): its sessions wait for one less."""
+    def _forget(self, request: PlannedRequest) -> None:
+        """The request has answered: its sessions wait for one less."""
         for day in request.covers:
             if self.waiting.get(day, 0) > 0:
                 self.waiting[day] -= 1
                 if self.waiting[day] == 0:
                     self.finished.append(day)
 
-    def pending(self, request: PlannedRequest) -> list[date]:
-        """The sessions a failed request leaves unfinished: they are the failure's sessions."""
-        return [d for d in request.covers if self.waiting.get(d, 0) > 0]
-
-    def unfinished(self) -> list[date]:
-        return sorted(d for d, n in self.waiting.items() if n > 0)
+    def fail(self, request: PlannedRequest | None) -> list[date]:
+        """A request failed (None: the whole series did): the sessions it leaves unfinished
+        never finish in this run, and their bars received so far are dropped."""
+        covers = request.covers if request else list(self.waiting)
+        days = sorted(d for d in covers if self.waiting.get(d, 0) > 0)
+        for day in days:
+            del self.waiting[day]
+        self.frames = [f.filter(~pl.col("session_date").is_in(days)) for f in self.frames]
+        self.rows = sum(f.height for f in self.frames)
+        return days
 
     def take_finished(self) -> tuple[list[date], pl.DataFrame]:
         """The finished sessions and their bars; they leave the batch."""

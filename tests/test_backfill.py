@@ -275,3 +275,24 @@ def test_a_span_ib_refuses_is_halved_and_remembered(home, open_backfill):
     assert backfill.table.span("1 min") == Span(182, "D")
     assert report.gaps_left == 0 and report.requests == 3  # 502 sessions in 182-session spans
     assert load_table(home).span("1 min") == Span(182, "D")  # the next run starts there
+
+
+def test_a_session_whose_other_request_failed_is_never_recorded_complete(home):
+    from datetime import timedelta
+
+    from ib_async import BarData
+
+    from assets.backfill import _Batch
+    from ibkr.planner import PlannedRequest
+
+    target = target_of(home, AAPL, BarSpec("5 secs", 3))
+    sessions = target.expected(NOW, None)
+    day, opened = sessions[-1].day, sessions[-1].open
+    late = PlannedRequest("20240709-20:00:00", "3600 S", "5 secs", "TRADES", True, (day,))
+    early = PlannedRequest("20240709-19:00:00", "3600 S", "5 secs", "TRADES", True, (day,))
+    batch = _Batch(target, sessions, [late, early])
+    bar = BarData(opened + timedelta(hours=6), 1.0, 2.0, 0.5, 1.5, 10, 1.2, 3)
+    batch.add(late, [bar])
+    assert batch.fail(early) == [day]
+    days, frame = batch.take_finished()
+    assert days == [] and frame.is_empty()  # neither complete nor empty: a gap, retried later
