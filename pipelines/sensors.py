@@ -7,7 +7,8 @@ the cached head timestamps, and the budget left from the login's shared pacing l
 is requested again only when no run of it is queued or running and the cursor says it was not
 requested in the last few minutes, so a tick never duplicates a run. The gateway pool
 (`ib_gateway`) decides how many of the requested runs talk to IB at once; the pacer inside each
-run keeps IB's rules whatever runs.
+run keeps IB's rules whatever runs. On a fresh warehouse (no security master) it requests the
+`contracts` run first, so `ibw dev` fills itself without a click.
 """
 
 import json
@@ -15,15 +16,17 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from assets.backfill import estimate, targets
+from assets.backfill import NoSecurityMaster, estimate, targets
 from assets.bars import contract_partitions, partition_key
 from assets.resources import IBResource, UniverseResource, WarehouseResource
 from ibkr.durations import DurationTable
 from ibkr.errors import IBWError
 from ibkr.pacer import PacingBudget
 from ibkr.pacing_log import SharedPacer, login_logs
+from ibkr.universe import UniverseError
 
 TAG = "ibw/backfill"
+CONTRACTS = dg.AssetKey("contracts")  # requested once when the security master is missing
 SENSOR_CLIENT_KEY = "bars-backfill-sensor"
 MAX_RUNS_PER_TICK = 20
 REQUEST_AGAIN_AFTER = timedelta(minutes=10)  # unless its run is still queued or running
@@ -48,7 +51,7 @@ def budget_left(warehouse: WarehouseResource, ib: IBResource) -> int:
 def build_backfill_sensor(bars: dg.AssetsDefinition) -> dg.SensorDefinition:
     @dg.sensor(
         name="bars_backfill",
-        asset_selection=[bars],
+        asset_selection=[bars.key, CONTRACTS],
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Requests `bars` runs for series with gaps, within the pacing budget.",
@@ -61,20 +64,26 @@ def build_backfill_sensor(bars: dg.AssetsDefinition) -> dg.SensorDefinition:
     ) -> dg.SensorResult | dg.SkipReason:
         home = warehouse.path
         try:
-            found = targets(home, universe.load().bars)
             with ib.client(SENSOR_CLIENT_KEY) as client:
                 now = client.run(client.now()).astimezone(UTC)
-        except IBWError as exc:  # no security master yet, or the gateway is down
+            specs = universe.load().bars
+        except (IBWError, UniverseError) as exc:  # the gateway is down, or a broken universe
             return dg.SkipReason(str(exc))
         recent = {
             key: at
             for key, at in json.loads(context.cursor or "{}").items()
             if now - datetime.fromisoformat(at) < REQUEST_AGAIN_AFTER
         }
-        running = context.instance.get_runs(
-            filters=dg.RunsFilter(statuses=UNFINISHED, tags={TAG: "bars"})
-        )
-        busy = {run.tags.get("dagster/partition") for run in running}
+        running = context.instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED))
+        busy = {run.tags.get("dagster/partition", run.tags.get(TAG)) for run in running}
+        try:
+            found = targets(home, specs)
+        except NoSecurityMaster as exc:  # a fresh warehouse: resolve the universe first
+            if CONTRACTS.to_user_string() in busy | set(recent):
+                return dg.SkipReason(str(exc))
+            recent[CONTRACTS.to_user_string()] = now.isoformat()
+            bootstrap = dg.RunRequest(asset_selection=[CONTRACTS], tags={TAG: "contracts"})
+            return dg.SensorResult(run_requests=[bootstrap], cursor=json.dumps(recent))
         known = set(context.instance.get_dynamic_partitions(contract_partitions.name))
         new_contracts = sorted({str(t.con_id) for t in found} - known)
         left = budget_left(warehouse, ib)
@@ -90,7 +99,9 @@ def build_backfill_sensor(bars: dg.AssetsDefinition) -> dg.SensorDefinition:
             if cost.weight and weights + cost.weight > left and (weights or left <= 0):
                 continue  # a run too big for the window goes alone, when the window is free
             weights += cost.weight
-            runs.append(dg.RunRequest(partition_key=key, tags={TAG: "bars"}))
+            runs.append(
+                dg.RunRequest(partition_key=key, asset_selection=[bars.key], tags={TAG: "bars"})
+            )
             recent[str(key)] = now.isoformat()
             if len(runs) == MAX_RUNS_PER_TICK:
                 break

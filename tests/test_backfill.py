@@ -296,3 +296,19 @@ def test_a_session_whose_other_request_failed_is_never_recorded_complete(home):
     assert batch.fail(early) == [day]
     days, frame = batch.take_finished()
     assert days == [] and frame.is_empty()  # neither complete nor empty: a gap, retried later
+
+
+def test_on_a_fresh_warehouse_the_sensor_resolves_the_universe_first(gateway, tmp_path):
+    universe = bars_universe(tmp_path, [{"bar_size": "1 day", "history": "30d"}])
+    sensor = build_backfill_sensor(
+        build_bars_asset(UniverseResource(path=str(universe)).load().bars)
+    )
+    ctx = resources(gateway, tmp_path / "fresh", universe)
+    with dg.instance_for_test() as instance:
+        first = sensor(dg.build_sensor_context(instance=instance, resources=ctx))
+        [request] = first.run_requests
+        assert [k.to_user_string() for k in request.asset_selection] == ["contracts"]
+        again = sensor(
+            dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=ctx)
+        )
+    assert isinstance(again, dg.SkipReason) and "no security master yet" in again.skip_message
