@@ -127,9 +127,8 @@ def parse_universe(data: Mapping[str, Any], source: str = "universe") -> Univers
         _option(item, f"{source} option {i + 1}")
         for i, item in enumerate(data.get("options") or [])
     )
-    bars = tuple(
-        _bar_spec(item, f"{source} bars {i + 1}") for i, item in enumerate(data.get("bars") or [])
-    )
+    items = data.get("bars") or []
+    bars = tuple(parse_bar_spec(item, f"{source} bars {i + 1}") for i, item in enumerate(items))
     if not entries and not options:
         raise UniverseError(f"{source}: no entries; list at least one under 'entries'.")
     keys = [spec.key for spec in bars]
@@ -201,7 +200,8 @@ def _option(item: Any, where: str) -> OptionWindow:
     return window
 
 
-def _bar_spec(item: Any, where: str) -> BarSpec:
+def parse_bar_spec(item: Any, where: str) -> BarSpec:
+    """One entry of the `bars:` section (also `ibw backfill --bar-size ...`)."""
     allowed = {"bar_size", "history", "what_to_show", "use_rth", "sec_types", "symbols"}
     if not isinstance(item, Mapping) or "bar_size" not in item or "history" not in item:
         raise UniverseError(

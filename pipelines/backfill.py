@@ -22,7 +22,7 @@ from assets.resources import UniverseResource
 from ibkr.connection import ConnectionSettings
 from ibkr.errors import one_sentence
 from ibkr.planner import PlannedRequest, describe_cost
-from ibkr.universe import BarSpec, UniverseError, parse_universe
+from ibkr.universe import BarSpec, UniverseError, parse_bar_spec
 from warehouse import ledger
 from warehouse.catalog import refresh_catalog
 from warehouse.layout import home as default_home
@@ -59,8 +59,7 @@ def _specs(args: argparse.Namespace) -> tuple[BarSpec, ...]:
         item = {"bar_size": args.bar_size, "history": args.history, "use_rth": not args.all_hours}
         if args.what_to_show:
             item["what_to_show"] = args.what_to_show
-        universe = parse_universe({"entries": [{"symbol": "-"}], "bars": [item]}, "--bar-size")
-        return universe.bars
+        return (parse_bar_spec(item, "--bar-size"),)
     path = args.universe or UniverseResource.from_env().path
     specs = UniverseResource(path=path).load().bars
     if not specs:

@@ -312,3 +312,26 @@ def test_on_a_fresh_warehouse_the_sensor_resolves_the_universe_first(gateway, tm
             dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=ctx)
         )
     assert isinstance(again, dg.SkipReason) and "no security master yet" in again.skip_message
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        (["--bar-size", "2 min"], "'2 min' is not an IB bar size; use one of 1 secs"),
+        (["--bar-size", "1 min", "--history", "ten"], "history is a count and a unit"),
+        (["--bar-size", "1 min", "--what-to-show", "PRICE"], "what_to_show must be one of"),
+        (["NOPE", "--bar-size", "1 min"], "no contract in the security master matches"),
+    ],
+)
+def test_bad_backfill_input_is_one_sentence(gateway, home, monkeypatch, capsys, args, sentence):
+    monkeypatch.setenv("IB_PORT", str(gateway.port))
+    assert main(["backfill", "--home", str(home), *args]) == 1
+    out = capsys.readouterr().out
+    assert sentence in out and "Traceback" not in out and len(out.strip().splitlines()) <= 3
+
+
+def test_a_gateway_that_is_down_is_one_sentence(home, monkeypatch, capsys):
+    monkeypatch.setenv("IB_PORT", "1")  # nothing listens there
+    assert main(["plan", "--home", str(home), "--bar-size", "1 day"]) == 1
+    out = capsys.readouterr().out
+    assert "ibw plan:" in out and "Traceback" not in out
