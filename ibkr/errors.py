@@ -34,6 +34,7 @@ from ibkr.exceptions import (
     clean_text,
     clip_text,
 )
+from ibkr.universe import UniverseError
 
 __all__ = [
     "CATALOGUE",
@@ -422,7 +423,7 @@ def describe_contract(contract: Contract) -> str:
 
 def one_sentence(exc: BaseException) -> str:
     """Any exception as the single line a user sees: ours verbatim, the usual suspects explained."""
-    if isinstance(exc, IBWError):
+    if isinstance(exc, IBWError | UniverseError):  # already one sentence, written for users
         return str(exc)
     if isinstance(exc, RequestError):
         return str(from_request_error(exc))

@@ -65,6 +65,7 @@ class OptionWindow:
 
 QUOTE_WHAT = ("MIDPOINT", "BID", "ASK", "BID_ASK")
 WHAT_TO_SHOW = ("TRADES", "ADJUSTED_LAST", *QUOTE_WHAT)
+DERIVED_SIZES = ("1 week", "1 month")  # kept as daily bars; IB's weeks and months are derived
 BAR_SEC_TYPES = ("STK", "IND", "FUT", "CONTFUT", "CASH")
 _HISTORY = re.compile(r"^(\d+)\s*([dwmy])$")
 _HISTORY_DAYS = {"d": 1, "w": 7, "m": 31, "y": 366}  # generous: a plan never starts short
@@ -215,10 +216,9 @@ def parse_bar_spec(item: Any, where: str) -> BarSpec:
         )
     bar_size = str(item["bar_size"]).strip()
     if bar_size not in BAR_SECONDS:
-        raise UniverseError(
-            f"{where}: {bar_size!r} is not an IB bar size; use one of {', '.join(BAR_SECONDS)}."
-        )
-    if bar_size in ("1 week", "1 month"):
+        sizes = ", ".join(b for b in BAR_SECONDS if b not in DERIVED_SIZES)
+        raise UniverseError(f"{where}: {bar_size!r} is not an IB bar size; use one of {sizes}.")
+    if bar_size in DERIVED_SIZES:
         raise UniverseError(f"{where}: keep daily bars and derive {bar_size} bars from them.")
     match = _HISTORY.match(str(item["history"]).strip().lower())
     if not match or int(match.group(1)) == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -41,6 +42,10 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # ib_async logs every failure it raises too; ours are one sentence, so its lines would repeat
+    # them with a traceback's worth of detail
+    logging.getLogger("ib_async").addHandler(logging.NullHandler())
+    logging.getLogger("ib_async").propagate = False
     parser = argparse.ArgumentParser(prog="ibw", description="ib-warehouse: IB data platform.")
     commands = parser.add_subparsers(dest="command", required=True)
 
