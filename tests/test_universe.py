@@ -67,3 +67,46 @@ def test_option_window_bounds():
     assert not window.contains(31, 1.0)
     assert not window.contains(-1, 1.0)
     assert not window.contains(10, 1.06)
+
+
+def bars_of(*items: dict):
+    return parse_universe({"entries": [{"symbol": "AAPL"}], "bars": list(items)}).bars
+
+
+def test_bar_specs_parse_history_hours_and_defaults():
+    daily, minutes = bars_of(
+        {"bar_size": "1 day", "history": "20y"},
+        {"bar_size": "1 min", "history": "6m", "use_rth": False, "symbols": ["aapl"]},
+    )
+    assert daily.history_days == 20 * 366 and daily.use_rth and daily.key == "1 day auto rth"
+    assert minutes.history_days == 6 * 31 and minutes.key == "1 min auto all"
+    assert daily.what_for("STK") == "TRADES" and daily.what_for("CASH") == "MIDPOINT"
+    assert minutes.applies_to("STK", "AAPL") and not minutes.applies_to("STK", "MSFT")
+    assert not daily.applies_to("OPT", "AAPL")  # options have no history once expired
+
+
+def test_trades_are_never_asked_for_fx():
+    [spec] = bars_of({"bar_size": "1 hour", "history": "2y", "what_to_show": "TRADES"})
+    assert not spec.applies_to("CASH", "EUR") and spec.applies_to("STK", "AAPL")
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"bar_size": "1 min"}, "expected a mapping with 'bar_size' and 'history'"),
+        ({"bar_size": "1 min", "history": "0d"}, "history is a count and a unit"),
+        ({"bar_size": "1 week", "history": "1y"}, "derive 1 week bars from them"),
+        ({"bar_size": "1 min", "history": "1y", "rth": True}, "unknown key 'rth'"),
+        ({"bar_size": "1 min", "history": "1y", "use_rth": "yes"}, "use_rth is true"),
+        ({"bar_size": "1 min", "history": "1y", "sec_types": ["OPT"]}, "sec_types must be"),
+    ],
+)
+def test_bad_bar_specs_name_the_entry_and_the_fix(item, message):
+    with pytest.raises(UniverseError, match="bars 1: ") as raised:
+        bars_of(item)
+    assert message in str(raised.value)
+
+
+def test_the_same_series_twice_is_refused():
+    with pytest.raises(UniverseError, match="ask for the same series"):
+        bars_of({"bar_size": "1 min", "history": "1y"}, {"bar_size": "1 min", "history": "5d"})
