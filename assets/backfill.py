@@ -12,7 +12,6 @@ process writes a series at a time (a lock per series); others skip it.
 
 from __future__ import annotations
 
-import bisect
 import json
 import os
 import uuid
@@ -45,6 +44,7 @@ from warehouse.validation import split_valid
 FLUSH_ROWS = 250_000  # buffered bars before a write (a year of full-hours 1-min bars)
 FLUSH_REQUESTS = 20  # ... or this many answered requests, whichever comes first
 VIOLATION_RETRIES = 2  # a 162 pacing violation: wait out the window, then try again
+_UTC = pl.Datetime("us", "UTC")
 PERMANENT = (errors.NoPermission, errors.ContractNotFound, errors.ExpiredContract)
 
 
@@ -412,9 +412,14 @@ class _Batch:
         self, target: Target, sessions: Sequence[Session], requests: Sequence[PlannedRequest]
     ) -> None:
         self.target = target
-        self.days = [s.day for s in sessions]
-        self.opens = [s.open for s in sessions]
-        self.closes = [s.close for s in sessions]
+        self.sessions = pl.DataFrame(
+            {
+                "day": [s.day for s in sessions],
+                "session_open": [s.open for s in sessions],
+                "session_close": [s.close for s in sessions],
+            },
+            schema={"day": pl.Date, "session_open": _UTC, "session_close": _UTC},
+        )
         self.waiting: dict[date, int] = defaultdict(int)
         for request in requests:
             for day in request.covers:
@@ -458,7 +463,7 @@ class _Batch:
         """The finished sessions and their bars; they leave the batch."""
         days = sorted(set(self.finished))
         frames = [f for f in self.frames if f.height]
-        everything = pl.concat(frames) if frames else _frame_of([], self.target)
+        everything = pl.concat(frames) if frames else self._frame([])
         # bars outside every expected session go along, so validation quarantines them
         leaving = pl.col("session_date").is_in(days) | pl.col("session_date").is_null()
         done = everything.filter(leaving)
@@ -471,33 +476,36 @@ class _Batch:
         return days, done
 
     def _frame(self, received: Sequence[BarData]) -> pl.DataFrame:
+        """The bars, each in the session it belongs to (null when it is in none)."""
         frame = _frame_of(received, self.target)
-        if frame.is_empty():
-            return frame
-        daily = not isinstance(received[0].date, datetime)
-        if daily:  # a daily bar is dated by its session and starts at its open
-            index = {d: i for i, d in enumerate(self.days)}
-            found = [index.get(b.date) for b in received]
-            wanted = [self.days[0] <= b.date <= self.days[-1] for b in received]
-        else:  # an intraday bar belongs to the session whose hours contain its start
-            found = []
-            for b in received:
-                i = bisect.bisect_right(self.opens, b.date) - 1
-                found.append(i if i >= 0 and b.date < self.closes[i] else None)
-            wanted = [self.opens[0] <= b.date < self.closes[-1] for b in received]
+        if frame.is_empty() or self.sessions.is_empty():
+            return frame.with_columns(session_date=pl.lit(None, pl.Date), ts=pl.lit(None, _UTC))
+        first, last = self.sessions.row(0, named=True), self.sessions.row(-1, named=True)
+        if isinstance(received[0].date, datetime):
+            # an intraday bar belongs to the session whose hours contain its start
+            epochs = pl.Series([int(b.date.timestamp()) for b in received])
+            frame = frame.with_columns(ts=pl.from_epoch(epochs, "s").dt.replace_time_zone("UTC"))
+            frame = frame.sort("ts").join_asof(
+                self.sessions, left_on="ts", right_on="session_open", strategy="backward"
+            )
+            inside = pl.col("ts") < pl.col("session_close")
+            wanted = pl.col("ts").is_between(
+                first["session_open"], last["session_close"], closed="left"
+            )
+        else:  # a daily bar is dated by its session and starts at its open
+            dates = pl.Series("day", [b.date for b in received], dtype=pl.Date)
+            frame = frame.with_columns(dates).join(
+                self.sessions, on="day", how="left", maintain_order="left"
+            )
+            frame = frame.with_columns(ts=pl.col("session_open"))
+            inside = pl.col("session_open").is_not_null()
+            wanted = pl.col("day").is_between(first["day"], last["day"])
         # A request may reach past the series' first session (a `N Y` span, a lone sliver):
         # those bars are not wanted. Inside the range, a bar in no session is quarantined.
-        frame = frame.filter(pl.Series(wanted, dtype=pl.Boolean))
-        found = [i for i, keep in zip(found, wanted, strict=True) if keep]
-        received = [b for b, keep in zip(received, wanted, strict=True) if keep]
-        days = [None if i is None else self.days[i] for i in found]
-        if daily:
-            starts = [None if i is None else self.opens[i] for i in found]
-        else:
-            starts = [b.date for b in received]
-        return frame.with_columns(
-            session_date=pl.Series(days, dtype=pl.Date),
-            ts=pl.Series(starts, dtype=pl.Datetime("us", "UTC")),
+        return (
+            frame.filter(wanted)
+            .with_columns(session_date=pl.when(inside).then(pl.col("day")))
+            .drop("day", "session_open", "session_close")
         )
 
 
@@ -513,8 +521,6 @@ def _frame_of(received: Sequence[BarData], target: Target) -> pl.DataFrame:
             "bar_size": target.spec.bar_size,
             "what_to_show": target.what_to_show,
             "use_rth": target.spec.use_rth,
-            "session_date": pl.Series([None] * len(received), dtype=pl.Date),
-            "ts": pl.Series([None] * len(received), dtype=pl.Datetime("us", "UTC")),
             "open": pl.Series([b.open for b in received], dtype=pl.Float64),
             "high": pl.Series([b.high for b in received], dtype=pl.Float64),
             "low": pl.Series([b.low for b in received], dtype=pl.Float64),

@@ -120,11 +120,21 @@ def _calendar_sessions(hours: Hours) -> list[tuple[date, datetime, datetime]]:
         calendar = xcals.get_calendar(hours.calendar, start=str(FIRST_DAY), end=str(LAST_DAY))
         schedule = calendar.schedule
         return [
-            (day.date(), opened.to_pydatetime(), closed.to_pydatetime())
+            # datetime.UTC, as everywhere else: comparing datetimes across two UTC zone objects
+            # (pandas gives zoneinfo's) is many times slower
+            (
+                day.date(),
+                opened.to_pydatetime().astimezone(UTC),
+                closed.to_pydatetime().astimezone(UTC),
+            )
             for day, opened, closed in zip(
                 schedule.index, schedule["open"], schedule["close"], strict=True
             )
         ]
+
+
+def _utc(stamp) -> datetime:  # a pandas Timestamp
+    return stamp.to_pydatetime().astimezone(UTC)
 
 
 def _local(day: date, at: time, tz: ZoneInfo) -> datetime:

@@ -335,3 +335,23 @@ def test_a_gateway_that_is_down_is_one_sentence(home, monkeypatch, capsys):
     assert main(["plan", "--home", str(home), "--bar-size", "1 day"]) == 1
     out = capsys.readouterr().out
     assert "ibw plan:" in out and "Traceback" not in out
+
+
+def test_a_bar_between_sessions_goes_to_quarantine_and_one_before_the_range_is_dropped(home):
+    from datetime import timedelta
+
+    from ib_async import BarData
+
+    from assets.backfill import _Batch
+
+    target = target_of(home, AAPL, BarSpec("1 min", 10))
+    sessions = target.expected(NOW, None)
+
+    def bar(at):
+        return BarData(at, 1.0, 2.0, 0.5, 1.5, 10, 1.2, 3)
+
+    evening = sessions[0].close + timedelta(hours=1)  # after the close, inside the range
+    before = sessions[0].open - timedelta(days=3)  # a `N Y` span reaching past the range
+    frame = _Batch(target, sessions, [])._frame([bar(before), bar(sessions[0].open), bar(evening)])
+    assert frame["ts"].to_list() == [sessions[0].open, evening]
+    assert frame["session_date"].to_list() == [sessions[0].day, None]
