@@ -39,12 +39,14 @@ from warehouse import heads, ledger
 from warehouse.locks import try_lock
 from warehouse.parquet import read_dataset
 from warehouse.quarantine import write_quarantine
+from warehouse.schemas import LINEAGE, polars_schema
 from warehouse.validation import split_valid
 
 FLUSH_ROWS = 250_000  # buffered bars before a write (a year of full-hours 1-min bars)
 FLUSH_REQUESTS = 20  # ... or this many answered requests, whichever comes first
 VIOLATION_RETRIES = 2  # a 162 pacing violation: wait out the window, then try again
 _UTC = pl.Datetime("us", "UTC")
+BAR_COLUMNS = [c for c in polars_schema(bar_store.DATASET) if c not in LINEAGE]
 PERMANENT = (errors.NoPermission, errors.ContractNotFound, errors.ExpiredContract)
 
 
@@ -136,10 +138,9 @@ def targets(home: Path, specs: Iterable[BarSpec], symbols: Sequence[str] = ()) -
 
 @dataclass(frozen=True)
 class Estimate:
-    """What filling a series costs now, without asking IB (for the sensor)."""
+    """What a series lacks now and what fetching it costs, without asking IB (for the sensor)."""
 
-    requests: int
-    unavailable: int  # missing sessions IB cannot serve: a run records why, once
+    missing: int  # sessions the ledger lacks and IB may be asked for now
     weight: int  # small-bar pacing budget, the head-timestamp request included if not known yet
 
 
@@ -157,11 +158,20 @@ def plan_series(
 
 
 def estimate(target: Target, home: Path, now: datetime, table: DurationTable) -> Estimate:
-    """The series' planned requests from the ledger and the cached head timestamp, no IB."""
+    """The series' gaps and their pacing cost from the ledger and the cached head timestamp.
+
+    Only bars of 30 s or less are planned: larger ones cost no hard budget, and planning a
+    20-year daily series for nothing would be most of a sensor tick."""
     head = heads.read_head(home, target.con_id, target.what_to_show, target.spec.use_rth)
-    planned, _ = plan_series(target, home, now, table, head)
-    weight = sum(r.pacing_weight for r in planned.requests) + (head is None)
-    return Estimate(len(planned.requests), len(planned.unavailable), weight)
+    sessions = target.expected(now, head)
+    missing = ledger.gaps([s.day for s in sessions], ledger.read_series(home, target.key), now)
+    if not missing:
+        return Estimate(0, 0)
+    weight = int(head is None)
+    if is_small_bar(target.spec.bar_size):
+        planned = plan(target.series, missing, sessions, table=table, now=now, expiry=target.expiry)
+        weight += sum(r.pacing_weight for r in planned.requests)
+    return Estimate(len(missing), weight)
 
 
 @contextmanager
@@ -406,7 +416,10 @@ def _asks_for_less(exc: errors.IBWError, target: Target) -> bool:
 
 
 class _Batch:
-    """Bars received, per session, until every request covering the session has answered."""
+    """Bars received, per session, until every request covering the session has answered.
+
+    Answers are kept as they came and placed in their sessions once per flush (one as-of join
+    over all of them, not one per answer)."""
 
     def __init__(
         self, target: Target, sessions: Sequence[Session], requests: Sequence[PlannedRequest]
@@ -424,24 +437,17 @@ class _Batch:
         for request in requests:
             for day in request.covers:
                 self.waiting[day] += 1
-        self.frames: list[pl.DataFrame] = []
+        self.received: list[pl.DataFrame] = []  # answers not yet placed in their sessions
+        self.placed = self.locate([])  # bars of sessions still waiting for a request
         self.finished: list[date] = []
         self.rows = 0
         self.answered = 0
 
     def add(self, request: PlannedRequest, received: Sequence[BarData]) -> None:
-        frame = self._frame(received)
-        wanted = [d for d in request.covers if self.waiting.get(d, 0) > 0]
-        frame = frame.filter(
-            pl.col("session_date").is_in(wanted) | pl.col("session_date").is_null()
-        )
-        self.frames.append(frame)
+        frame = _frame_of(received, self.target)
+        self.received.append(frame)
         self.rows += frame.height
         self.answered += 1
-        self._forget(request)
-
-    def _forget(self, request: PlannedRequest) -> None:
-        """The request has answered: its sessions wait for one less."""
         for day in request.covers:
             if self.waiting.get(day, 0) > 0:
                 self.waiting[day] -= 1
@@ -455,81 +461,89 @@ class _Batch:
         days = sorted(d for d in covers if self.waiting.get(d, 0) > 0)
         for day in days:
             del self.waiting[day]
-        self.frames = [f.filter(~pl.col("session_date").is_in(days)) for f in self.frames]
-        self.rows = sum(f.height for f in self.frames)
         return days
 
     def take_finished(self) -> tuple[list[date], pl.DataFrame]:
-        """The finished sessions and their bars; they leave the batch."""
+        """The finished sessions and their bars; they leave the batch. Bars of sessions that
+        are not waiting (held ones a request passed over, failed ones) are dropped; bars in no
+        session at all go along, so validation quarantines them."""
         days = sorted(set(self.finished))
-        frames = [f for f in self.frames if f.height]
-        everything = pl.concat(frames) if frames else self._frame([])
-        # bars outside every expected session go along, so validation quarantines them
-        leaving = pl.col("session_date").is_in(days) | pl.col("session_date").is_null()
-        done = everything.filter(leaving)
-        self.frames = [everything.filter(~leaving)]
-        self.finished = []
-        self.rows = self.frames[0].height
-        self.answered = 0
+        everything = pl.concat([self.placed, self.locate(self.received)])
+        session = pl.col("session_date")
+        done = everything.filter(session.is_in(days) | session.is_null())
+        still = [d for d, n in self.waiting.items() if n > 0]
+        self.placed = everything.filter(session.is_in(still))
+        self.received, self.finished, self.answered = [], [], 0
+        self.rows = self.placed.height
         for day in days:
             self.waiting.pop(day, None)
         return days, done
 
-    def _frame(self, received: Sequence[BarData]) -> pl.DataFrame:
-        """The bars, each in the session it belongs to (null when it is in none)."""
-        frame = _frame_of(received, self.target)
+    def locate(self, frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
+        """Bars with `ts` (their start; a daily bar starts at its session's open) and the
+        `session_date` they belong to, null when they are in no expected session. Bars before
+        the first session or after the last are not wanted: a `N Y` span or a lone sliver can
+        reach past the series' range."""
+        frame = pl.concat(frames) if frames else _frame_of([], self.target)
         if frame.is_empty() or self.sessions.is_empty():
-            return frame.with_columns(session_date=pl.lit(None, pl.Date), ts=pl.lit(None, _UTC))
+            nowhere = {"session_date": pl.lit(None, pl.Date), "ts": pl.lit(None, _UTC)}
+            return frame.with_columns(**nowhere).select(BAR_COLUMNS)
         first, last = self.sessions.row(0, named=True), self.sessions.row(-1, named=True)
-        if isinstance(received[0].date, datetime):
-            # an intraday bar belongs to the session whose hours contain its start
-            epochs = pl.Series([int(b.date.timestamp()) for b in received])
-            frame = frame.with_columns(ts=pl.from_epoch(epochs, "s").dt.replace_time_zone("UTC"))
-            frame = frame.sort("ts").join_asof(
-                self.sessions, left_on="ts", right_on="session_open", strategy="backward"
+        sessions = self.sessions.lazy()
+        intraday = frame.get_column("epoch").null_count() == 0
+        if intraday:  # the session whose hours contain the bar's start
+            located = (
+                frame.lazy()
+                .drop("day")
+                .with_columns(ts=pl.from_epoch("epoch", "s").dt.replace_time_zone("UTC"))
+                .sort("ts")
+                .join_asof(sessions, left_on="ts", right_on="session_open", strategy="backward")
             )
             inside = pl.col("ts") < pl.col("session_close")
             wanted = pl.col("ts").is_between(
                 first["session_open"], last["session_close"], closed="left"
             )
-        else:  # a daily bar is dated by its session and starts at its open
-            dates = pl.Series("day", [b.date for b in received], dtype=pl.Date)
-            frame = frame.with_columns(dates).join(
-                self.sessions, on="day", how="left", maintain_order="left"
+        else:  # a daily bar is dated by its session
+            located = (
+                frame.lazy()
+                .join(sessions, on="day", how="left", maintain_order="left")
+                .with_columns(ts=pl.col("session_open"))
             )
-            frame = frame.with_columns(ts=pl.col("session_open"))
             inside = pl.col("session_open").is_not_null()
             wanted = pl.col("day").is_between(first["day"], last["day"])
-        # A request may reach past the series' first session (a `N Y` span, a lone sliver):
-        # those bars are not wanted. Inside the range, a bar in no session is quarantined.
         return (
-            frame.filter(wanted)
+            located.filter(wanted)
             .with_columns(session_date=pl.when(inside).then(pl.col("day")))
-            .drop("day", "session_open", "session_close")
+            .select(BAR_COLUMNS)
+            .collect()
         )
 
 
 def _frame_of(received: Sequence[BarData], target: Target) -> pl.DataFrame:
-    """Bars as rows of the bars dataset (IB's -1 for 'no volume' becomes null)."""
+    """Bars as IB sent them, dated by `epoch` (intraday) or `day` (daily bars), with the
+    dataset's columns otherwise (IB's -1 for 'no volume' becomes null)."""
+    intraday = bool(received) and isinstance(received[0].date, datetime)
+    n = len(received)
 
-    def _nonnegative(values: list[float]) -> pl.Series:
-        return pl.Series(values, dtype=pl.Float64).replace(-1.0, None)
+    def column(values: list, dtype: pl.DataType) -> pl.Series:
+        return pl.Series(values, dtype=dtype)
 
     return pl.DataFrame(
         {
-            "con_id": pl.Series([target.con_id] * len(received), dtype=pl.Int64),
-            "bar_size": target.spec.bar_size,
-            "what_to_show": target.what_to_show,
-            "use_rth": target.spec.use_rth,
-            "open": pl.Series([b.open for b in received], dtype=pl.Float64),
-            "high": pl.Series([b.high for b in received], dtype=pl.Float64),
-            "low": pl.Series([b.low for b in received], dtype=pl.Float64),
-            "close": pl.Series([b.close for b in received], dtype=pl.Float64),
-            "volume": _nonnegative([float(b.volume) for b in received]),
-            "wap": _nonnegative([float(b.average) for b in received]),
-            "bar_count": pl.Series([b.barCount for b in received], dtype=pl.Int64).replace(
-                -1, None
-            ),
-        },
-        schema_overrides={"bar_size": pl.String, "what_to_show": pl.String, "use_rth": pl.Boolean},
-    )
+            "epoch": column([int(b.date.timestamp()) for b in received] if intraday else [None] * n,
+                            pl.Int64()),
+            "day": column([None] * n if intraday else [b.date for b in received], pl.Date()),
+            "open": column([b.open for b in received], pl.Float64()),
+            "high": column([b.high for b in received], pl.Float64()),
+            "low": column([b.low for b in received], pl.Float64()),
+            "close": column([b.close for b in received], pl.Float64()),
+            "volume": column([float(b.volume) for b in received], pl.Float64()).replace(-1.0, None),
+            "wap": column([float(b.average) for b in received], pl.Float64()).replace(-1.0, None),
+            "bar_count": column([b.barCount for b in received], pl.Int64()).replace(-1, None),
+        }
+    ).with_columns(
+        con_id=pl.lit(target.con_id, pl.Int64),
+        bar_size=pl.lit(target.spec.bar_size, pl.String),
+        what_to_show=pl.lit(target.what_to_show, pl.String),
+        use_rth=pl.lit(target.spec.use_rth, pl.Boolean),
+    )  # fmt: skip

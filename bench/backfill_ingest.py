@@ -6,8 +6,8 @@ rows of the bars dataset), lineage columns, pandera (`warehouse.validation.split
 `warehouse.bars.write_sessions` (merge with the year's file, atomic replace, fsync). If that
 costs much more than writing the bars as they come, a long backfill is bound by its own CPU
 rather than by IB. So this fetches a real year of AAPL 1-min RTH bars from the embedded gateway
-(the planner's 26 × `10 D` requests, decoded by ib_async into `BarData`) and times, in CPU
-seconds (`time.process_time`, polars' threads included), best of N:
+(the planner's 26 requests, 25 × `10 D` and a `1 D`, decoded by ib_async into `BarData`) and
+times, in CPU seconds (`time.process_time`, polars' threads included), best of N:
   project   _Batch.add per answer, take_finished, lineage, split_valid, write_sessions, one
             flush (and, on a second line, flushing every 20 answers as `Backfill._fill` does);
   baseline  `pl.DataFrame` built from the BarData attributes, then `df.write_parquet(path)`;
@@ -31,7 +31,7 @@ from pathlib import Path
 import polars as pl
 from ib_async import IB, BarData
 
-from assets.backfill import FLUSH_REQUESTS, Target, _Batch
+from assets.backfill import FLUSH_REQUESTS, Target, _Batch, _frame_of
 from ibkr.durations import DurationTable
 from ibkr.planner import PlannedRequest, Session, plan
 from ibkr.universe import BarSpec
@@ -99,6 +99,40 @@ def project(
     return written + flush(batch, home)
 
 
+def stages(
+    sessions: Sequence[Session], answers: Answers, home: Path, runs: int, per: float
+) -> None:
+    """The project's path cut at each step, best CPU of `runs` each, in µs per bar."""
+    requests = [r for r, _ in answers]
+
+    def added() -> _Batch:
+        batch = _Batch(TARGET, sessions, requests)
+        for request, bars in answers:
+            batch.add(request, bars)
+        return batch
+
+    days, frame = added().take_finished()
+    rows = frame.with_columns(
+        request_id=pl.lit("bench"),
+        fetched_at=pl.lit(NOW).dt.cast_time_unit("us"),
+        source=pl.lit("ib://127.0.0.1:4002"),
+    )
+    valid, _ = split_valid(rows, bar_store.DATASET, "bench")
+    steps: list[tuple[str, Callable[[int], object]]] = [
+        ("_frame_of (part of add)", lambda n: [_frame_of(b, TARGET) for _, b in answers]),
+        ("_Batch.add × answers", lambda n: added()),
+        ("add + take_finished", lambda n: added().take_finished()),
+        ("split_valid", lambda n: split_valid(rows, bar_store.DATASET, "bench")),
+        (
+            "write_sessions",
+            lambda n: bar_store.write_sessions(home / f"{n}", TARGET.key, valid, days),
+        ),
+    ]
+    print("\nstages of the project's path (CPU µs/bar, best of each):")
+    for name, fn in steps:
+        print(f"  {name:<30} {best_of(runs, fn)[0] * per:>6.2f}")
+
+
 def baseline(bars: Sequence[BarData], path: Path) -> pl.DataFrame:
     """What a script without validation does: the bars' fields as columns, one Parquet file."""
     df = pl.DataFrame(
@@ -162,7 +196,7 @@ def main() -> None:
         write_only = best_of(args.runs, lambda n: valid.write_parquet(root / f"only{n}.parquet"))
 
         per = 1e6 / count
-        print(f"\n{'path':<52} {'CPU µs/bar':>10} {'wall µs/bar':>11} {'ratio (CPU)':>11}")
+        print(f"\n{'path':<56} {'CPU µs/bar':>10} {'wall µs/bar':>11} {'ratio (CPU)':>11}")
         rows = [
             ("project, one flush", one),
             (f"project, a flush every {FLUSH_REQUESTS} answers (as Backfill)", cadence),
@@ -170,11 +204,12 @@ def main() -> None:
             ("write_parquet alone (the validated frame)", write_only),
         ]
         for name, (cpu, wall) in rows:
-            print(f"{name:<52} {cpu * per:>10.2f} {wall * per:>11.2f} {cpu / base[0]:>11.2f}")
+            print(f"{name:<56} {cpu * per:>10.2f} {wall * per:>11.2f} {cpu / base[0]:>11.2f}")
         ratio = one[0] / base[0]
         verdict = "met" if ratio <= GOAL else "NOT met"
         print(f"\ngoal project/baseline <= {GOAL} (CPU, one flush): {ratio:.2f}, {verdict}")
         if args.profile:
+            stages(sessions, answers, root / "stages", args.runs, per)
             profiler = cProfile.Profile()
             profiler.runcall(project, sessions, answers, fresh(), len(answers))
             stats = pstats.Stats(profiler).strip_dirs()

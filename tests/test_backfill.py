@@ -343,15 +343,20 @@ def test_a_bar_between_sessions_goes_to_quarantine_and_one_before_the_range_is_d
     from ib_async import BarData
 
     from assets.backfill import _Batch
+    from ibkr.planner import PlannedRequest
 
     target = target_of(home, AAPL, BarSpec("1 min", 10))
     sessions = target.expected(NOW, None)
-
-    def bar(at):
-        return BarData(at, 1.0, 2.0, 0.5, 1.5, 10, 1.2, 3)
-
-    evening = sessions[0].close + timedelta(hours=1)  # after the close, inside the range
-    before = sessions[0].open - timedelta(days=3)  # a `N Y` span reaching past the range
-    frame = _Batch(target, sessions, [])._frame([bar(before), bar(sessions[0].open), bar(evening)])
-    assert frame["ts"].to_list() == [sessions[0].open, evening]
-    assert frame["session_date"].to_list() == [sessions[0].day, None]
+    first = sessions[0]
+    request = PlannedRequest("20240701-20:00:00", "1 D", "1 min", "TRADES", True, (first.day,))
+    evening = first.close + timedelta(hours=1)  # after the close, inside the range
+    before = first.open - timedelta(days=3)  # a `N Y` span reaching past the range
+    batch = _Batch(target, sessions, [request])
+    batch.add(
+        request,
+        [BarData(at, 1.0, 2.0, 0.5, 1.5, 10, 1.2, 3) for at in (before, first.open, evening)],
+    )
+    days, frame = batch.take_finished()
+    assert days == [first.day]
+    assert frame["ts"].to_list() == [first.open, evening]
+    assert frame["session_date"].to_list() == [first.day, None]
