@@ -1,7 +1,7 @@
 """The backfill of one bar series: ledger gaps -> planned requests -> paced IB calls -> bars.
 
-Shared by the `bars` asset, the sensor's estimates and `ibw backfill`; no Dagster here, so the
-command line starts fast. For each series: expected sessions (ibkr.sessions) bounded by the head
+Shared by the `bars` asset, `ibw backfill` and the demo; no Dagster here, so the command line
+starts fast. For each series (`assets.bar_series`): expected sessions bounded by the head
 timestamp, the expiry and IB's availability; gaps from the coverage ledger; the fewest requests
 (ibkr.planner); each request sent only when the shared pacer allows it. Bars are buffered per
 session until every request covering the session has answered, then validated, written (the
@@ -16,162 +16,34 @@ import json
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
-from ib_async import BarData, Contract
+from ib_async import BarData
 
+from assets.bar_batch import SessionBatch
+from assets.bar_series import Target, plan_series
 from ibkr import errors
 from ibkr.client import IBClient
 from ibkr.connection import ConnectionSettings
-from ibkr.durations import SMALL_BAR_MAX_AGE, DurationTable, is_small_bar, refusal_halves
+from ibkr.durations import DurationTable, is_small_bar, refusal_halves
 from ibkr.pacer import PacingBudget, RequestKey
 from ibkr.pacing_log import SharedPacer
-from ibkr.planner import Plan, PlannedRequest, Series, Session, plan
-from ibkr.sessions import Hours, expected_sessions, hours_for
-from ibkr.universe import BarSpec
+from ibkr.planner import Plan, PlannedRequest, Session
 from warehouse import bars as bar_store
 from warehouse import heads, ledger
 from warehouse.locks import try_lock
-from warehouse.parquet import read_dataset
 from warehouse.quarantine import write_quarantine
-from warehouse.schemas import LINEAGE, polars_schema
 from warehouse.validation import split_valid
 
 FLUSH_ROWS = 250_000  # buffered bars before a write (a year of full-hours 1-min bars)
 FLUSH_REQUESTS = 20  # ... or this many answered requests, whichever comes first
 VIOLATION_RETRIES = 2  # a 162 pacing violation: wait out the window, then try again
-_UTC = pl.Datetime("us", "UTC")
-BAR_COLUMNS = [c for c in polars_schema(bar_store.DATASET) if c not in LINEAGE]
 PERMANENT = (errors.NoPermission, errors.ContractNotFound, errors.ExpiredContract)
-
-
-@dataclass(frozen=True)
-class Target:
-    """One bar series of one contract: what to ask IB and where the answer goes."""
-
-    con_id: int
-    symbol: str  # for people: local symbol, e.g. ESZ4 or AAPL
-    sec_type: str
-    exchange: str
-    primary_exchange: str
-    currency: str
-    expiry: date | None
-    spec: BarSpec
-
-    @property
-    def what_to_show(self) -> str:
-        return self.spec.what_for(self.sec_type)
-
-    @property
-    def series(self) -> Series:
-        return Series(
-            self.con_id, self.sec_type, self.exchange, self.spec.bar_size, self.what_to_show,
-            self.spec.use_rth,
-        )  # fmt: skip
-
-    @property
-    def key(self) -> ledger.Series:
-        return ledger.Series(self.con_id, self.spec.bar_size, self.what_to_show, self.spec.use_rth)
-
-    @property
-    def hours(self) -> Hours:
-        return hours_for(self.sec_type, self.exchange, self.primary_exchange)
-
-    @property
-    def name(self) -> str:
-        return f"{self.symbol} {self.spec.bar_size} {self.what_to_show}" + (
-            "" if self.spec.use_rth else " all hours"
-        )
-
-    def contract(self) -> Contract:
-        return Contract(
-            conId=self.con_id, secType=self.sec_type, exchange=self.exchange,
-            currency=self.currency, includeExpired=self.sec_type == "FUT",
-        )  # fmt: skip
-
-    def expected(self, now: datetime, head: datetime | None) -> list[Session]:
-        """The closed sessions this series should hold, oldest first."""
-        today = now.date()
-        first = self.spec.first_day(today)
-        if is_small_bar(self.spec.bar_size):
-            first = max(first, (now - SMALL_BAR_MAX_AGE).date() + timedelta(days=1))
-        last = min(today, self.expiry) if self.expiry else today
-        sessions = expected_sessions(self.hours, self.spec.use_rth, first, last)
-        after = head.timestamp() if head else float("-inf")
-        return [s for s in sessions if s.close <= now and s.close.timestamp() > after]
-
-
-class NoSecurityMaster(errors.IBWError):
-    default_cause = "the warehouse has no security master yet"
-    default_fix = "run `ibw demo` or materialize the contracts asset in Dagster first"
-
-
-def targets(home: Path, specs: Iterable[BarSpec], symbols: Sequence[str] = ()) -> list[Target]:
-    """Every (contract, spec) pair the universe asks for, from the current security master;
-    `symbols` keeps only those contracts (symbol or local symbol)."""
-    master = read_dataset(home, "security_master")
-    if master.is_empty():
-        raise NoSecurityMaster()
-    wanted = {s.upper() for s in symbols}
-    found = []
-    rows = master.sort("con_id").iter_rows(named=True)
-    contracts = [r for r in rows if r.get("valid_to") is None]
-    if wanted:
-        contracts = [r for r in contracts if {r["symbol"], r["local_symbol"]} & wanted]
-    for spec in specs:
-        for row in contracts:
-            if spec.applies_to(row["sec_type"], row["symbol"]):
-                found.append(
-                    Target(
-                        row["con_id"], row["local_symbol"] or row["symbol"], row["sec_type"],
-                        row["exchange"], row["primary_exchange"] or "", row["currency"],
-                        row["expiry"], spec,
-                    )
-                )  # fmt: skip
-    return found
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """What a series lacks now and what fetching it costs, without asking IB (for the sensor)."""
-
-    missing: int  # sessions the ledger lacks and IB may be asked for now
-    weight: int  # small-bar pacing budget, the head-timestamp request included if not known yet
-
-
-def plan_series(
-    target: Target, home: Path, now: datetime, table: DurationTable, head: datetime | None
-) -> tuple[Plan, list[Session]]:
-    """The fewest requests for what the ledger lacks of the series now, and its sessions."""
-    sessions = target.expected(now, head)
-    missing = ledger.gaps([s.day for s in sessions], ledger.read_series(home, target.key), now)
-    if not missing:
-        return Plan((), {}), sessions
-    return plan(
-        target.series, missing, sessions, table=table, now=now, expiry=target.expiry
-    ), sessions
-
-
-def estimate(target: Target, home: Path, now: datetime, table: DurationTable) -> Estimate:
-    """The series' gaps and their pacing cost from the ledger and the cached head timestamp.
-
-    Only bars of 30 s or less are planned: larger ones cost no hard budget, and planning a
-    20-year daily series for nothing would be most of a sensor tick."""
-    head = heads.read_head(home, target.con_id, target.what_to_show, target.spec.use_rth)
-    sessions = target.expected(now, head)
-    missing = ledger.gaps([s.day for s in sessions], ledger.read_series(home, target.key), now)
-    if not missing:
-        return Estimate(0, 0)
-    weight = int(head is None)
-    if is_small_bar(target.spec.bar_size):
-        planned = plan(target.series, missing, sessions, table=table, now=now, expiry=target.expiry)
-        weight += sum(r.pacing_weight for r in planned.requests)
-    return Estimate(len(missing), weight)
 
 
 @contextmanager
@@ -303,7 +175,7 @@ class Backfill:
         for reason, days in by_reason.items():
             ledger.record(self.home, target.key, days, "failed", now, text=reason, permanent=True)
             report.failed += len(days)
-        batch = _Batch(target, sessions, planned.requests)
+        batch = SessionBatch(target, sessions, planned.requests)
         try:
             for request in planned.requests:
                 try:
@@ -376,7 +248,7 @@ class Backfill:
                     self.pacer.record_violation()  # the next try waits for the window
         raise AssertionError("unreachable")
 
-    def _flush(self, batch: _Batch, now: datetime, report: SeriesReport) -> None:
+    def _flush(self, batch: SessionBatch, now: datetime, report: SeriesReport) -> None:
         """Write the finished sessions' bars, then record them in the ledger."""
         days, frame = batch.take_finished()
         if not days:
@@ -413,137 +285,3 @@ def _asks_for_less(exc: errors.IBWError, target: Target) -> bool:
     if refusal_halves(exc.code or 0, exc.ib_text):
         return True
     return isinstance(exc, errors.RequestTimeout) and not is_small_bar(target.spec.bar_size)
-
-
-class _Batch:
-    """Bars received, per session, until every request covering the session has answered.
-
-    Answers are kept as they came and placed in their sessions once per flush (one as-of join
-    over all of them, not one per answer)."""
-
-    def __init__(
-        self, target: Target, sessions: Sequence[Session], requests: Sequence[PlannedRequest]
-    ) -> None:
-        self.target = target
-        self.sessions = pl.DataFrame(
-            {
-                "day": [s.day for s in sessions],
-                "session_open": [s.open for s in sessions],
-                "session_close": [s.close for s in sessions],
-            },
-            schema={"day": pl.Date, "session_open": _UTC, "session_close": _UTC},
-        )
-        self.waiting: dict[date, int] = defaultdict(int)
-        for request in requests:
-            for day in request.covers:
-                self.waiting[day] += 1
-        self.received: list[pl.DataFrame] = []  # answers not yet placed in their sessions
-        self.placed = self.locate([])  # bars of sessions still waiting for a request
-        self.finished: list[date] = []
-        self.rows = 0
-        self.answered = 0
-
-    def add(self, request: PlannedRequest, received: Sequence[BarData]) -> None:
-        frame = _frame_of(received, self.target)
-        self.received.append(frame)
-        self.rows += frame.height
-        self.answered += 1
-        for day in request.covers:
-            if self.waiting.get(day, 0) > 0:
-                self.waiting[day] -= 1
-                if self.waiting[day] == 0:
-                    self.finished.append(day)
-
-    def fail(self, request: PlannedRequest | None) -> list[date]:
-        """A request failed (None: the whole series did): the sessions it leaves unfinished
-        never finish in this run, and their bars received so far are dropped."""
-        covers = request.covers if request else list(self.waiting)
-        days = sorted(d for d in covers if self.waiting.get(d, 0) > 0)
-        for day in days:
-            del self.waiting[day]
-        return days
-
-    def take_finished(self) -> tuple[list[date], pl.DataFrame]:
-        """The finished sessions and their bars; they leave the batch. Bars of sessions that
-        are not waiting (held ones a request passed over, failed ones) are dropped; bars in no
-        session at all go along, so validation quarantines them."""
-        days = sorted(set(self.finished))
-        everything = pl.concat([self.placed, self.locate(self.received)])
-        session = pl.col("session_date")
-        done = everything.filter(session.is_in(days) | session.is_null())
-        still = [d for d, n in self.waiting.items() if n > 0]
-        self.placed = everything.filter(session.is_in(still))
-        self.received, self.finished, self.answered = [], [], 0
-        self.rows = self.placed.height
-        for day in days:
-            self.waiting.pop(day, None)
-        return days, done
-
-    def locate(self, frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
-        """Bars with `ts` (their start; a daily bar starts at its session's open) and the
-        `session_date` they belong to, null when they are in no expected session. Bars before
-        the first session or after the last are not wanted: a `N Y` span or a lone sliver can
-        reach past the series' range."""
-        frame = pl.concat(frames) if frames else _frame_of([], self.target)
-        if frame.is_empty() or self.sessions.is_empty():
-            nowhere = {"session_date": pl.lit(None, pl.Date), "ts": pl.lit(None, _UTC)}
-            return frame.with_columns(**nowhere).select(BAR_COLUMNS)
-        first, last = self.sessions.row(0, named=True), self.sessions.row(-1, named=True)
-        sessions = self.sessions.lazy()
-        intraday = frame.get_column("epoch").null_count() == 0
-        if intraday:  # the session whose hours contain the bar's start
-            located = (
-                frame.lazy()
-                .drop("day")
-                .with_columns(ts=pl.from_epoch("epoch", "s").dt.replace_time_zone("UTC"))
-                .sort("ts")
-                .join_asof(sessions, left_on="ts", right_on="session_open", strategy="backward")
-            )
-            inside = pl.col("ts") < pl.col("session_close")
-            wanted = pl.col("ts").is_between(
-                first["session_open"], last["session_close"], closed="left"
-            )
-        else:  # a daily bar is dated by its session
-            located = (
-                frame.lazy()
-                .join(sessions, on="day", how="left", maintain_order="left")
-                .with_columns(ts=pl.col("session_open"))
-            )
-            inside = pl.col("session_open").is_not_null()
-            wanted = pl.col("day").is_between(first["day"], last["day"])
-        return (
-            located.filter(wanted)
-            .with_columns(session_date=pl.when(inside).then(pl.col("day")))
-            .select(BAR_COLUMNS)
-            .collect()
-        )
-
-
-def _frame_of(received: Sequence[BarData], target: Target) -> pl.DataFrame:
-    """Bars as IB sent them, dated by `epoch` (intraday) or `day` (daily bars), with the
-    dataset's columns otherwise (IB's -1 for 'no volume' becomes null)."""
-    intraday = bool(received) and isinstance(received[0].date, datetime)
-    n = len(received)
-
-    def column(values: list, dtype: pl.DataType) -> pl.Series:
-        return pl.Series(values, dtype=dtype)
-
-    return pl.DataFrame(
-        {
-            "epoch": column([int(b.date.timestamp()) for b in received] if intraday else [None] * n,
-                            pl.Int64()),
-            "day": column([None] * n if intraday else [b.date for b in received], pl.Date()),
-            "open": column([b.open for b in received], pl.Float64()),
-            "high": column([b.high for b in received], pl.Float64()),
-            "low": column([b.low for b in received], pl.Float64()),
-            "close": column([b.close for b in received], pl.Float64()),
-            "volume": column([float(b.volume) for b in received], pl.Float64()).replace(-1.0, None),
-            "wap": column([float(b.average) for b in received], pl.Float64()).replace(-1.0, None),
-            "bar_count": column([b.barCount for b in received], pl.Int64()).replace(-1, None),
-        }
-    ).with_columns(
-        con_id=pl.lit(target.con_id, pl.Int64),
-        bar_size=pl.lit(target.spec.bar_size, pl.String),
-        what_to_show=pl.lit(target.what_to_show, pl.String),
-        use_rth=pl.lit(target.spec.use_rth, pl.Boolean),
-    )  # fmt: skip

@@ -16,7 +16,8 @@ what the warehouse holds for the series: gaps left, duplicate bars, OHLC sanity.
 import dagster as dg
 import polars as pl
 
-from assets.backfill import Target, connected, targets
+from assets.backfill import connected
+from assets.bar_series import Target, targets
 from assets.failures import one_sentence_failures
 from assets.resources import IBResource, UniverseResource, WarehouseResource
 from ibkr.universe import BarSpec

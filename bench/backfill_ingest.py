@@ -1,14 +1,14 @@
 """Backfill ingest: the CPU the backfill spends turning decoded bars into validated Parquet, as a
 ratio to a plain polars `write_parquet` of the same bars.
 
-Every bar the backfill receives goes through `assets.backfill._Batch` (a session per bar, the
+Every bar the backfill receives goes through `assets.backfill.SessionBatch` (a session per bar, the
 rows of the bars dataset), lineage columns, pandera (`warehouse.validation.split_valid`) and
 `warehouse.bars.write_sessions` (merge with the year's file, atomic replace, fsync). If that
 costs much more than writing the bars as they come, a long backfill is bound by its own CPU
 rather than by IB. So this fetches a real year of AAPL 1-min RTH bars from the embedded gateway
 (the planner's 26 requests, 25 × `10 D` and a `1 D`, decoded by ib_async into `BarData`) and
 times, in CPU seconds (`time.process_time`, polars' threads included), best of N:
-  project   _Batch.add per answer, take_finished, lineage, split_valid, write_sessions, one
+  project   SessionBatch.add per answer, take_finished, lineage, split_valid, write_sessions, one
             flush (and, on a second line, flushing every 20 answers as `Backfill._fill` does);
   baseline  `pl.DataFrame` built from the BarData attributes, then `df.write_parquet(path)`;
             also `write_parquet` alone of the frame the project path validated.
@@ -31,7 +31,9 @@ from pathlib import Path
 import polars as pl
 from ib_async import IB, BarData
 
-from assets.backfill import FLUSH_REQUESTS, Target, _Batch, _frame_of
+from assets.backfill import FLUSH_REQUESTS
+from assets.bar_batch import SessionBatch, bars_frame
+from assets.bar_series import Target
 from ibkr.durations import DurationTable
 from ibkr.planner import PlannedRequest, Session, plan
 from ibkr.universe import BarSpec
@@ -67,7 +69,7 @@ def fetch(sessions: Sequence[Session]) -> Answers:
     return answers
 
 
-def flush(batch: _Batch, home: Path) -> list[pl.DataFrame]:
+def flush(batch: SessionBatch, home: Path) -> list[pl.DataFrame]:
     """`Backfill._flush` without the ledger: finished sessions -> lineage -> pandera -> Parquet.
     Returns the frame written (none when no session has finished)."""
     days, frame = batch.take_finished()
@@ -90,7 +92,7 @@ def project(
 ) -> list[pl.DataFrame]:
     """Every answer into a batch, flushed after `every` answers and at the end; the frames
     written."""
-    batch = _Batch(TARGET, sessions, [r for r, _ in answers])
+    batch = SessionBatch(TARGET, sessions, [r for r, _ in answers])
     written = []
     for request, bars in answers:
         batch.add(request, bars)
@@ -105,8 +107,8 @@ def stages(
     """The project's path cut at each step, best CPU of `runs` each, in µs per bar."""
     requests = [r for r, _ in answers]
 
-    def added() -> _Batch:
-        batch = _Batch(TARGET, sessions, requests)
+    def added() -> SessionBatch:
+        batch = SessionBatch(TARGET, sessions, requests)
         for request, bars in answers:
             batch.add(request, bars)
         return batch
@@ -119,8 +121,8 @@ def stages(
     )
     valid, _ = split_valid(rows, bar_store.DATASET, "bench")
     steps: list[tuple[str, Callable[[int], object]]] = [
-        ("_frame_of (part of add)", lambda n: [_frame_of(b, TARGET) for _, b in answers]),
-        ("_Batch.add × answers", lambda n: added()),
+        ("bars_frame (part of add)", lambda n: [bars_frame(b, TARGET) for _, b in answers]),
+        ("SessionBatch.add × answers", lambda n: added()),
         ("add + take_finished", lambda n: added().take_finished()),
         ("split_valid", lambda n: split_valid(rows, bar_store.DATASET, "bench")),
         (

@@ -34,7 +34,7 @@ import polars as pl
 import yaml
 
 import pipelines.sensors as sensors
-from assets.backfill import Estimate, Target, targets
+from assets.bar_series import Estimate, Target, targets
 from assets.bars import build_bars_asset
 from assets.contracts import contracts
 from assets.resources import IBResource, UniverseResource, WarehouseResource

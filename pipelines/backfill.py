@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from assets.backfill import Backfill, SeriesReport, Target, connected, targets
+from assets.backfill import Backfill, SeriesReport, connected
+from assets.bar_series import Target, targets
 from assets.resources import UniverseResource
 from ibkr.connection import ConnectionSettings
 from ibkr.errors import one_sentence

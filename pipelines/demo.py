@@ -17,7 +17,8 @@ import dagster as dg
 from rich.console import Console
 from rich.table import Table
 
-from assets.backfill import connected, targets
+from assets.backfill import connected
+from assets.bar_series import targets
 from assets.contracts import contracts
 from assets.option_chains import option_chains
 from assets.resources import IBResource, UniverseResource, WarehouseResource

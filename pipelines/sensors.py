@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from assets.backfill import NoSecurityMaster, estimate, targets
+from assets.bar_series import NoSecurityMaster, estimate, targets
 from assets.bars import contract_partitions, partition_key
 from assets.resources import IBResource, UniverseResource, WarehouseResource
 from ibkr.durations import DurationTable
@@ -94,7 +94,7 @@ def build_backfill_sensor(bars: dg.AssetsDefinition) -> dg.SensorDefinition:
             if str(key) in busy or str(key) in recent:
                 continue
             cost = estimate(target, home, now, table)
-            if not (cost.requests or cost.unavailable):
+            if not cost.missing:
                 continue
             if cost.weight and weights + cost.weight > left and (weights or left <= 0):
                 continue  # a run too big for the window goes alone, when the window is free

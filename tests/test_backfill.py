@@ -13,7 +13,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from assets.backfill import Backfill, SeriesReport, Target, connected, load_table, targets
+from assets.backfill import Backfill, SeriesReport, connected, load_table
+from assets.bar_series import Target, targets
 from assets.bars import build_bars_asset, partition_key
 from assets.resources import IBResource, UniverseResource, WarehouseResource
 from ibkr.connection import ConnectionSettings
@@ -282,7 +283,7 @@ def test_a_session_whose_other_request_failed_is_never_recorded_complete(home):
 
     from ib_async import BarData
 
-    from assets.backfill import _Batch
+    from assets.bar_batch import SessionBatch
     from ibkr.planner import PlannedRequest
 
     target = target_of(home, AAPL, BarSpec("5 secs", 3))
@@ -290,7 +291,7 @@ def test_a_session_whose_other_request_failed_is_never_recorded_complete(home):
     day, opened = sessions[-1].day, sessions[-1].open
     late = PlannedRequest("20240709-20:00:00", "3600 S", "5 secs", "TRADES", True, (day,))
     early = PlannedRequest("20240709-19:00:00", "3600 S", "5 secs", "TRADES", True, (day,))
-    batch = _Batch(target, sessions, [late, early])
+    batch = SessionBatch(target, sessions, [late, early])
     bar = BarData(opened + timedelta(hours=6), 1.0, 2.0, 0.5, 1.5, 10, 1.2, 3)
     batch.add(late, [bar])
     assert batch.fail(early) == [day]
@@ -342,7 +343,7 @@ def test_a_bar_between_sessions_goes_to_quarantine_and_one_before_the_range_is_d
 
     from ib_async import BarData
 
-    from assets.backfill import _Batch
+    from assets.bar_batch import SessionBatch
     from ibkr.planner import PlannedRequest
 
     target = target_of(home, AAPL, BarSpec("1 min", 10))
@@ -351,7 +352,7 @@ def test_a_bar_between_sessions_goes_to_quarantine_and_one_before_the_range_is_d
     request = PlannedRequest("20240701-20:00:00", "1 D", "1 min", "TRADES", True, (first.day,))
     evening = first.close + timedelta(hours=1)  # after the close, inside the range
     before = first.open - timedelta(days=3)  # a `N Y` span reaching past the range
-    batch = _Batch(target, sessions, [request])
+    batch = SessionBatch(target, sessions, [request])
     batch.add(
         request,
         [BarData(at, 1.0, 2.0, 0.5, 1.5, 10, 1.2, 3) for at in (before, first.open, evening)],

@@ -1,0 +1,149 @@
+"""A bar series of one contract: what the universe asks for, what the ledger lacks, and what
+fetching it would cost.
+
+Owns `Target` (a contract and a bar spec: the IB request's contract, the ledger's key, the
+planner's series, the expected sessions), `targets` (every pair the universe asks for, from the
+security master) and the plan of a series' gaps. No IB calls and no Dagster: the sensor prices
+series with it, the backfill plans with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from ib_async import Contract
+
+from ibkr import errors
+from ibkr.durations import SMALL_BAR_MAX_AGE, DurationTable, is_small_bar
+from ibkr.planner import Plan, Series, Session, plan
+from ibkr.sessions import Hours, expected_sessions, hours_for
+from ibkr.universe import BarSpec
+from warehouse import heads, ledger
+from warehouse.parquet import read_dataset
+
+
+@dataclass(frozen=True)
+class Target:
+    """One bar series of one contract: what to ask IB and where the answer goes."""
+
+    con_id: int
+    symbol: str  # for people: local symbol, e.g. ESZ4 or AAPL
+    sec_type: str
+    exchange: str
+    primary_exchange: str
+    currency: str
+    expiry: date | None
+    spec: BarSpec
+
+    @property
+    def what_to_show(self) -> str:
+        return self.spec.what_for(self.sec_type)
+
+    @property
+    def series(self) -> Series:
+        return Series(
+            self.con_id, self.sec_type, self.exchange, self.spec.bar_size, self.what_to_show,
+            self.spec.use_rth,
+        )  # fmt: skip
+
+    @property
+    def key(self) -> ledger.Series:
+        return ledger.Series(self.con_id, self.spec.bar_size, self.what_to_show, self.spec.use_rth)
+
+    @property
+    def hours(self) -> Hours:
+        return hours_for(self.sec_type, self.exchange, self.primary_exchange)
+
+    @property
+    def name(self) -> str:
+        return f"{self.symbol} {self.spec.bar_size} {self.what_to_show}" + (
+            "" if self.spec.use_rth else " all hours"
+        )
+
+    def contract(self) -> Contract:
+        return Contract(
+            conId=self.con_id, secType=self.sec_type, exchange=self.exchange,
+            currency=self.currency, includeExpired=self.sec_type == "FUT",
+        )  # fmt: skip
+
+    def expected(self, now: datetime, head: datetime | None) -> list[Session]:
+        """The closed sessions this series should hold, oldest first."""
+        today = now.date()
+        first = self.spec.first_day(today)
+        if is_small_bar(self.spec.bar_size):
+            first = max(first, (now - SMALL_BAR_MAX_AGE).date() + timedelta(days=1))
+        last = min(today, self.expiry) if self.expiry else today
+        sessions = expected_sessions(self.hours, self.spec.use_rth, first, last)
+        after = head.timestamp() if head else float("-inf")
+        return [s for s in sessions if s.close <= now and s.close.timestamp() > after]
+
+
+class NoSecurityMaster(errors.IBWError):
+    default_cause = "the warehouse has no security master yet"
+    default_fix = "run `ibw demo` or materialize the contracts asset in Dagster first"
+
+
+def targets(home: Path, specs: Iterable[BarSpec], symbols: Sequence[str] = ()) -> list[Target]:
+    """Every (contract, spec) pair the universe asks for, from the current security master;
+    `symbols` keeps only those contracts (symbol or local symbol)."""
+    master = read_dataset(home, "security_master")
+    if master.is_empty():
+        raise NoSecurityMaster()
+    wanted = {s.upper() for s in symbols}
+    found = []
+    rows = master.sort("con_id").iter_rows(named=True)
+    contracts = [r for r in rows if r.get("valid_to") is None]
+    if wanted:
+        contracts = [r for r in contracts if {r["symbol"], r["local_symbol"]} & wanted]
+    for spec in specs:
+        for row in contracts:
+            if spec.applies_to(row["sec_type"], row["symbol"]):
+                found.append(
+                    Target(
+                        row["con_id"], row["local_symbol"] or row["symbol"], row["sec_type"],
+                        row["exchange"], row["primary_exchange"] or "", row["currency"],
+                        row["expiry"], spec,
+                    )
+                )  # fmt: skip
+    return found
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a series lacks now and what fetching it costs, without asking IB (for the sensor)."""
+
+    missing: int  # sessions the ledger lacks and IB may be asked for now
+    weight: int  # small-bar pacing budget, the head-timestamp request included if not known yet
+
+
+def plan_series(
+    target: Target, home: Path, now: datetime, table: DurationTable, head: datetime | None
+) -> tuple[Plan, list[Session]]:
+    """The fewest requests for what the ledger lacks of the series now, and its sessions."""
+    sessions = target.expected(now, head)
+    missing = ledger.gaps([s.day for s in sessions], ledger.read_series(home, target.key), now)
+    if not missing:
+        return Plan((), {}), sessions
+    return plan(
+        target.series, missing, sessions, table=table, now=now, expiry=target.expiry
+    ), sessions
+
+
+def estimate(target: Target, home: Path, now: datetime, table: DurationTable) -> Estimate:
+    """The series' gaps and their pacing cost from the ledger and the cached head timestamp.
+
+    Only bars of 30 s or less are planned: larger ones cost no hard budget, and planning a
+    20-year daily series for nothing would be most of a sensor tick."""
+    head = heads.read_head(home, target.con_id, target.what_to_show, target.spec.use_rth)
+    sessions = target.expected(now, head)
+    missing = ledger.gaps([s.day for s in sessions], ledger.read_series(home, target.key), now)
+    if not missing:
+        return Estimate(0, 0)
+    weight = int(head is None)
+    if is_small_bar(target.spec.bar_size):
+        planned = plan(target.series, missing, sessions, table=table, now=now, expiry=target.expiry)
+        weight += sum(r.pacing_weight for r in planned.requests)
+    return Estimate(len(missing), weight)
