@@ -68,13 +68,12 @@ def _specs(args: argparse.Namespace) -> tuple[BarSpec, ...]:
     return specs
 
 
-def _setup(args: argparse.Namespace) -> tuple[Path, tuple[BarSpec, ...], list[Target]]:
+def _setup(args: argparse.Namespace) -> tuple[Path, list[Target]]:
     home = Path(args.home).resolve()
-    specs = _specs(args)
-    found = targets(home, specs, args.symbols)
+    found = targets(home, _specs(args), args.symbols)
     if not found:
         raise UniverseError("no contract in the security master matches; check the symbols.")
-    return home, specs, found
+    return home, found
 
 
 def _plan_all(backfill: Backfill, found: list[Target]) -> list[_Planned]:
@@ -93,7 +92,7 @@ def _plan_all(backfill: Backfill, found: list[Target]) -> list[_Planned]:
 def run_plan(args: argparse.Namespace) -> int:
     console = Console()
     try:
-        home, _, found = _setup(args)
+        home, found = _setup(args)
         with connected(ConnectionSettings.from_env(), home, f"plan-{os.getpid()}") as backfill:
             rows = _plan_all(backfill, found)
     except Exception as exc:  # one sentence, whatever failed
@@ -122,7 +121,7 @@ def run_backfill(args: argparse.Namespace) -> int:
     console = Console()
     reports: list[SeriesReport] = []
     try:
-        home, _, found = _setup(args)
+        home, found = _setup(args)
         with connected(ConnectionSettings.from_env(), home, f"backfill-{os.getpid()}") as backfill:
             rows = _plan_all(backfill, found)
             total = sum(len(r.requests) for r in rows)
@@ -149,7 +148,7 @@ def run_backfill(args: argparse.Namespace) -> int:
     for report in reports:
         for error in report.errors:
             console.print(f"[yellow]{report.target.name}:[/yellow] {error}", soft_wrap=True)
-    return 0
+    return 1 if any(r.errors for r in reports) else 0  # scripts see that something failed
 
 
 def _summary(reports: list[SeriesReport], used: int, budget: int) -> str:
