@@ -1,7 +1,6 @@
-"""Account-side requests. For now the answers every connect waits for: empty lists and their END.
-
-Positions, account values, orders and executions arrive with the accounts issue; until then
-each request is answered with its END so that clients never wait on a missing reply.
+"""Session-level requests: the time, the managed accounts, order ids, and the requests that have
+no reply of their own. Accounts are answered in `portfolio`, orders and fills in `trades`, the FA
+configuration in `fa`.
 """
 
 from __future__ import annotations
@@ -18,59 +17,12 @@ def current_time(session: ClientSession, msg: FieldReader) -> None:
 
 @handles(17)
 def managed_accounts(session: ClientSession, msg: FieldReader) -> None:
-    session.send(15, 1, ",".join(session.gateway.config.accounts))
+    session.send(15, 1, ",".join(session.gateway.book.managed))
 
 
 @handles(8)
 def next_ids(session: ClientSession, msg: FieldReader) -> None:
     session.send(9, 1, session.gateway.next_order_id)
-
-
-@handles(61)
-def positions(session: ClientSession, msg: FieldReader) -> None:
-    session.send(62, 1)
-
-
-@handles(5, 16)
-def open_orders(session: ClientSession, msg: FieldReader) -> None:
-    session.send(53, 1)
-
-
-@handles(99)
-def completed_orders(session: ClientSession, msg: FieldReader) -> None:
-    session.send(102)
-
-
-@handles(6)
-def account_updates(session: ClientSession, msg: FieldReader) -> None:
-    msg.skip()
-    subscribe, account = msg.bool(), msg.str()
-    if subscribe:
-        session.send(54, 1, account)
-
-
-@handles(76)
-def account_updates_multi(session: ClientSession, msg: FieldReader) -> None:
-    msg.skip()
-    session.send(74, 1, msg.request_id())
-
-
-@handles(74)
-def positions_multi(session: ClientSession, msg: FieldReader) -> None:
-    msg.skip()
-    session.send(72, 1, msg.request_id())
-
-
-@handles(7)
-def executions(session: ClientSession, msg: FieldReader) -> None:
-    msg.skip()
-    session.send(55, 1, msg.request_id())
-
-
-@handles(62)
-def account_summary(session: ClientSession, msg: FieldReader) -> None:
-    msg.skip()
-    session.send(64, 1, msg.request_id())
 
 
 @handles(15, 59, 64, 63, 75, 77, 93, 95, 2, 51)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ibsim.book import Book
 from ibsim.clock import Clock, SystemClock
 
 SERVER_VERSION = 178  # ib_async's maximum, and below the protobuf dialect (201+)
@@ -38,7 +39,8 @@ class GatewayConfig:
     host: str = "127.0.0.1"
     port: int = 4002  # IB Gateway's paper port
     max_server_version: int = SERVER_VERSION
-    accounts: tuple[str, ...] = ("DU123456",)
+    accounts: tuple[str, ...] = ("DU123456",)  # used when no `book` is given: one paper account
+    book: Book | None = None  # the accounts and what is in them (ibsim.book)
     next_valid_id: int = 1
     clock: Clock = field(default_factory=SystemClock)
     pacing: PacingRules = field(default_factory=PacingRules)

@@ -6,7 +6,9 @@ import asyncio
 import logging
 import threading
 
-from ibsim import account, errors, historical, reference  # noqa: F401  (they register handlers)
+# they register their handlers
+from ibsim import account, errors, fa, historical, portfolio, reference, trades  # noqa: F401
+from ibsim.book import Book
 from ibsim.catalog import Catalog
 from ibsim.config import GatewayConfig
 from ibsim.pacing import Pacer
@@ -23,6 +25,7 @@ class Gateway:
         self.config = config or GatewayConfig()
         self.clock = self.config.clock
         self.catalog = Catalog(self.clock)
+        self.book = self.config.book or Book.single(self.config.accounts[0])
         self.pacer = Pacer(self.config.pacing)
         self.clients: dict[int, ClientSession] = {}
         self.open_requests: set[tuple[int, int]] = set()  # (id(session), reqId)
@@ -77,7 +80,7 @@ class Gateway:
 
     def on_start_api(self, session: ClientSession) -> None:
         """What a real Gateway sends after startApi: accounts, next order id, farm notices."""
-        session.send(15, 1, ",".join(self.config.accounts))
+        session.send(15, 1, ",".join(self.book.managed))
         session.send(9, 1, self.next_order_id)
         for notice in errors.FARM_NOTICES:
             session.send_error(-1, notice)
