@@ -30,7 +30,8 @@ SINGLE: dict[str, Any] = {
     "completed_orders": [
         {"order_id": 7, "perm_id": 1_900_000_007, "account": "DU123456", "con_id": AAPL,
          "action": "BUY", "quantity": 100, "order_type": "MKT", "status": "Filled",
-         "filled": 100, "avg_fill_price": 180.25, "completed_time": "20240710 09:45:10 America/New_York"},
+         "filled": 100, "avg_fill_price": 180.25,
+         "completed_time": "20240710 09:45:10 America/New_York"},
     ],
 }  # fmt: skip
 
