@@ -87,3 +87,16 @@ class UniverseResource(dg.ConfigurableResource):
         except yaml.YAMLError as exc:
             raise UniverseError(f"{self.path} is not valid YAML: {exc}".replace("\n", " ")) from exc
         return parse_universe(data, Path(self.path).name)
+
+
+class SnapshotResource(dg.ConfigurableResource):
+    """When and how patiently the nightly snapshot runs: IB's region ($IBW_SNAPSHOT_REGION:
+    north_america, europe, asia) sets the reset window it avoids; `deadline` bounds its retries
+    while the gateway restarts."""
+
+    region: str = "north_america"
+    deadline: float = 900.0  # seconds
+
+    @classmethod
+    def from_env(cls) -> SnapshotResource:
+        return cls(region=os.environ.get("IBW_SNAPSHOT_REGION", "north_america"))

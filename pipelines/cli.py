@@ -13,6 +13,7 @@ from ibkr.errors import one_sentence
 from ibsim import cli as gateway_cli
 from pipelines.backfill import add_backfill_commands
 from pipelines.query import add_query_command
+from pipelines.snapshot import add_snapshot_command
 from warehouse.layout import home as default_home
 
 
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     dev.set_defaults(run=_dev)
 
     add_backfill_commands(commands)
+    add_snapshot_command(commands)
     add_query_command(commands)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -1,7 +1,8 @@
 """The Dagster code location loaded by workspace.yaml: assets, checks and resources.
 
 Resources read the environment when the code location loads: IB_HOST, IB_PORT, IB_CLIENT_ID
-(default: the embedded gateway on 127.0.0.1:4002), IBW_HOME and IBW_UNIVERSE.
+(default: the embedded gateway on 127.0.0.1:4002), IBW_HOME, IBW_UNIVERSE and
+IBW_SNAPSHOT_REGION (north_america, europe or asia: when the nightly snapshot runs).
 """
 
 import dagster as dg
@@ -9,7 +10,9 @@ import dagster as dg
 from assets.bars import build_bars_asset
 from assets.contracts import contracts
 from assets.option_chains import option_chains
-from assets.resources import IBResource, UniverseResource, WarehouseResource
+from assets.resources import IBResource, SnapshotResource, UniverseResource, WarehouseResource
+from assets.snapshots import account_snapshot, snapshot_job
+from pipelines.schedules import build_snapshot_schedule
 from pipelines.sensors import build_backfill_sensor
 
 
@@ -18,6 +21,7 @@ def resources() -> dict[str, dg.ConfigurableResource]:
         "ib": IBResource.from_env(),
         "warehouse": WarehouseResource.from_env(),
         "universe": UniverseResource.from_env(),
+        "snapshot": SnapshotResource.from_env(),
     }
 
 
@@ -25,8 +29,10 @@ def resources() -> dict[str, dg.ConfigurableResource]:
 bars = build_bars_asset(UniverseResource.from_env().load().bars)
 
 defs = dg.Definitions(
-    assets=[contracts, option_chains, bars],
+    assets=[contracts, option_chains, bars, account_snapshot],
+    jobs=[snapshot_job],
     sensors=[build_backfill_sensor(bars)],
+    schedules=[build_snapshot_schedule(SnapshotResource.from_env().region)],
     resources=resources(),
     executor=dg.in_process_executor,  # one process, one IB connection per run
 )

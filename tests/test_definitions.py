@@ -17,10 +17,13 @@ def test_code_location_loads_every_asset_check_and_resource():
 
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
+    from assets.account_snapshot import DATASETS
+
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
         "contracts",
         "option_chains",
         "bars",
+        *DATASETS,
     }
     checks = {k.name for k in graph.asset_check_keys}
     assert checks == {
@@ -31,10 +34,15 @@ def test_code_location_loads_every_asset_check_and_resource():
         "bars_no_duplicates",
         "bars_ohlc_sane",
     }
-    assert set(defs.resources) == {"ib", "warehouse", "universe"}
+    assert set(defs.resources) == {"ib", "warehouse", "universe", "snapshot"}
     [sensor] = defs.sensors
     assert sensor.name == "bars_backfill"
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    [schedule] = defs.schedules
+    assert (schedule.cron_schedule, schedule.execution_timezone) == (
+        "0 2 * * *",
+        "America/New_York",
+    )
 
 
 def test_instance_settings_are_valid(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from pandera.errors import SchemaErrors
 
 from tests.test_warehouse import FETCHED, contracts, option_chain
-from warehouse.schemas import SCHEMAS, polars_schema
+from warehouse.schemas import SCHEMAS, SNAPSHOT_SCHEMAS, polars_schema
 from warehouse.security_master import merge_versions
 from warehouse.validation import split_valid
 
@@ -21,7 +21,9 @@ def accounted_for(df: pl.DataFrame, valid: pl.DataFrame, rejected: pl.DataFrame)
 
 
 def test_the_registry_names_every_dataset():
-    assert set(SCHEMAS) == {"security_master", "option_chains", "quarantine", "coverage", "bars"}
+    base = {"security_master", "option_chains", "quarantine", "coverage", "bars"}
+    assert set(SCHEMAS) == base | set(SNAPSHOT_SCHEMAS)
+    assert len(SNAPSHOT_SCHEMAS) == 12
 
 
 def bars(n: int = 3) -> pl.DataFrame:

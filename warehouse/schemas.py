@@ -190,12 +190,187 @@ class Bar(Lineage):
         return data.lazyframe.select(inside[0] & inside[1])
 
 
+class Snapshot(Lineage):
+    """A row of the nightly account snapshot: the (America/New_York) day it describes."""
+
+    snapshot_date: pl.Date
+
+
+class Holding(Snapshot):
+    account: str = pa.Field(str_length={"min_value": 1})
+    con_id: pl.Int64 = pa.Field(gt=0)
+    symbol: str
+    sec_type: str = pa.Field(isin=SEC_TYPES)
+    currency: str
+
+
+class Positions(Holding):
+    quantity: pl.Float64
+    avg_cost: pl.Float64
+
+    class Config:
+        unique: ClassVar[list[str]] = ["snapshot_date", "account", "con_id"]
+
+
+class Portfolio(Holding):
+    quantity: pl.Float64
+    market_price: pl.Float64 = pa.Field(nullable=True)
+    market_value: pl.Float64 = pa.Field(nullable=True)
+    avg_cost: pl.Float64 = pa.Field(nullable=True)
+    unrealized_pnl: pl.Float64 = pa.Field(nullable=True)
+    realized_pnl: pl.Float64 = pa.Field(nullable=True)
+
+    class Config:
+        unique: ClassVar[list[str]] = ["snapshot_date", "account", "con_id"]
+
+
+class AccountSummary(Snapshot):
+    account: str = pa.Field(str_length={"min_value": 1})
+    tag: str = pa.Field(str_length={"min_value": 1})
+    value: str
+    currency: str = pa.Field(nullable=True)
+
+    class Config:
+        unique: ClassVar[list[str]] = ["snapshot_date", "account", "tag", "currency"]
+
+
+class AccountValues(Snapshot):
+    account: str = pa.Field(str_length={"min_value": 1})
+    key: str = pa.Field(str_length={"min_value": 1})
+    value: str
+    currency: str = pa.Field(nullable=True)
+
+    class Config:
+        unique: ClassVar[list[str]] = ["snapshot_date", "account", "key", "currency"]
+
+
+class Pnl(Snapshot):
+    """Account P&L (con_id null) and each position's (reqPnL, reqPnLSingle)."""
+
+    account: str = pa.Field(str_length={"min_value": 1})
+    con_id: pl.Int64 = pa.Field(nullable=True, gt=0)
+    position: pl.Float64 = pa.Field(nullable=True)
+    daily_pnl: pl.Float64 = pa.Field(nullable=True)
+    unrealized_pnl: pl.Float64 = pa.Field(nullable=True)
+    realized_pnl: pl.Float64 = pa.Field(nullable=True)
+    value: pl.Float64 = pa.Field(nullable=True)
+
+    class Config:
+        unique: ClassVar[list[str]] = ["snapshot_date", "account", "con_id"]
+
+
+class Executions(Holding):
+    """Today's fills, one per execId after corrections; a commission not yet reported is null."""
+
+    exec_id: str = pa.Field(str_length={"min_value": 1})
+    side: str = pa.Field(isin=["BOT", "SLD"])
+    shares: pl.Float64 = pa.Field(gt=0)
+    price: pl.Float64
+    time: UtcDatetime
+    order_id: pl.Int64
+    perm_id: pl.Int64
+    client_id: pl.Int64
+    order_ref: str = pa.Field(nullable=True)
+    exchange: str
+    cum_qty: pl.Float64
+    avg_price: pl.Float64
+    commission: pl.Float64 = pa.Field(nullable=True, ge=0)
+    commission_currency: str = pa.Field(nullable=True)
+    realized_pnl: pl.Float64 = pa.Field(nullable=True)
+
+    class Config:
+        unique: ClassVar[list[str]] = ["snapshot_date", "exec_id"]
+
+
+class Commissions(Snapshot):
+    exec_id: str = pa.Field(str_length={"min_value": 1})
+    commission: pl.Float64 = pa.Field(ge=0)
+    currency: str
+    realized_pnl: pl.Float64 = pa.Field(nullable=True)
+
+    class Config:
+        unique: ClassVar[list[str]] = ["snapshot_date", "exec_id"]
+
+
+class Orders(Snapshot):
+    order_id: pl.Int64
+    perm_id: pl.Int64
+    client_id: pl.Int64
+    account: str = pa.Field(nullable=True)  # empty for an FA order allocated to a group
+    con_id: pl.Int64 = pa.Field(gt=0)
+    symbol: str
+    sec_type: str = pa.Field(isin=SEC_TYPES)
+    currency: str
+    action: str = pa.Field(isin=["BUY", "SELL", "SSHORT"])
+    quantity: pl.Float64
+    order_type: str
+    limit_price: pl.Float64 = pa.Field(nullable=True)
+    aux_price: pl.Float64 = pa.Field(nullable=True)
+    tif: str
+    order_ref: str = pa.Field(nullable=True)
+    status: str
+    filled: pl.Float64 = pa.Field(nullable=True)
+    fa_group: str = pa.Field(nullable=True)
+    fa_method: str = pa.Field(nullable=True)
+
+    class Config:
+        unique: ClassVar[list[str]] = ["snapshot_date", "perm_id"]
+
+
+class OpenOrders(Orders):
+    avg_fill_price: pl.Float64 = pa.Field(nullable=True)
+
+
+class FaGroups(Snapshot):
+    group_name: str = pa.Field(str_length={"min_value": 1})
+    method: str
+    account: str = pa.Field(str_length={"min_value": 1})
+    amount: pl.Float64 = pa.Field(nullable=True)
+
+    class Config:
+        unique: ClassVar[list[str]] = ["snapshot_date", "group_name", "account"]
+
+
+class FaProfiles(Snapshot):
+    profile: str = pa.Field(str_length={"min_value": 1})
+    type: pl.Int64
+    account: str = pa.Field(str_length={"min_value": 1})
+    amount: pl.Float64
+
+    class Config:
+        unique: ClassVar[list[str]] = ["snapshot_date", "profile", "account"]
+
+
+class FaAliases(Snapshot):
+    account: str = pa.Field(str_length={"min_value": 1})
+    alias: str
+
+    class Config:
+        unique: ClassVar[list[str]] = ["snapshot_date", "account"]
+
+
+SNAPSHOT_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
+    "positions": Positions,
+    "account_summary": AccountSummary,
+    "account_values": AccountValues,
+    "portfolio": Portfolio,
+    "pnl": Pnl,
+    "executions": Executions,
+    "commissions": Commissions,
+    "open_orders": OpenOrders,
+    "completed_orders": Orders,
+    "fa_groups": FaGroups,
+    "fa_profiles": FaProfiles,
+    "fa_aliases": FaAliases,
+}
+
 SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "security_master": SecurityMaster,
     "option_chains": OptionChain,
     "quarantine": Quarantine,
     "coverage": Coverage,
     "bars": Bar,
+    **SNAPSHOT_SCHEMAS,
 }
 
 

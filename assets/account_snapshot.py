@@ -1,0 +1,124 @@
+"""The nightly account snapshot, taken and stored: shared by the Dagster assets and `ibw snapshot`.
+
+Taking it: connect with backoff while the gateway is restarting (refused connections, a drop in
+the middle), never inside IB's reset window, up to a deadline; then every request of
+`ibkr.snapshot` on one connection. A restart in the middle throws the partial snapshot away and
+starts again, so what is stored is always a whole one. Storing it: each dataset validated
+(pandera; bad rows quarantined with their reason) and written as the day's partition, replacing
+the last run's. No Dagster here.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from ibkr import errors
+from ibkr.client import IBClient
+from ibkr.connection import ConnectionSettings
+from ibkr.restarts import RESET_WINDOWS
+from ibkr.snapshot import Snapshot, take
+from warehouse.parquet import write_partition
+from warehouse.quarantine import write_quarantine
+from warehouse.schemas import LINEAGE, SNAPSHOT_SCHEMAS, polars_schema
+from warehouse.validation import split_valid
+
+DATASETS = tuple(SNAPSHOT_SCHEMAS)
+NEW_YORK = ZoneInfo("America/New_York")
+FIRST_BACKOFF, LAST_BACKOFF = 1.0, 60.0
+
+
+@dataclass(frozen=True)
+class Stored:
+    day: date
+    accounts: tuple[str, ...]
+    rows: dict[str, int]
+    quarantined: int
+    attempts: int
+    requests: int
+
+
+def take_snapshot(
+    settings: ConnectionSettings,
+    key: str,
+    *,
+    region: str = "north_america",
+    deadline: float = 900.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[Snapshot, datetime, tuple[str, ...], int]:
+    """A whole snapshot, its gateway time, the accounts in it and the attempts it took."""
+    give_up = clock() + deadline
+    window = RESET_WINDOWS[region]
+    backoff, attempts = FIRST_BACKOFF, 0
+    while True:
+        now = datetime.now(UTC)
+        if window.contains(now):  # IB may drop us at any moment in there: wait it out
+            wait = (window.ends_at(now) - now).total_seconds()
+            if clock() + wait > give_up:
+                raise errors.GatewayUnavailable(
+                    "IB's daily reset window is on and ends after the snapshot's deadline",
+                    "run the snapshot after the window (the schedule does) or raise the deadline",
+                )
+            sleep(wait)
+            continue
+        attempts += 1
+        try:
+            client = IBClient.open(settings, key)
+            try:
+                gateway_now = client.run(client.now())
+                managed = client.ib.managedAccounts()
+                accounts = tuple(a for a in managed if not a.startswith(("F", "I")))
+                snap = client.run(take(client, list(accounts), len(accounts) < len(managed)))
+                return snap, gateway_now, accounts, attempts
+            finally:
+                client.close()
+        except (errors.GatewayUnavailable, errors.RequestTimeout, ConnectionError, OSError) as exc:
+            if clock() + backoff > give_up:
+                raise errors.GatewayUnavailable(
+                    f"the gateway was still unavailable after {deadline:.0f} s "
+                    f"({attempts} attempts; last: {errors.one_sentence(exc).rstrip('.')})",
+                    "check that IB Gateway restarted and logged in, then run the snapshot again",
+                ) from exc
+            sleep(backoff)
+            backoff = min(backoff * 2, LAST_BACKOFF)
+
+
+def store_snapshot(
+    home: Path, day: date, snap: Snapshot, accounts: tuple[str, ...], source: str, attempts: int
+) -> Stored:
+    """Every dataset as the day's partition (replacing a rerun's), validated."""
+    request_id, fetched_at = uuid.uuid4().hex, datetime.now(UTC)
+    rows, quarantined = {}, 0
+    for dataset in DATASETS:
+        stored = polars_schema(dataset)
+        own = [c for c in stored if c != "snapshot_date" and c not in LINEAGE]
+        frame = pl.DataFrame(
+            [{c: r.get(c) for c in own} for r in snap.rows(dataset)],
+            schema={c: stored[c] for c in own},
+            orient="row",
+        ).with_columns(
+            snapshot_date=pl.lit(day),
+            request_id=pl.lit(request_id),
+            fetched_at=pl.lit(fetched_at).dt.cast_time_unit("us"),
+            source=pl.lit(source),
+        )
+        origin = f"{dataset} {day}"
+        valid, rejected = split_valid(frame, dataset, origin)
+        write_partition(home, dataset, valid, {"snapshot_date": day.isoformat()})
+        write_quarantine(home, rejected, dataset, origin)
+        rows[dataset] = valid.height
+        quarantined += rejected.height
+    return Stored(day, accounts, rows, quarantined, attempts, snap.requests)
+
+
+def gateway_day(now: datetime) -> date:
+    """The snapshot's day: the gateway's date in New York, where IB's day turns."""
+    return now.astimezone(NEW_YORK).date()

@@ -1,0 +1,59 @@
+"""The nightly account snapshot as Dagster assets: one asset per dataset, one partition per New
+York day, all twelve taken by one run on one IB connection (IB wants one account-updates
+subscription at a time, and a snapshot is only whole if its parts are from the same moment)."""
+
+from datetime import date
+
+import dagster as dg
+
+from assets.account_snapshot import DATASETS, gateway_day, store_snapshot, take_snapshot
+from assets.failures import one_sentence_failures
+from assets.resources import IBResource, SnapshotResource, WarehouseResource
+from warehouse.catalog import refresh_catalog
+
+daily = dg.DailyPartitionsDefinition(
+    start_date="2024-01-01", timezone="America/New_York", end_offset=1
+)
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(name, group_name="account", kinds={"ib", "parquet"}) for name in DATASETS],
+    partitions_def=daily,
+    pool="ib_gateway",
+)
+def account_snapshot(
+    context: dg.AssetExecutionContext,
+    ib: IBResource,
+    warehouse: WarehouseResource,
+    snapshot: SnapshotResource,
+):
+    """Positions, account summary and values, portfolio, P&L, executions and commissions, open
+    and completed orders, FA groups, profiles and aliases, for every (sub-)account."""
+    day = date.fromisoformat(context.partition_key)
+    with one_sentence_failures():
+        snap, now, accounts, attempts = take_snapshot(
+            ib.settings, context.run.run_id, region=snapshot.region, deadline=snapshot.deadline
+        )
+    if gateway_day(now) != day:
+        raise dg.Failure(
+            f"IB reports positions, orders and fills for its today ({gateway_day(now)}) only, "
+            f"so the {day} snapshot cannot be taken now: materialize today's partition."
+        )
+    stored = store_snapshot(warehouse.path, day, snap, accounts, ib.source, attempts)
+    refresh_catalog(warehouse.path)
+    for dataset in DATASETS:
+        yield dg.MaterializeResult(
+            asset_key=dataset,
+            metadata={
+                "dagster/row_count": stored.rows[dataset],
+                "accounts": ", ".join(accounts),
+                "attempts": attempts,
+                "requests": stored.requests,
+                "rows_quarantined": stored.quarantined,
+            },
+        )
+
+
+snapshot_job = dg.define_asset_job(
+    "account_snapshot_job", selection=dg.AssetSelection.assets(account_snapshot)
+)

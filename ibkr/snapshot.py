@@ -1,0 +1,222 @@
+"""One account snapshot through ib_async: positions, account summary and values, portfolio, P&L,
+today's executions with their commissions, open and completed orders, the FA configuration.
+
+Owns the order of the requests (research/ib-rules.md §7: positions, summary and values,
+portfolio, P&L, executions, orders, FA), the waits for data IB streams (account updates one
+account at a time, P&L, late commission reports; each bounded) and the rows, as plain dicts, that
+the warehouse stores. Corrections: a fill whose execId differs only after the last dot replaces
+the earlier one. A commission that has not arrived is None, never 0. May import ib_async and the
+standard library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any
+
+from ib_async import Fill, Trade
+
+from ibkr.client import IBClient
+
+UNSET = 1.7976931348623157e308  # IB's Double.MAX: "no value"
+COMMISSION_WAIT = 3.0  # seconds to wait for commission reports that come after the fills
+PNL_WAIT = 3.0  # seconds to wait for the first P&L of each subscription
+
+
+@dataclass
+class Snapshot:
+    """Rows per dataset, every row a dict of the dataset's own columns."""
+
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    requests: int = 0
+
+    def rows(self, dataset: str) -> list[dict[str, Any]]:
+        return self.tables.setdefault(dataset, [])
+
+
+def number(value: float | None) -> float | None:
+    """IB's 'no value' (Double.MAX, NaN, empty) as None."""
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return None
+    value = float(value)
+    return None if value >= UNSET else value
+
+
+async def take(client: IBClient, accounts: list[str], is_fa: bool) -> Snapshot:
+    """Everything the snapshot stores, in IB's recommended order."""
+    snap = Snapshot()
+    ib = client.ib
+    for p in await client.call(ib.reqPositionsAsync(), "positions"):
+        snap.rows("positions").append(
+            {"account": p.account, **_contract(p.contract), "quantity": float(p.position),
+             "avg_cost": float(p.avgCost)}
+        )  # fmt: skip
+    for v in await client.call(ib.accountSummaryAsync(), "account summary"):
+        snap.rows("account_summary").append(
+            {"account": v.account, "tag": v.tag, "value": v.value, "currency": v.currency or None}
+        )
+    for account in accounts:  # one reqAccountUpdates at a time: a new one replaces the last
+        await client.call(ib.reqAccountUpdatesAsync(account), f"account values of {account}")
+        for v in ib.accountValues(account):
+            snap.rows("account_values").append(
+                {"account": v.account, "key": v.tag, "value": v.value,
+                 "currency": v.currency or None}
+            )  # fmt: skip
+        for item in ib.portfolio(account):
+            snap.rows("portfolio").append(
+                {"account": item.account, **_contract(item.contract),
+                 "quantity": float(item.position), "market_price": number(item.marketPrice),
+                 "market_value": number(item.marketValue), "avg_cost": number(item.averageCost),
+                 "unrealized_pnl": number(item.unrealizedPNL),
+                 "realized_pnl": number(item.realizedPNL)}
+            )  # fmt: skip
+    await _pnl(client, accounts, snap)
+    fills = await client.call(ib.reqExecutionsAsync(), "today's executions")
+    await _commissions(client, fills)
+    _executions(fills, snap)
+    for trade in await client.call(ib.reqAllOpenOrdersAsync(), "open orders"):
+        snap.rows("open_orders").append(_order(trade))
+    for trade in await client.call(ib.reqCompletedOrdersAsync(False), "completed orders"):
+        snap.rows("completed_orders").append(_order(trade, completed=True))
+    if is_fa:
+        await _fa(client, snap)
+    snap.requests = client.requests
+    return snap
+
+
+async def _pnl(client: IBClient, accounts: list[str], snap: Snapshot) -> None:
+    ib = client.ib
+    subscriptions = [ib.reqPnL(account) for account in accounts]
+    singles = [ib.reqPnLSingle(row["account"], "", row["con_id"]) for row in snap.rows("positions")]
+    client.requests += len(subscriptions) + len(singles)
+    await _until(lambda: all(not math.isnan(p.dailyPnL) for p in subscriptions), PNL_WAIT)
+    await _until(lambda: all(not math.isnan(p.dailyPnL) for p in singles), PNL_WAIT)
+    for p in subscriptions:
+        snap.rows("pnl").append(
+            {"account": p.account, "con_id": None, "position": None,
+             "daily_pnl": number(p.dailyPnL), "unrealized_pnl": number(p.unrealizedPnL),
+             "realized_pnl": number(p.realizedPnL), "value": None}
+        )  # fmt: skip
+        ib.cancelPnL(p.account)
+    for p in singles:  # IB sends nothing for a contract it cannot price: left out, not zero
+        if not math.isnan(p.dailyPnL):
+            snap.rows("pnl").append(
+                {"account": p.account, "con_id": p.conId, "position": number(p.position),
+                 "daily_pnl": number(p.dailyPnL), "unrealized_pnl": number(p.unrealizedPnL),
+                 "realized_pnl": number(p.realizedPnL), "value": number(p.value)}
+            )  # fmt: skip
+        ib.cancelPnLSingle(p.account, "", p.conId)
+
+
+async def _commissions(client: IBClient, fills: list[Fill]) -> None:
+    """Wait a little for commission reports that come after the fills; the rest stay None."""
+    await _until(lambda: all(f.commissionReport.execId for f in fills), COMMISSION_WAIT)
+
+
+def _executions(fills: list[Fill], snap: Snapshot) -> None:
+    latest: dict[str, Fill] = {}
+    for fill in fills:  # a correction (.02 after .01) replaces the fill it corrects
+        base, _, version = fill.execution.execId.rpartition(".")
+        kept = latest.get(base)
+        if kept is None or kept.execution.execId.rpartition(".")[2] < version:
+            latest[base] = fill
+    for fill in latest.values():
+        e, report = fill.execution, fill.commissionReport
+        arrived = bool(report.execId)
+        snap.rows("executions").append(
+            {"exec_id": e.execId, "account": e.acctNumber, **_contract(fill.contract),
+             "side": e.side, "shares": float(e.shares), "price": float(e.price),
+             "time": e.time.astimezone(UTC), "order_id": e.orderId, "perm_id": e.permId,
+             "client_id": e.clientId, "order_ref": e.orderRef or None, "exchange": e.exchange,
+             "cum_qty": float(e.cumQty), "avg_price": float(e.avgPrice),
+             "commission": report.commission if arrived else None,
+             "commission_currency": report.currency if arrived else None,
+             "realized_pnl": number(report.realizedPNL) if arrived else None}
+        )  # fmt: skip
+        if arrived:
+            snap.rows("commissions").append(
+                {"exec_id": e.execId, "commission": report.commission,
+                 "currency": report.currency, "realized_pnl": number(report.realizedPNL)}
+            )  # fmt: skip
+
+
+def _order(trade: Trade, completed: bool = False) -> dict[str, Any]:
+    o, status = trade.order, trade.orderStatus
+    row = {
+        "order_id": o.orderId, "perm_id": o.permId, "client_id": o.clientId,
+        "account": o.account or None, **_contract(trade.contract), "action": o.action,
+        "quantity": float(o.totalQuantity), "order_type": o.orderType,
+        "limit_price": number(o.lmtPrice), "aux_price": number(o.auxPrice), "tif": o.tif,
+        "order_ref": o.orderRef or None, "status": status.status,
+        "fa_group": o.faGroup or None, "fa_method": o.faMethod or None,
+    }  # fmt: skip
+    if completed:  # ib_async keeps the order's filled quantity, not the completion time
+        row["filled"] = number(o.filledQuantity)
+    else:
+        row["filled"] = float(status.filled)
+        row["avg_fill_price"] = number(status.avgFillPrice)
+    return row
+
+
+async def _fa(client: IBClient, snap: Snapshot) -> None:
+    ib = client.ib
+    groups = await client.call(ib.requestFAAsync(1), "FA groups")
+    aliases = await client.call(ib.requestFAAsync(3), "FA aliases")
+    profiles = await client.call(ib.requestFAAsync(2), "FA profiles")
+    snap.rows("fa_groups").extend(fa_groups(groups or ""))
+    snap.rows("fa_profiles").extend(fa_profiles(profiles or ""))
+    snap.rows("fa_aliases").extend(fa_aliases(aliases or ""))
+
+
+def fa_groups(xml: str) -> list[dict[str, Any]]:
+    """IB's groups XML (new and old shapes) as one row per (group, account)."""
+    rows = []
+    for group in _parse(xml).iter("Group"):
+        name, method = group.findtext("name", ""), group.findtext("defaultMethod", "")
+        for account in group.iter("Account"):
+            amount = account.findtext("amount")
+            rows.append({"group_name": name, "method": method,
+                         "account": account.findtext("acct", ""),
+                         "amount": float(amount) if amount else None})  # fmt: skip
+        for plain in group.iter("String"):  # the old shape lists bare account ids
+            rows.append({"group_name": name, "method": method, "account": plain.text or "",
+                         "amount": None})  # fmt: skip
+    return rows
+
+
+def fa_profiles(xml: str) -> list[dict[str, Any]]:
+    rows = []
+    for profile in _parse(xml).iter("AllocationProfile"):
+        for allocation in profile.iter("Allocation"):
+            rows.append({"profile": profile.findtext("name", ""),
+                         "type": int(profile.findtext("type", "0") or 0),
+                         "account": allocation.findtext("acct", ""),
+                         "amount": float(allocation.findtext("amount", "0") or 0)})  # fmt: skip
+    return rows
+
+
+def fa_aliases(xml: str) -> list[dict[str, Any]]:
+    return [
+        {"account": alias.findtext("account", ""), "alias": alias.findtext("alias", "")}
+        for alias in _parse(xml).iter("AccountAlias")
+    ]
+
+
+def _parse(xml: str) -> ET.Element:
+    return ET.fromstring(xml) if xml.strip() else ET.Element("empty")
+
+
+def _contract(contract: Any) -> dict[str, Any]:
+    return {"con_id": contract.conId, "symbol": contract.symbol, "sec_type": contract.secType,
+            "currency": contract.currency}  # fmt: skip
+
+
+async def _until(done: Any, timeout: float) -> None:
+    """Wait until `done()` or `timeout` seconds, whichever first (IB streams these)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)

@@ -1,0 +1,65 @@
+"""`ibw snapshot [--date]`: tonight's account snapshot by hand, with a summary of what landed."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import date
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from assets.account_snapshot import DATASETS, gateway_day, store_snapshot, take_snapshot
+from assets.resources import SnapshotResource
+from ibkr.connection import ConnectionSettings
+from ibkr.errors import one_sentence
+from warehouse.catalog import refresh_catalog
+from warehouse.layout import home as default_home
+
+
+def add_snapshot_command(commands: argparse._SubParsersAction) -> None:
+    """Register `snapshot` on the `ibw` subcommands."""
+    command = commands.add_parser("snapshot", help="snapshot positions, orders, fills and FA now")
+    command.add_argument("--home", default=str(default_home()), help="warehouse ($IBW_HOME)")
+    command.add_argument(
+        "--date", type=date.fromisoformat, help="the day (default and only choice: IB's today)"
+    )
+    command.set_defaults(run=run_snapshot)
+
+
+def run_snapshot(args: argparse.Namespace) -> int:
+    console = Console()
+    home = Path(args.home).resolve()
+    settings = ConnectionSettings.from_env()
+    config = SnapshotResource.from_env()
+    try:
+        with console.status("Taking the account snapshot..."):
+            snap, now, accounts, attempts = take_snapshot(
+                settings, f"snapshot-{os.getpid()}", region=config.region, deadline=config.deadline
+            )
+        day = gateway_day(now)
+        if args.date is not None and args.date != day:
+            raise ValueError(
+                f"IB reports positions, orders and fills for its today ({day}) only, so a "
+                f"snapshot of {args.date} cannot be taken now; run it without --date."
+            )
+        source = f"ib://{settings.host}:{settings.port}"
+        stored = store_snapshot(home, day, snap, accounts, source, attempts)
+        refresh_catalog(home)
+    except Exception as exc:  # one sentence, whatever failed
+        console.print(f"[red]ibw snapshot:[/red] {one_sentence(exc)}", soft_wrap=True)
+        return 1
+    table = Table(title=f"Account snapshot of {day}")
+    table.add_column("dataset")
+    table.add_column("rows", justify="right")
+    for dataset in DATASETS:
+        table.add_row(dataset, str(stored.rows[dataset]))
+    console.print(table)
+    console.print(
+        f"Snapshot of {day} for {len(accounts)} account(s) ({', '.join(accounts)}): "
+        f"{sum(stored.rows.values())} rows in {len(DATASETS)} datasets, "
+        f"{stored.quarantined} quarantined, {stored.requests} requests, {attempts} attempt(s).",
+        soft_wrap=True,
+    )
+    return 0
