@@ -1,7 +1,7 @@
 """The nightly account snapshot, taken and stored: shared by the Dagster assets and `ibw snapshot`.
 
 Taking it: connect with backoff while the gateway is restarting (refused connections, a drop in
-the middle), never inside IB's reset window, up to a deadline; then every request of
+the middle), never inside IB's reset window (by IB's clock), up to a deadline; then every request of
 `ibkr.snapshot` on one connection. A restart in the middle throws the partial snapshot away and
 starts again, so what is stored is always a whole one. Storing it: each dataset validated
 (pandera; bad rows quarantined with their reason) and written as the day's partition, replacing
@@ -23,7 +23,7 @@ import polars as pl
 from ibkr import errors
 from ibkr.client import IBClient
 from ibkr.connection import ConnectionSettings
-from ibkr.restarts import RESET_WINDOWS
+from ibkr.restarts import NO_RESET, RESET_WINDOWS
 from ibkr.snapshot import Snapshot, take
 from warehouse.parquet import write_partition
 from warehouse.quarantine import write_quarantine
@@ -54,30 +54,29 @@ def take_snapshot(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[Snapshot, datetime, tuple[str, ...], int]:
-    """A whole snapshot, its gateway time, the accounts in it and the attempts it took."""
+    """A whole snapshot, its gateway time, the accounts in it and the attempts it took.
+
+    `region` names IB's reset window to stay out of (ibkr.restarts), judged by the gateway's
+    clock; "none" for a gateway that IB does not reset (the embedded one)."""
+    if region not in RESET_WINDOWS and region != NO_RESET:
+        raise ValueError(f"unknown IB region {region!r}; use one of {', '.join(RESET_WINDOWS)}")
     give_up = clock() + deadline
-    window = RESET_WINDOWS[region]
+    window = RESET_WINDOWS.get(region)  # None: no reset to avoid (the embedded gateway)
     backoff, attempts = FIRST_BACKOFF, 0
     while True:
-        now = datetime.now(UTC)
-        if window.contains(now):  # IB may drop us at any moment in there: wait it out
-            wait = (window.ends_at(now) - now).total_seconds()
-            if clock() + wait > give_up:
-                raise errors.GatewayUnavailable(
-                    "IB's daily reset window is on and ends after the snapshot's deadline",
-                    "run the snapshot after the window (the schedule does) or raise the deadline",
-                )
-            sleep(wait)
-            continue
         attempts += 1
         try:
             client = IBClient.open(settings, key)
             try:
                 gateway_now = client.run(client.now())
-                managed = client.ib.managedAccounts()
-                accounts = tuple(a for a in managed if not a.startswith(("F", "I")))
-                snap = client.run(take(client, list(accounts), len(accounts) < len(managed)))
-                return snap, gateway_now, accounts, attempts
+                if window is not None and window.contains(gateway_now):
+                    wait = (window.ends_at(gateway_now) - gateway_now).total_seconds()
+                else:
+                    managed = client.ib.managedAccounts()
+                    accounts = tuple(a for a in managed if not a.startswith(("F", "I")))
+                    is_fa = len(accounts) < len(managed)
+                    snap = client.run(take(client, list(accounts), is_fa))
+                    return snap, gateway_now, accounts, attempts
             finally:
                 client.close()
         except (errors.GatewayUnavailable, errors.RequestTimeout, ConnectionError, OSError) as exc:
@@ -89,6 +88,14 @@ def take_snapshot(
                 ) from exc
             sleep(backoff)
             backoff = min(backoff * 2, LAST_BACKOFF)
+            continue
+        # inside IB's reset window (by IB's clock): IB may drop us at any moment, wait it out
+        if clock() + wait > give_up:
+            raise errors.GatewayUnavailable(
+                "IB's daily reset window is on and ends after the snapshot's deadline",
+                "run the snapshot after the window (the schedule does) or raise the deadline",
+            )
+        sleep(wait)
 
 
 def store_snapshot(

@@ -91,8 +91,8 @@ class UniverseResource(dg.ConfigurableResource):
 
 class SnapshotResource(dg.ConfigurableResource):
     """When and how patiently the nightly snapshot runs: IB's region ($IBW_SNAPSHOT_REGION:
-    north_america, europe, asia) sets the reset window it avoids; `deadline` bounds its retries
-    while the gateway restarts."""
+    north_america, europe, asia; none for a gateway IB does not reset) sets the reset window it
+    avoids and the schedule; `deadline` bounds its retries while the gateway restarts."""
 
     region: str = "north_america"
     deadline: float = 900.0  # seconds

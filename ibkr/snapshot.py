@@ -75,7 +75,10 @@ async def take(client: IBClient, accounts: list[str], is_fa: bool) -> Snapshot:
                  "realized_pnl": number(item.realizedPNL)}
             )  # fmt: skip
     await _pnl(client, accounts, snap)
-    fills = await client.call(ib.reqExecutionsAsync(), "today's executions")
+    answered = await client.call(ib.reqExecutionsAsync(), "today's executions")
+    # ib_async attaches commission reports to the fills it keeps (connect already asked for
+    # them), not to the copies an answer returns
+    fills = [ib.wrapper.fills.get(f.execution.execId, f) for f in answered]
     await _commissions(client, fills)
     _executions(fills, snap)
     for trade in await client.call(ib.reqAllOpenOrdersAsync(), "open orders"):

@@ -25,6 +25,6 @@ def next_ids(session: ClientSession, msg: FieldReader) -> None:
     session.send(9, 1, session.gateway.next_order_id)
 
 
-@handles(15, 59, 64, 63, 75, 77, 93, 95, 2, 51)
+@handles(15, 59, 64, 75, 77, 93, 95, 2, 51)
 def acknowledged(session: ClientSession, msg: FieldReader) -> None:
     """Requests with no reply of their own (auto-open-orders, market data type, cancels)."""

@@ -7,19 +7,100 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Mapping
+from datetime import time
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
+
+from ibsim.book import Book
 from ibsim.config import GatewayConfig
 from ibsim.server import serve
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be read into a Book; the message is one sentence."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=4002, help="port (default 4002, paper)")
+    parser.add_argument(
+        "--scenario",
+        metavar="FILE.yml",
+        help="the accounts behind the gateway, as a YAML scenario (see ibsim.book); "
+        "default: one paper account with cash",
+    )
+    parser.add_argument(
+        "--restart-refusal",
+        type=float,
+        metavar="SECONDS",
+        default=GatewayConfig.restart_refusal,
+        help="how long a restart refuses connections (default %(default)s)",
+    )
+    parser.add_argument(
+        "--restart-at",
+        type=_clock_time,
+        metavar="HH:MM",
+        help="restart every day at this time, as IB Gateway's auto-restart (default: never)",
+    )
+    parser.add_argument(
+        "--restart-zone",
+        default=GatewayConfig.restart_zone,
+        help="the time zone of --restart-at (default %(default)s)",
+    )
+
+
+def _clock_time(text: str) -> time:
+    try:
+        return time.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time of day like 23:45") from None
+
+
+def load_scenario(path: str | Path) -> Book:
+    """The Book a scenario file describes; ScenarioError (one sentence) if it cannot be read."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScenarioError(f"Cannot read the scenario {path} ({exc.strerror or exc}).") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ScenarioError(f"The scenario {path} is not valid YAML{at}.") from None
+    if not isinstance(data, Mapping) or not data.get("accounts"):
+        raise ScenarioError(f"The scenario {path} has no `accounts:` list (see ibsim.book).")
+    try:
+        return Book.from_scenario(data)
+    except KeyError as exc:
+        raise ScenarioError(f"The scenario {path} lacks the field {exc} somewhere.") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ScenarioError(
+            f"The scenario {path} does not fit ibsim.book's shape ({exc})."
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    config = GatewayConfig(host=args.host, port=args.port)
+    try:
+        book = load_scenario(args.scenario) if args.scenario else None
+        ZoneInfo(args.restart_zone)
+    except ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"Unknown time zone {args.restart_zone!r} for --restart-zone.", file=sys.stderr)
+        return 2
+    config = GatewayConfig(
+        host=args.host,
+        port=args.port,
+        book=book,
+        restart_refusal=args.restart_refusal,
+        restart_at=args.restart_at,
+        restart_zone=args.restart_zone,
+    )
 
     async def main() -> None:
         stop = asyncio.Event()

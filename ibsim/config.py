@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import time
 
 from ibsim.book import Book
 from ibsim.clock import Clock, SystemClock
@@ -48,3 +49,11 @@ class GatewayConfig:
     soft_throttle_bars_per_second: float = 25_000.0
     # Real seconds between keepUpToDate updates (IB resends the open bar every 4-6 s).
     update_interval: float = 5.0
+    # IB Gateway's daily auto-restart (research/ib-rules.md §6): real seconds the port refuses
+    # connections after the clients are dropped. One observed restart let the client back in
+    # after about 80 s (LEAN#242), retry delay included.
+    restart_refusal: float = 60.0
+    # Restart by itself every day at this wall-clock time in `restart_zone` (None: only when
+    # asked, Gateway.restart). IBC's AutoRestartTime is local time; IB's resets follow New York.
+    restart_at: time | None = None
+    restart_zone: str = "America/New_York"

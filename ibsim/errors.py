@@ -85,6 +85,11 @@ IMPLIED_TIME_ZONE = IBError(
     "Please switch to use yyyymmdd-hh:mm:ss in UTC or use instrument time zone, like "
     "US/Eastern. Implied time zone functionality will be removed in the next API release",
 )
+TOO_MANY_SUMMARIES = IBError(
+    322,
+    "Error processing request.-'Q' : cause - Maximum number of account summary requests "
+    "exceeded; desubscribe to previous request first",
+)
 CLIENT_ID_IN_USE = IBError(
     326, "Unable to connect as the client id is already in use. Retry with a unique client id."
 )

@@ -1,41 +1,185 @@
 """Account data: positions, account values and summary, portfolio, P&L and family codes.
 
-For now each request is answered with its END only (what ib_async's connect waits for).
+Every value comes from `ibsim.valuation` (pure functions of the Book and the market at the
+gateway's now), so tests can compute what the gateway sends. Layouts at server version 178
+(research/tws-protocol.md §3.3), checked against ib_async's and ibapi's decoders. Accounts a
+request names are read with `Book.account_ids`: a sub-account, "All" (or ""), the master code
+with or without "A" (every sub-account), or an FA group name. Values are sent once, at the
+request: no periodic updates.
+
+Account summary subscriptions are counted per gateway login: at most two open (the third gets
+322); cancelAccountSummary (63) frees a slot, and so does the end of the client's connection.
 """
 
 from __future__ import annotations
 
+import weakref
+from zoneinfo import ZoneInfo
+
+from ibsim import errors, valuation
 from ibsim.dispatch import handles
+from ibsim.instruments import Instrument
+from ibsim.reference import _strike
 from ibsim.requests import FieldReader
 from ibsim.session import ClientSession
 
+MAX_ACCOUNT_SUMMARIES = 2  # open reqAccountSummary subscriptions per login (research §7)
+_EASTERN = ZoneInfo("US/Eastern")
+# Open account summary subscriptions of each gateway: (id(session), reqId) -> session.
+_summaries: weakref.WeakKeyDictionary[object, dict[tuple[int, int], ClientSession]] = (
+    weakref.WeakKeyDictionary()
+)
 
+
+def _contract(con_id: int, inst: Instrument | None) -> list[object]:
+    """The 11 contract fields of position, positionMulti and updatePortfolio (conId ...
+    tradingClass); the exchange slot is the primary exchange (empty for futures, options, FX)."""
+    if inst is None:
+        return [con_id, "", "", "", "0", "", "", "", "USD", "", ""]
+    return [
+        con_id, inst.symbol, inst.sec_type, inst.last_trade_date, _strike(inst.strike),
+        inst.right, inst.multiplier, inst.primary_exchange, inst.currency, inst.local_symbol,
+        inst.trading_class,
+    ]  # fmt: skip
+
+
+def _args(session: ClientSession):
+    gateway = session.gateway
+    return gateway.book, gateway.catalog, session.now()
+
+
+# ----------------------------------------------------------------------------- positions
 @handles(61)
 def positions(session: ClientSession, msg: FieldReader) -> None:
+    """reqPositions: every position of every account (version 3: avgCost included), then 62."""
+    for v in valuation.portfolio_rows(*_args(session)):
+        session.send(
+            61, 3, v.account, *_contract(v.con_id, v.instrument),
+            valuation.quantity_text(v.quantity), valuation.number_text(v.avg_cost),
+        )  # fmt: skip
     session.send(62, 1)
-
-
-@handles(6)
-def account_updates(session: ClientSession, msg: FieldReader) -> None:
-    msg.skip()
-    subscribe, account = msg.bool(), msg.str()
-    if subscribe:
-        session.send(54, 1, account)
-
-
-@handles(76)
-def account_updates_multi(session: ClientSession, msg: FieldReader) -> None:
-    msg.skip()
-    session.send(74, 1, msg.request_id())
 
 
 @handles(74)
 def positions_multi(session: ClientSession, msg: FieldReader) -> None:
-    msg.skip()
-    session.send(72, 1, msg.request_id())
+    msg.skip()  # version
+    req_id = msg.request_id()
+    account, model_code = msg.str(), msg.str()
+    book, catalog, now = _args(session)
+    for v in valuation.portfolio_rows(book, catalog, now, book.account_ids(account)):
+        session.send(
+            71, 1, req_id, v.account, *_contract(v.con_id, v.instrument),
+            valuation.quantity_text(v.quantity), valuation.number_text(v.avg_cost), model_code,
+        )  # fmt: skip
+    session.send(72, 1, req_id)
+
+
+# ----------------------------------------------------------------------------- account updates
+@handles(6)
+def account_updates(session: ClientSession, msg: FieldReader) -> None:
+    """reqAccountUpdates: values, portfolio, time and accountDownloadEnd for the named account
+    (the master code, with or without "A", covers every sub-account). A new subscription
+    replaces the last one; nothing is sent after the first image, so unsubscribing is silent."""
+    msg.skip()  # version
+    subscribe, code = msg.bool(), msg.str()
+    if not subscribe:
+        return
+    book, catalog, now = _args(session)
+    for account in book.account_ids(code):
+        for key, value, currency in valuation.account_values(book, catalog, now, account):
+            session.send(6, 2, key, value, currency, account)
+        for v in valuation.portfolio_rows(book, catalog, now, (account,)):
+            session.send(
+                7, 8, *_contract(v.con_id, v.instrument), valuation.quantity_text(v.quantity),
+                *(valuation.number_text(x) for x in (
+                    v.market_price, v.market_value, v.avg_cost, v.unrealized_pnl, v.realized_pnl,
+                )),
+                account,
+            )  # fmt: skip
+    session.send(8, 1, f"{now.astimezone(_EASTERN):%H:%M}")
+    session.send(54, 1, code)
+
+
+@handles(76)
+def account_updates_multi(session: ClientSession, msg: FieldReader) -> None:
+    """reqAccountUpdatesMulti: every account value (or with ledgerAndNLV only the ledger and
+    NetLiquidation) of each account the request names, then accountUpdateMultiEnd."""
+    msg.skip()  # version
+    req_id = msg.request_id()
+    account, model_code, light = msg.str(), msg.str(), msg.bool()
+    book, catalog, now = _args(session)
+    for acct in book.account_ids(account):
+        for key, value, currency in valuation.account_values(book, catalog, now, acct, light):
+            session.send(73, 1, req_id, acct, model_code, key, value, currency)
+    session.send(74, 1, req_id)
+
+
+# ----------------------------------------------------------------------------- account summary
+def _open_summaries(session: ClientSession) -> dict[tuple[int, int], ClientSession]:
+    """This login's open summary subscriptions, without those of closed connections."""
+    table = _summaries.setdefault(session.gateway, {})
+    for key, owner in list(table.items()):
+        if owner.writer.is_closing():
+            del table[key]
+    return table
 
 
 @handles(62)
 def account_summary(session: ClientSession, msg: FieldReader) -> None:
-    msg.skip()
-    session.send(64, 1, msg.request_id())
+    msg.skip()  # version
+    req_id = msg.request_id()
+    group, tags = msg.str(), msg.str()
+    table = _open_summaries(session)
+    key = (id(session), req_id)
+    if key not in table and len(table) >= MAX_ACCOUNT_SUMMARIES:
+        raise errors.TOO_MANY_SUMMARIES
+    table[key] = session
+    book, catalog, now = _args(session)
+    for row in valuation.summary(book, catalog, now, book.account_ids(group), tags):
+        session.send(63, 1, req_id, row.account, row.tag, row.value, row.currency)
+    session.send(64, 1, req_id)
+
+
+@handles(63)
+def cancel_account_summary(session: ClientSession, msg: FieldReader) -> None:
+    """cancelAccountSummary: frees the subscription's slot; no reply."""
+    msg.skip()  # version
+    _open_summaries(session).pop((id(session), msg.request_id()), None)
+
+
+# ----------------------------------------------------------------------------- P&L
+@handles(92)
+def pnl(session: ClientSession, msg: FieldReader) -> None:
+    """reqPnL: one pnl message at the subscription (no periodic updates)."""
+    req_id = msg.request_id()
+    account, _model_code = msg.str(), msg.str()
+    book, catalog, now = _args(session)
+    accounts = book.account_ids(account)
+    if not account or not accounts:
+        cause = "Account must not be empty" if not account else "Invalid account code"
+        raise errors.invalid_request(cause)
+    daily, unrealized, realized = valuation.pnl(book, catalog, now, accounts)
+    session.send(94, req_id, *(valuation.number_text(x) for x in (daily, unrealized, realized)))
+
+
+@handles(94)
+def pnl_single(session: ClientSession, msg: FieldReader) -> None:
+    """reqPnLSingle: one pnlSingle at the subscription; nothing at all for a contract the
+    account does not hold (IB's behaviour)."""
+    req_id = msg.request_id()
+    account, _model_code, con_id = msg.str(), msg.str(), msg.int()
+    book, catalog, now = _args(session)
+    found = valuation.pnl_single(book, catalog, now, book.account_ids(account), con_id)
+    if found is None:
+        return
+    session.send(
+        95, req_id, valuation.quantity_text(found.position),
+        *(valuation.number_text(x) for x in found[1:]),
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- family codes
+@handles(80)
+def family_codes(session: ClientSession, msg: FieldReader) -> None:
+    codes = valuation.family_codes(session.gateway.book)
+    session.send(78, len(codes), *(x for pair in codes for x in pair))

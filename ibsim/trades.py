@@ -1,26 +1,437 @@
 """Orders and fills: open and completed orders, executions and their commission reports.
 
-For now each request is answered with its END only (what ib_async's connect waits for).
+Everything is read from the gateway's Book (ibsim.book). Layouts are those of server versions
+157-178 (research/tws-protocol.md §3.3, §3.5), checked against the decoders of ib_async 2.1.0
+(`ib_async/decoder.py`) and the official ibapi 10.51 (`ibapi/decoder.py`, `ibapi/orderdecoder.py`).
+
+- reqExecutions (7): execDetails (11) for each of today's fills the filter matches, then
+  execDetailsEnd (55). Each fill's commissionReport (59) follows at once, or `commission_delay`
+  seconds later (after the END: a client that stops listening there misses it), or, when the
+  delay is negative, only on a later reqExecutions. A corrected fill and its correction (same
+  execId up to the last dot, `.01` -> `.02`) are both reported, as IB does.
+- reqOpenOrders (5) / reqAllOpenOrders (16): openOrder (5) + orderStatus (3) per open order, then
+  openOrderEnd (53). reqOpenOrders sees the orders of the asking clientId only (client 0 also
+  gets the TWS orders, which the book writes as client 0); reqAllOpenOrders sees every order.
+- reqCompletedOrders (99): completedOrder (101) per order completed today, then
+  completedOrdersEnd (102).
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, NamedTuple
+from zoneinfo import ZoneInfo
+
+from ibsim import errors, rules, wire
+from ibsim.book import UNSET, Execution, Order
 from ibsim.dispatch import handles
+from ibsim.errors import IBError
+from ibsim.instruments import Instrument
 from ibsim.requests import FieldReader
 from ibsim.session import ClientSession
 
+if TYPE_CHECKING:
+    from ibsim.server import Gateway
 
+TWS_ZONE = ZoneInfo("America/New_York")  # the gateway's zone: its "today" and its time stamps
+TWS_ZONE_NAME = "US/Eastern"  # how IB spells it in execDetails times
+UNSET_LONG = "9223372036854775807"
+U_D, U_I = wire.UNSET_DOUBLE, wire.UNSET_INT
+OPEN, DONE = "open", "done"  # openOrder (5), completedOrder (101)
+SIDES = {"BUY": "BOT", "BOT": "BOT", "SELL": "SLD", "SLD": "SLD", "SSHORT": "SLD"}
+_COMPLETED_STATUS = {"Filled": "Filled", "Cancelled": "Cancelled by Trader"}
+
+# Executions whose commission has been held back once (commission_delay < 0), per gateway: a
+# later reqExecutions, from any client, reports it.
+_withheld: weakref.WeakKeyDictionary[Gateway, set[str]] = weakref.WeakKeyDictionary()
+
+
+# ----------------------------------------------------------------------------- value spelling
+def _num(value: float) -> str:
+    """A double as IB spells it: Double.MAX (`1.7976931348623157E308`) for "no value"."""
+    return U_D if value >= UNSET else repr(float(value))
+
+
+def _qty(value: float) -> str:
+    """A size (a Decimal in ibapi): `100`, `0.5`, never `100.0` in an int-looking field."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _contract(inst: Instrument | None, con_id: int, exchange: str = "") -> list[object]:
+    """The 11-field contract block of openOrder, completedOrder and execDetails: conId symbol
+    secType lastTradeDate strike right multiplier exchange currency localSymbol tradingClass."""
+    if inst is None:  # a conId the catalog does not know: report what the book has
+        return [con_id, "", "", "", "0", "", "", exchange, "", "", ""]
+    return [
+        inst.con_id, inst.symbol, inst.sec_type, inst.last_trade_date,
+        f"{inst.strike:g}" if inst.strike else "0", inst.right, inst.multiplier,
+        exchange or inst.exchange, inst.currency, inst.local_symbol, inst.trading_class,
+    ]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- order fields
+class Row(NamedTuple):
+    """One order field after the contract block. `value` is a constant or a function of the
+    Order; `only` names the one message that carries it ("" = both); the field is on the wire
+    for server versions since <= sv < before."""
+
+    name: str
+    value: object
+    only: str = ""
+    since: int = 0
+    before: int = 1_000
+
+
+def _attr(name: str, spell: Callable[[object], object] = str) -> Callable[[Order], object]:
+    return lambda order: spell(getattr(order, name))
+
+
+# openOrder (5) and completedOrder (101) share one field list: the rows marked OPEN are read by
+# openOrder only, those marked DONE by completedOrder only. Decoder lines (sv 178, plain order:
+# no combo legs, delta-neutral, scale, hedge, algo, PEG BENCH or conditions, so every count is 0):
+#   openOrder:      ib_async decoder.py L882-1147; ibapi decoder.py processOpenOrder L309-409
+#   completedOrder: ib_async decoder.py L1149-1359; ibapi decoder.py processCompletedOrderMsg
+#                   L2143-2221; both drive ibapi/orderdecoder.py (decodeXxx, L69-553)
+# Unset doubles are IB's Double.MAX, unset ints Integer.MAX, as a real TWS sends them.
+ORDER_FIELDS: tuple[Row, ...] = (
+    Row("action", _attr("action")),
+    Row("totalQuantity", _attr("quantity", _qty)),
+    Row("orderType", _attr("order_type")),
+    Row("lmtPrice", _attr("limit_price", _num)),
+    Row("auxPrice", _attr("aux_price", _num)),
+    Row("tif", _attr("tif")),
+    Row("ocaGroup", ""),
+    Row("account", _attr("account")),
+    Row("openClose", ""),
+    Row("origin", 0),  # 0 customer
+    Row("orderRef", _attr("order_ref")),
+    Row("clientId", _attr("client_id"), OPEN),
+    Row("permId", _attr("perm_id")),
+    Row("outsideRth", 0),
+    Row("hidden", 0),
+    Row("discretionaryAmt", 0),
+    Row("goodAfterTime", ""),
+    Row("sharesAllocation", "", OPEN),  # deprecated, skipped by both clients
+    Row("faGroup", _attr("fa_group")),
+    Row("faMethod", _attr("fa_method")),
+    Row("faPercentage", _attr("fa_percentage")),
+    Row("faProfile", "", before=177),  # desupported at 177 (MIN_SERVER_VER_FA_PROFILE_DESUPPORT)
+    Row("modelCode", ""),
+    Row("goodTillDate", ""),
+    Row("rule80A", ""),
+    Row("percentOffset", U_D),
+    Row("settlingFirm", ""),
+    Row("shortSaleSlot", 0),
+    Row("designatedLocation", ""),
+    Row("exemptCode", -1),
+    Row("auctionStrategy", 0, OPEN),
+    Row("startingPrice", U_D),
+    Row("stockRefPrice", U_D),
+    Row("delta", U_D),
+    Row("stockRangeLower", U_D),
+    Row("stockRangeUpper", U_D),
+    Row("displaySize", U_I),
+    Row("blockOrder", 0, OPEN),
+    Row("sweepToFill", 0),
+    Row("allOrNone", 0),
+    Row("minQty", U_I),
+    Row("ocaType", 0),
+    Row("eTradeOnly", 0, OPEN),
+    Row("firmQuoteOnly", 0, OPEN),
+    Row("nbboPriceCap", U_D, OPEN),
+    Row("parentId", 0, OPEN),
+    Row("triggerMethod", 0),
+    Row("volatility", U_D),
+    Row("volatilityType", 0),
+    Row("deltaNeutralOrderType", ""),  # non-empty would add 8 (open) / 4 (completed) fields
+    Row("deltaNeutralAuxPrice", U_D),
+    Row("continuousUpdate", 0),
+    Row("referencePriceType", 0),
+    Row("trailStopPrice", U_D),
+    Row("trailingPercent", U_D),
+    Row("basisPoints", U_D, OPEN),
+    Row("basisPointsType", U_I, OPEN),
+    Row("comboLegsDescrip", ""),
+    Row("comboLegCount", 0),
+    Row("orderComboLegCount", 0),
+    Row("smartComboRoutingParamCount", 0),
+    Row("scaleInitLevelSize", U_I),
+    Row("scaleSubsLevelSize", U_I),
+    Row("scalePriceIncrement", U_D),  # a value in (0, MAX) would add 7 scale fields
+    Row("hedgeType", ""),  # non-empty would add hedgeParam
+    Row("optOutSmartRouting", 0, OPEN),
+    Row("clearingAccount", ""),
+    Row("clearingIntent", "IB"),
+    Row("notHeld", 0),
+    Row("deltaNeutralContractPresent", 0),
+    Row("algoStrategy", ""),  # non-empty would add the algo params
+    Row("solicited", 0),
+    Row("whatIf", 0, OPEN),
+    Row("status", _attr("status")),
+    Row("initMarginBefore", U_D, OPEN),
+    Row("maintMarginBefore", U_D, OPEN),
+    Row("equityWithLoanBefore", U_D, OPEN),
+    Row("initMarginChange", U_D, OPEN),
+    Row("maintMarginChange", U_D, OPEN),
+    Row("equityWithLoanChange", U_D, OPEN),
+    Row("initMarginAfter", U_D, OPEN),
+    Row("maintMarginAfter", U_D, OPEN),
+    Row("equityWithLoanAfter", U_D, OPEN),
+    Row("commission", U_D, OPEN),
+    Row("minCommission", U_D, OPEN),
+    Row("maxCommission", U_D, OPEN),
+    Row("commissionCurrency", "", OPEN),
+    Row("warningText", "", OPEN),
+    Row("randomizeSize", 0),
+    Row("randomizePrice", 0),
+    Row("conditionCount", 0),  # PEG BENCH fields would come before it
+    Row("adjustedOrderType", "None", OPEN),
+    Row("triggerPrice", U_D, OPEN),
+    Row("trailStopPrice", U_D),  # again: the adjusted order's (decodeStopPriceAndLmtPriceOffset)
+    Row("lmtPriceOffset", U_D),
+    Row("adjustedStopPrice", U_D, OPEN),
+    Row("adjustedStopLimitPrice", U_D, OPEN),
+    Row("adjustedTrailingAmount", U_D, OPEN),
+    Row("adjustableTrailingUnit", 0, OPEN),
+    Row("softDollarTier.name", "", OPEN),
+    Row("softDollarTier.value", "", OPEN),
+    Row("softDollarTier.displayName", "", OPEN),
+    Row("cashQty", U_D),
+    Row("dontUseAutoPriceForHedge", 0),
+    Row("isOmsContainer", 0),
+    Row("discretionaryUpToLimitPrice", 0, OPEN),
+    Row("usePriceMgmtAlgo", 0, OPEN),
+    Row("duration", U_I, OPEN, since=158),  # ibapi MIN_SERVER_VER_DURATION (ib_async: 159)
+    Row("postToAts", U_I, OPEN, since=160),
+    Row("autoCancelParent", 0, OPEN, since=162),
+    Row("autoCancelDate", "", DONE),
+    Row("filledQuantity", _attr("filled", _qty), DONE),
+    Row("refFuturesConId", 0, DONE),
+    Row("autoCancelParent", 0, DONE),
+    Row("shareholder", "", DONE),
+    Row("imbalanceOnly", 0, DONE),
+    Row("routeMarketableToBbo", 0, DONE),
+    Row("parentPermId", UNSET_LONG, DONE),
+    Row("completedTime", _attr("completed_time"), DONE),
+    Row("completedStatus", lambda order: _COMPLETED_STATUS.get(order.status, order.status), DONE),
+    Row("minTradeQty", U_I, since=170),  # MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS
+    Row("minCompeteSize", U_I, since=170),
+    Row("competeAgainstBestOffset", U_D, since=170),
+    Row("midOffsetAtWhole", U_D, since=170),
+    Row("midOffsetAtHalf", U_D, since=170),
+)
+
+
+def order_fields(order: Order, message: str, server_version: int) -> list[object]:
+    """The order part of openOrder (`OPEN`) or completedOrder (`DONE`), in wire order."""
+    return [
+        row.value(order) if callable(row.value) else row.value
+        for row in ORDER_FIELDS
+        if row.only in ("", message) and row.since <= server_version < row.before
+    ]
+
+
+def open_order_fields(order: Order, inst: Instrument | None, server_version: int) -> list[object]:
+    """openOrder (5): no version (sv >= 145); 127 fields for a plain order at 178."""
+    return [
+        5, order.order_id, *_contract(inst, order.con_id),
+        *order_fields(order, OPEN, server_version),
+    ]  # fmt: skip
+
+
+def completed_order_fields(
+    order: Order, inst: Instrument | None, server_version: int
+) -> list[object]:
+    """completedOrder (101): no orderId, no clientId; 96 fields for a plain order at 178."""
+    return [101, *_contract(inst, order.con_id), *order_fields(order, DONE, server_version)]
+
+
+def order_status_fields(order: Order) -> list[object]:
+    """orderStatus (3), no version (sv >= 131): orderId status filled remaining avgFillPrice
+    permId parentId lastFillPrice clientId whyHeld mktCapPrice. ib_async decoder.py L49-53,
+    ibapi decoder.py processOrderStatusMsg L255-287."""
+    remaining = max(order.quantity - order.filled, 0.0)
+    last = order.avg_fill_price if order.filled else 0.0
+    return [
+        3, order.order_id, order.status, _qty(order.filled), _qty(remaining),
+        repr(float(order.avg_fill_price)), order.perm_id, 0, repr(float(last)),
+        order.client_id, "", "0.0",
+    ]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- executions
+def exec_details_fields(
+    req_id: int, ex: Execution, inst: Instrument | None, cum: tuple[float, float], sv: int
+) -> list[object]:
+    """execDetails (11), no version (sv >= 136): 32 fields at 178 (pendingPriceRevision from
+    178). ib_async decoder.py execDetails L426-475; ibapi decoder.py processExecutionDataMsg
+    L812-883. The contract's exchange is the execution's, as IB reports it."""
+    cum_qty, avg_price = cum
+    stamp = f"{ex.time.astimezone(TWS_ZONE):%Y%m%d %H:%M:%S} {TWS_ZONE_NAME}"
+    fields: list[object] = [
+        11, req_id, ex.order_id, *_contract(inst, ex.con_id, ex.exchange),
+        ex.exec_id, stamp, ex.account, ex.exchange, ex.side, _qty(ex.shares), repr(float(ex.price)),
+        ex.perm_id, ex.client_id, 0, _qty(cum_qty), repr(avg_price), ex.order_ref,
+        "", "", "", 2,  # evRule, evMultiplier, modelCode, lastLiquidity (2: removed)
+    ]  # fmt: skip
+    if sv >= 178:
+        fields.append(0)  # pendingPriceRevision
+    return fields
+
+
+def commission_fields(ex: Execution) -> list[object]:
+    """commissionReport (59), version 1: 8 fields exactly (ib_async tuple-unpacks it,
+    decoder.py L573-594; ibapi processCommissionAndFeesReportMsg L1178-1189). IB sends an
+    empty yieldRedemptionDate and Double.MAX for the P&L and yield it has no value for."""
+    return [
+        59, 1, ex.exec_id, _num(ex.commission), ex.commission_currency, _num(ex.realized_pnl),
+        U_D, "",
+    ]  # fmt: skip
+
+
+class ExecFilter(NamedTuple):
+    """ExecutionFilter: 0 and "" match everything."""
+
+    client_id: int = 0
+    accounts: tuple[str, ...] | None = None  # None: every account
+    since: datetime | None = None
+    symbol: str = ""
+    sec_type: str = ""
+    exchange: str = ""
+    side: str = ""
+
+    def matches(self, ex: Execution, inst: Instrument | None) -> bool:
+        return (
+            (not self.client_id or ex.client_id == self.client_id)
+            and (self.accounts is None or ex.account in self.accounts)
+            and (self.since is None or ex.time >= self.since)
+            and (not self.symbol or (inst is not None and inst.symbol == self.symbol))
+            and (not self.sec_type or (inst is not None and inst.sec_type == self.sec_type))
+            and (not self.exchange or ex.exchange == self.exchange)
+            and (not self.side or ex.side == self.side)
+        )
+
+
+def _todays(executions: Iterable[Execution], now: datetime) -> list[Execution]:
+    """What IB Gateway reports: the fills since midnight in its zone, up to now, in time order
+    (a correction after the fill it corrects: `.02` sorts after `.01`)."""
+    today = now.astimezone(TWS_ZONE).date()
+    found = [e for e in executions if e.time.astimezone(TWS_ZONE).date() == today]
+    return sorted((e for e in found if e.time <= now), key=lambda e: (e.time, e.exec_id))
+
+
+def _cumulative(executions: list[Execution]) -> dict[str, tuple[float, float]]:
+    """cumQty and avgPrice of each fill: over the fills of its order in its account so far,
+    leaving out fills a correction replaced."""
+    out: dict[str, tuple[float, float]] = {}
+    totals: dict[tuple[int, int, str], tuple[float, float]] = {}
+    replaced = {e.exec_id for e in executions if e.corrected_by}
+    for ex in executions:
+        key = (ex.perm_id, ex.order_id, ex.account)
+        shares, value = totals.get(key, (0.0, 0.0))
+        shares, value = shares + ex.shares, value + ex.shares * ex.price
+        out[ex.exec_id] = (shares, round(value / shares, 10) if shares else 0.0)
+        if ex.exec_id not in replaced:
+            totals[key] = (shares, value)
+    return out
+
+
+def _read_filter(session: ClientSession, msg: FieldReader, req_id: int) -> ExecFilter:
+    client_id, account, when = msg.int(), msg.str().strip(), msg.str().strip()
+    symbol, sec_type, exchange = (msg.str().strip().upper() for _ in range(3))
+    side = msg.str().strip().upper()
+    try:
+        end = rules.parse_end(when)
+    except IBError:
+        raise errors.invalid_request(
+            f"Invalid execution filter time {when!r}: use yyyymmdd-hh:mm:ss (UTC) or "
+            "yyyymmdd hh:mm:ss with a time zone"
+        ) from None
+    if end.implied_zone:
+        session.send_error(req_id, errors.IMPLIED_TIME_ZONE)
+    return ExecFilter(
+        client_id=client_id,
+        accounts=session.gateway.book.account_ids(account) if account else None,
+        since=end.when,
+        symbol=symbol,
+        sec_type=sec_type,
+        exchange=exchange,
+        side=SIDES.get(side, side),
+    )
+
+
+@handles(7)
+def executions(session: ClientSession, msg: FieldReader) -> None:
+    msg.skip()  # version
+    req_id = msg.request_id()
+    try:
+        wanted = _read_filter(session, msg, req_id)
+    except IBError as exc:  # 321 is a warning to ib_async: end the request so it returns
+        session.send_error(req_id, exc)
+        session.send(55, 1, req_id)
+        return
+    gateway, catalog = session.gateway, session.gateway.catalog
+    todays = _todays(gateway.book.executions, session.now())
+    cumulative = _cumulative(todays)
+    withheld = _withheld.setdefault(gateway, set())
+    late: list[Execution] = []
+    for ex in todays:
+        inst = catalog.by_con_id(ex.con_id)
+        if not wanted.matches(ex, inst):
+            continue
+        session.send(
+            *exec_details_fields(req_id, ex, inst, cumulative[ex.exec_id], session.server_version)
+        )
+        if ex.commission_delay == 0 or (ex.commission_delay < 0 and ex.exec_id in withheld):
+            session.send(*commission_fields(ex))
+        elif ex.commission_delay > 0:
+            late.append(ex)
+        else:
+            withheld.add(ex.exec_id)
+    session.send(55, 1, req_id)
+    for ex in late:
+        session.spawn(_send_later(session, ex.commission_delay, commission_fields(ex)))
+
+
+async def _send_later(session: ClientSession, delay: float, fields: list[object]) -> None:
+    await asyncio.sleep(delay)
+    session.send(*fields)
+
+
+# ----------------------------------------------------------------------------- orders
 @handles(5, 16)
 def open_orders(session: ClientSession, msg: FieldReader) -> None:
+    every_client = msg.msg_id == 16
+    for order in session.gateway.book.open_orders:
+        if every_client or order.client_id == session.client_id:
+            inst = session.gateway.catalog.by_con_id(order.con_id)
+            session.send(*open_order_fields(order, inst, session.server_version))
+            session.send(*order_status_fields(order))
     session.send(53, 1)
 
 
 @handles(99)
 def completed_orders(session: ClientSession, msg: FieldReader) -> None:
+    api_only = msg.bool()
+    now = session.now()
+    for order in session.gateway.book.completed_orders:
+        if (api_only and order.order_id <= 0) or not _completed_today(order, now):
+            continue
+        inst = session.gateway.catalog.by_con_id(order.con_id)
+        session.send(*completed_order_fields(order, inst, session.server_version))
     session.send(102)
 
 
-@handles(7)
-def executions(session: ClientSession, msg: FieldReader) -> None:
-    msg.skip()
-    session.send(55, 1, msg.request_id())
+def _completed_today(order: Order, now: datetime) -> bool:
+    """IB reports the orders completed today; a completion time it cannot read counts as today."""
+    day, _, rest = order.completed_time.partition(" ")
+    clock, _, zone = rest.partition(" ")
+    try:
+        local = datetime.strptime(f"{day} {clock}", "%Y%m%d %H:%M:%S")
+        when = local.replace(tzinfo=ZoneInfo(zone) if zone else TWS_ZONE)
+    except (ValueError, KeyError, OSError):
+        return True
+    return when.astimezone(TWS_ZONE).date() == now.astimezone(TWS_ZONE).date() and when <= now

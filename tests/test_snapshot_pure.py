@@ -52,5 +52,5 @@ def test_the_north_american_window_and_the_snapshot_after_it():
 
 
 def test_an_unknown_region_names_the_choices():
-    with pytest.raises(ValueError, match="use one of north_america, europe, asia"):
+    with pytest.raises(ValueError, match="use one of north_america, europe, asia or none"):
         snapshot_time("mars")

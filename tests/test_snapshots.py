@@ -1,0 +1,192 @@
+"""The nightly account snapshot against seeded gateway scenarios, into real Parquet: every dataset
+equals the gateway's state, a rerun replaces its day, a restart mid-run ends in a whole snapshot,
+late commissions and execId corrections end as one fill with its commission."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from assets.account_snapshot import gateway_day, store_snapshot, take_snapshot
+from assets.resources import IBResource, SnapshotResource, WarehouseResource
+from assets.snapshots import account_snapshot
+from ibkr.connection import ConnectionSettings
+from ibsim.book import Book
+from ibsim.dispatch import HANDLERS
+from pipelines.cli import main
+from tests.conftest import NOW
+from tests.scenarios import FA_MASTER, SINGLE, SUBS
+from warehouse.parquet import read_dataset
+
+DAY = NOW.date()
+
+
+def snapshot(gw, home: Path, **kwargs):
+    settings = ConnectionSettings("127.0.0.1", gw.port, 500, 10)
+    snap, now, accounts, attempts = take_snapshot(settings, "test", **kwargs)
+    return store_snapshot(home, gateway_day(now), snap, accounts, "test", attempts)
+
+
+def table(home: Path, dataset: str) -> pl.DataFrame:
+    return read_dataset(home, dataset).filter(pl.col("snapshot_date") == DAY)
+
+
+@pytest.fixture
+def fa_gateway(make_gateway):
+    return make_gateway(book=Book.from_scenario(FA_MASTER))
+
+
+def test_the_fa_snapshot_equals_the_gateway_state(fa_gateway, tmp_path):
+    stored = snapshot(fa_gateway, tmp_path)
+    book = fa_gateway.gateway.book
+    assert stored.accounts == SUBS and stored.day == DAY and stored.quarantined == 0
+
+    positions = table(tmp_path, "positions").select("account", "con_id", "quantity", "avg_cost")
+    assert sorted(positions.rows()) == sorted(
+        (p.account, p.con_id, float(p.quantity), p.avg_cost) for p in book.positions
+    )
+    portfolio = table(tmp_path, "portfolio")
+    assert sorted(portfolio.select("account", "con_id", "quantity").rows()) == sorted(
+        (p.account, p.con_id, float(p.quantity)) for p in book.positions
+    )
+    values = table(tmp_path, "account_values").filter(pl.col("key") == "CashBalance")
+    for account in book.accounts:
+        for currency, amount in account.cash.items():
+            [(value,)] = (
+                values.filter((pl.col("account") == account.id) & (pl.col("currency") == currency))
+                .select("value")
+                .rows()
+            )
+            assert float(value) == amount
+    summary = table(tmp_path, "account_summary")
+    assert set(summary["account"]) == set(SUBS)
+    assert {"NetLiquidation", "TotalCashValue", "BuyingPower"} <= set(summary["tag"])
+
+    groups = table(tmp_path, "fa_groups").select("group_name", "method", "account").rows()
+    assert sorted(groups) == sorted((g.name, g.method, a) for g in book.groups for a in g.accounts)
+    profiles = table(tmp_path, "fa_profiles").select("profile", "account", "amount").rows()
+    assert sorted(profiles) == sorted(
+        (p.name, a, x) for p in book.profiles for a, x in p.allocations.items()
+    )
+    aliases = dict(table(tmp_path, "fa_aliases").select("account", "alias").rows())
+    assert aliases == dict(book.aliases)
+
+    open_orders = table(tmp_path, "open_orders")
+    assert sorted(open_orders["perm_id"]) == sorted(o.perm_id for o in book.open_orders)
+    fa_order = open_orders.filter(pl.col("order_ref") == "ibw-fa").row(0, named=True)
+    assert (fa_order["fa_group"], fa_order["fa_method"]) == ("Everyone", "NetLiq")
+    completed = table(tmp_path, "completed_orders")
+    assert sorted(completed.select("perm_id", "status").rows()) == sorted(
+        (o.perm_id, o.status) for o in book.completed_orders
+    )
+
+
+def test_a_late_commission_and_a_correction_end_as_one_fill_each_with_its_commission(
+    fa_gateway, tmp_path
+):
+    snapshot(fa_gateway, tmp_path)
+    fills = table(tmp_path, "executions")
+    expected = {
+        e.exec_id: e.commission for e in fa_gateway.gateway.book.executions if not e.corrected_by
+    }
+    assert dict(fills.select("exec_id", "commission").rows()) == expected  # the .02, not the .01
+    assert fills["commission"].null_count() == 0 and (fills["commission"] > 0).all()
+    corrected = fills.filter(pl.col("exec_id").str.ends_with(".02")).row(0, named=True)
+    assert corrected["price"] == 452.5 and fills.height == 3
+    commissions = table(tmp_path, "commissions")
+    assert set(commissions["exec_id"]) == set(expected)
+
+
+def test_a_rerun_replaces_the_day(fa_gateway, tmp_path):
+    first = snapshot(fa_gateway, tmp_path)
+    second = snapshot(fa_gateway, tmp_path)
+    assert first.rows == second.rows
+    for dataset, count in second.rows.items():
+        assert table(tmp_path, dataset).height == count, dataset
+
+
+def test_a_restart_in_the_middle_ends_in_a_whole_snapshot(fa_gateway, tmp_path, monkeypatch):
+    executions = HANDLERS[7]
+    restarted = []
+
+    def restart_once(session, msg):
+        if not restarted:  # the gateway restarts just as the fills are asked for
+            restarted.append(asyncio.ensure_future(session.gateway.restart(0.5)))
+            return None
+        return executions(session, msg)
+
+    monkeypatch.setitem(HANDLERS, 7, restart_once)
+    stored = snapshot(fa_gateway, tmp_path, deadline=60)
+    assert restarted and stored.attempts >= 2
+    clean = tmp_path / "clean"
+    monkeypatch.setitem(HANDLERS, 7, executions)
+    snapshot(fa_gateway, clean)
+    for dataset in ("positions", "executions", "open_orders", "fa_groups"):
+        lineage = ["request_id", "fetched_at", "source"]
+        got, want = table(tmp_path, dataset).drop(lineage), table(clean, dataset).drop(lineage)
+        assert got.sort(pl.all()).equals(want.sort(pl.all())), dataset
+
+
+def test_a_gateway_that_stays_down_fails_in_one_sentence(tmp_path):
+    settings = ConnectionSettings("127.0.0.1", 1, 500, 2)  # nothing listens there
+    with pytest.raises(Exception, match=r"still unavailable after 3 s .* attempts"):
+        take_snapshot(settings, "down", deadline=3, sleep=lambda s: None)
+
+
+def test_the_single_account_through_dagster_and_the_cli(
+    make_gateway, tmp_path, monkeypatch, capsys
+):
+    gw = make_gateway(book=Book.from_scenario(SINGLE))
+    resources = {
+        "ib": IBResource(port=gw.port, client_id=520),
+        "warehouse": WarehouseResource(home=str(tmp_path)),
+        "snapshot": SnapshotResource(),
+    }
+    result = dg.materialize([account_snapshot], resources=resources, partition_key=str(DAY))
+    assert result.success
+    materializations = [
+        e.event_specific_data.materialization for e in result.get_asset_materialization_events()
+    ]
+    counts = {
+        m.asset_key.to_user_string(): m.metadata["dagster/row_count"].value
+        for m in materializations
+    }
+    assert counts["positions"] == 2 and counts["executions"] == 1 and counts["fa_groups"] == 0
+    monkeypatch.setenv("IB_PORT", str(gw.port))
+    assert main(["snapshot", "--home", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"Snapshot of {DAY} for 1 account(s) (DU123456)" in out
+    assert main(["snapshot", "--home", str(tmp_path), "--date", "2024-07-09"]) == 1
+    assert "for its today (2024-07-10) only" in capsys.readouterr().out
+
+
+def test_inside_ibs_reset_window_the_snapshot_waits_for_its_end(make_gateway, tmp_path):
+    from datetime import UTC, datetime
+
+    from ibsim.clock import ManualClock
+
+    clock = ManualClock(datetime(2024, 7, 10, 4, 30, tzinfo=UTC))  # 00:30 New York
+    gw = make_gateway(clock=clock, book=Book.from_scenario(SINGLE))
+    waited = []
+
+    def sleep(seconds: float) -> None:  # the gateway's day moves on while we wait
+        waited.append(seconds)
+        clock.advance(seconds)
+
+    stored = snapshot(gw, tmp_path, deadline=7200, sleep=sleep)
+    assert waited == [75 * 60] and stored.attempts == 2  # until 01:45, then the snapshot
+    assert stored.rows["positions"] == 2
+
+
+def test_a_reset_window_that_outlasts_the_deadline_is_one_sentence(make_gateway):
+    from datetime import UTC, datetime
+
+    from ibsim.clock import ManualClock
+
+    gw = make_gateway(clock=ManualClock(datetime(2024, 7, 10, 4, 30, tzinfo=UTC)))
+    with pytest.raises(Exception, match="reset window is on and ends after the snapshot's"):
+        snapshot(gw, Path("/nonexistent"), deadline=60, sleep=lambda s: None)
