@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Mapping
-from datetime import time
+from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -59,11 +59,16 @@ def _clock_time(text: str) -> time:
         raise argparse.ArgumentTypeError(f"{text!r} is not a time of day like 23:45") from None
 
 
-def load_scenario(path: str | Path) -> Book:
-    """The Book a scenario file describes; ScenarioError (one sentence) if it cannot be read."""
+def load_scenario(path: str | Path, today: date | None = None) -> Book:
+    """The Book a scenario file describes; ScenarioError (one sentence) if it cannot be read.
+
+    `{today}` in the file becomes `today` (default: New York's date now), so a scenario's fills
+    can be today's, the only ones IB reports."""
     path = Path(path)
+    today = today or datetime.now(ZoneInfo("America/New_York")).date()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8").replace("{today}", today.isoformat())
+        data = yaml.safe_load(text)
     except OSError as exc:
         raise ScenarioError(f"Cannot read the scenario {path} ({exc.strerror or exc}).") from None
     except yaml.YAMLError as exc:

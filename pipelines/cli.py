@@ -12,6 +12,7 @@ from rich.console import Console
 from ibkr.errors import one_sentence
 from ibsim import cli as gateway_cli
 from pipelines.backfill import add_backfill_commands
+from pipelines.dev import DEMO_ACCOUNTS
 from pipelines.query import add_query_command
 from pipelines.snapshot import add_snapshot_command
 from warehouse.layout import home as default_home
@@ -32,7 +33,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _dev(args: argparse.Namespace) -> int:
     from pipelines.dev import run_dev
 
-    return run_dev(Console(), Path(args.home).resolve(), args.port, args.gateway_port)
+    home, scenario = Path(args.home).resolve(), Path(args.scenario)
+    return run_dev(Console(), home, args.port, args.gateway_port, scenario)
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -62,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--home", default=str(default_home()), help="warehouse home ($IBW_HOME)")
     dev.add_argument("--port", type=int, default=3000, help="Dagster UI port (default 3000)")
     dev.add_argument("--gateway-port", type=int, default=4002, help="embedded gateway port")
+    dev.add_argument(
+        "--scenario", default=str(DEMO_ACCOUNTS), help="the gateway's accounts (YAML scenario)"
+    )
     dev.set_defaults(run=_dev)
 
     add_backfill_commands(commands)

@@ -1,8 +1,9 @@
 """`ibw demo`: the whole first data path on a fresh machine, against its own embedded gateway.
 
-Starts the embedded gateway on a free port, materializes the universe and today's option chains
-through Dagster (in-process) into $IBW_HOME, backfills a few contracts' daily and 1-min bars the
-way `ibw backfill` does, then shows what landed and how to query it.
+Starts the embedded gateway on a free port (with the demo accounts: an FA master and two
+sub-accounts), materializes the universe and today's option chains through Dagster (in-process)
+into $IBW_HOME, backfills a few contracts' daily and 1-min bars the way `ibw backfill` does,
+takes tonight's account snapshot, then shows what landed and how to query it.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from assets.backfill import connected
 from assets.bar_series import targets
 from assets.contracts import contracts
 from assets.option_chains import option_chains
-from assets.resources import IBResource, UniverseResource, WarehouseResource
+from assets.resources import IBResource, SnapshotResource, UniverseResource, WarehouseResource
+from assets.snapshots import account_snapshot
 from ibkr.connection import ConnectionSettings
 from ibkr.universe import BarSpec
 from ibsim import GatewayConfig, GatewayThread
+from ibsim.cli import load_scenario
+from pipelines.dev import DEMO_ACCOUNTS
 from warehouse.catalog import connect_readonly, refresh_catalog
 
 EXAMPLE_QUERIES = (
@@ -35,6 +39,9 @@ EXAMPLE_QUERIES = (
     "SELECT local_symbol, bar_size, count(*) AS bars, count(DISTINCT session_date) AS sessions, "
     "min(ts) AS first_bar, max(ts) AS last_bar FROM bars JOIN security_master_current "
     "USING (con_id) GROUP BY ALL ORDER BY ALL",
+    "SELECT p.account, s.local_symbol, p.quantity, p.market_value, p.unrealized_pnl "
+    "FROM portfolio p JOIN security_master_current s USING (con_id) ORDER BY ALL",
+    "SELECT exec_id, account, side, shares, price, commission FROM executions ORDER BY exec_id",
 )
 DEMO_BARS = (BarSpec("1 day", 365), BarSpec("1 min", 5))
 DEMO_SYMBOLS = ("AAPL", "SPY", "EUR.USD")
@@ -58,10 +65,12 @@ def run_demo(console: Console, home: Path) -> DemoResult:
     resources = {
         "warehouse": WarehouseResource(home=str(home)),
         "universe": UniverseResource.from_env(),
+        "snapshot": SnapshotResource(region="none"),  # the embedded gateway keeps no IB reset
     }
+    book = load_scenario(DEMO_ACCOUNTS)
     with (
         console.status("Starting the embedded IB Gateway...") as status,
-        GatewayThread(GatewayConfig(port=0)) as gw,
+        GatewayThread(GatewayConfig(port=0, book=book)) as gw,
     ):
         resources["ib"] = IBResource(port=gw.port)
         status.update("Resolving the universe into the security master...")
@@ -80,6 +89,12 @@ def run_demo(console: Console, home: Path) -> DemoResult:
         bars = sum(r.bars for r in reports)
         console.print(
             f"[green]✓[/green] bars: {bars:,} bars of {len(reports)} series in {requests} requests"
+        )
+        status.update("Taking tonight's account snapshot...")
+        _materialize([account_snapshot], resources, partition_key=day)
+        console.print(
+            f"[green]✓[/green] account snapshot of {day}: positions, account values, portfolio, "
+            "P&L, fills with commissions, orders and the FA configuration"
         )
     return _summarize(console, home)
 

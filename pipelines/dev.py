@@ -12,22 +12,27 @@ from pathlib import Path
 from rich.console import Console
 
 from ibsim import GatewayConfig, GatewayThread
+from ibsim.cli import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
+DEMO_ACCOUNTS = Path(__file__).with_name("demo_accounts.yml")  # an FA master, two sub-accounts
 STOP_TIMEOUT = 30.0
 
 
-def run_dev(console: Console, home: Path, port: int, gateway_port: int) -> int:
+def run_dev(console: Console, home: Path, port: int, gateway_port: int, scenario: Path) -> int:
+    """`scenario`: the accounts behind the embedded gateway (default: the demo's FA master)."""
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
-    with GatewayThread(GatewayConfig(port=gateway_port)) as gateway:
+    book = load_scenario(scenario)
+    with GatewayThread(GatewayConfig(port=gateway_port, book=book)) as gateway:
         env = {
             **os.environ,
             "DAGSTER_HOME": str(dagster_home),
             "IBW_HOME": str(home),
             "IB_HOST": "127.0.0.1",
             "IB_PORT": str(gateway.port),
+            "IBW_SNAPSHOT_REGION": "none",  # the embedded gateway keeps no IB reset window
         }
         command = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml")]
         command += ["-h", "127.0.0.1", "-p", str(port)]

@@ -118,6 +118,7 @@ def test_demo_builds_a_warehouse_from_its_own_gateway(tmp_path):
     assert int(landed.group(3).replace(",", "")) > 1_000
     assert "security_master_current" in result.stdout and "option_chains" in result.stdout
     assert "FROM bars JOIN" in result.stdout
+    assert "account snapshot of" in result.stdout and "DU9990001" in result.stdout
     assert (home / "warehouse.duckdb").exists()
     assert "Traceback" not in result.stdout + result.stderr
 
