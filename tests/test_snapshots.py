@@ -190,3 +190,50 @@ def test_a_reset_window_that_outlasts_the_deadline_is_one_sentence(make_gateway)
     gw = make_gateway(clock=ManualClock(datetime(2024, 7, 10, 4, 30, tzinfo=UTC)))
     with pytest.raises(Exception, match="reset window is on and ends after the snapshot's"):
         snapshot(gw, Path("/nonexistent"), deadline=60, sleep=lambda s: None)
+
+
+def test_valuations_in_the_warehouse_equal_the_gateways_to_the_cent(fa_gateway, tmp_path):
+    from ibsim import valuation
+
+    snapshot(fa_gateway, tmp_path)
+    book, catalog = fa_gateway.gateway.book, fa_gateway.gateway.catalog
+    portfolio = table(tmp_path, "portfolio")
+    expected = {
+        (v.account, v.con_id): (v.market_price, v.market_value, v.unrealized_pnl, v.realized_pnl)
+        for v in valuation.portfolio_rows(book, catalog, NOW)
+    }
+    got = portfolio.select(
+        "account", "con_id", "market_price", "market_value", "unrealized_pnl", "realized_pnl"
+    ).rows()
+    assert {(a, c): tuple(rest) for a, c, *rest in got} == expected
+
+    values = table(tmp_path, "account_values")
+    for account in SUBS:
+        mine = values.filter(pl.col("account") == account).select("key", "value", "currency")
+        want = valuation.account_values(book, catalog, NOW, account)
+        assert sorted(mine.rows()) == sorted((v.key, v.value, v.currency or None) for v in want)
+
+    summary = table(tmp_path, "account_summary")
+    tags = ",".join(sorted(set(summary["tag"]))) + ",$LEDGER:ALL"  # as ib_async asks
+    want = valuation.summary(book, catalog, NOW, SUBS, tags)
+    assert sorted(summary.select("account", "tag", "value", "currency").rows()) == sorted(
+        (v.account, v.tag, v.value, v.currency or None) for v in want
+    )
+
+    pnl = table(tmp_path, "pnl")
+    for account in SUBS:
+        row = pnl.filter((pl.col("account") == account) & pl.col("con_id").is_null()).row(
+            0, named=True
+        )
+        total = valuation.pnl(book, catalog, NOW, [account])
+        assert (row["daily_pnl"], row["unrealized_pnl"], row["realized_pnl"]) == tuple(total)
+    for position in book.positions:
+        row = pnl.filter(
+            (pl.col("account") == position.account) & (pl.col("con_id") == position.con_id)
+        ).row(0, named=True)
+        single = valuation.pnl_single(book, catalog, NOW, [position.account], position.con_id)
+        assert (row["position"], row["daily_pnl"], row["value"]) == (
+            single.position,
+            single.daily,
+            single.value,
+        )
