@@ -77,7 +77,8 @@ class Execution:
     commission: float = 1.0
     commission_currency: str = "USD"
     realized_pnl: float = UNSET
-    commission_delay: float = 0.0  # seconds after execDetails; < 0: not before a later request
+    # seconds after execDetails; -n: held back from the first n reqExecutions answers
+    commission_delay: float = 0.0
     corrected_by: str = ""  # the exec_id of a correction that replaces this fill
 
 

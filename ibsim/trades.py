@@ -7,8 +7,9 @@ Everything is read from the gateway's Book (ibsim.book). Layouts are those of se
 - reqExecutions (7): execDetails (11) for each of today's fills the filter matches, then
   execDetailsEnd (55). Each fill's commissionReport (59) follows at once, or `commission_delay`
   seconds later (after the END: a client that stops listening there misses it), or, when the
-  delay is negative, only on a later reqExecutions. A corrected fill and its correction (same
-  execId up to the last dot, `.01` -> `.02`) are both reported, as IB does.
+  delay is -n, only after n reqExecutions answers have gone without it. A corrected fill and
+  its correction (same execId up to the last dot, `.01` -> `.02`) are both reported, as IB
+  does.
 - reqOpenOrders (5) / reqAllOpenOrders (16): openOrder (5) + orderStatus (3) per open order, then
   openOrderEnd (53). reqOpenOrders sees the orders of the asking clientId only (client 0 also
   gets the TWS orders, which the book writes as client 0); reqAllOpenOrders sees every order.
@@ -44,9 +45,9 @@ OPEN, DONE = "open", "done"  # openOrder (5), completedOrder (101)
 SIDES = {"BUY": "BOT", "BOT": "BOT", "SELL": "SLD", "SLD": "SLD", "SSHORT": "SLD"}
 _COMPLETED_STATUS = {"Filled": "Filled", "Cancelled": "Cancelled by Trader"}
 
-# Executions whose commission has been held back once (commission_delay < 0), per gateway: a
-# later reqExecutions, from any client, reports it.
-_withheld: weakref.WeakKeyDictionary[Gateway, set[str]] = weakref.WeakKeyDictionary()
+# How many reqExecutions answers (from any client) held back each commission whose
+# commission_delay is -n, per gateway: the first n do, every later one reports it.
+_withheld: weakref.WeakKeyDictionary[Gateway, dict[str, int]] = weakref.WeakKeyDictionary()
 
 
 # ----------------------------------------------------------------------------- value spelling
@@ -376,7 +377,7 @@ def executions(session: ClientSession, msg: FieldReader) -> None:
     gateway, catalog = session.gateway, session.gateway.catalog
     todays = _todays(gateway.book.executions, session.now())
     cumulative = _cumulative(todays)
-    withheld = _withheld.setdefault(gateway, set())
+    withheld = _withheld.setdefault(gateway, {})
     late: list[Execution] = []
     for ex in todays:
         inst = catalog.by_con_id(ex.con_id)
@@ -385,12 +386,13 @@ def executions(session: ClientSession, msg: FieldReader) -> None:
         session.send(
             *exec_details_fields(req_id, ex, inst, cumulative[ex.exec_id], session.server_version)
         )
-        if ex.commission_delay == 0 or (ex.commission_delay < 0 and ex.exec_id in withheld):
+        held = withheld.get(ex.exec_id, 0)
+        if ex.commission_delay == 0 or (ex.commission_delay < 0 and held >= -ex.commission_delay):
             session.send(*commission_fields(ex))
         elif ex.commission_delay > 0:
             late.append(ex)
         else:
-            withheld.add(ex.exec_id)
+            withheld[ex.exec_id] = held + 1
     session.send(55, 1, req_id)
     for ex in late:
         session.spawn(_send_later(session, ex.commission_delay, commission_fields(ex)))

@@ -237,3 +237,18 @@ def test_valuations_in_the_warehouse_equal_the_gateways_to_the_cent(fa_gateway, 
             single.daily,
             single.value,
         )
+
+
+def test_a_commission_ib_has_not_sent_is_null_and_the_next_run_fills_it_in(make_gateway, tmp_path):
+    import copy
+
+    scenario = copy.deepcopy(SINGLE)
+    # IB holds it back from the first two answers: ib_async's connect asks once, the snapshot once
+    scenario["executions"][0]["commission_delay"] = -2
+    gw = make_gateway(book=Book.from_scenario(scenario))
+    snapshot(gw, tmp_path, deadline=30)
+    [first] = table(tmp_path, "executions").select("commission").rows()
+    assert first == (None,) and table(tmp_path, "commissions").is_empty()
+    snapshot(gw, tmp_path, deadline=30)  # the rerun of the day
+    [second] = table(tmp_path, "executions").select("commission").rows()
+    assert second == (1.0,) and table(tmp_path, "commissions").height == 1
