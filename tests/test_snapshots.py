@@ -19,7 +19,7 @@ from ibsim.book import Book
 from ibsim.dispatch import HANDLERS
 from pipelines.cli import main
 from tests.conftest import NOW
-from tests.scenarios import FA_MASTER, SINGLE, SUBS
+from tests.scenarios import FA_MASTER, SINGLE
 from warehouse.parquet import read_dataset
 
 DAY = NOW.date()
@@ -40,10 +40,17 @@ def fa_gateway(make_gateway):
     return make_gateway(book=Book.from_scenario(FA_MASTER))
 
 
-def test_the_fa_snapshot_equals_the_gateway_state(fa_gateway, tmp_path):
-    stored = snapshot(fa_gateway, tmp_path)
-    book = fa_gateway.gateway.book
-    assert stored.accounts == SUBS and stored.day == DAY and stored.quarantined == 0
+@pytest.fixture(params=["single", "fa"])
+def seeded_gateway(request, make_gateway):
+    """Each scenario in turn: the single paper account, and the FA master."""
+    return make_gateway(book=Book.from_scenario(SINGLE if request.param == "single" else FA_MASTER))
+
+
+def test_the_snapshot_equals_the_gateway_state(seeded_gateway, tmp_path):
+    stored = snapshot(seeded_gateway, tmp_path)
+    book = seeded_gateway.gateway.book
+    accounts = tuple(a.id for a in book.accounts)
+    assert stored.accounts == accounts and stored.day == DAY and stored.quarantined == 0
 
     positions = table(tmp_path, "positions").select("account", "con_id", "quantity", "avg_cost")
     assert sorted(positions.rows()) == sorted(
@@ -63,8 +70,19 @@ def test_the_fa_snapshot_equals_the_gateway_state(fa_gateway, tmp_path):
             )
             assert float(value) == amount
     summary = table(tmp_path, "account_summary")
-    assert set(summary["account"]) == set(SUBS)
+    assert set(summary["account"]) == set(accounts)
     assert {"NetLiquidation", "TotalCashValue", "BuyingPower"} <= set(summary["tag"])
+    open_orders = table(tmp_path, "open_orders")
+    assert sorted(open_orders.select("perm_id", "order_ref", "quantity").rows()) == sorted(
+        (o.perm_id, o.order_ref or None, float(o.quantity)) for o in book.open_orders
+    )
+    completed = table(tmp_path, "completed_orders")
+    assert sorted(completed.select("perm_id", "status").rows()) == sorted(
+        (o.perm_id, o.status) for o in book.completed_orders
+    )
+    if not book.master:
+        assert table(tmp_path, "fa_groups").is_empty()
+        return
 
     groups = table(tmp_path, "fa_groups").select("group_name", "method", "account").rows()
     assert sorted(groups) == sorted((g.name, g.method, a) for g in book.groups for a in g.accounts)
@@ -75,14 +93,8 @@ def test_the_fa_snapshot_equals_the_gateway_state(fa_gateway, tmp_path):
     aliases = dict(table(tmp_path, "fa_aliases").select("account", "alias").rows())
     assert aliases == dict(book.aliases)
 
-    open_orders = table(tmp_path, "open_orders")
-    assert sorted(open_orders["perm_id"]) == sorted(o.perm_id for o in book.open_orders)
     fa_order = open_orders.filter(pl.col("order_ref") == "ibw-fa").row(0, named=True)
     assert (fa_order["fa_group"], fa_order["fa_method"]) == ("Everyone", "NetLiq")
-    completed = table(tmp_path, "completed_orders")
-    assert sorted(completed.select("perm_id", "status").rows()) == sorted(
-        (o.perm_id, o.status) for o in book.completed_orders
-    )
 
 
 def test_a_late_commission_and_a_correction_end_as_one_fill_each_with_its_commission(
@@ -192,11 +204,12 @@ def test_a_reset_window_that_outlasts_the_deadline_is_one_sentence(make_gateway)
         snapshot(gw, Path("/nonexistent"), deadline=60, sleep=lambda s: None)
 
 
-def test_valuations_in_the_warehouse_equal_the_gateways_to_the_cent(fa_gateway, tmp_path):
+def test_valuations_in_the_warehouse_equal_the_gateways_to_the_cent(seeded_gateway, tmp_path):
     from ibsim import valuation
 
-    snapshot(fa_gateway, tmp_path)
-    book, catalog = fa_gateway.gateway.book, fa_gateway.gateway.catalog
+    snapshot(seeded_gateway, tmp_path)
+    book, catalog = seeded_gateway.gateway.book, seeded_gateway.gateway.catalog
+    accounts = [a.id for a in book.accounts]
     portfolio = table(tmp_path, "portfolio")
     expected = {
         (v.account, v.con_id): (v.market_price, v.market_value, v.unrealized_pnl, v.realized_pnl)
@@ -208,20 +221,20 @@ def test_valuations_in_the_warehouse_equal_the_gateways_to_the_cent(fa_gateway, 
     assert {(a, c): tuple(rest) for a, c, *rest in got} == expected
 
     values = table(tmp_path, "account_values")
-    for account in SUBS:
+    for account in accounts:
         mine = values.filter(pl.col("account") == account).select("key", "value", "currency")
         want = valuation.account_values(book, catalog, NOW, account)
         assert sorted(mine.rows()) == sorted((v.key, v.value, v.currency or None) for v in want)
 
     summary = table(tmp_path, "account_summary")
     tags = ",".join(sorted(set(summary["tag"]))) + ",$LEDGER:ALL"  # as ib_async asks
-    want = valuation.summary(book, catalog, NOW, SUBS, tags)
+    want = valuation.summary(book, catalog, NOW, accounts, tags)
     assert sorted(summary.select("account", "tag", "value", "currency").rows()) == sorted(
         (v.account, v.tag, v.value, v.currency or None) for v in want
     )
 
     pnl = table(tmp_path, "pnl")
-    for account in SUBS:
+    for account in accounts:
         row = pnl.filter((pl.col("account") == account) & pl.col("con_id").is_null()).row(
             0, named=True
         )
