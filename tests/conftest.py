@@ -137,3 +137,21 @@ def seeded_home(seeded: Path, tmp_path: Path) -> Path:
     """A fresh copy of the seeded warehouse."""
     shutil.copytree(seeded, tmp_path / "ibw")
     return tmp_path / "ibw"
+
+
+@pytest.fixture
+def fa_gateway(make_gateway) -> GatewayThread:
+    """A private gateway whose login is the FA master of tests/scenarios.py."""
+    from ibsim.book import Book
+    from tests.scenarios import FA_MASTER
+
+    return make_gateway(book=Book.from_scenario(FA_MASTER))
+
+
+@pytest.fixture
+def single_gateway(make_gateway) -> GatewayThread:
+    """A private gateway with the single paper account of tests/scenarios.py."""
+    from ibsim.book import Book
+    from tests.scenarios import SINGLE
+
+    return make_gateway(book=Book.from_scenario(SINGLE))

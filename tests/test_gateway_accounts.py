@@ -20,7 +20,6 @@ from ibsim.book import Book
 from ibsim.catalog import Catalog
 from ibsim.clock import ManualClock
 from ibsim.dispatch import HANDLERS
-from ibsim.server import GatewayThread
 from tests.conftest import NOW, request_error
 from tests.ibapi_harness import IBApiApp
 from tests.scenarios import AAPL, ESU4, FA_MASTER, MSFT, SINGLE, SPY_CALL, SUBS
@@ -30,16 +29,6 @@ CATALOG = Catalog(ManualClock(NOW))
 LIMIT_TEXT = (
     "Maximum number of account summary requests exceeded; desubscribe to previous request first"
 )
-
-
-@pytest.fixture
-def fa_gw(make_gateway) -> GatewayThread:
-    return make_gateway(book=Book.from_scenario(FA_MASTER))
-
-
-@pytest.fixture
-def single_gw(make_gateway) -> GatewayThread:
-    return make_gateway(book=Book.from_scenario(SINGLE))
 
 
 def book_of(scenario: dict[str, Any]) -> Book:
@@ -128,9 +117,9 @@ def test_cancel_account_summary_is_handled_here_not_only_acknowledged():
 
 
 # ----------------------------------------------------------------------------- single account
-def test_single_account_connect_fills_positions_portfolio_and_values(single_gw, connect):
+def test_single_account_connect_fills_positions_portfolio_and_values(single_gateway, connect):
     book = book_of(SINGLE)
-    ib = connect(single_gw)
+    ib = connect(single_gateway)
     assert ib.managedAccounts() == ["DU123456"]
 
     positions = {(p.account, p.contract.conId): (p.position, p.avgCost) for p in ib.positions()}
@@ -173,8 +162,8 @@ def test_single_account_connect_fills_positions_portfolio_and_values(single_gw, 
     assert items[ESU4].contract.primaryExchange == ""
 
 
-def test_single_account_values_add_up(single_gw, connect):
-    ib = connect(single_gw)
+def test_single_account_values_add_up(single_gateway, connect):
+    ib = connect(single_gateway)
     value = {(v.tag, v.currency): v.value for v in ib.accountValues()}
     items = {i.contract.conId: i for i in ib.portfolio()}
     stock = items[AAPL].marketValue
@@ -187,9 +176,9 @@ def test_single_account_values_add_up(single_gw, connect):
     assert value[("NetLiquidationByCurrency", "BASE")] == value[("NetLiquidation", "USD")]
 
 
-def test_single_account_summary_serves_every_standard_tag(single_gw, connect):
+def test_single_account_summary_serves_every_standard_tag(single_gateway, connect):
     book = book_of(SINGLE)
-    ib = connect(single_gw)
+    ib = connect(single_gateway)
     sent: list[tuple] = []
     original = ib.client.reqAccountSummary
     ib.client.reqAccountSummary = lambda *args: (sent.append(args), original(*args))
@@ -208,9 +197,9 @@ def test_single_account_summary_serves_every_standard_tag(single_gw, connect):
     assert tag[("NetLiquidation", "USD")] == tag[("NetLiquidationByCurrency", "BASE")]
 
 
-def test_single_account_pnl(single_gw, connect):
+def test_single_account_pnl(single_gateway, connect):
     book = book_of(SINGLE)
-    ib = connect(single_gw)
+    ib = connect(single_gateway)
     account = ib.reqPnL("DU123456")
     singles = {c: ib.reqPnLSingle("DU123456", "", c) for c in (AAPL, ESU4)}
     wait_until(ib, lambda: not math.isnan(account.dailyPnL))
@@ -228,9 +217,9 @@ def test_single_account_pnl(single_gw, connect):
 
 
 # ----------------------------------------------------------------------------- FA master
-def test_fa_connect_lists_the_master_and_every_position(fa_gw, connect):
+def test_fa_connect_lists_the_master_and_every_position(fa_gateway, connect):
     book = book_of(FA_MASTER)
-    ib = connect(fa_gw)
+    ib = connect(fa_gateway)
     assert ib.managedAccounts() == [MASTER, *SUBS]
     positions = {(p.account, p.contract.conId): (p.position, p.avgCost) for p in ib.positions()}
     assert positions == {
@@ -252,11 +241,11 @@ def test_fa_connect_lists_the_master_and_every_position(fa_gw, connect):
             assert (account.id, "CashBalance", f"{amount:.2f}", currency) in values
 
 
-def test_fa_connect_with_the_master_account_gets_its_account_download_end(fa_gw):
+def test_fa_connect_with_the_master_account_gets_its_account_download_end(fa_gateway):
     book = book_of(FA_MASTER)
     ib = IB()
     started = time.monotonic()
-    ib.connect("127.0.0.1", fa_gw.port, clientId=190, timeout=4, account=MASTER)
+    ib.connect("127.0.0.1", fa_gateway.port, clientId=190, timeout=4, account=MASTER)
     try:
         assert time.monotonic() - started < 3.0  # no startup request waited for its timeout
         rows = valuation.portfolio_rows(book, CATALOG, NOW)
@@ -275,9 +264,9 @@ def test_fa_connect_with_the_master_account_gets_its_account_download_end(fa_gw)
         ib.disconnect()
 
 
-def test_fa_account_updates_of_one_sub_account(fa_gw, connect):
+def test_fa_account_updates_of_one_sub_account(fa_gateway, connect):
     book = book_of(FA_MASTER)
-    ib = connect(fa_gw)
+    ib = connect(fa_gateway)
     ib.reqAccountUpdates(SUBS[2])
     items = ib.portfolio(SUBS[2])
     rows = valuation.portfolio_rows(book, CATALOG, NOW, [SUBS[2]])
@@ -294,8 +283,8 @@ def test_fa_account_updates_of_one_sub_account(fa_gw, connect):
     ("account", "holders"),
     [("All", SUBS), ("Pair", SUBS[:2]), (SUBS[1], SUBS[1:2]), (f"{MASTER}A", SUBS)],
 )
-def test_fa_positions_multi(fa_gw, connect, account, holders):
-    ib = connect(fa_gw)
+def test_fa_positions_multi(fa_gateway, connect, account, holders):
+    ib = connect(fa_gateway)
     rows = positions_multi(ib, account, "model1")
     assert sorted((a, m, c.conId, pos, cost) for a, m, c, pos, cost in rows) == sorted(
         (p["account"], "model1", p["con_id"], float(p["quantity"]), p["avg_cost"])
@@ -304,14 +293,14 @@ def test_fa_positions_multi(fa_gw, connect, account, holders):
     )
 
 
-def test_fa_positions_multi_of_an_unknown_account_is_only_the_end(fa_gw, connect):
-    ib = connect(fa_gw)
+def test_fa_positions_multi_of_an_unknown_account_is_only_the_end(fa_gateway, connect):
+    ib = connect(fa_gateway)
     assert positions_multi(ib, "DU999") == []
 
 
-def test_fa_account_updates_multi_light_form(fa_gw, connect):
+def test_fa_account_updates_multi_light_form(fa_gateway, connect):
     book = book_of(FA_MASTER)
-    ib = connect(fa_gw)
+    ib = connect(fa_gateway)
     rows = account_updates_multi(ib, SUBS[2], light=True, model_code="m")
     want = valuation.account_values(book, CATALOG, NOW, SUBS[2], ledger_and_nlv=True)
     assert rows == [(SUBS[2], "m", *v) for v in want]
@@ -323,9 +312,9 @@ def test_fa_account_updates_multi_light_form(fa_gw, connect):
     assert len(full) == sum(len(valuation.account_values(book, CATALOG, NOW, a)) for a in SUBS[:2])
 
 
-def test_fa_account_summary_of_all_and_of_a_group(fa_gw, connect):
+def test_fa_account_summary_of_all_and_of_a_group(fa_gateway, connect):
     book = book_of(FA_MASTER)
-    ib = connect(fa_gw)
+    ib = connect(fa_gateway)
     summary = {(v.account, v.tag, v.value, v.currency) for v in ib.accountSummary()}
     assert {a for a, *_ in summary} == set(SUBS)
     for account in SUBS:
@@ -346,8 +335,8 @@ def test_fa_account_summary_of_all_and_of_a_group(fa_gw, connect):
     }  # fmt: skip
 
 
-def test_a_third_account_summary_gets_322_until_one_is_cancelled(fa_gw, connect):
-    ib = connect(fa_gw)
+def test_a_third_account_summary_gets_322_until_one_is_cancelled(fa_gateway, connect):
+    ib = connect(fa_gateway)
     first = ib.client.getReqId()
     account_summary(ib, "All", "NetLiquidation", first)
     account_summary(ib, "Pair", "NetLiquidation")
@@ -360,8 +349,10 @@ def test_a_third_account_summary_gets_322_until_one_is_cancelled(fa_gw, connect)
     assert code == 322
 
 
-def test_account_summary_slots_belong_to_the_login_and_free_with_the_connection(fa_gw, connect):
-    first, second = connect(fa_gw), connect(fa_gw)
+def test_account_summary_slots_belong_to_the_login_and_free_with_the_connection(
+    fa_gateway, connect
+):
+    first, second = connect(fa_gateway), connect(fa_gateway)
     account_summary(first, "All", "NetLiquidation")
     account_summary(second, "All", "NetLiquidation")
     code, _ = request_error(second, second.reqAccountSummaryAsync())
@@ -369,15 +360,15 @@ def test_account_summary_slots_belong_to_the_login_and_free_with_the_connection(
     client_id = first.client.clientId
     first.disconnect()
     deadline = time.monotonic() + 10
-    while fa_gw.call(lambda: client_id in fa_gw.gateway.clients):
+    while fa_gateway.call(lambda: client_id in fa_gateway.gateway.clients):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     assert account_summary(second, "All", "AccountType")  # the closed connection's slot is free
 
 
-def test_fa_pnl_per_account_group_and_contract(fa_gw, connect):
+def test_fa_pnl_per_account_group_and_contract(fa_gateway, connect):
     book = book_of(FA_MASTER)
-    ib = connect(fa_gw)
+    ib = connect(fa_gateway)
     per_account = {a: ib.reqPnL(a) for a in [*SUBS, "All", "Pair"]}
     wait_until(ib, lambda: all(not math.isnan(p.dailyPnL) for p in per_account.values()))
     for account, p in per_account.items():
@@ -396,8 +387,8 @@ def test_fa_pnl_per_account_group_and_contract(fa_gw, connect):
     assert msft.dailyPnL == msft.unrealizedPnL
 
 
-def test_pnl_single_for_a_contract_not_held_gets_no_reply(fa_gw, connect):
-    ib = connect(fa_gw)
+def test_pnl_single_for_a_contract_not_held_gets_no_reply(fa_gateway, connect):
+    ib = connect(fa_gateway)
     errors: list = []
     ib.errorEvent += lambda *args: errors.append(args)
     unknown = ib.reqPnLSingle(SUBS[0], "", 999_999_999)
@@ -410,8 +401,8 @@ def test_pnl_single_for_a_contract_not_held_gets_no_reply(fa_gw, connect):
     assert errors == []  # no error either: nothing at all
 
 
-def test_family_codes(fa_gw, single_gw, connect):
-    for gw, scenario in ((fa_gw, FA_MASTER), (single_gw, SINGLE)):
+def test_family_codes(fa_gateway, single_gateway, connect):
+    for gw, scenario in ((fa_gateway, FA_MASTER), (single_gateway, SINGLE)):
         ib = connect(gw)
         got: list = []
         ib.wrapper.familyCodes = got.extend
@@ -488,9 +479,9 @@ class AccountsApp(IBApiApp):
         self._put("familyCodes", "familyCodes", familyCodes)
 
 
-def test_official_client_positions_summary_pnl_and_family_codes(fa_gw):
+def test_official_client_positions_summary_pnl_and_family_codes(fa_gateway):
     book = book_of(FA_MASTER)
-    app = AccountsApp().start(fa_gw.port)
+    app = AccountsApp().start(fa_gateway.port)
     try:
         app.reqPositions()
         events = []

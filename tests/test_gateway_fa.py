@@ -17,24 +17,12 @@ from ib_async import IB
 from ibsim import cli as gateway_cli
 from ibsim import fa
 from ibsim.book import Book, FAGroup
-from ibsim.server import GatewayThread
 from tests.conftest import _wait_for
 from tests.ibapi_harness import IBApiApp
-from tests.scenarios import FA_MASTER, SINGLE, SUBS
+from tests.scenarios import FA_MASTER, SUBS
 from tests.test_cli import ROOT, OutputWatcher, free_port
 
 NOT_FA = "FA data operations ignored for non FA customers."
-
-
-@pytest.fixture
-def fa_gateway(make_gateway) -> GatewayThread:
-    """A private gateway per test: replaceFA changes its Book."""
-    return make_gateway(book=Book.from_scenario(FA_MASTER))
-
-
-@pytest.fixture
-def single_gateway(make_gateway) -> GatewayThread:
-    return make_gateway(book=Book.from_scenario(SINGLE))
 
 
 def errors_of(ib: IB) -> list[tuple[int, int, str]]:

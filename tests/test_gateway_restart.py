@@ -17,19 +17,12 @@ import pytest
 from ib_async import IB, util
 
 from ibsim import cli as gateway_cli
-from ibsim.book import Book
-from ibsim.server import Gateway, GatewayThread, seconds_until
+from ibsim.server import Gateway, seconds_until
 from tests import conftest
 from tests.ibapi_harness import IBApiApp
-from tests.scenarios import FA_MASTER
 
 REFUSAL = 3.0  # real seconds: long enough to try a connect inside it
 WAIT = 30.0  # the most any outcome may take to show
-
-
-@pytest.fixture
-def fa_gateway(make_gateway) -> GatewayThread:
-    return make_gateway(book=Book.from_scenario(FA_MASTER))
 
 
 def wait_until_disconnected(clients: list[IB]) -> None:

@@ -50,11 +50,6 @@ def scenario(base: dict[str, Any], **changes: Any) -> Book:
 
 
 @pytest.fixture
-def fa_gateway(make_gateway: MakeGateway) -> GatewayThread:
-    return make_gateway(book=Book.from_scenario(FA_MASTER))
-
-
-@pytest.fixture
 def open_ib() -> Iterator[Callable[..., IB]]:
     """ib_async clients with any clientId (0 too) and startup fetches; disconnected after."""
     clients: list[IB] = []

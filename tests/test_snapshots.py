@@ -35,11 +35,6 @@ def table(home: Path, dataset: str) -> pl.DataFrame:
     return read_dataset(home, dataset).filter(pl.col("snapshot_date") == DAY)
 
 
-@pytest.fixture
-def fa_gateway(make_gateway):
-    return make_gateway(book=Book.from_scenario(FA_MASTER))
-
-
 @pytest.fixture(params=["single", "fa"])
 def seeded_gateway(request, make_gateway):
     """Each scenario in turn: the single paper account, and the FA master."""
