@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from ibsim import errors, valuation
 from ibsim.dispatch import handles
 from ibsim.instruments import Instrument
-from ibsim.reference import _strike
+from ibsim.reference import strike_text
 from ibsim.requests import FieldReader
 from ibsim.session import ClientSession
 
@@ -37,7 +37,7 @@ def _contract(con_id: int, inst: Instrument | None) -> list[object]:
     if inst is None:
         return [con_id, "", "", "", "0", "", "", "", "USD", "", ""]
     return [
-        con_id, inst.symbol, inst.sec_type, inst.last_trade_date, _strike(inst.strike),
+        con_id, inst.symbol, inst.sec_type, inst.last_trade_date, strike_text(inst.strike),
         inst.right, inst.multiplier, inst.primary_exchange, inst.currency, inst.local_symbol,
         inst.trading_class,
     ]  # fmt: skip

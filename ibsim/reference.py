@@ -17,7 +17,7 @@ MAX_MATCHING_SYMBOLS = 16
 _SIZE_RULES = {"STK": ("0.0001", "0.0001", "100"), "CASH": ("0.01", "0.01", "1000")}
 
 
-def _strike(value: float) -> str:
+def strike_text(value: float) -> str:
     return f"{value:g}" if value else "0"
 
 
@@ -27,7 +27,7 @@ def contract_details_fields(req_id: int, inst: Instrument, now) -> list[object]:
     sec_ids = [1, "ISIN", inst.isin] if inst.isin else [0]
     rules = ",".join([str(inst.market_rule)] * len(inst.valid_exchanges.split(",")))
     return [
-        10, req_id, inst.symbol, inst.sec_type, inst.last_trade_date, _strike(inst.strike),
+        10, req_id, inst.symbol, inst.sec_type, inst.last_trade_date, strike_text(inst.strike),
         inst.right, inst.exchange, inst.currency, inst.local_symbol,
         inst.trading_class, inst.trading_class, inst.con_id, repr(inst.min_tick),
         inst.multiplier, inst.order_types, inst.valid_exchanges, 1, inst.under_con_id,
@@ -82,7 +82,7 @@ def option_parameters(session: ClientSession, msg: FieldReader) -> None:
     underlying = session.gateway.catalog.underlying(symbol)
     if underlying and symbol in options.OPTION_UNDERLYINGS and con_id in (0, underlying.con_id):
         expiries = options.option_expiries(session.now())
-        strikes = [_strike(s) for s in options.option_strikes(underlying)]
+        strikes = [strike_text(s) for s in options.option_strikes(underlying)]
         for exchange in options.OPTION_EXCHANGES:
             session.send(
                 75, req_id, exchange, underlying.con_id, symbol, "100",
