@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -51,6 +51,7 @@ def take_snapshot(
     *,
     region: str = "north_america",
     deadline: float = 900.0,
+    datasets: Iterable[str] = DATASETS,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[Snapshot, datetime, tuple[str, ...], int]:
@@ -75,7 +76,7 @@ def take_snapshot(
                     managed = client.ib.managedAccounts()
                     accounts = tuple(a for a in managed if not a.startswith(("F", "I")))
                     is_fa = len(accounts) < len(managed)
-                    snap = client.run(take(client, list(accounts), is_fa))
+                    snap = client.run(take(client, list(accounts), is_fa, datasets))
                     return snap, gateway_now, accounts, attempts
             finally:
                 client.close()
@@ -99,12 +100,18 @@ def take_snapshot(
 
 
 def store_snapshot(
-    home: Path, day: date, snap: Snapshot, accounts: tuple[str, ...], source: str, attempts: int
+    home: Path,
+    day: date,
+    snap: Snapshot,
+    accounts: tuple[str, ...],
+    source: str,
+    attempts: int,
+    datasets: Iterable[str] = DATASETS,
 ) -> Stored:
-    """Every dataset as the day's partition (replacing a rerun's), validated."""
+    """Each of `datasets` as the day's partition (replacing a rerun's), validated."""
     request_id, fetched_at = uuid.uuid4().hex, datetime.now(UTC)
     rows, quarantined = {}, 0
-    for dataset in DATASETS:
+    for dataset in datasets:
         stored = polars_schema(dataset)
         own = [c for c in stored if c != "snapshot_date" and c not in LINEAGE]
         frame = pl.DataFrame(

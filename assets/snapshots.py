@@ -1,6 +1,10 @@
 """The nightly account snapshot as Dagster assets: one asset per dataset, one partition per New
-York day, all twelve taken by one run on one IB connection (IB wants one account-updates
-subscription at a time, and a snapshot is only whole if its parts are from the same moment)."""
+York day, all taken by one run on one IB connection (IB wants one account-updates subscription
+at a time, and a snapshot is only whole if its parts are from the same moment).
+
+The assets can be run as a subset: IB reports fills and completed orders for its current day
+only, so the day's `executions`, `commissions` and `completed_orders` are taken before midnight
+New York (`fills_job`), while the nightly run after IB's reset takes the rest."""
 
 from datetime import date
 
@@ -20,6 +24,7 @@ daily = dg.DailyPartitionsDefinition(
     specs=[dg.AssetSpec(name, group_name="account", kinds={"ib", "parquet"}) for name in DATASETS],
     partitions_def=daily,
     pool="ib_gateway",
+    can_subset=True,
 )
 def account_snapshot(
     context: dg.AssetExecutionContext,
@@ -30,18 +35,20 @@ def account_snapshot(
     """Positions, account summary and values, portfolio, P&L, executions and commissions, open
     and completed orders, FA groups, profiles and aliases, for every (sub-)account."""
     day = date.fromisoformat(context.partition_key)
+    selected = [key.to_user_string() for key in context.selected_asset_keys]
     with one_sentence_failures():
         snap, now, accounts, attempts = take_snapshot(
-            ib.settings, context.run.run_id, region=snapshot.region, deadline=snapshot.deadline
-        )
+            ib.settings, context.run.run_id, region=snapshot.region, deadline=snapshot.deadline,
+            datasets=selected,
+        )  # fmt: skip
     if gateway_day(now) != day:
         raise dg.Failure(
             f"IB reports positions, orders and fills for its today ({gateway_day(now)}) only, "
             f"so the {day} snapshot cannot be taken now: materialize today's partition."
         )
-    stored = store_snapshot(warehouse.path, day, snap, accounts, ib.source, attempts)
+    stored = store_snapshot(warehouse.path, day, snap, accounts, ib.source, attempts, selected)
     refresh_catalog(warehouse.path)
-    for dataset in DATASETS:
+    for dataset in selected:
         yield dg.MaterializeResult(
             asset_key=dataset,
             metadata={
@@ -54,6 +61,8 @@ def account_snapshot(
         )
 
 
+FILLS = ("executions", "commissions", "completed_orders")  # today's only, in IB's eyes
 snapshot_job = dg.define_asset_job(
     "account_snapshot_job", selection=dg.AssetSelection.assets(account_snapshot)
 )
+fills_job = dg.define_asset_job("day_fills_job", selection=dg.AssetSelection.assets(*FILLS))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
@@ -46,19 +47,56 @@ def number(value: float | None) -> float | None:
     return None if value >= UNSET else value
 
 
-async def take(client: IBClient, accounts: list[str], is_fa: bool) -> Snapshot:
-    """Everything the snapshot stores, in IB's recommended order."""
+DATASETS = (
+    "positions", "account_summary", "account_values", "portfolio", "pnl", "executions",
+    "commissions", "open_orders", "completed_orders", "fa_groups", "fa_profiles", "fa_aliases",
+)  # fmt: skip
+
+
+async def take(
+    client: IBClient, accounts: list[str], is_fa: bool, wanted: Iterable[str] = DATASETS
+) -> Snapshot:
+    """The `wanted` datasets (default: all), asked for in IB's recommended order."""
+    need = set(wanted).intersection
     snap = Snapshot()
     ib = client.ib
-    for p in await client.call(ib.reqPositionsAsync(), "positions"):
-        snap.rows("positions").append(
-            {"account": p.account, **_contract(p.contract), "quantity": float(p.position),
-             "avg_cost": float(p.avgCost)}
-        )  # fmt: skip
-    for v in await client.call(ib.accountSummaryAsync(), "account summary"):
-        snap.rows("account_summary").append(
-            {"account": v.account, "tag": v.tag, "value": v.value, "currency": v.currency or None}
-        )
+    if need({"positions", "pnl"}):  # P&L per position needs the positions
+        for p in await client.call(ib.reqPositionsAsync(), "positions"):
+            snap.rows("positions").append(
+                {"account": p.account, **_contract(p.contract), "quantity": float(p.position),
+                 "avg_cost": float(p.avgCost)}
+            )  # fmt: skip
+    if need({"account_summary"}):
+        for v in await client.call(ib.accountSummaryAsync(), "account summary"):
+            snap.rows("account_summary").append(
+                {"account": v.account, "tag": v.tag, "value": v.value,
+                 "currency": v.currency or None}
+            )  # fmt: skip
+    if need({"account_values", "portfolio"}):
+        await _account_updates(client, accounts, snap)
+    if need({"pnl"}):
+        await _pnl(client, accounts, snap)
+    if need({"executions", "commissions"}):
+        answered = await client.call(ib.reqExecutionsAsync(), "today's executions")
+        # ib_async attaches commission reports to the fills it keeps (connect already asked
+        # for them), not to the copies an answer returns
+        fills = [ib.wrapper.fills.get(f.execution.execId, f) for f in answered]
+        await _commissions(client, fills)
+        _executions(fills, snap)
+    if need({"open_orders"}):
+        for trade in await client.call(ib.reqAllOpenOrdersAsync(), "open orders"):
+            snap.rows("open_orders").append(_order(trade))
+    if need({"completed_orders"}):
+        for trade in await client.call(ib.reqCompletedOrdersAsync(False), "completed orders"):
+            snap.rows("completed_orders").append(_order(trade, completed=True))
+    if is_fa and need({"fa_groups", "fa_profiles", "fa_aliases"}):
+        await _fa(client, snap)
+    snap.requests = client.requests
+    return snap
+
+
+async def _account_updates(client: IBClient, accounts: list[str], snap: Snapshot) -> None:
+    ib = client.ib
     for account in accounts:  # one reqAccountUpdates at a time: a new one replaces the last
         await client.call(ib.reqAccountUpdatesAsync(account), f"account values of {account}")
         for v in ib.accountValues(account):
@@ -74,21 +112,6 @@ async def take(client: IBClient, accounts: list[str], is_fa: bool) -> Snapshot:
                  "unrealized_pnl": number(item.unrealizedPNL),
                  "realized_pnl": number(item.realizedPNL)}
             )  # fmt: skip
-    await _pnl(client, accounts, snap)
-    answered = await client.call(ib.reqExecutionsAsync(), "today's executions")
-    # ib_async attaches commission reports to the fills it keeps (connect already asked for
-    # them), not to the copies an answer returns
-    fills = [ib.wrapper.fills.get(f.execution.execId, f) for f in answered]
-    await _commissions(client, fills)
-    _executions(fills, snap)
-    for trade in await client.call(ib.reqAllOpenOrdersAsync(), "open orders"):
-        snap.rows("open_orders").append(_order(trade))
-    for trade in await client.call(ib.reqCompletedOrdersAsync(False), "completed orders"):
-        snap.rows("completed_orders").append(_order(trade, completed=True))
-    if is_fa:
-        await _fa(client, snap)
-    snap.requests = client.requests
-    return snap
 
 
 async def _pnl(client: IBClient, accounts: list[str], snap: Snapshot) -> None:

@@ -11,8 +11,8 @@ from assets.bars import build_bars_asset
 from assets.contracts import contracts
 from assets.option_chains import option_chains
 from assets.resources import IBResource, SnapshotResource, UniverseResource, WarehouseResource
-from assets.snapshots import account_snapshot, snapshot_job
-from pipelines.schedules import build_snapshot_schedule
+from assets.snapshots import account_snapshot, fills_job, snapshot_job
+from pipelines.schedules import build_fills_schedule, build_snapshot_schedule
 from pipelines.sensors import build_backfill_sensor
 
 
@@ -30,9 +30,9 @@ bars = build_bars_asset(UniverseResource.from_env().load().bars)
 
 defs = dg.Definitions(
     assets=[contracts, option_chains, bars, account_snapshot],
-    jobs=[snapshot_job],
+    jobs=[snapshot_job, fills_job],
     sensors=[build_backfill_sensor(bars)],
-    schedules=[build_snapshot_schedule(SnapshotResource.from_env().region)],
+    schedules=[build_snapshot_schedule(SnapshotResource.from_env().region), build_fills_schedule()],
     resources=resources(),
     executor=dg.in_process_executor,  # one process, one IB connection per run
 )

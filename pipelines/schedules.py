@@ -1,10 +1,12 @@
-"""The nightly snapshot schedule: after IB's daily reset window in the configured region."""
+"""The account snapshot schedules: the whole snapshot after IB's daily reset window in the
+configured region, and the day's fills just before IB's day turns at midnight New York (IB
+reports fills and completed orders for its current day only)."""
 
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from assets.snapshots import snapshot_job
+from assets.snapshots import fills_job, snapshot_job
 from ibkr.restarts import snapshot_time
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -27,3 +29,21 @@ def build_snapshot_schedule(region: str) -> dg.ScheduleDefinition:
         return dg.RunRequest(partition_key=day.isoformat())
 
     return nightly_account_snapshot
+
+
+def build_fills_schedule() -> dg.ScheduleDefinition:
+    """Every day at 23:50 New York: the day's executions, commissions and completed orders."""
+
+    @dg.schedule(
+        name="end_of_day_fills",
+        job=fills_job,
+        cron_schedule="50 23 * * *",
+        execution_timezone="America/New_York",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="The day's fills and completed orders, before IB's day turns at midnight.",
+    )
+    def end_of_day_fills(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        day = context.scheduled_execution_time.astimezone(NEW_YORK).date()
+        return dg.RunRequest(partition_key=day.isoformat())
+
+    return end_of_day_fills

@@ -38,11 +38,11 @@ def test_code_location_loads_every_asset_check_and_resource():
     [sensor] = defs.sensors
     assert sensor.name == "bars_backfill"
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    [schedule] = defs.schedules
-    assert (schedule.cron_schedule, schedule.execution_timezone) == (
-        "0 2 * * *",
-        "America/New_York",
-    )
+    schedules = {s.name: s for s in defs.schedules}
+    nightly, fills = schedules["nightly_account_snapshot"], schedules["end_of_day_fills"]
+    assert nightly.cron_schedule == "0 2 * * *"  # after IB's 00:15-01:45 New York reset
+    assert fills.cron_schedule == "50 23 * * *"  # before IB's day (and its fills) turns
+    assert nightly.execution_timezone == fills.execution_timezone == "America/New_York"
 
 
 def test_instance_settings_are_valid(tmp_path):

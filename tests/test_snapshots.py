@@ -260,3 +260,25 @@ def test_a_commission_ib_has_not_sent_is_null_and_the_next_run_fills_it_in(make_
     snapshot(gw, tmp_path, deadline=30)  # the rerun of the day
     [second] = table(tmp_path, "executions").select("commission").rows()
     assert second == (1.0,) and table(tmp_path, "commissions").height == 1
+
+
+def test_the_days_fills_run_alone_and_touch_no_other_dataset(fa_gateway, tmp_path):
+    from assets.snapshots import FILLS
+    from ibkr.snapshot import DATASETS as ASKED
+    from warehouse.schemas import SNAPSHOT_SCHEMAS
+
+    assert set(ASKED) == set(SNAPSHOT_SCHEMAS)  # what IB is asked for is what is stored
+    resources = {
+        "ib": IBResource(port=fa_gateway.port, client_id=530),
+        "warehouse": WarehouseResource(home=str(tmp_path)),
+        "snapshot": SnapshotResource(),
+    }
+    result = dg.materialize(
+        [account_snapshot], resources=resources, partition_key=str(DAY),
+        selection=list(FILLS),
+    )  # fmt: skip
+    assert result.success
+    landed = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert landed == set(FILLS)
+    assert table(tmp_path, "executions").height == 3
+    assert read_dataset(tmp_path, "positions").is_empty()  # not asked for, not written
