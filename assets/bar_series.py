@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import polars as pl
 from ib_async import Contract
 
 from ibkr import errors
@@ -132,14 +133,36 @@ def plan_series(
     ), sessions
 
 
-def estimate(target: Target, home: Path, now: datetime, table: DurationTable) -> Estimate:
+@dataclass(frozen=True)
+class Holdings:
+    """Every series' ledger and every head timestamp, read in one scan each: a sensor tick
+    prices every series, and a file read per series would be most of its time."""
+
+    ledgers: dict[ledger.Series, pl.DataFrame]
+    heads: dict[tuple[int, str, bool], datetime]
+
+    @classmethod
+    def read(cls, home: Path) -> Holdings:
+        return cls(ledger.read_all(home), heads.read_all(home))
+
+    def ledger(self, key: ledger.Series) -> pl.DataFrame:
+        return self.ledgers.get(key, EMPTY_LEDGER)
+
+    def head(self, target: Target) -> datetime | None:
+        return self.heads.get((target.con_id, target.what_to_show, target.spec.use_rth))
+
+
+EMPTY_LEDGER = pl.DataFrame(schema=ledger.LEDGER_SCHEMA)
+
+
+def estimate(target: Target, held: Holdings, now: datetime, table: DurationTable) -> Estimate:
     """The series' gaps and their pacing cost from the ledger and the cached head timestamp.
 
     Only bars of 30 s or less are planned: larger ones cost no hard budget, and planning a
     20-year daily series for nothing would be most of a sensor tick."""
-    head = heads.read_head(home, target.con_id, target.what_to_show, target.spec.use_rth)
+    head = held.head(target)
     sessions = target.expected(now, head)
-    missing = ledger.gaps([s.day for s in sessions], ledger.read_series(home, target.key), now)
+    missing = ledger.gaps([s.day for s in sessions], held.ledger(target.key), now)
     if not missing:
         return Estimate(0, 0)
     weight = int(head is None)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from assets.bar_series import NoSecurityMaster, estimate, targets
+from assets.bar_series import Holdings, NoSecurityMaster, estimate, targets
 from assets.bars import contract_partitions, partition_key
 from assets.resources import IBResource, UniverseResource, WarehouseResource
 from ibkr.durations import DurationTable
@@ -88,12 +88,13 @@ def build_backfill_sensor(bars: dg.AssetsDefinition) -> dg.SensorDefinition:
         new_contracts = sorted({str(t.con_id) for t in found} - known)
         left = budget_left(warehouse, ib)
         table = DurationTable.default()
+        held = Holdings.read(home)  # one scan of the ledger and the head timestamps
         runs, weights = [], 0
         for target in found:
             key = partition_key(target)
             if str(key) in busy or str(key) in recent:
                 continue
-            cost = estimate(target, home, now, table)
+            cost = estimate(target, held, now, table)
             if not cost.missing:
                 continue
             if cost.weight and weights + cost.weight > left and (weights or left <= 0):

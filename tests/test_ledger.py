@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from warehouse.catalog import refresh_catalog
-from warehouse.ledger import Series, gaps, read_series, record
+from warehouse.ledger import Series, gaps, read_all, read_series, record
 
 AAPL_1MIN = Series(265598, "1 min", "TRADES", True)
 NOW = datetime(2024, 7, 10, 15, tzinfo=UTC)
@@ -75,3 +75,19 @@ def test_gaps_are_expected_minus_covered(tmp_path_factory, events):
     later = NOW + timedelta(days=2)  # every backoff has expired
     covered = {d for d, s in final.items() if s in ("complete", "empty")}
     assert gaps(DAYS, read_series(home, AAPL_1MIN), later) == [d for d in DAYS if d not in covered]
+
+
+def test_reading_every_series_at_once_equals_reading_each(tmp_path):
+    from warehouse import heads
+
+    now = datetime(2024, 7, 10, 21, tzinfo=UTC)
+    a, b = Series(1, "1 min", "TRADES", True), Series(2, "1 day", "MIDPOINT", False)
+    record(tmp_path, a, [date(2024, 7, 9), date(2024, 7, 10)], "complete", now)
+    record(tmp_path, b, [date(2024, 7, 8)], "failed", now, code=162, text="x")
+    every = read_all(tmp_path)
+    assert set(every) == {a, b}
+    for series in (a, b):
+        assert every[series].equals(read_series(tmp_path, series))
+    heads.write_head(tmp_path, 1, "TRADES", True, now, now)
+    assert heads.read_all(tmp_path) == {(1, "TRADES", True): now}
+    assert read_all(tmp_path / "nothing") == {} and heads.read_all(tmp_path / "nothing") == {}

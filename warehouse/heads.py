@@ -52,3 +52,12 @@ def _read(home: Path, con_id: int) -> pl.DataFrame:
     if not path.is_file():
         return pl.DataFrame(schema=SCHEMA)
     return pl.read_parquet(path).select(list(SCHEMA)).cast(SCHEMA)
+
+
+def read_all(home: Path) -> dict[tuple[int, str, bool], datetime]:
+    """Every stored head timestamp from one scan, by (con_id, what_to_show, use_rth)."""
+    files = layout.data_files(layout.dataset_dir(home, DATASET))
+    if not files:
+        return {}
+    found = pl.scan_parquet(files, hive_partitioning=False).select(list(SCHEMA)).collect()
+    return {(c, w, r): h for c, w, r, h, _ in found.cast(SCHEMA).iter_rows()}

@@ -134,3 +134,14 @@ def forget(home: Path, series: Series, sessions: Iterable[date]) -> pl.DataFrame
     ledger = read_series(home, series).filter(~pl.col("session_date").is_in(days))
     write_partition(home, DATASET, ledger, series.partition())
     return ledger
+
+
+def read_all(home: Path) -> dict[Series, pl.DataFrame]:
+    """Every series' ledger from one scan of the dataset (a sensor tick needs them all)."""
+    files = layout.data_files(layout.dataset_dir(home, DATASET))
+    if not files:
+        return {}
+    coverage = pl.scan_parquet(files, hive_partitioning=False).select(list(LEDGER_SCHEMA))
+    keys = ["con_id", "bar_size", "what_to_show", "use_rth"]
+    parts = coverage.collect().cast(LEDGER_SCHEMA).partition_by(keys, as_dict=True)
+    return {Series(*key): frame.sort("session_date") for key, frame in parts.items()}
