@@ -81,7 +81,8 @@ async def take(
         # ib_async attaches commission reports to the fills it keeps (connect already asked
         # for them), not to the copies an answer returns
         fills = [ib.wrapper.fills.get(f.execution.execId, f) for f in answered]
-        await _commissions(client, fills)
+        # commission reports come after the fills, some late: wait a little, the rest stay None
+        await _until(lambda: all(f.commissionReport.execId for f in fills), COMMISSION_WAIT)
         _executions(fills, snap)
     if need({"open_orders"}):
         for trade in await client.call(ib.reqAllOpenOrdersAsync(), "open orders"):
@@ -136,11 +137,6 @@ async def _pnl(client: IBClient, accounts: list[str], snap: Snapshot) -> None:
                  "realized_pnl": number(p.realizedPnL), "value": number(p.value)}
             )  # fmt: skip
         ib.cancelPnLSingle(p.account, "", p.conId)
-
-
-async def _commissions(client: IBClient, fills: list[Fill]) -> None:
-    """Wait a little for commission reports that come after the fills; the rest stay None."""
-    await _until(lambda: all(f.commissionReport.execId for f in fills), COMMISSION_WAIT)
 
 
 def _executions(fills: list[Fill], snap: Snapshot) -> None:
