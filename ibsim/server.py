@@ -39,6 +39,7 @@ class Gateway:
         self._sessions: set[ClientSession] = set()
         self._connections: set[asyncio.Task] = set()
         self.restarts = 0  # restarts so far (daily or asked for)
+        self.link_up = True  # False between 1100 and 1101/1102: IB's servers are out of reach
         self._stopping = False
         self._refuse_until = 0.0  # loop time before which a restart keeps the port closed
         self._listening = asyncio.Lock()  # held while the listening socket opens or closes

@@ -36,6 +36,7 @@ class ClientSession:
         self.tasks: set[asyncio.Task] = set()
         self.historical: dict[int, asyncio.Task] = {}  # open bar requests by reqId
         self.streaming: set[int] = set()  # keepUpToDate requests past their first answer
+        self.held: list[bytes] = []  # order news kept while the gateway's link to IB is down
 
     # ----------------------------------------------------------------- sending
     def send(self, *fields: object) -> None:
@@ -45,6 +46,22 @@ class ClientSession:
     def send_payload(self, payload: bytes) -> None:
         if not self.writer.is_closing():
             self.writer.write(wire.encode_raw(payload))
+
+    def notify(self, *fields: object) -> None:
+        """Send news nobody asked for just now (order status, fills): while the gateway has no
+        link to IB's servers (1100) it is held, and it goes out, in order, when the link is back.
+        """
+        if self.gateway.link_up and not self.held:
+            self.send(*fields)
+        else:
+            self.held.append(wire.encode(fields))
+
+    def release_held(self) -> None:
+        """The link is back: send the held news in the order it happened."""
+        held, self.held = self.held, []
+        for frame in held:
+            if not self.writer.is_closing():
+                self.writer.write(frame)
 
     def send_error(self, req_id: int, error: IBError) -> None:
         self.send(4, 2, req_id, error.code, error.text, "")
