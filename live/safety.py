@@ -1,0 +1,126 @@
+"""Pre-trade safety: which intents may reach the gateway at all.
+
+Owns: `OrderLimits` (size and notional caps), `TradingMode` (paper by default; live trading is
+an explicit opt-in from the environment, per account) and `check`, which raises `OrderRefused`
+with one sentence naming the cause and the fix. The order manager journals a refused intent as
+`refused`; it never reaches the gateway. Pure: no IB, no storage.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ibkr.exceptions import IBWError
+
+if TYPE_CHECKING:
+    from live.intents import OrderIntent
+
+PAPER_PREFIXES = ("D",)  # IB paper accounts: DU123456 (individual), DF1234567 (FA master)
+
+
+class OrderRefused(IBWError):
+    """An intent broke a safety rule; it was journaled as refused and never sent."""
+
+    default_cause = "the order was refused by the safety checks"
+    default_fix = "correct the order and submit it under a new key"
+
+
+@dataclass(frozen=True)
+class OrderLimits:
+    """Caps on one order: shares/contracts, and quantity x price x multiplier in its currency."""
+
+    max_quantity: float = 10_000
+    max_notional: float = 1_000_000
+
+    def __post_init__(self) -> None:
+        if not (self.max_quantity > 0 and self.max_notional > 0):
+            raise ValueError("OrderLimits: max_quantity and max_notional must be positive")
+
+
+def is_paper_account(account: str) -> bool:
+    """IB's paper account ids start with "D"; anything else is treated as live money."""
+    return account.strip().upper().startswith(PAPER_PREFIXES)
+
+
+@dataclass(frozen=True)
+class TradingMode:
+    """`paper` (default) or `live`, plus the accounts explicitly allowed to trade live."""
+
+    mode: str = "paper"
+    live_accounts: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("paper", "live"):
+            raise OrderRefused(
+                f"IBW_TRADING_MODE is {self.mode!r}",
+                "set IBW_TRADING_MODE to paper (the default) or live",
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> TradingMode:
+        """Read IBW_TRADING_MODE and IBW_LIVE_ACCOUNTS (a comma list)."""
+        env = os.environ if environ is None else environ
+        mode = (env.get("IBW_TRADING_MODE") or "paper").strip().lower()
+        accounts = (env.get("IBW_LIVE_ACCOUNTS") or "").split(",")
+        return cls(mode, frozenset(a.strip() for a in accounts if a.strip()))
+
+    def allows_live(self, account: str) -> bool:
+        return self.mode == "live" and account in self.live_accounts
+
+
+def order_price(intent: OrderIntent, reference_price: float | None) -> float | None:
+    """The price the notional cap is measured at: the limit, else the aux price, else reference."""
+    for price in (intent.limit_price, intent.aux_price, reference_price):
+        if price is not None and math.isfinite(price) and price > 0:
+            return float(price)
+    return None
+
+
+def check(
+    intent: OrderIntent,
+    managed_accounts: Iterable[str],
+    reference_price: float | None,
+    limits: OrderLimits,
+    mode: TradingMode,
+    multiplier: float = 1.0,
+) -> None:
+    """Raise `OrderRefused` unless the intent may be sent to the gateway."""
+    subject = f"order {intent.key}"
+    account = intent.account
+    managed = sorted(a for a in managed_accounts if a)
+    if account not in managed:
+        raise OrderRefused(
+            f"account {account} is not managed by this login (it manages {', '.join(managed)})",
+            "use one of the managed accounts",
+            subject=subject,
+        )
+    if not is_paper_account(account) and not mode.allows_live(account):
+        raise OrderRefused(
+            f"account {account} is a live account and live trading is not enabled for it",
+            f"set IBW_TRADING_MODE=live and add {account} to IBW_LIVE_ACCOUNTS to trade it",
+            subject=subject,
+        )
+    if intent.quantity > limits.max_quantity:
+        raise OrderRefused(
+            f"quantity {intent.quantity:g} exceeds the limit of {limits.max_quantity:g}",
+            "split the order or raise max_quantity",
+            subject=subject,
+        )
+    price = order_price(intent, reference_price)
+    if price is None:
+        raise OrderRefused(
+            f"no price is known for conId {intent.con_id} to check the notional limit",
+            "give a limit price or subscribe to the contract's market data",
+            subject=subject,
+        )
+    notional = intent.quantity * price * (multiplier or 1.0)
+    if notional > limits.max_notional:
+        raise OrderRefused(
+            f"notional {notional:,.2f} exceeds the limit of {limits.max_notional:,.2f}",
+            "reduce the quantity or raise max_notional",
+            subject=subject,
+        )
