@@ -36,9 +36,15 @@ class ClientIdInUse(GatewayUnavailable):
 def connect(settings: ConnectionSettings, readonly: bool = True) -> IB:
     """A connected IB client, or GatewayUnavailable with the cause and the fix in one sentence."""
     ib = IB()
+    ib.run(connect_async(ib, settings, readonly))
+    return ib
+
+
+async def connect_async(ib: IB, settings: ConnectionSettings, readonly: bool = True) -> None:
+    """Connect `ib` (a fresh or a disconnected client), or raise GatewayUnavailable."""
     where = f"{settings.host}:{settings.port}"
     try:
-        ib.run(_connect_unless_refused(ib, settings, readonly))
+        await _connect_unless_refused(ib, settings, readonly)
     except ClientIdInUse:
         ib.client.disconnect()  # half-connected: IB.disconnect() would ask for session stats
         raise
@@ -59,7 +65,6 @@ def connect(settings: ConnectionSettings, readonly: bool = True) -> IB:
         raise GatewayUnavailable(
             f"Cannot reach {where} ({exc.strerror or exc})", "check IB_HOST and IB_PORT"
         ) from exc
-    return ib
 
 
 async def _connect_unless_refused(ib: IB, settings: ConnectionSettings, readonly: bool) -> None:
