@@ -22,6 +22,7 @@ import duckdb
 import polars as pl
 
 from warehouse import layout
+from warehouse.live_streams import DEDUPLICATED_VIEWS, RAW_SUFFIX
 from warehouse.parquet import fsync_dir
 from warehouse.schemas import polars_schema
 
@@ -87,10 +88,15 @@ def _create_views(con: duckdb.DuckDBPyConnection, home: Path) -> None:
         folder = layout.dataset_dir(home, dataset)
         # Absolute: a view resolves its paths at query time, from the reader's cwd.
         files = _literal(folder / "**" / "*.parquet")
+        # A live dataset's raw files may hold a row twice; analysts query its deduplicating view.
+        deduplicated = DEDUPLICATED_VIEWS.get(dataset)
+        raw = f"{dataset}{RAW_SUFFIX}" if deduplicated else dataset
         con.execute(
-            f'CREATE VIEW "{dataset}" AS SELECT * FROM read_parquet({files}, '
+            f'CREATE VIEW "{raw}" AS SELECT * FROM read_parquet({files}, '
             f"hive_partitioning = true, union_by_name = true{_hive_types(con, folder)})"
         )
+        if deduplicated:
+            con.execute(f'CREATE VIEW "{dataset}" AS ' + deduplicated.format(raw=f'"{raw}"'))
     if "security_master" in datasets:
         con.execute(
             "CREATE VIEW security_master_current AS "

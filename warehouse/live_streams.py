@@ -1,0 +1,260 @@
+"""The live datasets: ticks and 5-second bars that the `ibw live` service streams into the lake.
+
+Owns the pandera models of `live_ticks` and `live_bars`, the append of one flush, the daily
+compaction, the reads the service and the observer need, and the deduplicating SQL the catalog
+puts in front of the raw files. No IB here: the service turns ib_async's objects into frames.
+
+Layout: `lake/<dataset>/day=YYYY-MM-DD/` (the UTC day of `time`) holds one `part-<unique>.parquet`
+per flush and, after compaction, `compacted-<n>.parquet`. Every file is written whole under a
+temp name, fsynced and renamed, so a `kill -9` never leaves half a file and a crashed run's files
+stay readable. Compaction writes the merged file first and deletes its inputs after, so a kill
+between the two leaves rows twice on disk, never zero times: the catalog's views deduplicate
+(a bar by (con_id, time), a tick by all its fields) and the next compaction merges again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import ClassVar
+
+import pandera.polars as pa
+import polars as pl
+
+from warehouse import layout
+from warehouse.locks import try_lock
+from warehouse.parquet import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    _fsync_parents,
+    fsync_dir,
+    remove_stale_temps,
+)
+from warehouse.quarantine import write_quarantine
+from warehouse.schemas import SCHEMAS, UtcDatetime, polars_schema
+from warehouse.validation import split_valid
+
+TICKS = "live_ticks"
+BARS = "live_bars"
+BAR_SECONDS = 5
+SOURCES = ("stream", "refill")
+PART_PREFIX = "part-"
+COMPACTED_PREFIX = "compacted-"
+RAW_SUFFIX = "_files"  # the catalog's view of the raw files, duplicates and all
+_COMPACTED = re.compile(rf"{COMPACTED_PREFIX}(\d+)\.parquet")
+
+
+class LiveTick(pa.DataFrameModel):
+    """One level-1 update of a contract: the quote and last trade as they stood at `time`.
+
+    A side IB has not quoted (or quoted as -1) is null. `time` is the gateway's time of the
+    update, `received_at` this machine's.
+    """
+
+    con_id: pl.Int64 = pa.Field(gt=0)
+    time: UtcDatetime
+    bid: pl.Float64 = pa.Field(nullable=True)
+    ask: pl.Float64 = pa.Field(nullable=True)
+    last: pl.Float64 = pa.Field(nullable=True)
+    bid_size: pl.Float64 = pa.Field(nullable=True, ge=0)
+    ask_size: pl.Float64 = pa.Field(nullable=True, ge=0)
+    last_size: pl.Float64 = pa.Field(nullable=True, ge=0)
+    volume: pl.Float64 = pa.Field(nullable=True, ge=0)
+    received_at: UtcDatetime
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class LiveBar(pa.DataFrameModel):
+    """One 5-second bar; `time` is its start (UTC). `source` says whether the real-time stream
+    delivered it or a historical request refilled a gap. Quote bars (MIDPOINT) carry no volume,
+    WAP or count: IB sends -1, stored as null."""
+
+    con_id: pl.Int64 = pa.Field(gt=0)
+    time: UtcDatetime
+    open: pl.Float64
+    high: pl.Float64
+    low: pl.Float64
+    close: pl.Float64
+    volume: pl.Float64 = pa.Field(nullable=True, ge=0)
+    wap: pl.Float64 = pa.Field(nullable=True)
+    count: pl.Int64 = pa.Field(nullable=True, ge=0)
+    source: str = pa.Field(isin=list(SOURCES))
+    received_at: UtcDatetime
+
+    class Config:
+        strict = True
+        coerce = True
+        unique: ClassVar[list[str]] = ["con_id", "time"]
+
+    @pa.dataframe_check(name="low <= open, close <= high")
+    def _ohlc(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        low, high = pl.col("low"), pl.col("high")
+        inside = [(low <= pl.col(c)) & (pl.col(c) <= high) for c in ("open", "close")]
+        return data.lazyframe.select(inside[0] & inside[1])
+
+    @pa.dataframe_check(name="time must start a 5-second bar")
+    def _on_grid(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        micros = pl.col("time").dt.epoch("us")
+        return data.lazyframe.select(micros % (BAR_SECONDS * 1_000_000) == 0)
+
+
+# Registered with the batch datasets so that validation and the quarantine know them.
+SCHEMAS.update({TICKS: LiveTick, BARS: LiveBar})
+
+# The catalog's view of each live dataset over its raw files (`{raw}`): what analysts query.
+# The ORDER BY is `compact`'s choice too, so compacting never changes what the view shows.
+DEDUPLICATED_VIEWS = {
+    BARS: "SELECT * FROM {raw} QUALIFY row_number() OVER "
+    '(PARTITION BY "day", con_id, "time" ORDER BY received_at, source) = 1',
+    TICKS: "SELECT DISTINCT * FROM {raw}",
+}
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What one append stored: its files, the rows accepted, and how many were quarantined."""
+
+    files: list[Path]
+    valid: pl.DataFrame
+    quarantined: int
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """One day's compaction: files before and after, the rows kept, and why it was skipped."""
+
+    files_before: int
+    files_after: int
+    rows: int
+    skipped: str = ""
+
+
+def _check(dataset: str) -> str:
+    if dataset not in (TICKS, BARS):
+        raise ValueError(f"{dataset!r} is not a live dataset; use {TICKS} or {BARS}")
+    return dataset
+
+
+def day_dir(home: Path, dataset: str, day: date) -> Path:
+    return layout.partition_dir(home, _check(dataset), {"day": day.isoformat()})
+
+
+def day_files(home: Path, dataset: str, day: date) -> list[Path]:
+    """The day's data files (flushes and compactions), oldest first; temp files never count."""
+    return layout.data_files(day_dir(home, dataset, day))
+
+
+def days(home: Path, dataset: str) -> list[date]:
+    """The days a live dataset holds files for, oldest first."""
+    folder = layout.dataset_dir(home, _check(dataset))
+    found = [p.name.split("=", 1)[1] for p in folder.glob("day=*") if layout.data_files(p)]
+    return sorted(date.fromisoformat(d) for d in found)
+
+
+def append(home: Path, dataset: str, df: pl.DataFrame) -> Appended:
+    """Store one flush: a new file per UTC day touched; invalid rows go to the quarantine."""
+    stored = polars_schema(_check(dataset))
+    name = _unique_name()
+    origin = f"live {name}"  # one quarantine partition per flush: a later one never replaces it
+    valid, rejected = split_valid(df, dataset, origin)
+    if rejected.height:
+        write_quarantine(home, rejected, dataset, origin)
+    files = []
+    if valid.height:
+        valid = valid.with_columns(day=pl.col("time").dt.date().cast(pl.String))
+        for (day,), rows in valid.group_by("day", maintain_order=True):
+            folder = day_dir(home, dataset, date.fromisoformat(str(day)))
+            files.append(_write_new(home, folder, f"{PART_PREFIX}{name}.parquet", rows))
+    return Appended(files, valid.select(list(stored)), rejected.height)
+
+
+def read_day(home: Path, dataset: str, day: date, columns: list[str] | None = None) -> pl.DataFrame:
+    """A day's rows as stored, duplicates included (empty, with the columns, when none is)."""
+    stored = polars_schema(_check(dataset))
+    columns = columns or list(stored)
+    files = day_files(home, dataset, day)
+    if not files:
+        return pl.DataFrame(schema={c: stored[c] for c in columns})
+    frames = [pl.read_parquet(f, columns=columns, hive_partitioning=False) for f in files]
+    return pl.concat(frames).cast({c: stored[c] for c in columns})
+
+
+def stored_bar_times(home: Path, day: date) -> dict[int, set[int]]:
+    """The bar starts (epoch seconds) stored for each conId on one UTC day."""
+    frame = read_day(home, BARS, day, ["con_id", "time"]).unique()
+    frame = frame.with_columns(pl.col("time").dt.epoch("s"))
+    out: dict[int, set[int]] = {}
+    for (con_id,), rows in frame.group_by("con_id"):
+        out[int(con_id)] = set(rows.get_column("time").to_list())
+    return out
+
+
+def deduplicate(dataset: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows the catalog's view shows: a bar once per (con_id, time), a tick once."""
+    if _check(dataset) == BARS:
+        ordered = frame.sort("con_id", "time", "received_at", "source")
+        return ordered.unique(["con_id", "time"], keep="first", maintain_order=True)
+    return frame.unique(maintain_order=True).sort("con_id", "time", "received_at")
+
+
+def compact(home: Path, dataset: str, day: date) -> Compaction:
+    """Merge a day's files into one deduplicated `compacted-<n>.parquet`; safe to rerun and to
+    kill at any instant (see the module docstring). Files appended meanwhile are left alone."""
+    folder = day_dir(home, dataset, day)
+    with try_lock(home, f"compact {dataset} {day}") as held:
+        files = day_files(home, dataset, day)
+        if not held:
+            return Compaction(len(files), len(files), 0, "another process is compacting this day")
+        if not files:
+            return Compaction(0, 0, 0)
+        if len(files) == 1 and _COMPACTED.fullmatch(files[0].name):
+            rows = pl.scan_parquet(files[0], hive_partitioning=False).select(pl.len()).collect()
+            return Compaction(1, 1, int(rows.item()))
+        stored = polars_schema(dataset)
+        frames = [pl.read_parquet(f, hive_partitioning=False) for f in files]
+        merged = deduplicate(dataset, pl.concat(frames).select(list(stored)).cast(stored))
+        merged = merged.with_columns(day=pl.lit(day.isoformat(), pl.String))
+        number = 1 + max((int(m.group(1)) for f in files if (m := _COMPACTED.fullmatch(f.name))),
+                         default=0)  # fmt: skip
+        _write_new(home, folder, f"{COMPACTED_PREFIX}{number:06d}.parquet", merged)
+        for f in files:
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+        fsync_dir(folder)
+        return Compaction(len(files), 1, merged.height)
+
+
+def _unique_name() -> str:
+    """Sorts by creation time; the pid and random part keep concurrent writers apart."""
+    return f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _write_new(home: Path, folder: Path, name: str, df: pl.DataFrame) -> Path:
+    """Write `df` as a new file `name` in `folder`: temp file, fsync, rename, folder fsync."""
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        _fsync_parents(folder, home)
+    remove_stale_temps(folder)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            df.write_parquet(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, folder / name)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(folder)
+    return folder / name
