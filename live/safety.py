@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from live.intents import OrderIntent
 
 PAPER_PREFIXES = ("D",)  # IB paper accounts: DU123456 (individual), DF1234567 (FA master)
+_MASTER = re.compile(r"^D?F\d")  # an FA master (F1234567, paper DF1234567) holds no positions
 
 
 class OrderRefused(IBWError):
@@ -38,7 +40,29 @@ class OrderLimits:
 
     def __post_init__(self) -> None:
         if not (self.max_quantity > 0 and self.max_notional > 0):
-            raise ValueError("OrderLimits: max_quantity and max_notional must be positive")
+            raise OrderRefused(
+                "the order limits must be positive numbers",
+                "set IBW_MAX_QUANTITY and IBW_MAX_NOTIONAL above zero",
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OrderLimits:
+        """IBW_MAX_QUANTITY and IBW_MAX_NOTIONAL, each defaulting to the class default."""
+        env = os.environ if environ is None else environ
+        values = {}
+        for name, variable in (
+            ("max_quantity", "IBW_MAX_QUANTITY"),
+            ("max_notional", "IBW_MAX_NOTIONAL"),
+        ):
+            text = (env.get(variable) or "").strip()
+            if text:
+                try:
+                    values[name] = float(text)
+                except ValueError:
+                    raise OrderRefused(
+                        f"{variable} is {text!r}, not a number", f"set {variable} to a number"
+                    ) from None
+        return cls(**values)
 
 
 def is_paper_account(account: str) -> bool:
@@ -72,6 +96,13 @@ class TradingMode:
         return self.mode == "live" and account in self.live_accounts
 
 
+def traded_accounts(intent: OrderIntent, managed: Iterable[str]) -> list[str]:
+    """The accounts an order trades: its own, or for an FA allocation every sub-account."""
+    if not intent.allocation:
+        return [intent.account]
+    return sorted(a for a in managed if a and not _MASTER.match(a))
+
+
 def order_price(intent: OrderIntent, reference_price: float | None) -> float | None:
     """The price the notional cap is measured at: the limit, else the aux price, else reference."""
     for price in (intent.limit_price, intent.aux_price, reference_price):
@@ -90,20 +121,21 @@ def check(
 ) -> None:
     """Raise `OrderRefused` unless the intent may be sent to the gateway."""
     subject = f"order {intent.key}"
-    account = intent.account
     managed = sorted(a for a in managed_accounts if a)
-    if account not in managed:
+    if intent.account and intent.account not in managed:
         raise OrderRefused(
-            f"account {account} is not managed by this login (it manages {', '.join(managed)})",
+            f"account {intent.account} is not managed by this login "
+            f"(it manages {', '.join(managed) or 'no account'})",
             "use one of the managed accounts",
             subject=subject,
         )
-    if not is_paper_account(account) and not mode.allows_live(account):
-        raise OrderRefused(
-            f"account {account} is a live account and live trading is not enabled for it",
-            f"set IBW_TRADING_MODE=live and add {account} to IBW_LIVE_ACCOUNTS to trade it",
-            subject=subject,
-        )
+    for account in traded_accounts(intent, managed):
+        if not is_paper_account(account) and not mode.allows_live(account):
+            raise OrderRefused(
+                f"account {account} is a live account and live trading is not enabled for it",
+                f"set IBW_TRADING_MODE=live and add {account} to IBW_LIVE_ACCOUNTS to trade it",
+                subject=subject,
+            )
     if intent.quantity > limits.max_quantity:
         raise OrderRefused(
             f"quantity {intent.quantity:g} exceeds the limit of {limits.max_quantity:g}",

@@ -1,0 +1,51 @@
+"""The Python API for users: write intents, cancels and modifications into the journal.
+
+These functions never talk to the gateway: the running live service (`ibw live`) is the only
+process that does; it sends what they journal on its next pump. Each call opens the journal
+under `home` (default `$IBW_HOME`), so scripts, notebooks and the CLI can call them at any time,
+from any process, alongside the service.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from live.intents import OrderIntent
+from live.journal import IntentRow, Journal
+
+
+def submit(intent: OrderIntent, home: Path | None = None) -> IntentRow:
+    """Journal the intent; the same key with the same intent again changes nothing."""
+    with Journal.open(home) as journal:
+        return journal.submit(intent)
+
+
+def cancel(key: str, home: Path | None = None) -> IntentRow:
+    """Ask for the order to be cancelled (a finished order is left as it is)."""
+    with Journal.open(home) as journal:
+        return journal.request_cancel(key)
+
+
+def modify(
+    key: str,
+    quantity: float | None = None,
+    limit_price: float | None = None,
+    aux_price: float | None = None,
+    home: Path | None = None,
+) -> IntentRow:
+    """Ask for a new quantity or prices on a working (or not yet sent) order."""
+    with Journal.open(home) as journal:
+        return journal.request_modify(
+            key, quantity=quantity, limit_price=limit_price, aux_price=aux_price
+        )
+
+
+def status(key: str, home: Path | None = None) -> dict[str, Any]:
+    """The order's journal row, its events and its fills with commissions."""
+    with Journal.open(home) as journal:
+        return {
+            "order": journal.get(key),
+            "events": journal.events(key),
+            "fills": journal.executions(key),
+        }

@@ -1,0 +1,614 @@
+"""The durable order journal: `$IBW_HOME/live/journal.sqlite`, the single record of every intent.
+
+Why SQLite in WAL mode with `synchronous=FULL`, every write one transaction: a `kill -9` at any
+instant leaves the journal as it was before or after a write, never between, so a restarted
+service knows exactly which intents it may send (`new`), which it may have sent (`sending`: an
+order id was taken, the gateway may or may not have it) and which the gateway acknowledged.
+Several processes open the journal at once (the CLI and the Python API write intents, cancels and
+modifications; only the service talks to the gateway), so every connection has a busy timeout.
+
+Intent states: new -> refused | sending | done (cancelled before sending);
+sending -> new (reconciliation: the gateway never got it) | working | done; working -> done.
+Executions are kept per execId with IB's correction rule: `.02` supersedes `.01` of the same
+base id; the superseded row stays, flagged by `superseded_by`. Commissions join by execId and may
+arrive before or after their execution.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ibkr.exceptions import IBWError
+from live.intents import OrderIntent
+from warehouse import layout
+
+STATES = ("new", "refused", "sending", "working", "done")
+TERMINAL_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
+BUSY_TIMEOUT_MS = 30_000
+MODIFIABLE = ("quantity", "limit_price", "aux_price")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS intents (
+    key TEXT PRIMARY KEY, intent TEXT NOT NULL, created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL, state TEXT NOT NULL, order_id INTEGER, client_id INTEGER,
+    perm_id INTEGER, modification TEXT, modification_state TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0, reason TEXT);
+CREATE INDEX IF NOT EXISTS intents_state ON intents(state);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS events_key ON events(key, id);
+CREATE TABLE IF NOT EXISTS order_status (
+    key TEXT PRIMARY KEY, status TEXT NOT NULL, filled REAL, remaining REAL,
+    avg_fill_price REAL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS executions (
+    exec_id TEXT PRIMARY KEY, base_id TEXT NOT NULL, key TEXT, order_id INTEGER, perm_id INTEGER,
+    client_id INTEGER, account TEXT NOT NULL, con_id INTEGER NOT NULL, side TEXT NOT NULL,
+    shares REAL NOT NULL, price REAL NOT NULL, time TEXT NOT NULL, order_ref TEXT,
+    superseded_by TEXT, commission REAL, commission_currency TEXT, realized_pnl REAL,
+    in_baseline INTEGER NOT NULL DEFAULT 0, recorded_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS executions_base ON executions(base_id);
+CREATE INDEX IF NOT EXISTS executions_key ON executions(key);
+CREATE TABLE IF NOT EXISTS pending_commissions (
+    exec_id TEXT PRIMARY KEY, commission REAL NOT NULL, currency TEXT, realized_pnl REAL);
+CREATE TABLE IF NOT EXISTS differences (
+    kind TEXT NOT NULL, subject TEXT NOT NULL, key TEXT, account TEXT, con_id INTEGER,
+    detail TEXT NOT NULL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+    PRIMARY KEY (kind, subject));
+CREATE TABLE IF NOT EXISTS baseline (
+    account TEXT NOT NULL, con_id INTEGER NOT NULL, position REAL NOT NULL,
+    PRIMARY KEY (account, con_id));
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class JournalError(IBWError):
+    """A journal request that cannot be honoured (unknown key, conflicting intent, wrong state)."""
+
+    default_cause = "the journal refused the request"
+    default_fix = "check the order key with `ibw order list`"
+
+
+def journal_path(home: Path | None = None) -> Path:
+    return (home or layout.home()) / "live" / "journal.sqlite"
+
+
+def now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def is_terminal(status: str, intent: OrderIntent) -> bool:
+    """IB's finished statuses; Inactive is a held bracket leg (transmit=False), not a dead one."""
+    if status == "Inactive" and not intent.transmit:
+        return False
+    return status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class IntentRow:
+    key: str
+    intent: OrderIntent
+    state: str
+    created_at: str
+    updated_at: str
+    order_id: int | None
+    client_id: int | None
+    perm_id: int | None
+    modification: dict[str, float] | None
+    modification_state: str | None
+    cancel_requested: bool
+    reason: str | None
+    status: str | None
+    filled: float | None
+    remaining: float | None
+    avg_fill_price: float | None
+
+    @property
+    def effective(self) -> OrderIntent:
+        """The intent with its requested modification applied: what the gateway should hold."""
+        return self.intent.modified(**self.modification) if self.modification else self.intent
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    """One execution as IB reported it (execDetails); time is UTC."""
+
+    exec_id: str
+    account: str
+    con_id: int
+    side: str
+    shares: float
+    price: float
+    time: datetime
+    order_id: int = 0
+    perm_id: int = 0
+    client_id: int = 0
+    order_ref: str = ""
+
+    @property
+    def base_id(self) -> str:
+        return base_exec_id(self.exec_id)
+
+
+def base_exec_id(exec_id: str) -> str:
+    """IB's correction family: the execId up to its last dot (`.01` and `.02` share it)."""
+    return exec_id.rsplit(".", 1)[0] if "." in exec_id else exec_id
+
+
+def exec_revision(exec_id: str) -> tuple[int, str]:
+    """The correction number after the last dot: `.02` is newer than `.01`."""
+    tail = exec_id.rsplit(".", 1)[-1]
+    return (int(tail), tail) if tail.isdigit() else (-1, tail)
+
+
+class Journal:
+    """One connection to the journal; cheap to open, safe to open from several processes."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+
+    @classmethod
+    def open(cls, home: Path | None = None) -> Journal:
+        return cls(journal_path(home))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE) so writers queue, not fail."""
+        if self._db.in_transaction:  # nested: the outer transaction commits
+            yield self._db
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _event(self, key: str, kind: str, detail: str = "") -> None:
+        self._db.execute(
+            "INSERT INTO events (key, at, kind, detail) VALUES (?, ?, ?, ?)",
+            (key, now_text(), kind, detail),
+        )
+
+    # ---- intents written by users (CLI, Python API) --------------------------------------
+
+    def submit(self, intent: OrderIntent) -> IntentRow:
+        """Journal a new intent; the same key with the same intent again is a no-op."""
+        text = intent.to_json()
+        with self._tx() as db:
+            found = db.execute("SELECT intent FROM intents WHERE key = ?", (intent.key,)).fetchone()
+            if found is not None:
+                if found["intent"] != text:
+                    raise JournalError(
+                        "the key is already used by a different order",
+                        "choose a new key for a new order, or use modify to change this one",
+                        subject=f"order {intent.key}",
+                    )
+            else:
+                if intent.parent_key and self._row(intent.parent_key) is None:
+                    raise JournalError(
+                        f"its parent {intent.parent_key} is not in the journal",
+                        "submit the parent order first",
+                        subject=f"order {intent.key}",
+                    )
+                at = now_text()
+                db.execute(
+                    "INSERT INTO intents (key, intent, created_at, updated_at, state) "
+                    "VALUES (?, ?, ?, ?, 'new')",
+                    (intent.key, text, at, at),
+                )
+                self._event(intent.key, "submitted", text)
+        return self.get(intent.key)
+
+    def request_cancel(self, key: str) -> IntentRow:
+        """Ask the service to cancel; a finished order needs nothing and is left as it is."""
+        with self._tx() as db:
+            row = self.get(key)
+            if row.state in ("refused", "done") or row.cancel_requested:
+                return row
+            db.execute(
+                "UPDATE intents SET cancel_requested = 1, updated_at = ? WHERE key = ?",
+                (now_text(), key),
+            )
+            self._event(key, "cancel requested")
+        return self.get(key)
+
+    def request_modify(self, key: str, **changes: float | None) -> IntentRow:
+        """Ask the service to change quantity or prices (absolute values, merged with earlier)."""
+        wanted = {k: float(v) for k, v in changes.items() if v is not None}
+        unknown = sorted(set(wanted) - set(MODIFIABLE))
+        subject = f"order {key}"
+        if unknown or not wanted:
+            raise JournalError(
+                f"nothing to modify ({', '.join(unknown) or 'no change given'})",
+                "give a new quantity, limit or aux price",
+                subject=subject,
+            )
+        with self._tx() as db:
+            row = self.get(key)
+            if row.state in ("refused", "done") or row.cancel_requested:
+                why = "is being cancelled" if row.cancel_requested else f"is {row.state}"
+                raise JournalError(
+                    f"the order {why} and cannot be modified",
+                    "submit a new order under a new key",
+                    subject=subject,
+                )
+            merged = {**(row.modification or {}), **wanted}
+            row.intent.modified(**merged)  # validates the modified order
+            db.execute(
+                "UPDATE intents SET modification = ?, modification_state = 'pending', "
+                "updated_at = ? WHERE key = ?",
+                (json.dumps(merged, sort_keys=True), now_text(), key),
+            )
+            self._event(key, "modify requested", json.dumps(wanted, sort_keys=True))
+        return self.get(key)
+
+    # ---- reads ------------------------------------------------------------------------------
+
+    def _row(self, key: str) -> sqlite3.Row | None:
+        return self._db.execute(
+            "SELECT i.*, s.status, s.filled, s.remaining, s.avg_fill_price FROM intents i "
+            "LEFT JOIN order_status s USING (key) WHERE i.key = ?",
+            (key,),
+        ).fetchone()
+
+    def find(self, key: str) -> IntentRow | None:
+        found = self._row(key)
+        return _intent_row(found) if found is not None else None
+
+    def get(self, key: str) -> IntentRow:
+        row = self.find(key)
+        if row is None:
+            raise JournalError(
+                "no order with this key is in the journal",
+                "check the key with `ibw order list`",
+                subject=f"order {key}",
+            )
+        return row
+
+    def intents(self, states: Iterable[str] | None = None) -> list[IntentRow]:
+        """Intents in submission order, optionally only those in the given states."""
+        query = (
+            "SELECT i.*, s.status, s.filled, s.remaining, s.avg_fill_price FROM intents i "
+            "LEFT JOIN order_status s USING (key)"
+        )
+        wanted = list(states or ())
+        if wanted:
+            query += f" WHERE i.state IN ({','.join('?' * len(wanted))})"
+        rows = self._db.execute(query + " ORDER BY i.rowid", wanted).fetchall()
+        return [_intent_row(r) for r in rows]
+
+    def events(self, key: str | None = None) -> list[dict[str, Any]]:
+        query, args = "SELECT * FROM events", ()
+        if key is not None:
+            query, args = query + " WHERE key = ?", (key,)
+        return [dict(r) for r in self._db.execute(query + " ORDER BY id", args)]
+
+    def key_for(self, order_ref: str, perm_id: int = 0, client_id: int = 0, order_id: int = 0):
+        """The intent an IB order or fill belongs to: by orderRef, else permId, else order id."""
+        if order_ref and self._row(order_ref) is not None:
+            return order_ref
+        if perm_id > 0:
+            found = self._db.execute("SELECT key FROM intents WHERE perm_id = ?", (perm_id,))
+            if (row := found.fetchone()) is not None:
+                return row["key"]
+        if order_id > 0:
+            found = self._db.execute(
+                "SELECT key FROM intents WHERE client_id = ? AND order_id = ?",
+                (client_id, order_id),
+            )
+            if (row := found.fetchone()) is not None:
+                return row["key"]
+        return None
+
+    def max_order_id(self, client_id: int) -> int:
+        found = self._db.execute(
+            "SELECT max(order_id) FROM intents WHERE client_id = ?", (client_id,)
+        ).fetchone()[0]
+        return int(found or 0)
+
+    # ---- state changes written by the service ----------------------------------------------
+
+    def _move(self, key: str, allowed: tuple[str, ...], state: str, **columns: Any) -> IntentRow:
+        row = self.get(key)
+        if row.state not in allowed:
+            raise JournalError(
+                f"the order is {row.state}, not {' or '.join(allowed)}, "
+                f"so it cannot become {state}",
+                "reconcile with the gateway before sending",
+                subject=f"order {key}",
+            )
+        sets = ", ".join(f"{c} = ?" for c in ("state", "updated_at", *columns))
+        self._db.execute(
+            f"UPDATE intents SET {sets} WHERE key = ?", (state, now_text(), *columns.values(), key)
+        )
+        return row
+
+    def refuse(self, key: str, reason: str) -> None:
+        with self._tx():
+            self._move(key, ("new",), "refused", reason=reason)
+            self._event(key, "refused", reason)
+
+    def finish(self, key: str, reason: str) -> None:
+        """An intent that ends without (further) gateway news: cancelled before it was sent."""
+        with self._tx():
+            self._move(key, ("new", "sending"), "done", reason=reason)
+            self._event(key, "done", reason)
+
+    def mark_sending(self, key: str, order_id: int, client_id: int) -> None:
+        """Written and committed BEFORE placeOrder, so a crash leaves the id to reconcile by."""
+        with self._tx():
+            row = self._move(key, ("new",), "sending", order_id=order_id, client_id=client_id)
+            if row.modification_state == "pending":  # it goes out with the modified values
+                self._db.execute(
+                    "UPDATE intents SET modification_state = 'applied' WHERE key = ?", (key,)
+                )
+            self._event(key, "sending", f"order id {order_id}, client id {client_id}")
+
+    def requeue(self, key: str, reason: str) -> None:
+        """The gateway never got the order: it goes out again, under a new order id."""
+        with self._tx():
+            self._move(key, ("sending",), "new")
+            self._event(key, "requeued", reason)
+
+    def set_modification_state(self, key: str, state: str, detail: str = "") -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE intents SET modification_state = ?, updated_at = ? WHERE key = ?",
+                (state, now_text(), key),
+            )
+            self._event(key, f"modification {state}", detail)
+
+    def record_status(
+        self,
+        key: str,
+        status: str,
+        filled: float | None = None,
+        remaining: float | None = None,
+        avg_fill_price: float | None = None,
+        *,
+        order_id: int = 0,
+        client_id: int = 0,
+        perm_id: int = 0,
+        reason: str = "",
+        final: bool = False,
+    ) -> bool:
+        """The gateway's word on an order: it exists, so the intent is working or done.
+
+        Adopts the gateway's order id and permId (an order found by orderRef after a restart
+        is this intent's order and is never sent again); None keeps a figure as it was; `final`
+        ends the intent whatever the status (a rejection). Returns True if anything changed.
+        """
+        with self._tx() as db:
+            row = self.get(key)
+            if row.state == "refused":
+                return False
+            finished = final or row.state == "done" or is_terminal(status, row.intent)
+            state = "done" if finished else "working"  # IB's finished orders stay finished
+            changes: dict[str, Any] = {}
+            if order_id > 0 and (order_id, client_id) != (row.order_id, row.client_id):
+                changes.update(order_id=order_id, client_id=client_id)
+            if perm_id > 0 and perm_id != row.perm_id:
+                changes["perm_id"] = perm_id
+            if reason and state == "done" and not row.reason:
+                changes["reason"] = reason
+            figures = tuple(
+                old if new is None else new
+                for new, old in zip(
+                    (filled, remaining, avg_fill_price),
+                    (row.filled, row.remaining, row.avg_fill_price),
+                    strict=True,
+                )
+            )
+            same = (status, *figures) == (row.status, row.filled, row.remaining, row.avg_fill_price)
+            if same and not changes and state == row.state:
+                return False
+            if changes or state != row.state:
+                sets = ", ".join(f"{c} = ?" for c in ("state", "updated_at", *changes))
+                db.execute(
+                    f"UPDATE intents SET {sets} WHERE key = ?",
+                    (state, now_text(), *changes.values(), key),
+                )
+            db.execute(
+                "INSERT INTO order_status (key, status, filled, remaining, avg_fill_price, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "status = excluded.status, filled = excluded.filled, "
+                "remaining = excluded.remaining, avg_fill_price = excluded.avg_fill_price, "
+                "updated_at = excluded.updated_at",
+                (key, status, *figures, now_text()),
+            )
+            filled_now, remaining_now, avg_now = figures
+            detail = f"{status}, filled {filled_now} remaining {remaining_now} avg {avg_now}"
+            self._event(key, "status", detail + (f"; {reason}" if reason else ""))
+        return True
+
+    def note(self, key: str, kind: str, detail: str = "") -> None:
+        """An event with no state change (an IB warning, a failed cancel, a modify sent)."""
+        with self._tx():
+            self._event(key, kind, detail)
+
+    # ---- executions and commissions ---------------------------------------------------------
+
+    def record_execution(self, rec: ExecutionRecord, key: str | None) -> bool:
+        """Upsert one execution by execId; returns True if it was new. Corrections supersede."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM executions WHERE exec_id = ?", (rec.exec_id,)).fetchone():
+                return False
+            db.execute(
+                "INSERT INTO executions (exec_id, base_id, key, order_id, perm_id, client_id, "
+                "account, con_id, side, shares, price, time, order_ref, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    rec.exec_id, rec.base_id, key, rec.order_id, rec.perm_id, rec.client_id,
+                    rec.account, rec.con_id, rec.side, rec.shares, rec.price,
+                    rec.time.astimezone(UTC).isoformat(), rec.order_ref, now_text(),
+                ),
+            )  # fmt: skip
+            family = [
+                r["exec_id"]
+                for r in db.execute(
+                    "SELECT exec_id FROM executions WHERE base_id = ?", (rec.base_id,)
+                )
+            ]
+            latest = max(family, key=exec_revision)
+            db.execute(
+                "UPDATE executions SET superseded_by = CASE WHEN exec_id = ? THEN NULL ELSE ? END "
+                "WHERE base_id = ?",
+                (latest, latest, rec.base_id),
+            )
+            pending = db.execute(
+                "DELETE FROM pending_commissions WHERE exec_id = ? RETURNING *", (rec.exec_id,)
+            ).fetchone()
+            if pending is not None:
+                self._set_commission(rec.exec_id, key, *tuple(pending)[1:])
+            if key is not None:
+                note = f" (corrects {', '.join(e for e in family if e != latest)})"
+                self._event(
+                    key,
+                    "fill",
+                    f"{rec.side} {rec.shares:g} @ {rec.price:g} {rec.account} exec {rec.exec_id}"
+                    + (note if len(family) > 1 and latest == rec.exec_id else ""),
+                )
+        return True
+
+    def record_commission(
+        self, exec_id: str, commission: float, currency: str, realized_pnl: float | None
+    ) -> bool:
+        """Join a commission to its execution (kept aside until the execution arrives)."""
+        with self._tx() as db:
+            found = db.execute(
+                "SELECT key, commission, commission_currency, realized_pnl FROM executions "
+                "WHERE exec_id = ?",
+                (exec_id,),
+            ).fetchone()
+            if found is None:
+                db.execute(
+                    "INSERT OR REPLACE INTO pending_commissions VALUES (?, ?, ?, ?)",
+                    (exec_id, commission, currency, realized_pnl),
+                )
+                return True
+            if tuple(found)[1:] == (commission, currency, realized_pnl):
+                return False
+            self._set_commission(exec_id, found["key"], commission, currency, realized_pnl)
+        return True
+
+    def _set_commission(
+        self, exec_id: str, key: str | None, commission: float, currency: str, pnl: float | None
+    ) -> None:
+        self._db.execute(
+            "UPDATE executions SET commission = ?, commission_currency = ?, realized_pnl = ? "
+            "WHERE exec_id = ?",
+            (commission, currency, pnl, exec_id),
+        )
+        if key is not None:
+            self._event(key, "commission", f"{commission:g} {currency} exec {exec_id}")
+
+    def executions(self, key: str | None = None) -> list[dict[str, Any]]:
+        query, args = "SELECT * FROM executions", ()
+        if key is not None:
+            query, args = query + " WHERE key = ?", (key,)
+        return [dict(r) for r in self._db.execute(query + " ORDER BY time, exec_id", args)]
+
+    # ---- positions baseline and differences -------------------------------------------------
+
+    def baseline(self) -> dict[tuple[str, int], float] | None:
+        """Positions at the journal's first reconcile, or None before it."""
+        if self._db.execute("SELECT 1 FROM meta WHERE name = 'baseline_at'").fetchone() is None:
+            return None
+        rows = self._db.execute("SELECT account, con_id, position FROM baseline")
+        return {(r["account"], r["con_id"]): r["position"] for r in rows}
+
+    def set_baseline(self, positions: dict[tuple[str, int], float]) -> None:
+        """Fix the starting positions; every execution journaled so far is already in them."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO baseline VALUES (?, ?, ?)",
+                [(a, c, q) for (a, c), q in positions.items()],
+            )
+            db.execute("UPDATE executions SET in_baseline = 1")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('baseline_at', ?)", (now_text(),))
+
+    def record_difference(
+        self,
+        kind: str,
+        subject: str,
+        detail: str,
+        key: str | None = None,
+        account: str | None = None,
+        con_id: int | None = None,
+    ) -> None:
+        """A disagreement with the gateway, kept (and re-dated when seen again), never hidden."""
+        at = now_text()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO differences VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (kind, subject) DO UPDATE SET detail = excluded.detail, "
+                "last_seen = excluded.last_seen",
+                (kind, subject, key, account, con_id, detail, at, at),
+            )
+            if key is not None:
+                self._event(key, f"difference {kind}", detail)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for health reports: intents per state, fills, fills awaiting commission."""
+        states = dict.fromkeys(STATES, 0)
+        for r in self._db.execute("SELECT state, count(*) n FROM intents GROUP BY state"):
+            states[r["state"]] = r["n"]
+        fills, waiting = self._db.execute(
+            "SELECT count(*), count(*) - count(commission) FROM executions"
+        ).fetchone()
+        differences = self._db.execute("SELECT count(*) FROM differences").fetchone()[0]
+        return {
+            "intents": states,
+            "fills": fills,
+            "fills_without_commission": waiting,
+            "differences": differences,
+        }
+
+    def differences(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._db.execute("SELECT * FROM differences ORDER BY first_seen")]
+
+
+def _intent_row(r: sqlite3.Row) -> IntentRow:
+    return IntentRow(
+        key=r["key"],
+        intent=OrderIntent.from_json(r["intent"]),
+        state=r["state"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        order_id=r["order_id"],
+        client_id=r["client_id"],
+        perm_id=r["perm_id"],
+        modification=json.loads(r["modification"]) if r["modification"] else None,
+        modification_state=r["modification_state"],
+        cancel_requested=bool(r["cancel_requested"]),
+        reason=r["reason"],
+        status=r["status"],
+        filled=r["filled"],
+        remaining=r["remaining"],
+        avg_fill_price=r["avg_fill_price"],
+    )

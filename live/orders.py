@@ -1,0 +1,295 @@
+"""The order manager: the only code that sends orders, and the journal's link to the gateway.
+
+Why the journal comes first: an intent is marked `sending` with its order id and committed
+BEFORE `placeOrder`, so a crash at any instant leaves either an intent that was never sent
+(`new`) or one that reconciliation can look up by its key (the orderRef IB keeps) and adopt. A
+restarted service therefore never sends an order twice and never loses one. Every state
+change, fill and commission ib_async reports is written to the journal as it arrives; a sweep
+of ib_async's fills on every pump catches any that no event announced (commissions that come
+late for fills known only from reqExecutions). Nothing is sent until `reconcile` has run on
+the current connection.
+
+The service calls `attach` once, `reconcile` after every (re)connect, `pump` every ~100 ms
+while connected, and `export` now and then; users write intents through `live.api`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from ib_async import IB, Contract, Fill, Order, Trade
+from ib_async.util import UNSET_DOUBLE
+
+from ibkr import errors
+from live import reconcile as rec
+from live.export import export_journal
+from live.journal import IntentRow, Journal
+from live.safety import OrderLimits, OrderRefused, TradingMode, check
+
+log = logging.getLogger("ibw.live.orders")
+DETAILS_TIMEOUT = 10.0
+WARNINGS = frozenset({105, 110, 165, 321, 329, 399, 404, 434, 492, 10167, 2109, 2137})
+DEAD_ON_ARRIVAL = frozenset({103})  # the gateway refused the id: the order never existed
+MODIFY_FAILED = frozenset({104, 105, 110, 321, 329, 2102})
+CANCEL_FAILED = frozenset({135, 161, 10147, 10148})
+
+
+class OrderManager:
+    """Sends journaled intents, journals everything the gateway says about them (see module)."""
+
+    def __init__(
+        self,
+        ib: IB,
+        journal: Journal,
+        limits: OrderLimits,
+        mode: TradingMode,
+        reference_price: Callable[[int], float | None],
+    ) -> None:
+        self.ib = ib
+        self.journal = journal
+        self.limits = limits
+        self.mode = mode
+        self.reference_price = reference_price
+        self.reconciled = False  # on the current connection; nothing is sent before
+        self._reconcile_lock = asyncio.Lock()
+        self._pumping = False
+        self._local_status = False  # ib_async's own status guesses (cancelOrder) are not IB's
+        self._multipliers: dict[int, float] = {}
+        self._session_reset()
+
+    def _session_reset(self) -> None:
+        """What was sent on a connection is forgotten with it; the journal remembers the rest."""
+        self._modifies_sent: dict[str, str] = {}
+        self._cancels_sent: set[str] = set()
+        self._commissions_done: set[str] = set()
+
+    # ---- ib_async events ------------------------------------------------------------------
+
+    def attach(self) -> None:
+        ib = self.ib
+        ib.openOrderEvent += self._on_open_order
+        ib.orderStatusEvent += self._on_status
+        ib.execDetailsEvent += self._on_fill
+        ib.commissionReportEvent += self._on_commission
+        ib.errorEvent += self._on_error
+        ib.disconnectedEvent += self._on_disconnected
+
+    def detach(self) -> None:
+        ib = self.ib
+        ib.openOrderEvent -= self._on_open_order
+        ib.orderStatusEvent -= self._on_status
+        ib.execDetailsEvent -= self._on_fill
+        ib.commissionReportEvent -= self._on_commission
+        ib.errorEvent -= self._on_error
+        ib.disconnectedEvent -= self._on_disconnected
+
+    def _on_disconnected(self) -> None:
+        self.reconciled = False
+        self._session_reset()
+
+    def _key(self, order: Order) -> str | None:
+        return self.journal.key_for(order.orderRef, order.permId, order.clientId, order.orderId)
+
+    def _on_open_order(self, trade: Trade) -> None:
+        key = self._key(trade.order)
+        if key is None:
+            return
+        self.journal.record_status(key, **rec.order_status_args(trade))
+        row = self.journal.get(key)
+        if row.modification_state == "pending" and _holds(trade.order, row):
+            self.journal.set_modification_state(key, "applied", _describe(trade.order))
+
+    def _on_status(self, trade: Trade) -> None:
+        if self._local_status or (trade.log and trade.log[-1].errorCode):
+            return  # ib_async's guess after an error or a cancel; IB's own word follows
+        key = self._key(trade.order)
+        if key is not None:
+            self.journal.record_status(key, **rec.order_status_args(trade))
+
+    def _on_fill(self, trade: Trade, fill: Fill) -> None:
+        rec.record_fill(self.journal, fill)
+
+    def _on_commission(self, trade: Trade, fill: Fill, report: object) -> None:
+        if rec.record_commission(self.journal, fill):
+            self._commissions_done.add(fill.execution.execId)
+
+    def _on_error(self, req_id: int, code: int, text: str, contract: object) -> None:
+        if req_id <= 0:
+            return
+        key = self.journal.key_for("", 0, self.ib.client.clientId, req_id)
+        if key is None:
+            return
+        row = self.journal.get(key)
+        sentence = str(errors.from_ib(code, text, subject=f"order {key}"))
+        if code in DEAD_ON_ARRIVAL and row.state == "sending" and not row.perm_id:
+            self.journal.requeue(key, sentence)
+        elif code == 202:
+            self.journal.record_status(key, "Cancelled", reason=sentence)
+        elif code in MODIFY_FAILED and key in self._modifies_sent:
+            del self._modifies_sent[key]
+            if code != 2102:  # 2102: still being processed; the next pump tries again
+                self.journal.set_modification_state(key, "failed", sentence)
+        elif code in CANCEL_FAILED or code in WARNINGS or 2100 <= code < 2200:
+            self.journal.note(key, "warning" if code in WARNINGS else "error", sentence)
+        elif row.state in ("sending", "working") and row.status in (None, "PendingSubmit"):
+            self.journal.record_status(key, "Inactive", reason=sentence, final=True)
+        else:
+            self.journal.note(key, "error", sentence)
+
+    # ---- reconcile, pump, export ------------------------------------------------------------
+
+    async def reconcile(self) -> rec.Reconciliation:
+        """Adopt the gateway's state before anything is sent (see live.reconcile)."""
+        self.reconciled = False
+        async with self._reconcile_lock:
+            result = await rec.reconcile(self.ib, self.journal)
+            self.reconciled = self.ib.isConnected()
+            return result
+
+    async def pump(self) -> None:
+        """Send new intents, modifications and cancels; journal any fill no event announced."""
+        if not self.reconciled or self._pumping or not self.ib.isConnected():
+            return
+        self._pumping = True
+        try:
+            for row in self.journal.intents(("new",)):
+                await self._send(row)
+            for row in self.journal.intents(("working",)):
+                if row.cancel_requested:
+                    self._cancel(row)
+                elif row.modification_state == "pending":
+                    self._modify(row)
+            self._sweep_fills()
+        finally:
+            self._pumping = False
+
+    def export(self, home: Path) -> None:
+        """The journal's orders, fills and differences into the warehouse (any thread)."""
+        with Journal(self.journal.path) as journal:
+            export_journal(journal, home)
+
+    # ---- sending ---------------------------------------------------------------------------
+
+    async def _send(self, row: IntentRow) -> None:
+        key, intent = row.key, row.effective
+        if row.cancel_requested:
+            self.journal.finish(key, "cancelled before it was sent")
+            return
+        parent_id = 0
+        if intent.parent_key:
+            parent = self.journal.get(intent.parent_key)
+            if parent.state in ("new", "sending") and not parent.order_id:
+                return  # the parent goes first
+            if parent.state in ("refused", "done") or not parent.order_id:
+                self._refuse(key, f"its parent order {parent.key} is {parent.state}", "")
+                return
+            parent_id = parent.order_id
+        try:
+            multiplier = await self._multiplier(intent.con_id)
+            price = self.reference_price(intent.con_id)
+            check(intent, self.ib.managedAccounts(), price, self.limits, self.mode, multiplier)
+        except OrderRefused as exc:
+            self.journal.refuse(key, str(exc))
+            log.warning("%s", exc)
+            return
+        except (TimeoutError, ConnectionError):
+            return  # no answer about the contract yet: the next pump tries again
+        if not self.reconciled or not self.ib.isConnected():
+            return  # the connection changed while we asked
+        client_id = self.ib.client.clientId
+        order_id = self.ib.client.getReqId()
+        self.journal.mark_sending(key, order_id, client_id)
+        self.ib.placeOrder(intent.to_contract(), intent.to_order(order_id, parent_id))
+
+    def _refuse(self, key: str, cause: str, fix: str) -> None:
+        refused = OrderRefused(
+            cause, fix or "submit it again under a new key", subject=f"order {key}"
+        )
+        self.journal.refuse(key, str(refused))
+        log.warning("%s", refused)
+
+    async def _multiplier(self, con_id: int) -> float:
+        """The contract's multiplier for the notional check; an unknown conId is refused."""
+        if con_id not in self._multipliers:
+            details = await asyncio.wait_for(
+                self.ib.reqContractDetailsAsync(Contract(conId=con_id)), DETAILS_TIMEOUT
+            )
+            if not details:
+                raise OrderRefused(
+                    f"IB knows no contract with conId {con_id}", "check the conId", code=200
+                )
+            self._multipliers[con_id] = float(details[0].contract.multiplier or 1) or 1.0
+        return self._multipliers[con_id]
+
+    def _modify(self, row: IntentRow) -> None:
+        wanted = repr(sorted((row.modification or {}).items()))
+        if self._modifies_sent.get(row.key) == wanted:
+            return
+        if row.client_id != self.ib.client.clientId:
+            self.journal.set_modification_state(
+                row.key, "failed", f"placed by client {row.client_id}; only it can modify it"
+            )
+            return
+        trade = self.ib.wrapper.trades.get((row.client_id, row.order_id))
+        if trade is not None and trade.isDone():
+            return  # its final status is on the way
+        intent = row.effective
+        parent = self.journal.find(intent.parent_key) if intent.parent_key else None
+        order = intent.to_order(row.order_id, parent.order_id or 0 if parent else 0)
+        order.permId = row.perm_id or 0
+        self._modifies_sent[row.key] = wanted
+        self.journal.note(row.key, "modify sent", _describe(order))
+        self.ib.placeOrder(intent.to_contract(), order)
+
+    def _cancel(self, row: IntentRow) -> None:
+        if row.key in self._cancels_sent:
+            return
+        self._cancels_sent.add(row.key)
+        trade = self.ib.wrapper.trades.get((row.client_id, row.order_id))
+        order = (
+            trade.order
+            if trade is not None
+            else Order(orderId=row.order_id, clientId=row.client_id, permId=row.perm_id or 0)
+        )
+        self.journal.note(row.key, "cancel sent", f"order id {row.order_id}")
+        self._local_status = True
+        try:
+            self.ib.cancelOrder(order)
+        finally:
+            self._local_status = False
+
+    def _sweep_fills(self) -> None:
+        """Fills and late commissions ib_async holds but announced to no handler."""
+        for fill in self.ib.fills():
+            exec_id = fill.execution.execId
+            if exec_id in self._commissions_done:
+                continue
+            rec.record_fill(self.journal, fill)
+            if fill.commissionReport.execId == exec_id:
+                self._commissions_done.add(exec_id)
+
+
+def _holds(order: Order, row: IntentRow) -> bool:
+    """Does the gateway's order carry the modification the journal asks for?"""
+    wanted = row.modification or {}
+    have = {
+        "quantity": order.totalQuantity,
+        "limit_price": order.lmtPrice,
+        "aux_price": order.auxPrice,
+    }
+    return all(
+        have[k] not in (None, UNSET_DOUBLE) and abs(float(have[k]) - v) < 1e-9
+        for k, v in wanted.items()
+    )
+
+
+def _describe(order: Order) -> str:
+    prices = [
+        f"{name} {value:g}"
+        for name, value in (("limit", order.lmtPrice), ("aux", order.auxPrice))
+        if value not in (None, UNSET_DOUBLE)
+    ]
+    return " ".join([f"{order.action} {order.totalQuantity:g} {order.orderType}", *prices])
