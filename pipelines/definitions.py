@@ -9,6 +9,13 @@ import dagster as dg
 
 from assets.bars import build_bars_asset
 from assets.contracts import contracts
+from assets.live import (
+    LIVE_SPECS,
+    live_compaction,
+    live_compaction_daily,
+    live_compaction_job,
+    live_observer,
+)
 from assets.option_chains import option_chains
 from assets.resources import IBResource, SnapshotResource, UniverseResource, WarehouseResource
 from assets.snapshots import account_snapshot, fills_job, snapshot_job
@@ -29,10 +36,14 @@ def resources() -> dict[str, dg.ConfigurableResource]:
 bars = build_bars_asset(UniverseResource.from_env().load().bars)
 
 defs = dg.Definitions(
-    assets=[contracts, option_chains, bars, account_snapshot],
-    jobs=[snapshot_job, fills_job],
-    sensors=[build_backfill_sensor(bars)],
-    schedules=[build_snapshot_schedule(SnapshotResource.from_env().region), build_fills_schedule()],
+    assets=[contracts, option_chains, bars, account_snapshot, *LIVE_SPECS, live_compaction],
+    jobs=[snapshot_job, fills_job, live_compaction_job],
+    sensors=[build_backfill_sensor(bars), live_observer],
+    schedules=[
+        build_snapshot_schedule(SnapshotResource.from_env().region),
+        build_fills_schedule(),
+        live_compaction_daily,
+    ],
     resources=resources(),
     executor=dg.in_process_executor,  # one process, one IB connection per run
 )

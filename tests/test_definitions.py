@@ -24,6 +24,11 @@ def test_code_location_loads_every_asset_check_and_resource():
         "option_chains",
         "bars",
         *DATASETS,
+        "live_ticks",
+        "live_bars",
+        "live_orders",
+        "live_fills",
+        "live_compaction",
     }
     checks = {k.name for k in graph.asset_check_keys}
     assert checks == {
@@ -35,7 +40,7 @@ def test_code_location_loads_every_asset_check_and_resource():
         "bars_ohlc_sane",
     }
     assert set(defs.resources) == {"ib", "warehouse", "universe", "snapshot"}
-    [sensor] = defs.sensors
+    sensor, _ = defs.sensors  # the other one observes the live datasets (tests/test_live_assets)
     assert sensor.name == "bars_backfill"
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     schedules = {s.name: s for s in defs.schedules}

@@ -21,7 +21,7 @@ import secrets
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -187,6 +187,24 @@ def read_day(home: Path, dataset: str, day: date, columns: list[str] | None = No
         return pl.DataFrame(schema={c: stored[c] for c in columns})
     frames = [pl.read_parquet(f, columns=columns, hive_partitioning=False) for f in files]
     return pl.concat(frames).cast({c: stored[c] for c in columns})
+
+
+@dataclass(frozen=True)
+class DaySummary:
+    """What a live dataset holds for one day, as stored (for the Dagster observer)."""
+
+    files: int
+    rows: int
+    newest: datetime | None  # the latest `time`
+
+
+def summarize_day(home: Path, dataset: str, day: date) -> DaySummary:
+    files = day_files(home, dataset, day)
+    if not files:
+        return DaySummary(0, 0, None)
+    scan = pl.concat([pl.scan_parquet(f, hive_partitioning=False).select("time") for f in files])
+    rows, newest = scan.select(pl.len(), pl.col("time").max()).collect().row(0)
+    return DaySummary(len(files), int(rows), newest)
 
 
 def stored_bar_times(home: Path, day: date) -> dict[int, set[int]]:
