@@ -229,7 +229,7 @@ def test_a_refused_intent_is_journaled_refused(journal: Journal) -> None:
 # ---- export --------------------------------------------------------------------------------
 
 
-def test_export_writes_day_partitions_and_a_rerun_replaces(journal: Journal, tmp_path: Path) -> None:
+def test_export_writes_days_and_a_rerun_replaces(journal: Journal, tmp_path: Path) -> None:
     journal.submit(intent())
     journal.mark_sending("k1", 5, 9)
     journal.record_execution(fill("x.1.01"), "k1")
