@@ -1,0 +1,295 @@
+"""`ibw order place|cancel|modify|list|status`: orders through the journal, one line each.
+
+These commands only write intents, cancels and modifications into the order journal (and read
+it back); the running `ibw live` service is the only process that talks to the gateway, and
+sends what they wrote within a fraction of a second. A symbol is resolved to its conId through
+the warehouse's security master; `--con-id` skips the lookup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from ibkr.errors import one_sentence
+from ibkr.exceptions import IBWError
+from live.api import cancel, modify, status, submit
+from live.intents import ORDER_TYPES, OrderIntent
+from live.journal import IntentRow, Journal
+from live.safety import is_paper_account
+from warehouse.layout import home as default_home
+from warehouse.parquet import read_dataset
+
+OPEN_STATES = ("new", "sending", "working")
+
+
+class OrderCommandError(IBWError):
+    """A command line that cannot become an order (unknown symbol, no account)."""
+
+
+def add_order_commands(commands: argparse._SubParsersAction) -> None:
+    """Register `order` and its subcommands on the `ibw` subcommands."""
+    order = commands.add_parser("order", help="place, modify and cancel orders (via `ibw live`)")
+    order.add_argument("--home", default=str(default_home()), help="warehouse ($IBW_HOME)")
+    sub = order.add_subparsers(dest="order_command", required=True)
+
+    place = sub.add_parser(
+        "place", help="journal a new order: SYMBOL QUANTITY, or QUANTITY --con-id"
+    )
+    place.add_argument("words", nargs="+", metavar="SYMBOL QUANTITY")
+    place.add_argument("--con-id", type=int, help="the contract's IB conId (skips the symbol)")
+    place.add_argument("--action", choices=["BUY", "SELL"], type=str.upper, default="BUY")
+    place.add_argument("--type", dest="order_type", default="MKT", type=str.upper,
+                       help=f"one of {', '.join(sorted(ORDER_TYPES))}")  # fmt: skip
+    place.add_argument("--limit", type=float, help="limit price")
+    place.add_argument("--aux", type=float, help="stop, trigger or trailing amount")
+    place.add_argument("--trailing-percent", type=float)
+    place.add_argument("--tif", default="DAY", type=str.upper, help="DAY, GTC or IOC")
+    place.add_argument("--outside-rth", action="store_true")
+    place.add_argument("--exchange", help="default SMART for stocks, else the listing exchange")
+    place.add_argument("--account", help="default $IBW_ACCOUNT or the only paper account")
+    place.add_argument("--algo", default="", help="Adaptive, Vwap or Twap")
+    place.add_argument("--algo-param", action="append", default=[], metavar="K=V")
+    place.add_argument("--fa-group", default="")
+    place.add_argument("--fa-method", default="")
+    place.add_argument("--key", help="the order's unique key (default: generated)")
+    place.set_defaults(run=_place)
+
+    cancel_cmd = sub.add_parser("cancel", help="ask for an order to be cancelled")
+    cancel_cmd.add_argument("key")
+    cancel_cmd.set_defaults(run=_cancel)
+
+    modify_cmd = sub.add_parser("modify", help="new quantity or prices for a working order")
+    modify_cmd.add_argument("key")
+    modify_cmd.add_argument("--quantity", type=float)
+    modify_cmd.add_argument("--limit", type=float)
+    modify_cmd.add_argument("--aux", type=float)
+    modify_cmd.set_defaults(run=_modify)
+
+    list_cmd = sub.add_parser("list", help="the journal's orders")
+    list_cmd.add_argument("--open", action="store_true", help="only orders not finished")
+    list_cmd.set_defaults(run=_list)
+
+    status_cmd = sub.add_parser("status", help="one order: state, events, fills, commissions")
+    status_cmd.add_argument("key")
+    status_cmd.set_defaults(run=_status)
+
+
+def _guarded(fn):
+    """Every order command ends in one sentence and exit code 1 on failure, never a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            fn(args, Path(args.home).resolve(), Console(soft_wrap=True))
+        except Exception as exc:
+            Console(stderr=True, soft_wrap=True).print(
+                f"[red]ibw order {args.order_command}:[/red] {one_sentence(exc)}", markup=True
+            )
+            return 1
+        return 0
+
+    return run
+
+
+@_guarded
+def _place(args: argparse.Namespace, home: Path, out: Console) -> None:
+    words = list(args.words)
+    expected = 1 if args.con_id else 2
+    if len(words) != expected:
+        raise OrderCommandError(
+            f"expected {'QUANTITY' if args.con_id else 'SYMBOL QUANTITY'}, got {' '.join(words)!r}",
+            "e.g. `ibw order place AAPL 10 --type LMT --limit 180` or `--con-id 265598 10`",
+        )
+    try:
+        quantity = float(words[-1])
+    except ValueError:
+        raise OrderCommandError(
+            f"quantity {words[-1]!r} is not a number", "give the quantity after the symbol"
+        ) from None
+    con_id, exchange, label = _contract(home, args.con_id, words[0] if not args.con_id else "")
+    params = []
+    for pair in args.algo_param:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise OrderCommandError(
+                f"algo parameter {pair!r} is not K=V", "write e.g. maxPctVol=0.1"
+            )
+        params.append((name, value))
+    intent = OrderIntent(
+        key=args.key or _new_key(),
+        account=_account(home, args.account, bool(args.fa_group)),
+        con_id=con_id,
+        exchange=args.exchange or exchange,
+        action=args.action,
+        quantity=quantity,
+        order_type=args.order_type,
+        limit_price=args.limit,
+        aux_price=args.aux,
+        trailing_percent=args.trailing_percent,
+        tif=args.tif,
+        outside_rth=args.outside_rth,
+        algo=args.algo,
+        algo_params=tuple(params),
+        fa_group=args.fa_group,
+        fa_method=args.fa_method,
+    )
+    row = submit(intent, home)
+    where = f"group {intent.fa_group}" if intent.fa_group else intent.account
+    out.print(
+        f"Order {row.key} journaled ({row.state}): {_summary(intent)} {label} on {where}; "
+        "the running `ibw live` service sends it."
+    )
+
+
+@_guarded
+def _cancel(args: argparse.Namespace, home: Path, out: Console) -> None:
+    row = cancel(args.key, home)
+    if row.state in ("refused", "done"):
+        out.print(
+            f"Order {row.key} is already {row.state} ({row.status or 'never sent'}); "
+            "nothing to cancel."
+        )
+    else:
+        out.print(f"Order {row.key}: cancel requested; the running `ibw live` service sends it.")
+
+
+@_guarded
+def _modify(args: argparse.Namespace, home: Path, out: Console) -> None:
+    row = modify(args.key, args.quantity, args.limit, args.aux, home)
+    out.print(
+        f"Order {row.key}: modification to {_summary(row.effective)} requested; "
+        "the running `ibw live` service sends it."
+    )
+
+
+@_guarded
+def _list(args: argparse.Namespace, home: Path, out: Console) -> None:
+    with Journal.open(home) as journal:
+        rows = journal.intents(OPEN_STATES if args.open else None)
+    table = Table()
+    for column in ("key", "state", "status", "order", "account", "filled", "avg price", "updated"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r.key, r.state, r.status or "", _summary(r.effective),
+            r.intent.account or r.intent.fa_group, _num(r.filled), _num(r.avg_fill_price),
+            r.updated_at[:19],
+        )  # fmt: skip
+    out.print(table)
+    out.print(f"{len(rows)} {'open ' if args.open else ''}order{'' if len(rows) == 1 else 's'}.")
+
+
+@_guarded
+def _status(args: argparse.Namespace, home: Path, out: Console) -> None:
+    found = status(args.key, home)
+    row: IntentRow = found["order"]
+    out.print(
+        f"Order {row.key}: {row.state}, IB status {row.status or '-'}, {_summary(row.effective)}, "
+        f"filled {_num(row.filled) or 0}, avg {_num(row.avg_fill_price) or '-'}, "
+        f"order id {row.order_id or '-'}, permId {row.perm_id or '-'}"
+        + (f"; {row.reason}" if row.reason else "")
+    )
+    events = Table(title="events")
+    for column in ("at", "event", "detail"):
+        events.add_column(column)
+    for e in found["events"]:
+        events.add_row(e["at"][:23], e["kind"], e["detail"])
+    out.print(events)
+    fills = Table(title="fills")
+    for column in ("exec id", "time", "account", "side", "shares", "price", "commission", "note"):
+        fills.add_column(column)
+    for f in found["fills"]:
+        commission = (
+            f"{f['commission']:g} {f['commission_currency']}"
+            if f["commission"] is not None
+            else "pending"
+        )
+        note = f"corrected by {f['superseded_by']}" if f["superseded_by"] else ""
+        fills.add_row(
+            f["exec_id"], f["time"][:19], f["account"], f["side"], _num(f["shares"]),
+            _num(f["price"]), commission, note,
+        )  # fmt: skip
+    out.print(fills)
+
+
+def _summary(intent: OrderIntent) -> str:
+    prices = [
+        f"{n} {v:g}" for n, v in (("limit", intent.limit_price), ("aux", intent.aux_price)) if v
+    ]
+    return " ".join([intent.action, f"{intent.quantity:g}", intent.order_type, *prices, intent.tif])
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _new_key() -> str:
+    return f"ibw-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _contract(home: Path, con_id: int | None, symbol: str) -> tuple[int, str, str]:
+    """(conId, exchange, label) from the security master's current versions."""
+    master = read_dataset(home, "security_master")
+    current = master.filter(pl.col("valid_to").is_null()) if master.width else master
+    if con_id:
+        found = current.filter(pl.col("con_id") == con_id) if current.width else current
+        if found.height:
+            return con_id, _exchange(found.row(0, named=True)), found["symbol"][0]
+        return con_id, "SMART", f"conId {con_id}"
+    wanted = symbol.upper()
+    found = (
+        current.filter((pl.col("symbol") == wanted) | (pl.col("local_symbol") == wanted))
+        if current.width
+        else current
+    )
+    if found.height == 0:
+        raise OrderCommandError(
+            f"{symbol} is not in the security master",
+            "materialize the contracts (`ibw demo` or Dagster) or give --con-id",
+        )
+    if found.height > 1:
+        stocks = found.filter(pl.col("sec_type") == "STK")
+        if stocks.height != 1:
+            choices = ", ".join(
+                f"{r['local_symbol']} {r['sec_type']} {r['con_id']}"
+                for r in found.iter_rows(named=True)
+            )
+            raise OrderCommandError(
+                f"{symbol} matches several contracts ({choices})", "give --con-id"
+            )
+        found = stocks
+    row = found.row(0, named=True)
+    return (
+        int(row["con_id"]),
+        _exchange(row),
+        f"{row['local_symbol'] or row['symbol']} ({row['con_id']})",
+    )
+
+
+def _exchange(row: dict) -> str:
+    return "SMART" if row["sec_type"] == "STK" else row["exchange"] or "SMART"
+
+
+def _account(home: Path, given: str | None, allocation: bool) -> str:
+    """--account, else $IBW_ACCOUNT, else the one paper account the warehouse has seen."""
+    if given or os.environ.get("IBW_ACCOUNT"):
+        return given or os.environ["IBW_ACCOUNT"]
+    if allocation:
+        return ""
+    seen = read_dataset(home, "account_summary")
+    accounts = sorted(set(seen["account"].to_list())) if "account" in seen.columns else []
+    paper = [a for a in accounts if is_paper_account(a)]
+    if len(paper) == 1:
+        return paper[0]
+    raise OrderCommandError(
+        "no account was given"
+        + (f" and the warehouse knows {len(paper)} paper accounts" if paper else ""),
+        "give --account or set IBW_ACCOUNT",
+    )
