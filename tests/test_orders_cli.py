@@ -1,0 +1,116 @@
+"""`ibw order`: intents go into the journal, status reads it back, errors are one sentence."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from live.journal import ExecutionRecord, Journal
+from pipelines.cli import main
+from warehouse.parquet import write_partition
+
+AAPL, ES = 265598, 495202409
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A warehouse with two contracts in the security master and one paper account seen."""
+    monkeypatch.delenv("IBW_ACCOUNT", raising=False)
+    home = tmp_path / "ibw"
+    master = pl.DataFrame(
+        {
+            "con_id": [AAPL, ES],
+            "symbol": ["AAPL", "ES"],
+            "local_symbol": ["AAPL", "ESU4"],
+            "sec_type": ["STK", "FUT"],
+            "exchange": ["SMART", "CME"],
+            "valid_to": pl.Series([None, None], dtype=pl.Datetime("us", "UTC")),
+        }
+    )
+    write_partition(home, "security_master", master)
+    summary = pl.DataFrame({"account": ["DU123456"], "tag": ["NetLiquidation"]})
+    write_partition(home, "account_summary", summary, {"snapshot_date": "2024-07-10"})
+    return home
+
+
+def ibw(home: Path, *args: str) -> int:
+    return main(["order", "--home", str(home), *args])
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_place_resolves_the_symbol_and_journals_the_intent(home: Path, capsys) -> None:
+    assert ibw(home, "place", "AAPL", "10", "--type", "lmt", "--limit", "180", "--key", "k1") == 0
+    out = lines(capsys.readouterr().out)
+    assert len(out) == 1 and "Order k1 journaled (new)" in out[0] and "AAPL (265598)" in out[0]
+    with Journal.open(home) as journal:
+        intent = journal.get("k1").intent
+    assert (intent.con_id, intent.account, intent.exchange) == (AAPL, "DU123456", "SMART")
+    assert (intent.order_type, intent.limit_price, intent.action) == ("LMT", 180.0, "BUY")
+
+
+def test_futures_route_to_their_exchange_and_algo_params_parse(home: Path) -> None:
+    args = ["place", "ESU4", "1", "--action", "sell", "--algo", "Adaptive"]
+    assert ibw(home, *args, "--algo-param", "adaptivePriority=Urgent", "--key", "f1") == 0
+    with Journal.open(home) as journal:
+        intent = journal.get("f1").intent
+    assert (intent.con_id, intent.exchange, intent.action) == (ES, "CME", "SELL")
+    assert intent.algo_params == (("adaptivePriority", "Urgent"),)
+
+
+def test_placing_the_same_key_twice_is_idempotent(home: Path, capsys) -> None:
+    for _ in range(2):
+        assert ibw(home, "place", "--con-id", str(AAPL), "5", "--key", "same") == 0
+    assert ibw(home, "place", "--con-id", str(AAPL), "6", "--key", "same") == 1
+    err = capsys.readouterr().err
+    assert "already used by a different order" in err and len(lines(err)) == 1
+
+
+def test_modify_cancel_list_and_status(home: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("IBW_ACCOUNT", "DU999")
+    ibw(home, "place", "AAPL", "10", "--type", "LMT", "--limit", "170", "--key", "k2")
+    assert ibw(home, "modify", "k2", "--limit", "171.5") == 0
+    assert ibw(home, "list", "--open") == 0
+    assert ibw(home, "cancel", "k2") == 0
+    with Journal.open(home) as journal:
+        journal.mark_sending("k2", 5, 1)
+        journal.record_status("k2", "Submitted", 0, 10, perm_id=99)
+        fill = ExecutionRecord("e.1.01", "DU999", AAPL, "BOT", 4, 171.5, datetime.now(UTC))
+        journal.record_execution(fill, "k2")
+        journal.record_commission("e.1.01", 1.0, "USD", 0.0)
+    capsys.readouterr()
+    assert ibw(home, "status", "k2") == 0
+    out = capsys.readouterr().out
+    assert "Order k2: working, IB status Submitted" in out and "limit 171.5" in out
+    for words in ("modify requested", "cancel requested", "e.1.01", "1 USD"):
+        assert words in out
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["place", "NOPE", "1"], "NOPE is not in the security master"),
+        (["place", "AAPL", "ten"], "quantity 'ten' is not a number"),
+        (["place", "AAPL", "1", "--type", "STP"], "needs an aux"),
+        (["place", "AAPL", "1", "--algo-param", "x"], "is not K=V"),
+        (["cancel", "missing"], "no order with this key"),
+        (["modify", "missing", "--limit", "1"], "no order with this key"),
+        (["status", "missing"], "no order with this key"),
+    ],
+)
+def test_errors_are_one_sentence_and_exit_1(home: Path, capsys, args, words) -> None:
+    assert ibw(home, *args) == 1
+    captured = capsys.readouterr()
+    assert words.lower() in captured.err.lower() and len(lines(captured.err)) == 1
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_no_account_and_several_paper_accounts_is_an_error(tmp_path: Path, capsys) -> None:
+    home = tmp_path / "empty"
+    assert ibw(home, "place", "--con-id", str(AAPL), "1") == 1
+    assert "give --account or set IBW_ACCOUNT" in capsys.readouterr().err
