@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from live.journal import Journal
+from live.ledger import ExecutionRow
 from warehouse import layout
 from warehouse.catalog import refresh_catalog
 from warehouse.live_orders import MODELS, write_live_dataset
@@ -33,9 +34,7 @@ def export_journal(journal: Journal, home: Path) -> dict[str, int]:
         "live_fills": [{**_fill(e), **lineage} for e in journal.executions()],
         "live_differences": [{**_difference(d), **lineage} for d in journal.differences()],
     }
-    is_new = any(
-        rows[d] and not layout.data_files(layout.dataset_dir(home, d)) for d in MODELS
-    )
+    is_new = any(rows[d] and not layout.data_files(layout.dataset_dir(home, d)) for d in MODELS)
     counts = {}
     for dataset, dataset_rows in rows.items():
         written = write_live_dataset(home, dataset, dataset_rows, "journal")
@@ -78,15 +77,15 @@ def _order(row: Any) -> dict[str, Any]:
     }
 
 
-def _fill(e: dict[str, Any]) -> dict[str, Any]:
-    at = _utc(e["time"])
+def _fill(e: ExecutionRow) -> dict[str, Any]:
+    at = _utc(e.time)
     keep = ("exec_id", "base_id", "key", "order_id", "perm_id", "account", "con_id", "side")
     more = ("shares", "price", "superseded_by", "commission", "commission_currency")
     return {
         "day": at.date(),
-        **{k: e[k] for k in (*keep, *more)},
+        **{k: getattr(e, k) for k in (*keep, *more)},
         "time": at,
-        "realized_pnl": e["realized_pnl"],
+        "realized_pnl": e.realized_pnl,
     }
 
 

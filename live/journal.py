@@ -9,9 +9,7 @@ modifications; only the service talks to the gateway), so every connection has a
 
 Intent states: new -> refused | sending | done (cancelled before sending);
 sending -> new (reconciliation: the gateway never got it) | working | done; working -> done.
-Executions are kept per execId with IB's correction rule: `.02` supersedes `.01` of the same
-base id; the superseded row stays, flagged by `superseded_by`. Commissions join by execId and may
-arrive before or after their execution.
+Executions, commissions, the positions baseline and differences: `live.ledger`.
 """
 
 from __future__ import annotations
@@ -21,12 +19,12 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ibkr.exceptions import IBWError
 from live.intents import OrderIntent
+from live.ledger import Ledger, now_text
 from warehouse import layout
 
 STATES = ("new", "refused", "sending", "working", "done")
@@ -80,10 +78,6 @@ def journal_path(home: Path | None = None) -> Path:
     return (home or layout.home()) / "live" / "journal.sqlite"
 
 
-def now_text() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
 def is_terminal(status: str, intent: OrderIntent) -> bool:
     """IB's finished statuses; Inactive is a held bracket leg (transmit=False), not a dead one."""
     if status == "Inactive" and not intent.transmit:
@@ -116,39 +110,7 @@ class IntentRow:
         return self.intent.modified(**self.modification) if self.modification else self.intent
 
 
-@dataclass(frozen=True)
-class ExecutionRecord:
-    """One execution as IB reported it (execDetails); time is UTC."""
-
-    exec_id: str
-    account: str
-    con_id: int
-    side: str
-    shares: float
-    price: float
-    time: datetime
-    order_id: int = 0
-    perm_id: int = 0
-    client_id: int = 0
-    order_ref: str = ""
-
-    @property
-    def base_id(self) -> str:
-        return base_exec_id(self.exec_id)
-
-
-def base_exec_id(exec_id: str) -> str:
-    """IB's correction family: the execId up to its last dot (`.01` and `.02` share it)."""
-    return exec_id.rsplit(".", 1)[0] if "." in exec_id else exec_id
-
-
-def exec_revision(exec_id: str) -> tuple[int, str]:
-    """The correction number after the last dot: `.02` is newer than `.01`."""
-    tail = exec_id.rsplit(".", 1)[-1]
-    return (int(tail), tail) if tail.isdigit() else (-1, tail)
-
-
-class Journal:
+class Journal(Ledger):
     """One connection to the journal; cheap to open, safe to open from several processes."""
 
     def __init__(self, path: Path) -> None:
@@ -451,127 +413,17 @@ class Journal:
         with self._tx():
             self._event(key, kind, detail)
 
-    # ---- executions and commissions ---------------------------------------------------------
-
-    def record_execution(self, rec: ExecutionRecord, key: str | None) -> bool:
-        """Upsert one execution by execId; returns True if it was new. Corrections supersede."""
-        with self._tx() as db:
-            if db.execute("SELECT 1 FROM executions WHERE exec_id = ?", (rec.exec_id,)).fetchone():
-                return False
-            db.execute(
-                "INSERT INTO executions (exec_id, base_id, key, order_id, perm_id, client_id, "
-                "account, con_id, side, shares, price, time, order_ref, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    rec.exec_id, rec.base_id, key, rec.order_id, rec.perm_id, rec.client_id,
-                    rec.account, rec.con_id, rec.side, rec.shares, rec.price,
-                    rec.time.astimezone(UTC).isoformat(), rec.order_ref, now_text(),
-                ),
-            )  # fmt: skip
-            family = [
-                r["exec_id"]
-                for r in db.execute(
-                    "SELECT exec_id FROM executions WHERE base_id = ?", (rec.base_id,)
-                )
-            ]
-            latest = max(family, key=exec_revision)
-            db.execute(
-                "UPDATE executions SET superseded_by = CASE WHEN exec_id = ? THEN NULL ELSE ? END "
-                "WHERE base_id = ?",
-                (latest, latest, rec.base_id),
-            )
-            pending = db.execute(
-                "DELETE FROM pending_commissions WHERE exec_id = ? RETURNING *", (rec.exec_id,)
-            ).fetchone()
-            if pending is not None:
-                self._set_commission(rec.exec_id, key, *tuple(pending)[1:])
-            if key is not None:
-                note = f" (corrects {', '.join(e for e in family if e != latest)})"
-                self._event(
-                    key,
-                    "fill",
-                    f"{rec.side} {rec.shares:g} @ {rec.price:g} {rec.account} exec {rec.exec_id}"
-                    + (note if len(family) > 1 and latest == rec.exec_id else ""),
-                )
-        return True
-
-    def record_commission(
-        self, exec_id: str, commission: float, currency: str, realized_pnl: float | None
-    ) -> bool:
-        """Join a commission to its execution (kept aside until the execution arrives)."""
-        with self._tx() as db:
-            found = db.execute(
-                "SELECT key, commission, commission_currency, realized_pnl FROM executions "
-                "WHERE exec_id = ?",
-                (exec_id,),
-            ).fetchone()
-            if found is None:
-                db.execute(
-                    "INSERT OR REPLACE INTO pending_commissions VALUES (?, ?, ?, ?)",
-                    (exec_id, commission, currency, realized_pnl),
-                )
-                return True
-            if tuple(found)[1:] == (commission, currency, realized_pnl):
-                return False
-            self._set_commission(exec_id, found["key"], commission, currency, realized_pnl)
-        return True
-
-    def _set_commission(
-        self, exec_id: str, key: str | None, commission: float, currency: str, pnl: float | None
-    ) -> None:
-        self._db.execute(
-            "UPDATE executions SET commission = ?, commission_currency = ?, realized_pnl = ? "
-            "WHERE exec_id = ?",
-            (commission, currency, pnl, exec_id),
-        )
-        if key is not None:
-            self._event(key, "commission", f"{commission:g} {currency} exec {exec_id}")
-
-    def executions(self, key: str | None = None) -> list[dict[str, Any]]:
-        query, args = "SELECT * FROM executions", ()
-        if key is not None:
-            query, args = query + " WHERE key = ?", (key,)
-        return [dict(r) for r in self._db.execute(query + " ORDER BY time, exec_id", args)]
-
-    # ---- positions baseline and differences -------------------------------------------------
-
-    def baseline(self) -> dict[tuple[str, int], float] | None:
-        """Positions at the journal's first reconcile, or None before it."""
-        if self._db.execute("SELECT 1 FROM meta WHERE name = 'baseline_at'").fetchone() is None:
-            return None
-        rows = self._db.execute("SELECT account, con_id, position FROM baseline")
-        return {(r["account"], r["con_id"]): r["position"] for r in rows}
-
-    def set_baseline(self, positions: dict[tuple[str, int], float]) -> None:
-        """Fix the starting positions; every execution journaled so far is already in them."""
-        with self._tx() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO baseline VALUES (?, ?, ?)",
-                [(a, c, q) for (a, c), q in positions.items()],
-            )
-            db.execute("UPDATE executions SET in_baseline = 1")
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('baseline_at', ?)", (now_text(),))
-
-    def record_difference(
-        self,
-        kind: str,
-        subject: str,
-        detail: str,
-        key: str | None = None,
-        account: str | None = None,
-        con_id: int | None = None,
-    ) -> None:
-        """A disagreement with the gateway, kept (and re-dated when seen again), never hidden."""
-        at = now_text()
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO differences VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (kind, subject) DO UPDATE SET detail = excluded.detail, "
-                "last_seen = excluded.last_seen",
-                (kind, subject, key, account, con_id, detail, at, at),
-            )
-            if key is not None:
-                self._event(key, f"difference {kind}", detail)
+    def settled(self) -> bool:
+        """Nothing in flight: every intent sent (or refused, or finished), no modification or
+        cancel waiting, every current fill with its commission."""
+        busy = self._db.execute(
+            "SELECT count(*) FROM intents WHERE state IN ('new', 'sending') OR (state = 'working' "
+            "AND (cancel_requested = 1 OR modification_state = 'pending'))"
+        ).fetchone()[0]
+        waiting = self._db.execute(
+            "SELECT count(*) FROM executions WHERE commission IS NULL AND superseded_by IS NULL"
+        ).fetchone()[0]
+        return busy == 0 and waiting == 0
 
     def summary(self) -> dict[str, Any]:
         """Counts for health reports: intents per state, fills, fills awaiting commission."""
@@ -588,9 +440,6 @@ class Journal:
             "fills_without_commission": waiting,
             "differences": differences,
         }
-
-    def differences(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._db.execute("SELECT * FROM differences ORDER BY first_seen")]
 
 
 def _intent_row(r: sqlite3.Row) -> IntentRow:

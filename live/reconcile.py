@@ -28,7 +28,8 @@ from ib_async import IB, Fill, Position, Trade
 from ib_async.util import UNSET_DOUBLE
 
 from ibkr.errors import RequestTimeout
-from live.journal import ExecutionRecord, Journal, exec_revision
+from live.journal import Journal
+from live.ledger import ExecutionRecord, ExecutionRow, exec_revision
 
 log = logging.getLogger("ibw.live.orders")
 T = TypeVar("T")
@@ -189,17 +190,16 @@ async def reconcile(ib: IB, journal: Journal) -> Reconciliation:
 def expected_positions(journal: Journal) -> dict[tuple[str, int], float]:
     """Baseline plus the net of executions since, each correction family counted once."""
     expected = defaultdict(float, journal.baseline() or {})
-    families: dict[str, list[dict]] = defaultdict(list)
+    families: dict[str, list[ExecutionRow]] = defaultdict(list)
     for ex in journal.executions():
-        families[ex["base_id"]].append(ex)
+        families[ex.base_id].append(ex)
     for family in families.values():
-        current = next(e for e in family if e["superseded_by"] is None)
-        counted = [e for e in family if e["in_baseline"]]
-        before = max(counted, key=lambda e: exec_revision(e["exec_id"])) if counted else None
+        current = next(e for e in family if e.superseded_by is None)
+        counted = [e for e in family if e.in_baseline]
+        before = max(counted, key=lambda e: exec_revision(e.exec_id)) if counted else None
         for ex, sign in ((current, 1.0), (before, -1.0)):
             if ex is not None:
-                side = 1.0 if ex["side"] == "BOT" else -1.0
-                expected[(ex["account"], ex["con_id"])] += sign * side * ex["shares"]
+                expected[(ex.account, ex.con_id)] += sign * ex.signed_shares
     return dict(expected)
 
 

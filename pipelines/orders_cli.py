@@ -207,14 +207,12 @@ def _status(args: argparse.Namespace, home: Path, out: Console) -> None:
         fills.add_column(column)
     for f in found["fills"]:
         commission = (
-            f"{f['commission']:g} {f['commission_currency']}"
-            if f["commission"] is not None
-            else "pending"
+            f"{f.commission:g} {f.commission_currency}" if f.commission is not None else "pending"
         )
-        note = f"corrected by {f['superseded_by']}" if f["superseded_by"] else ""
+        note = f"corrected by {f.superseded_by}" if f.superseded_by else ""
         fills.add_row(
-            f["exec_id"], f["time"][:19], f["account"], f["side"], _num(f["shares"]),
-            _num(f["price"]), commission, note,
+            f.exec_id, f.time[:19], f.account, f.side, _num(f.shares), _num(f.price),
+            commission, note,
         )  # fmt: skip
     out.print(fills)
 

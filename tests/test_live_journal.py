@@ -13,7 +13,8 @@ import pytest
 import live
 from live.export import export_journal
 from live.intents import InvalidIntent, OrderIntent
-from live.journal import ExecutionRecord, Journal, JournalError
+from live.journal import Journal, JournalError
+from live.ledger import ExecutionRecord
 from live.reconcile import expected_positions
 from live.safety import OrderLimits, OrderRefused, TradingMode, check
 from warehouse.parquet import read_dataset
@@ -144,10 +145,10 @@ def test_a_correction_supersedes_and_the_original_stays(journal: Journal) -> Non
     assert journal.record_execution(fill("0001.aa.01.01"), "k1")
     assert not journal.record_execution(fill("0001.aa.01.01"), "k1")  # exactly once
     assert journal.record_execution(fill("0001.aa.01.02", price=180.5), "k1")
-    rows = {e["exec_id"]: e for e in journal.executions("k1")}
-    assert rows["0001.aa.01.01"]["superseded_by"] == "0001.aa.01.02"
-    assert rows["0001.aa.01.02"]["superseded_by"] is None
-    assert rows["0001.aa.01.02"]["base_id"] == "0001.aa.01"
+    rows = {e.exec_id: e for e in journal.executions("k1")}
+    assert rows["0001.aa.01.01"].superseded_by == "0001.aa.01.02"
+    assert rows["0001.aa.01.02"].superseded_by is None
+    assert rows["0001.aa.01.02"].base_id == "0001.aa.01"
 
 
 def test_a_late_or_early_commission_joins_its_execution(journal: Journal) -> None:
@@ -158,7 +159,7 @@ def test_a_late_or_early_commission_joins_its_execution(journal: Journal) -> Non
     assert not journal.record_commission("e.1.01", 1.0, "USD", 0.0)
     journal.record_commission("e.2.01", 0.5, "USD", None)  # before its execution
     journal.record_execution(fill("e.2.01"), "k1")
-    commissions = {e["exec_id"]: e["commission"] for e in journal.executions()}
+    commissions = {e.exec_id: e.commission for e in journal.executions()}
     assert commissions == {"e.1.01": 1.0, "e.2.01": 0.5}
     assert journal.summary()["fills_without_commission"] == 0
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from live.journal import ExecutionRecord, Journal
+from live.journal import Journal
+from live.ledger import ExecutionRecord
 from pipelines.cli import main
 from warehouse.parquet import write_partition
 
