@@ -290,6 +290,6 @@ def _describe(order: Order) -> str:
     prices = [
         f"{name} {value:g}"
         for name, value in (("limit", order.lmtPrice), ("aux", order.auxPrice))
-        if value not in (None, UNSET_DOUBLE)
+        if value not in (None, UNSET_DOUBLE, 0)
     ]
     return " ".join([f"{order.action} {order.totalQuantity:g} {order.orderType}", *prices])

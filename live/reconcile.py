@@ -100,7 +100,7 @@ def record_commission(journal: Journal, fill: Fill) -> bool:
 def order_status_args(trade: Trade) -> dict:
     """The journal's record_status keyword arguments for an ib_async Trade."""
     st, order = trade.orderStatus, trade.order
-    filled = st.filled if st.filled or not order.filledQuantity else order.filledQuantity
+    filled = st.filled or _number(order.filledQuantity) or 0.0
     return {
         "status": st.status,
         "filled": _number(filled),
