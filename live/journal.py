@@ -378,6 +378,8 @@ class Journal(Ledger):
                 changes["perm_id"] = perm_id
             if reason and state == "done" and not row.reason:
                 changes["reason"] = reason
+            if state == "done" and row.modification_state == "pending":
+                changes["modification_state"] = "abandoned"  # the order finished first
             figures = tuple(
                 old if new is None else new
                 for new, old in zip(

@@ -64,6 +64,7 @@ class OrderManager:
         """What was sent on a connection is forgotten with it; the journal remembers the rest."""
         self._modifies_sent: dict[str, str] = {}
         self._cancels_sent: set[str] = set()
+        self._fills_seen: set[str] = set()
         self._commissions_done: set[str] = set()
 
     # ---- ib_async events ------------------------------------------------------------------
@@ -99,7 +100,7 @@ class OrderManager:
             return
         self.journal.record_status(key, **rec.order_status_args(trade))
         row = self.journal.get(key)
-        if row.modification_state == "pending" and _holds(trade.order, row):
+        if row.modification_state == "pending" and rec.holds(trade.order, row):
             self.journal.set_modification_state(key, "applied", _describe(trade.order))
 
     def _on_status(self, trade: Trade) -> None:
@@ -111,6 +112,7 @@ class OrderManager:
 
     def _on_fill(self, trade: Trade, fill: Fill) -> None:
         rec.record_fill(self.journal, fill)
+        self._fills_seen.add(fill.execution.execId)
 
     def _on_commission(self, trade: Trade, fill: Fill, report: object) -> None:
         if rec.record_commission(self.journal, fill):
@@ -265,25 +267,13 @@ class OrderManager:
         """Fills and late commissions ib_async holds but announced to no handler."""
         for fill in self.ib.fills():
             exec_id = fill.execution.execId
-            if exec_id in self._commissions_done:
+            if exec_id not in self._fills_seen:
+                rec.record_fill(self.journal, fill)
+                self._fills_seen.add(exec_id)
+            elif exec_id in self._commissions_done or fill.commissionReport.execId != exec_id:
                 continue
-            rec.record_fill(self.journal, fill)
-            if fill.commissionReport.execId == exec_id:
+            if rec.record_commission(self.journal, fill):
                 self._commissions_done.add(exec_id)
-
-
-def _holds(order: Order, row: IntentRow) -> bool:
-    """Does the gateway's order carry the modification the journal asks for?"""
-    wanted = row.modification or {}
-    have = {
-        "quantity": order.totalQuantity,
-        "limit_price": order.lmtPrice,
-        "aux_price": order.auxPrice,
-    }
-    return all(
-        have[k] not in (None, UNSET_DOUBLE) and abs(float(have[k]) - v) < 1e-9
-        for k, v in wanted.items()
-    )
 
 
 def _describe(order: Order) -> str:

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import TypeVar
 
-from ib_async import IB, Fill, Position, Trade
+from ib_async import IB, Fill, Order, Position, Trade
 from ib_async.util import UNSET_DOUBLE
 
 from ibkr.errors import RequestTimeout
-from live.journal import Journal
+from live.journal import IntentRow, Journal
 from live.ledger import ExecutionRecord, ExecutionRow, exec_revision
 
 log = logging.getLogger("ibw.live.orders")
@@ -112,6 +112,20 @@ def order_status_args(trade: Trade) -> dict:
     }
 
 
+def holds(order: Order, row: IntentRow) -> bool:
+    """Does the gateway's order carry the modification the journal asks for?"""
+    wanted = row.modification or {}
+    have = {
+        "quantity": order.totalQuantity,
+        "limit_price": order.lmtPrice,
+        "aux_price": order.auxPrice,
+    }
+    return all(
+        have[k] not in (None, UNSET_DOUBLE) and abs(float(have[k]) - v) < 1e-9
+        for k, v in wanted.items()
+    )
+
+
 async def _ask(coro: Awaitable[T], what: str) -> T:
     try:
         return await asyncio.wait_for(coro, REQUEST_TIMEOUT)
@@ -162,6 +176,8 @@ async def reconcile(ib: IB, journal: Journal) -> Reconciliation:
             if row.state != "working":
                 result.adopted.append(row.key)
             journal.record_status(row.key, **order_status_args(known[row.key]))
+            if row.modification_state == "pending" and holds(known[row.key].order, row):
+                journal.set_modification_state(row.key, "applied", "found at the gateway")
         elif row.key in filled_keys:
             filled = filled_keys[row.key]
             status = "Filled" if filled >= row.effective.quantity else "Submitted"
