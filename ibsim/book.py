@@ -26,8 +26,8 @@ it live in `portfolio`, `trades` and `fa`. Imports only ibsim.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ from ibsim.market import mid_units
 
 DEFAULT_ACCOUNT = "DU123456"
 UNSET = 1.7976931348623157e308  # IB's Double.MAX: "no value"
+DONE_STATES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
 # USD per unit of each currency the scenarios use (a fixed table: FX positions are valued on the
 # market, cash conversion only needs to be deterministic)
 USD_PER = {"USD": 1.0, "EUR": 1.09, "GBP": 1.27, "JPY": 0.0064, "CHF": 1.12, "CAD": 0.73}
@@ -103,6 +104,35 @@ class Order:
     fa_group: str = ""
     fa_method: str = ""
     fa_percentage: str = ""
+    # placed through the API (ibsim.engine); a scenario's orders keep the defaults
+    outside_rth: bool = False
+    oca_group: str = ""
+    oca_type: int = 0  # 1 cancel the others, 2 / 3 reduce them
+    parent_id: int = 0
+    parent_perm_id: int = 0
+    transmit: bool = True
+    good_till_date: str = ""
+    trail_stop_price: float = UNSET  # a TRAIL's current stop
+    trailing_percent: float = UNSET
+    lmt_price_offset: float = UNSET  # TRAIL LIMIT: the limit's distance from the stop
+    algo_strategy: str = ""
+    algo_params: tuple[tuple[str, str], ...] = ()
+    conditions: tuple[tuple[str, ...], ...] = ()  # each as placed: its type, then its fields
+    conditions_ignore_rth: bool = False
+    conditions_cancel_order: bool = False
+    last_fill_price: float = 0.0
+    why_held: str = ""
+    what_if: bool = False
+    # whatIf answer: margin before/change/after (init, maint, equity) x 3, then commission
+    preview: tuple[float, ...] = ()
+
+    @property
+    def remaining(self) -> float:
+        return max(self.quantity - self.filled, 0.0)
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE_STATES
 
 
 @dataclass(frozen=True)
@@ -196,6 +226,72 @@ class Book:
     def positions_of(self, account_id: str) -> tuple[Position, ...]:
         return tuple(p for p in self.positions if p.account == account_id)
 
+    # ----------------------------------------------------------------- changes (ibsim.engine)
+    def put_order(self, order: Order) -> None:
+        """Store an order's latest state under its permId: a live one stays (or joins) the open
+        orders in its place, a finished one moves to the completed orders."""
+        others = tuple(o for o in self.completed_orders if o.perm_id != order.perm_id)
+        if order.done:
+            self.open_orders = tuple(o for o in self.open_orders if o.perm_id != order.perm_id)
+            self.completed_orders = (*others, order)
+            return
+        found = [i for i, o in enumerate(self.open_orders) if o.perm_id == order.perm_id]
+        if found:
+            self.open_orders = (
+                *self.open_orders[: found[0]],
+                order,
+                *self.open_orders[found[0] + 1 :],
+            )
+        else:
+            self.open_orders = (*self.open_orders, order)
+        self.completed_orders = others
+
+    def put_execution(self, ex: Execution) -> None:
+        """Store a fill, or replace the one with its execId (a commission that became known)."""
+        kept = tuple(e for e in self.executions if e.exec_id != ex.exec_id)
+        if len(kept) == len(self.executions):
+            self.executions = (*self.executions, ex)
+        else:
+            self.executions = tuple(ex if e.exec_id == ex.exec_id else e for e in self.executions)
+
+    def record_fill(self, ex: Execution, inst: Instrument | None) -> Execution:
+        """Book one fill: the account's position (quantity; average cost with the commission, as
+        IB reports it; realized P&L net of the commission when it reduces the position), its cash
+        (futures settle their P&L daily, so only the commission moves cash), and the execution
+        itself, returned with its realized P&L (UNSET when it only opens)."""
+        mult = multiplier(inst) if inst is not None else 1.0
+        signed = ex.shares if ex.side == "BOT" else -ex.shares
+        index = next(
+            (i for i, p in enumerate(self.positions)
+             if p.account == ex.account and p.con_id == ex.con_id), None,
+        )  # fmt: skip
+        old = self.positions[index] if index is not None else Position(ex.account, ex.con_id, 0, 0)
+        qty, avg, cost = float(old.quantity), float(old.avg_cost), ex.price * mult
+        realized = UNSET
+        if qty == 0 or (qty > 0) == (signed > 0):  # opens or adds
+            new_avg = (abs(qty) * avg + abs(signed) * cost + ex.commission) / abs(qty + signed)
+        else:
+            closed = min(abs(signed), abs(qty))
+            realized = round(closed * (cost - avg) * (1 if qty > 0 else -1) - ex.commission, 2)
+            flipped = abs(signed) > abs(qty)
+            new_avg = cost if flipped else (avg if qty + signed else 0.0)
+        total = float(old.realized_pnl) + (0.0 if realized == UNSET else realized)
+        position = Position(ex.account, ex.con_id, qty + signed, new_avg, round(total, 2))
+        if index is None:
+            self.positions = (*self.positions, position)
+        else:
+            self.positions = (*self.positions[:index], position, *self.positions[index + 1 :])
+        flow = 0.0 if inst is not None and inst.sec_type == "FUT" else -signed * cost
+        currency = inst.currency if inst is not None else ex.commission_currency
+        flows = ((currency, flow), (ex.commission_currency, -ex.commission))
+        self.accounts = tuple(
+            replace(a, cash=_moved(a.cash, flows)) if a.id == ex.account else a
+            for a in self.accounts
+        )
+        booked = replace(ex, realized_pnl=realized)
+        self.put_execution(booked)
+        return booked
+
 
 def mark_price(inst: Instrument, now: datetime) -> float:
     """The instrument's price at `now` on the synthetic market (its mid, on the tick grid)."""
@@ -209,6 +305,13 @@ def multiplier(inst: Instrument) -> float:
 
 def in_usd(amount: float, currency: str) -> float:
     return amount * USD_PER.get(currency, 1.0)
+
+
+def _moved(cash: Mapping[str, float], flows: Iterable[tuple[str, float]]) -> dict[str, float]:
+    out = dict(cash)
+    for currency, amount in flows:
+        out[currency] = round(out.get(currency, 0.0) + amount, 2)
+    return out
 
 
 def _utc(value: Any) -> datetime:

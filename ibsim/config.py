@@ -36,6 +36,37 @@ class PacingRules:
 
 
 @dataclass(frozen=True)
+class Commissions:
+    """IB-like tiered commissions per execution (ibsim.engine charges each fill), in the
+    instrument's currency: stocks per share with a minimum and a cap of a share of the trade
+    value, futures and options per contract, FX in basis points of the value."""
+
+    per_share: float = 0.005
+    stock_min: float = 1.0
+    stock_max_rate: float = 0.01  # of the trade value
+    per_future: float = 0.85
+    per_option: float = 0.65
+    option_min: float = 1.0
+    fx_rate: float = 0.00002  # 0.2 basis points
+    fx_min: float = 2.0
+
+    def charge(self, sec_type: str, shares: float, price: float, multiplier: float) -> float:
+        """The commission of one execution, rounded to cents and never below one cent."""
+        value = abs(shares) * price * multiplier
+        if sec_type == "FUT":
+            amount = self.per_future * abs(shares)
+        elif sec_type == "OPT":
+            amount = max(self.per_option * abs(shares), self.option_min)
+        elif sec_type == "CASH":
+            amount = max(self.fx_rate * value, self.fx_min)
+        else:
+            amount = min(
+                max(self.per_share * abs(shares), self.stock_min), self.stock_max_rate * value
+            )
+        return max(round(amount, 2), 0.01)
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     host: str = "127.0.0.1"
     port: int = 4002  # IB Gateway's paper port
@@ -57,3 +88,14 @@ class GatewayConfig:
     # asked, Gateway.restart). IBC's AutoRestartTime is local time; IB's resets follow New York.
     restart_at: time | None = None
     restart_zone: str = "America/New_York"
+    # The order engine (ibsim.engine): real seconds between evaluations of the working orders,
+    # at the gateway's time; every placement or modification is also evaluated at once.
+    order_interval: float = 0.1
+    commissions: Commissions = field(default_factory=Commissions)
+    # One commission report in four (by execId) comes this many real seconds after its fill.
+    late_commission: float = 0.5
+    # Gateway seconds a VWAP or TWAP order without startTime/endTime spreads its slices over.
+    algo_span: float = 600.0
+    # whatIf: the initial margin a trade adds, as a share of its value when the instrument's
+    # own rate is unknown (stocks and the others use ibsim.valuation.MARGIN_RATES).
+    what_if_margin: float = 0.25

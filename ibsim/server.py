@@ -11,10 +11,20 @@ from datetime import time as dt_time
 from zoneinfo import ZoneInfo
 
 # they register their handlers
-from ibsim import account, errors, fa, historical, portfolio, reference, trades  # noqa: F401
+from ibsim import (  # noqa: F401
+    account,
+    errors,
+    fa,
+    historical,
+    orders,
+    portfolio,
+    reference,
+    trades,
+)
 from ibsim.book import Book
 from ibsim.catalog import Catalog
 from ibsim.config import GatewayConfig
+from ibsim.engine import Engine
 from ibsim.pacing import Pacer
 from ibsim.session import ClientSession
 from ibsim.sessions import warm_up
@@ -34,6 +44,7 @@ class Gateway:
         self.clients: dict[int, ClientSession] = {}
         self.open_requests: set[tuple[int, int]] = set()  # (id(session), reqId)
         self.next_order_id = self.config.next_valid_id
+        self.engine = Engine(self)  # the API's orders (ibsim.engine); it outlives restarts
         self.port = self.config.port
         self._server: asyncio.Server | None = None
         self._sessions: set[ClientSession] = set()
@@ -49,6 +60,7 @@ class Gateway:
         # Build the session tables before listening, so the first request is not the slow one.
         await asyncio.get_running_loop().run_in_executor(None, warm_up)
         await self._listen(self.config.port)
+        self.engine.start()
         log.info("embedded IB Gateway listening on %s:%s", self.config.host, self.port)
         if self.config.restart_at is not None:
             self._daily = asyncio.get_running_loop().create_task(self._restart_daily())
@@ -62,6 +74,7 @@ class Gateway:
         self._stopping = True
         if self._daily is not None:
             self._daily.cancel()
+        await self.engine.stop()
         async with self._listening:
             if self._server is not None:
                 self._server.close()

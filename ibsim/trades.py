@@ -90,9 +90,40 @@ def _attr(name: str, spell: Callable[[object], object] = str) -> Callable[[Order
     return lambda order: spell(getattr(order, name))
 
 
+# whatIf answers (Order.preview, in this order); a real order sends IB's "no value" in each
+PREVIEW_FIELDS = (
+    "initMarginBefore", "maintMarginBefore", "equityWithLoanBefore", "initMarginChange",
+    "maintMarginChange", "equityWithLoanChange", "initMarginAfter", "maintMarginAfter",
+    "equityWithLoanAfter", "commission", "minCommission", "maxCommission",
+)  # fmt: skip
+
+
+def _preview(index: int) -> Callable[[Order], object]:
+    return lambda order: _num(order.preview[index]) if order.preview else U_D
+
+
+def _algo(order: Order) -> tuple[object, ...]:
+    """algoStrategy, and when it is set the count of its params and each tag and value."""
+    if not order.algo_strategy:
+        return ("",)
+    params = [x for pair in order.algo_params for x in pair]
+    return (order.algo_strategy, len(order.algo_params), *params)
+
+
+def _conditions(order: Order) -> tuple[object, ...]:
+    """The count of conditions; when there are any, each one's fields as placed (type first),
+    then conditionsIgnoreRth and conditionsCancelOrder."""
+    if not order.conditions:
+        return (0,)
+    fields = [x for condition in order.conditions for x in condition]
+    flags = (int(order.conditions_ignore_rth), int(order.conditions_cancel_order))
+    return (len(order.conditions), *fields, *flags)
+
+
 # openOrder (5) and completedOrder (101) share one field list: the rows marked OPEN are read by
-# openOrder only, those marked DONE by completedOrder only. Decoder lines (sv 178, plain order:
-# no combo legs, delta-neutral, scale, hedge, algo, PEG BENCH or conditions, so every count is 0):
+# openOrder only, those marked DONE by completedOrder only. Decoder lines (sv 178; no combo legs,
+# delta-neutral, scale, hedge or PEG BENCH parts, so those counts are 0; algo params and
+# conditions are sent as placed):
 #   openOrder:      ib_async decoder.py L882-1147; ibapi decoder.py processOpenOrder L309-409
 #   completedOrder: ib_async decoder.py L1149-1359; ibapi decoder.py processCompletedOrderMsg
 #                   L2143-2221; both drive ibapi/orderdecoder.py (decodeXxx, L69-553)
@@ -104,14 +135,14 @@ ORDER_FIELDS: tuple[Row, ...] = (
     Row("lmtPrice", _attr("limit_price", _num)),
     Row("auxPrice", _attr("aux_price", _num)),
     Row("tif", _attr("tif")),
-    Row("ocaGroup", ""),
+    Row("ocaGroup", _attr("oca_group")),
     Row("account", _attr("account")),
     Row("openClose", ""),
     Row("origin", 0),  # 0 customer
     Row("orderRef", _attr("order_ref")),
     Row("clientId", _attr("client_id"), OPEN),
     Row("permId", _attr("perm_id")),
-    Row("outsideRth", 0),
+    Row("outsideRth", _attr("outside_rth", int)),
     Row("hidden", 0),
     Row("discretionaryAmt", 0),
     Row("goodAfterTime", ""),
@@ -121,7 +152,7 @@ ORDER_FIELDS: tuple[Row, ...] = (
     Row("faPercentage", _attr("fa_percentage")),
     Row("faProfile", "", before=177),  # desupported at 177 (MIN_SERVER_VER_FA_PROFILE_DESUPPORT)
     Row("modelCode", ""),
-    Row("goodTillDate", ""),
+    Row("goodTillDate", _attr("good_till_date")),
     Row("rule80A", ""),
     Row("percentOffset", U_D),
     Row("settlingFirm", ""),
@@ -139,11 +170,11 @@ ORDER_FIELDS: tuple[Row, ...] = (
     Row("sweepToFill", 0),
     Row("allOrNone", 0),
     Row("minQty", U_I),
-    Row("ocaType", 0),
+    Row("ocaType", _attr("oca_type")),
     Row("eTradeOnly", 0, OPEN),
     Row("firmQuoteOnly", 0, OPEN),
     Row("nbboPriceCap", U_D, OPEN),
-    Row("parentId", 0, OPEN),
+    Row("parentId", _attr("parent_id"), OPEN),
     Row("triggerMethod", 0),
     Row("volatility", U_D),
     Row("volatilityType", 0),
@@ -151,8 +182,8 @@ ORDER_FIELDS: tuple[Row, ...] = (
     Row("deltaNeutralAuxPrice", U_D),
     Row("continuousUpdate", 0),
     Row("referencePriceType", 0),
-    Row("trailStopPrice", U_D),
-    Row("trailingPercent", U_D),
+    Row("trailStopPrice", _attr("trail_stop_price", _num)),
+    Row("trailingPercent", _attr("trailing_percent", _num)),
     Row("basisPoints", U_D, OPEN),
     Row("basisPointsType", U_I, OPEN),
     Row("comboLegsDescrip", ""),
@@ -168,31 +199,21 @@ ORDER_FIELDS: tuple[Row, ...] = (
     Row("clearingIntent", "IB"),
     Row("notHeld", 0),
     Row("deltaNeutralContractPresent", 0),
-    Row("algoStrategy", ""),  # non-empty would add the algo params
+    Row("algoStrategy", _algo),  # with its params when set
     Row("solicited", 0),
-    Row("whatIf", 0, OPEN),
+    Row("whatIf", _attr("what_if", int), OPEN),
     Row("status", _attr("status")),
-    Row("initMarginBefore", U_D, OPEN),
-    Row("maintMarginBefore", U_D, OPEN),
-    Row("equityWithLoanBefore", U_D, OPEN),
-    Row("initMarginChange", U_D, OPEN),
-    Row("maintMarginChange", U_D, OPEN),
-    Row("equityWithLoanChange", U_D, OPEN),
-    Row("initMarginAfter", U_D, OPEN),
-    Row("maintMarginAfter", U_D, OPEN),
-    Row("equityWithLoanAfter", U_D, OPEN),
-    Row("commission", U_D, OPEN),
-    Row("minCommission", U_D, OPEN),
-    Row("maxCommission", U_D, OPEN),
-    Row("commissionCurrency", "", OPEN),
+    *(Row(name, _preview(i), OPEN) for i, name in enumerate(PREVIEW_FIELDS)),
+    Row("commissionCurrency", lambda order: "USD" if order.preview else "", OPEN),
     Row("warningText", "", OPEN),
     Row("randomizeSize", 0),
     Row("randomizePrice", 0),
-    Row("conditionCount", 0),  # PEG BENCH fields would come before it
+    Row("conditions", _conditions),  # PEG BENCH fields would come first
     Row("adjustedOrderType", "None", OPEN),
     Row("triggerPrice", U_D, OPEN),
-    Row("trailStopPrice", U_D),  # again: the adjusted order's (decodeStopPriceAndLmtPriceOffset)
-    Row("lmtPriceOffset", U_D),
+    # again: the adjusted order's (decodeStopPriceAndLmtPriceOffset)
+    Row("trailStopPrice", _attr("trail_stop_price", _num)),
+    Row("lmtPriceOffset", _attr("lmt_price_offset", _num)),
     Row("adjustedStopPrice", U_D, OPEN),
     Row("adjustedStopLimitPrice", U_D, OPEN),
     Row("adjustedTrailingAmount", U_D, OPEN),
@@ -215,7 +236,7 @@ ORDER_FIELDS: tuple[Row, ...] = (
     Row("shareholder", "", DONE),
     Row("imbalanceOnly", 0, DONE),
     Row("routeMarketableToBbo", 0, DONE),
-    Row("parentPermId", UNSET_LONG, DONE),
+    Row("parentPermId", lambda order: order.parent_perm_id or UNSET_LONG, DONE),
     Row("completedTime", _attr("completed_time"), DONE),
     Row("completedStatus", lambda order: _COMPLETED_STATUS.get(order.status, order.status), DONE),
     Row("minTradeQty", U_I, since=170),  # MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS
@@ -227,12 +248,14 @@ ORDER_FIELDS: tuple[Row, ...] = (
 
 
 def order_fields(order: Order, message: str, server_version: int) -> list[object]:
-    """The order part of openOrder (`OPEN`) or completedOrder (`DONE`), in wire order."""
-    return [
-        row.value(order) if callable(row.value) else row.value
-        for row in ORDER_FIELDS
-        if row.only in ("", message) and row.since <= server_version < row.before
-    ]
+    """The order part of openOrder (`OPEN`) or completedOrder (`DONE`), in wire order. A row
+    whose value is a tuple (the algo params, the conditions) spreads over that many fields."""
+    out: list[object] = []
+    for row in ORDER_FIELDS:
+        if row.only in ("", message) and row.since <= server_version < row.before:
+            value = row.value(order) if callable(row.value) else row.value
+            out.extend(value if isinstance(value, tuple) else (value,))
+    return out
 
 
 def open_order_fields(order: Order, inst: Instrument | None, server_version: int) -> list[object]:
@@ -254,12 +277,11 @@ def order_status_fields(order: Order) -> list[object]:
     """orderStatus (3), no version (sv >= 131): orderId status filled remaining avgFillPrice
     permId parentId lastFillPrice clientId whyHeld mktCapPrice. ib_async decoder.py L49-53,
     ibapi decoder.py processOrderStatusMsg L255-287."""
-    remaining = max(order.quantity - order.filled, 0.0)
-    last = order.avg_fill_price if order.filled else 0.0
+    last = order.last_fill_price or (order.avg_fill_price if order.filled else 0.0)
     return [
-        3, order.order_id, order.status, _qty(order.filled), _qty(remaining),
-        repr(float(order.avg_fill_price)), order.perm_id, 0, repr(float(last)),
-        order.client_id, "", "0.0",
+        3, order.order_id, order.status, _qty(order.filled), _qty(order.remaining),
+        repr(float(order.avg_fill_price)), order.perm_id, order.parent_id, repr(float(last)),
+        order.client_id, order.why_held, "0.0",
     ]  # fmt: skip
 
 

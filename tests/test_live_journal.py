@@ -245,3 +245,20 @@ def test_export_writes_days_and_a_rerun_replaces(journal: Journal, tmp_path: Pat
     assert fills.schema["time"] == pl.Datetime("us", "UTC")
     assert read_dataset(home, "live_orders")["state"].to_list() == ["sending"]
     assert (home / "warehouse.duckdb").is_file()
+
+
+def test_settled_means_nothing_in_flight(journal: Journal) -> None:
+    assert journal.settled()
+    journal.submit(intent(order_type="LMT", limit_price=170.0))
+    assert not journal.settled()  # not sent yet
+    journal.mark_sending("k1", 5, 9)
+    journal.record_status("k1", "Submitted", 0, 10)
+    assert journal.settled()
+    journal.request_modify("k1", limit_price=171.0)
+    assert not journal.settled()
+    journal.record_execution(fill("s.1.01"), "k1")
+    journal.record_status("k1", "Filled", 10, 0, 170.0)
+    assert journal.get("k1").modification_state == "abandoned"
+    assert not journal.settled()  # the commission is still on its way
+    journal.record_commission("s.1.01", 1.0, "USD", None)
+    assert journal.settled()
