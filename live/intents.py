@@ -70,9 +70,9 @@ class OrderIntent:
     transmit: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "algo_params", tuple((str(k), str(v)) for k, v in self.algo_params)
-        )
+        params = self.algo_params
+        pairs = params.items() if isinstance(params, Mapping) else params  # a dict is fine too
+        object.__setattr__(self, "algo_params", tuple((str(k), str(v)) for k, v in pairs))
         self.validate()
 
     @property
@@ -150,12 +150,7 @@ class OrderIntent:
             raise InvalidIntent(
                 f"unknown field(s) {', '.join(extra)}", f"use only {', '.join(sorted(known))}"
             )
-        values = dict(data)
-        params = values.get("algo_params") or ()
-        if isinstance(params, Mapping):
-            params = tuple(params.items())
-        values["algo_params"] = tuple(tuple(p) for p in params)
-        return cls(**values)
+        return cls(**data)
 
 
 def _price_ok(value: float | None) -> bool:
