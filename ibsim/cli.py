@@ -16,6 +16,7 @@ import yaml
 
 from ibsim.book import Book
 from ibsim.config import GatewayConfig
+from ibsim.faults import FaultScriptError, load_faults
 from ibsim.server import serve
 
 
@@ -49,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--restart-zone",
         default=GatewayConfig.restart_zone,
         help="the time zone of --restart-at (default %(default)s)",
+    )
+    parser.add_argument(
+        "--faults",
+        metavar="FILE.yml",
+        help="a fault script to run from the start: a YAML list such as "
+        "[{after: 30, fault: connectivity_lost}, {after: 35, fault: connectivity_restored}] "
+        "(see ibsim.faults)",
     )
 
 
@@ -91,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         book = load_scenario(args.scenario) if args.scenario else None
+        faults = load_faults(args.faults) if args.faults else ()
         ZoneInfo(args.restart_zone)
-    except ScenarioError as exc:
+    except (ScenarioError, FaultScriptError) as exc:
         print(exc, file=sys.stderr)
         return 2
     except (ZoneInfoNotFoundError, ValueError):
@@ -105,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         restart_refusal=args.restart_refusal,
         restart_at=args.restart_at,
         restart_zone=args.restart_zone,
+        faults=faults,
     )
 
     async def main() -> None:

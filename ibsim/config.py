@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import time
+from typing import TYPE_CHECKING
 
 from ibsim.book import Book
 from ibsim.clock import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from ibsim.faults import Fault
 
 SERVER_VERSION = 178  # ib_async's maximum, and below the protobuf dialect (201+)
 
@@ -88,6 +92,17 @@ class GatewayConfig:
     # asked, Gateway.restart). IBC's AutoRestartTime is local time; IB's resets follow New York.
     restart_at: time | None = None
     restart_zone: str = "America/New_York"
+    # Streaming (ibsim.streaming, research/ib-rules.md §4). Real seconds between sends of what
+    # changed: IB refreshes US quotes every 250 ms.
+    stream_interval: float = 0.25
+    # Market data lines per login: each reqMktData and reqRealTimeBars holds one (101 beyond).
+    market_data_lines: int = 100
+    # Simultaneous tick-by-tick subscriptions (10190 beyond); None: 5 % of the lines, at least 1.
+    tick_by_tick_lines: int | None = None
+    # Gateway seconds delayed market data (reqMarketDataType 3 or 4) lags behind: 15 minutes.
+    delayed_data_lag: int = 900
+    # A fault script run from the gateway's start (ibsim.faults.load_faults).
+    faults: tuple[Fault, ...] = ()
     # The order engine (ibsim.engine): real seconds between evaluations of the working orders,
     # at the gateway's time; every placement or modification is also evaluated at once.
     order_interval: float = 0.1

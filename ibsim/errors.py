@@ -93,11 +93,47 @@ TOO_MANY_SUMMARIES = IBError(
 CLIENT_ID_IN_USE = IBError(
     326, "Unable to connect as the client id is already in use. Retry with a unique client id."
 )
-FARM_NOTICES = (
-    IBError(2104, "Market data farm connection is OK:usfarm"),
-    IBError(2106, "HMDS data farm connection is OK:ushmds"),
-    IBError(2158, "Sec-def data farm connection is OK:secdefnj"),
+# Farm status notices (reqId -1), by code: the gateway's links to IB's data farms.
+_ON_DEMAND = " but should be available upon demand"
+FARM_STATUS = {
+    code: IBError(code, text)
+    for code, text in (
+        (2103, "Market data farm connection is broken:usfarm"),
+        (2104, "Market data farm connection is OK:usfarm"),
+        (2105, "HMDS data farm connection is broken:ushmds"),
+        (2106, "HMDS data farm connection is OK:ushmds"),
+        (2107, f"HMDS data farm connection is inactive{_ON_DEMAND}.ushmds"),
+        (2108, f"Market data farm connection is inactive{_ON_DEMAND}.usfarm"),
+        (2157, "Sec-def data farm connection is broken:secdefnj"),
+        (2158, "Sec-def data farm connection is OK:secdefnj"),
+    )
+}
+FARM_NOTICES = tuple(FARM_STATUS[code] for code in (2104, 2106, 2158))  # at every startApi
+FARMS_BROKEN = tuple(FARM_STATUS[code] for code in (2103, 2105))  # when IB's link drops
+FARMS_OK = tuple(FARM_STATUS[code] for code in (2104, 2106))  # when it is back
+
+# The gateway's link to IB's servers (research/tws-protocol.md §4).
+CONNECTIVITY_LOST = IBError(1100, "Connectivity between IB and Trader Workstation has been lost.")
+RESTORED_DATA_LOST = IBError(
+    1101, "Connectivity between IB and Trader Workstation has been restored - data lost."
 )
+RESTORED_DATA_KEPT = IBError(
+    1102, "Connectivity between IB and Trader Workstation has been restored - data maintained."
+)
+
+# Streaming market data (research/ib-rules.md §3-4).
+MAX_TICKERS = IBError(101, "Max number of tickers has been reached.")
+DUPLICATE_TICKER = IBError(102, "Duplicate ticker ID.")
+MAX_TICK_BY_TICK = IBError(10190, "Max number of tick-by-tick requests has been reached.")
+
+
+def no_ticker(req_id: int) -> IBError:
+    """A cancel for a streaming request the gateway does not know (never made, or dropped)."""
+    return IBError(300, f"Can't find EId with tickerId:{req_id}")
+
+
+def realtime_query(detail: str) -> IBError:
+    return IBError(420, f"Invalid Real-time Query:{detail}")
 
 
 SERVER_ERROR = hmds("HMDS server error: the request failed inside the gateway (see its log)")

@@ -18,13 +18,16 @@ from ibsim import (  # noqa: F401
     historical,
     orders,
     portfolio,
+    realtime_bars,
     reference,
+    streaming,
     trades,
 )
 from ibsim.book import Book
 from ibsim.catalog import Catalog
 from ibsim.config import GatewayConfig
 from ibsim.engine import Engine
+from ibsim.faults import GatewayFaults
 from ibsim.pacing import Pacer
 from ibsim.session import ClientSession
 from ibsim.sessions import warm_up
@@ -32,8 +35,10 @@ from ibsim.sessions import warm_up
 log = logging.getLogger("ibsim")
 
 
-class Gateway:
-    """Shared state of one gateway (one IB login): clients, pacing, open requests."""
+class Gateway(GatewayFaults):
+    """Shared state of one gateway (one IB login): clients, pacing, open requests; its faults
+    (link lost and restored, farm notices, dropped clients, stalls, scripts) are in ibsim.faults.
+    """
 
     def __init__(self, config: GatewayConfig | None = None) -> None:
         self.config = config or GatewayConfig()
@@ -55,6 +60,7 @@ class Gateway:
         self._refuse_until = 0.0  # loop time before which a restart keeps the port closed
         self._listening = asyncio.Lock()  # held while the listening socket opens or closes
         self._daily: asyncio.Task | None = None
+        self.fault_tasks: set[asyncio.Task] = set()  # a fault script's (ibsim.faults)
 
     async def start(self) -> None:
         # Build the session tables before listening, so the first request is not the slow one.
@@ -64,6 +70,8 @@ class Gateway:
         log.info("embedded IB Gateway listening on %s:%s", self.config.host, self.port)
         if self.config.restart_at is not None:
             self._daily = asyncio.get_running_loop().create_task(self._restart_daily())
+        if self.config.faults:
+            self.run_faults(self.config.faults)
 
     async def _listen(self, port: int) -> None:
         self._server = await asyncio.start_server(self._on_connect, self.config.host, port)
@@ -75,6 +83,8 @@ class Gateway:
         if self._daily is not None:
             self._daily.cancel()
         await self.engine.stop()
+        for task in list(self.fault_tasks):
+            task.cancel()
         async with self._listening:
             if self._server is not None:
                 self._server.close()
@@ -175,7 +185,7 @@ class Gateway:
         """What a real Gateway sends after startApi: accounts, next order id, farm notices."""
         session.send(15, 1, ",".join(self.book.managed))
         session.send(9, 1, self.next_order_id)
-        for notice in errors.FARM_NOTICES:
+        for notice in errors.FARM_NOTICES if self.link_up else errors.FARMS_BROKEN:
             session.send_error(-1, notice)
 
 

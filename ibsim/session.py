@@ -17,6 +17,7 @@ from ibsim.requests import FieldReader, RequestError
 
 if TYPE_CHECKING:
     from ibsim.server import Gateway
+    from ibsim.streaming import Subscription
 
 log = logging.getLogger("ibsim")
 HANDSHAKE_TIMEOUT = 10.0
@@ -37,15 +38,32 @@ class ClientSession:
         self.historical: dict[int, asyncio.Task] = {}  # open bar requests by reqId
         self.streaming: set[int] = set()  # keepUpToDate requests past their first answer
         self.held: list[bytes] = []  # order news kept while the gateway's link to IB is down
+        # Streaming market data, tick-by-tick and real-time bars by reqId (ibsim.streaming),
+        # sent by the `pump` task; they all end with the connection.
+        self.subscriptions: dict[int, Subscription] = {}
+        self.pump: asyncio.Task | None = None
+        self.market_data_type = 1  # reqMarketDataType: 1 live, 2 frozen, 3 delayed, 4 both
+        # A stall (ibsim.faults): until loop time `stalled_until` nothing is read or written;
+        # what the gateway sends meanwhile waits in `_stalled_out`, then goes out in order.
+        self.stalled_until = 0.0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._stalled_out: list[bytes] = []
 
     # ----------------------------------------------------------------- sending
     def send(self, *fields: object) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(wire.encode(fields))
+        self._write(wire.encode(fields))
 
     def send_payload(self, payload: bytes) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(wire.encode_raw(payload))
+        self._write(wire.encode_raw(payload))
+
+    def _write(self, frame: bytes) -> None:
+        if self.writer.is_closing():
+            return
+        if self.stalled:
+            self._stalled_out.append(frame)
+        else:
+            self.writer.write(frame)
 
     def notify(self, *fields: object) -> None:
         """Send news nobody asked for just now (order status, fills): while the gateway has no
@@ -60,8 +78,7 @@ class ClientSession:
         """The link is back: send the held news in the order it happened."""
         held, self.held = self.held, []
         for frame in held:
-            if not self.writer.is_closing():
-                self.writer.write(frame)
+            self._write(frame)
 
     def send_error(self, req_id: int, error: IBError) -> None:
         self.send(4, 2, req_id, error.code, error.text, "")
@@ -110,6 +127,7 @@ class ClientSession:
             if not chunk:
                 return
             buffer += chunk
+            await self._flowing.wait()  # a stalled gateway reads nothing until it carries on
             for payload in wire.split_frames(buffer):
                 fields = wire.decode_fields(payload)
                 if not fields:
@@ -165,6 +183,7 @@ class ClientSession:
     async def _close(self) -> None:
         for task in list(self.tasks):
             task.cancel()
+        self.subscriptions.clear()  # frees their market data lines
         if self.client_id is not None:
             self.gateway.unregister(self.client_id, self)
             log.info("client %s disconnected", self.client_id)
@@ -175,6 +194,24 @@ class ClientSession:
     def disconnect(self) -> None:
         """Drop the connection from the gateway side (faults, shutdown)."""
         self.writer.close()
+        self._flowing.set()  # a stalled read loop must see the close too
+
+    # ----------------------------------------------------------------- stalls (ibsim.faults)
+    @property
+    def stalled(self) -> bool:
+        return not self._flowing.is_set()
+
+    def stall(self, until: float) -> None:
+        """Neither read nor send until loop time `until` (or a later stall's end)."""
+        self.stalled_until = max(self.stalled_until, until)
+        self._flowing.clear()
+
+    def unstall(self) -> None:
+        """Carry on: send what waited, in order, then read again."""
+        self._flowing.set()
+        waiting, self._stalled_out = self._stalled_out, []
+        for frame in waiting:
+            self._write(frame)
 
     def now(self) -> datetime:
         return self.gateway.clock.now()
