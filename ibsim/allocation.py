@@ -5,16 +5,20 @@ An order's quantity is divided once, when it is placed, into a target per accoun
 method (or the order's faMethod), or by the profile's allocations. Every fill is then divided over
 what each account still has to get, so the accounts reach their targets exactly, whatever the
 partial fills. Divisions use the largest-remainder rule in whole units (whole shares for an order
-in whole shares, else ten-thousandths), so the parts always add up to the whole. Imports only
-ibsim.
+in whole shares, else ten-thousandths), so the parts always add up to the whole. NetLiq and
+AvailableEquity read the accounts' values from `ibsim.valuation` at the placement's instant.
+Imports only ibsim.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 
-from ibsim.book import FAGroup, FAProfile
+from ibsim import valuation
+from ibsim.book import Book, FAGroup, FAProfile, Order
+from ibsim.matching import MUST_ALLOCATE, Refused, rejected
 
 # Methods IB computes from the accounts (Equal: the same quantity each), and the user-specified
 # ones that read each account's amount in the group (Percent, Ratio, shares, money).
@@ -90,3 +94,61 @@ def allocate(fill: float, outstanding: Mapping[str, float]) -> dict[str, float]:
     """Divide one fill over what each account still has to get (target less filled). The
     parts add up to the fill and no account passes its target."""
     return split(fill, {a: q for a, q in outstanding.items() if q > 0})
+
+
+def targets(
+    book: Book, catalog: valuation.Instruments, now: datetime, order: Order, fa_profile: str = ""
+) -> dict[str, float]:
+    """The quantity each account gets of an FA order (faGroup, or faProfile before server
+    version 177; at 177 and later profiles are named in faGroup too); {} for an order on one
+    account. Raises Refused for an allocation IB would refuse."""
+    name = order.fa_group or fa_profile
+    if name:
+        if not book.master:
+            raise Refused(rejected(
+                f"The allocation {name} needs a Financial Advisor login, and this login is a "
+                "single account's: leave faGroup empty."
+            ))  # fmt: skip
+        try:
+            return split(order.quantity, _weights_of(book, catalog, now, order, name))
+        except AllocationError as exc:
+            raise Refused(rejected(str(exc))) from None
+    if book.master and order.account in ("", book.master, f"{book.master}A"):
+        raise Refused(MUST_ALLOCATE)
+    if order.account and order.account not in (a.id for a in book.accounts):
+        raise Refused(rejected(f"The account {order.account} is not one of this login's accounts."))
+    return {}
+
+
+def _weights_of(
+    book: Book, catalog: valuation.Instruments, now: datetime, order: Order, name: str
+) -> dict[str, float]:
+    group = next((g for g in book.groups if g.name == name), None)
+    if group is not None:
+        method = order.fa_method or group.method
+        figures = {}
+        if method in ("NetLiq", "AvailableEquity"):
+            figures = {
+                key: account_figures(book, catalog, now, group.accounts, key)
+                for key in ("NetLiquidation", "AvailableFunds")
+            }
+        return weights(
+            group, method, figures.get("NetLiquidation", {}), figures.get("AvailableFunds", {})
+        )
+    profile = next((p for p in book.profiles if p.name == name), None)
+    if profile is not None:
+        return profile_weights(profile)
+    raise AllocationError(
+        f"The FA group or profile {name} does not exist: use one requestFA lists."
+    )
+
+
+def account_figures(
+    book: Book, catalog: valuation.Instruments, now: datetime, accounts: Iterable[str], key: str
+) -> dict[str, float]:
+    """One account value (NetLiquidation, InitMarginReq, ...) of each account, as a number."""
+    out = {}
+    for account in accounts:
+        values = valuation.account_values(book, catalog, now, account)
+        out[account] = float(next(v.value for v in values if v.key == key))
+    return out

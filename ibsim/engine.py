@@ -30,19 +30,28 @@ import contextlib
 import itertools
 import logging
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from ibsim import allocation, errors, matching, trades, valuation
-from ibsim.book import Execution, Order, multiplier
+from ibsim.book import Book, Execution, Order, multiplier
 from ibsim.instruments import Instrument
 from ibsim.matching import Refused, Reject, market_hours, rejected
-from ibsim.orders import Placed
+from ibsim.orders import (
+    CANCELLED,
+    MISMATCH,
+    OUTSIDE_RTH_IGNORED,
+    News,
+    Placed,
+    duplicate_id,
+    not_cancellable,
+    not_found,
+    not_modifiable,
+    waits_for_open,
+)
 from ibsim.quotes import Quote, quote_at
-from ibsim.sessions import VENUES
 
 if TYPE_CHECKING:
     from ibsim.server import Gateway
@@ -53,31 +62,10 @@ TWS_ZONE = ZoneInfo("America/New_York")
 PERM_ID_START = 1_100_000_000  # above the scenarios' permIds
 LATE_EVERY = 4  # one commission report in this many comes late
 
-CANCELLED = "Order Canceled - reason:"
-MUST_ALLOCATE = Reject(
-    436, "You must specify an allocation (either a single account, group, or profile)."
-)
-MISMATCH = Reject(
-    105,
-    "Order being modified does not match the original order: keep its contract and action, and "
-    "a quantity above the filled quantity.",
-)
-OUTSIDE_RTH_IGNORED = errors.IBError(
-    2109,
-    "Order Event Warning: Attribute 'Outside Regular Trading Hours' is ignored based on the order "
-    "type and destination. PlaceOrder is now being processed.",
-)
-
-
-def duplicate_id(order_id: int) -> Reject:
-    return Reject(
-        103, f"Duplicate order id {order_id}: use an id above every id this client used (reqIds)."
-    )
-
 
 @dataclass
 class Work:
-    """An order the engine works, and what it remembers between evaluations."""
+    """An order and what the engine remembers about it between evaluations."""
 
     order: Order
     inst: Instrument | None  # None: a scenario's order on a conId the catalog does not know
@@ -90,6 +78,12 @@ class Work:
     targets: dict[str, float] = field(default_factory=dict)  # FA: account -> quantity
     allocated: dict[str, float] = field(default_factory=dict)  # FA: account -> filled
     fills: dict[str, tuple[float, float]] = field(default_factory=dict)  # shares, value
+
+    @property
+    def market(self) -> Instrument:
+        """The instrument of an order the engine works (every such order has one)."""
+        assert self.inst is not None
+        return self.inst
 
     @property
     def terms(self) -> matching.Terms:
@@ -106,6 +100,7 @@ class Engine:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self.news = News(gateway)
         self.working: dict[int, Work] = {}  # permId -> live orders being worked
         self.held: dict[int, Work] = {}  # permId -> placed with transmit=0, not sent on yet
         known = [*gateway.book.open_orders, *gateway.book.completed_orders]
@@ -113,12 +108,12 @@ class Engine:
         self._highest: dict[int, int] = {}  # clientId -> the highest order id it used
         for o in known:
             self._highest[o.client_id] = max(self._highest.get(o.client_id, 0), o.order_id)
-        self._taken: dict[tuple[int, str], tuple[int, float]] = {}  # (conId, side) -> second, size
-        self._exec_seq: tuple[int, int] = (0, 0)  # second, last sequence number used in it
+        self._taken: dict[tuple[int, str], tuple[int, float]] = {}  # (conId, pool): second, size
+        self._exec_seq = (0, 0)  # the second of the last execId, and its sequence number
         self._task: asyncio.Task | None = None
 
     @property
-    def book(self):
+    def book(self) -> Book:
         return self.gateway.book
 
     def now(self) -> int:
@@ -153,47 +148,45 @@ class Engine:
         current = self._find(client, order_id)
         if current is not None:
             if current.done:
-                self._error(client, order_id, _finished(current))
+                self.news.error(client, order_id, not_modifiable(current))
             else:
                 self._modify(current, placed)
             return
         if order_id <= self._highest.get(client, 0):
-            self._error(client, order_id, duplicate_id(order_id))
+            self.news.error(client, order_id, duplicate_id(order_id))
             return
         self._highest[client] = order_id
         self.gateway.next_order_id = max(self.gateway.next_order_id, order_id + 1)
         inst = self._instrument(placed)
         if inst is None:
             return
-        order = replace(order, con_id=inst.con_id, perm_id=next(self._perm_ids))
+        work = Work(replace(order, con_id=inst.con_id, perm_id=next(self._perm_ids)), inst)
         try:
-            work = self._prepare(Work(order, inst), placed.fa_profile)
+            self._prepare(work, placed.fa_profile)
         except Refused as refusal:
-            self._refuse(order, refusal.reject)
+            self._refuse(work, refusal.reject)
             return
         if order.transmit:
             self._transmit(work)
             self.evaluate()
         else:
-            self.held[order.perm_id] = work
+            self.held[work.order.perm_id] = work
 
     def cancel(self, client_id: int, order_id: int) -> None:
         """cancelOrder: the client's own order, live or held; 10147 / 10148 otherwise."""
         order = self._find(client_id, order_id)
         if order is None:
-            text = f"OrderId {order_id} that needs to be cancelled is not found."
-            self._error(client_id, order_id, Reject(10147, text))
+            self.news.error(client_id, order_id, not_found(order_id))
         elif order.done:
-            text = f"OrderId {order_id} that needs to be cancelled cannot be cancelled, state: "
-            self._error(client_id, order_id, Reject(10148, f"{text}{order.status}."))
+            self.news.error(client_id, order_id, not_cancellable(order))
         else:
-            self._finish(self._work_of(order), CANCELLED)
+            self._cancel(self._work_of(order), CANCELLED)
 
     def cancel_all(self) -> None:
         """reqGlobalCancel: every open order of every client, held ones too."""
         for order in [*(w.order for w in self.held.values()), *self.book.open_orders]:
             if self._is_live(order.perm_id):  # not cancelled with its parent meanwhile
-                self._finish(self._work_of(order), CANCELLED)
+                self._cancel(self._work_of(order), CANCELLED)
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self) -> None:
@@ -204,133 +197,116 @@ class Engine:
                 self._step(work, now)
 
     def _step(self, work: Work, t: int) -> None:
-        o, inst = work.order, work.inst
+        o, inst = work.order, work.market
         if o.parent_perm_id and not self._parent_filled(o):
             return
         if work.close_at is not None:
             self._auction(work, t)
             return
         if work.expires_at is not None and t >= work.expires_at:
-            self._finish(work, f"{CANCELLED}The {o.tif} order expired at the end of its session.")
+            self._cancel(work, f"{CANCELLED}The {o.tif} order expired at the end of its session.")
             return
-        assert inst is not None  # every order the engine works has its instrument
         opens, closes = market_hours(inst, t, _rth_only(o))
         if not opens <= t < closes:
             if o.tif in ("IOC", "FOK"):
-                self._finish(work, f"{CANCELLED}The market is closed for this {o.tif} order.")
+                self._cancel(work, f"{CANCELLED}The market is closed for this {o.tif} order.")
             return
-        quote, tick, terms = quote_at(inst, t), inst.min_tick, work.terms
+        quote = quote_at(inst, t)
         if o.order_type in matching.TRIGGERED and not work.triggered:
             if o.order_type in matching.TRAILING:
-                work.stop = matching.trail(terms, work.stop, quote, tick)
-                self._store(work, replace(o, trail_stop_price=work.stop))
+                work.stop = matching.trail(work.terms, work.stop, quote, inst.min_tick)
+                self._change(work, replace(o, trail_stop_price=work.stop), news=False)
             if not matching.triggered(work.terms, work.stop, quote):
                 return
             work.triggered = True
         if work.order.status != "Submitted":
-            self._update(work, status="Submitted")
+            self._change(work, replace(work.order, status="Submitted"))
         self._match(work, quote, t)
         o = work.order
         if o.done:
             return
         if work.window is not None and t >= work.window[1] and not work.past_end:
-            self._finish(work, f"{CANCELLED}The {o.algo_strategy} order reached its end time.")
+            self._cancel(work, f"{CANCELLED}The {o.algo_strategy} order reached its end time.")
         elif o.tif in ("IOC", "FOK"):
-            self._finish(work, f"{CANCELLED}The {o.tif} order was not filled at once.")
+            self._cancel(work, f"{CANCELLED}The {o.tif} order was not filled at once.")
 
     def _match(self, work: Work, quote: Quote, t: int) -> None:
-        o, inst, terms = work.order, work.inst, work.terms
-        assert inst is not None
-        tick = inst.min_tick
+        """Fill what this second lets the order fill (an algo: what its schedule is due)."""
+        o, tick = work.order, work.market.min_tick
         wanted = o.remaining
         if work.window is not None:
-            start, end = work.window
-            wanted = min(wanted, matching.due(o.quantity, start, end, t) - o.filled)
+            wanted = min(wanted, matching.due(o.quantity, *work.window, t) - o.filled)
         if wanted <= 0:
             return
-        working_as, limit = matching.elected(terms, work.stop, tick)
-        found = matching.match(terms, working_as, limit, quote, tick)
+        working_as, limit = matching.elected(work.terms, work.stop, tick)
+        found = matching.match(work.terms, working_as, limit, quote, tick)
         if found is None:
             return
         second, used = self._taken.get((o.con_id, found.pool), (t, 0.0))
-        size = min(wanted, found.size - (used if second == t else 0.0))
+        used = used if second == t else 0.0
+        size = min(wanted, found.size - used)
         if size <= 0 or (o.tif == "FOK" and size < o.remaining):
             return
-        self._taken[(o.con_id, found.pool)] = (t, (used if second == t else 0.0) + size)
+        self._taken[(o.con_id, found.pool)] = (t, used + size)
         self._fill(work, size, found.price, t)
 
     def _auction(self, work: Work, t: int) -> None:
         """MOC / LOC: Submitted once the session is open, executed at its close."""
-        o, inst = work.order, work.inst
-        assert inst is not None and work.close_at is not None
-        if t < work.close_at:
-            opens, _ = market_hours(inst, t, True)
-            if opens <= t and o.status != "Submitted":
-                self._update(work, status="Submitted")
+        o, inst, close_at = work.order, work.market, work.close_at or 0
+        if t < close_at:
+            if market_hours(inst, t, True)[0] <= t and o.status != "Submitted":
+                self._change(work, replace(o, status="Submitted"))
             return
-        close = quote_at(inst, work.close_at - 1).last
+        close = quote_at(inst, close_at - 1).last
         if matching.auction(work.terms, close):
-            self._fill(work, o.remaining, close, work.close_at)
+            self._fill(work, o.remaining, close, close_at)
         else:
-            self._finish(work, f"{CANCELLED}The close printed outside the LOC order's limit.")
+            self._cancel(work, f"{CANCELLED}The close printed outside the LOC order's limit.")
 
     # ----------------------------------------------------------------- fills
     def _fill(self, work: Work, size: float, price: float, t: int) -> None:
+        """Book a fill (split over the FA accounts), then report it: execDetails, openOrder,
+        orderStatus, commissionReport; then the OCA group's and bracket's other orders."""
         o = work.order
         if work.targets:
-            outstanding = {a: q - work.allocated.get(a, 0.0) for a, q in work.targets.items()}
-            parts = allocation.allocate(size, outstanding)
+            owed = {a: q - work.allocated.get(a, 0.0) for a, q in work.targets.items()}
+            parts = allocation.allocate(size, owed)
         else:
             parts = {o.account: size}
-        booked = [
-            self._execute(work, account, shares, price, t)
-            for account, shares in parts.items()
-            if shares > 0
-        ]
+        booked = [self._execute(work, a, shares, price, t) for a, shares in parts.items() if shares]
         filled = o.filled + size
         average = round((o.avg_fill_price * o.filled + price * size) / filled, 10)
-        done = filled >= o.quantity - 1e-9
-        self._update(
-            work, filled=filled, avg_fill_price=average, last_fill_price=price,
-            status="Filled" if done else "Submitted",
-        )  # fmt: skip
+        status = "Filled" if filled >= o.quantity - 1e-9 else "Submitted"
+        self._change(
+            work,
+            replace(o, filled=filled, avg_fill_price=average, last_fill_price=price, status=status),
+        )
         for ex in booked:
             if ex.commission_delay > 0:
                 asyncio.get_running_loop().call_later(ex.commission_delay, self._late, ex.exec_id)
             else:
-                self._tell(ex.client_id, lambda s, ex=ex: trades.commission_fields(ex))
+                self.news.commission(ex)
         self._one_cancels_all(work, size)
 
     def _execute(self, work: Work, account: str, shares: float, price: float, t: int) -> Execution:
         """Book one fill in one account and send its execDetails."""
-        o, inst = work.order, work.inst
-        assert inst is not None
+        o, inst, config = work.order, work.market, self.gateway.config
         exec_id = self._exec_id(t)
         late = zlib.crc32(exec_id.encode()) % LATE_EVERY == 0
-        ex = self.book.record_fill(
-            Execution(
-                exec_id=exec_id, account=account, con_id=o.con_id, side=trades.SIDES[o.action],
-                shares=shares, price=price, time=datetime.fromtimestamp(t, UTC),
-                order_id=o.order_id, perm_id=o.perm_id, client_id=o.client_id,
-                order_ref=o.order_ref, exchange=_exchange(inst),
-                commission=self.gateway.config.commissions.charge(
-                    inst.sec_type, shares, price, multiplier(inst)
-                ),
-                commission_currency=inst.currency,
-                commission_delay=self.gateway.config.late_commission if late else 0.0,
-            ),
-            inst,
-        )  # fmt: skip
+        ex = self.book.record_fill(Execution(
+            exec_id=exec_id, account=account, con_id=o.con_id, side=trades.SIDES[o.action],
+            shares=shares, price=price, time=datetime.fromtimestamp(t, UTC), order_id=o.order_id,
+            perm_id=o.perm_id, client_id=o.client_id, order_ref=o.order_ref,
+            exchange=_exchange(inst), commission_currency=inst.currency,
+            commission=config.commissions.charge(inst.sec_type, shares, price, multiplier(inst)),
+            commission_delay=config.late_commission if late else 0.0,
+        ), inst)  # fmt: skip
         if account in work.targets:
             work.allocated[account] = work.allocated.get(account, 0.0) + shares
-        cum_shares, cum_value = work.fills.get(account, (0.0, 0.0))
-        cum = (cum_shares + shares, cum_value + shares * price)
-        work.fills[account] = cum
-        average = round(cum[1] / cum[0], 10)
-        self._tell(
-            o.client_id,
-            lambda s: trades.exec_details_fields(-1, ex, inst, (cum[0], average), s.server_version),
-        )
+        before, value = work.fills.get(account, (0.0, 0.0))
+        work.fills[account] = (before + shares, value + shares * price)
+        cum_shares, cum_value = work.fills[account]
+        self.news.execution(ex, inst, (cum_shares, round(cum_value / cum_shares, 10)))
         return ex
 
     def _late(self, exec_id: str) -> None:
@@ -339,7 +315,7 @@ class Engine:
         if ex is not None:
             ex = replace(ex, commission_delay=0.0)
             self.book.put_execution(ex)
-            self._tell(ex.client_id, lambda s: trades.commission_fields(ex))
+            self.news.commission(ex)
 
     def _exec_id(self, t: int) -> str:
         """IB's execId form: `0000e0d5.<second, hex>.<sequence>.01` (corrections end .02)."""
@@ -354,8 +330,8 @@ class Engine:
                 return exec_id
 
     def _one_cancels_all(self, work: Work, size: float) -> None:
-        """A fill in an OCA group (or a bracket's child) cancels (ocaType 1) or reduces
-        (2, 3, and a bracket's other children) the group's other orders."""
+        """A fill in an OCA group cancels (ocaType 1) or reduces (2, 3) the group's other orders;
+        one in a bracket's child reduces the other children, as IB links them."""
         o = work.order
         for peer in list(self.working.values()):
             p = peer.order
@@ -364,11 +340,11 @@ class Engine:
             if peer is work or p.done or not (same_group or siblings):
                 continue
             if same_group and o.oca_type in (0, 1):
-                self._finish(peer, f"{CANCELLED}Another order of OCA group {o.oca_group} filled.")
+                self._cancel(peer, f"{CANCELLED}An order of its OCA group {o.oca_group} filled.")
             elif p.quantity - size <= p.filled + 1e-9:
-                self._finish(peer, f"{CANCELLED}The order's OCA peer filled its quantity.")
+                self._cancel(peer, f"{CANCELLED}Its OCA peer filled its quantity.")
             else:
-                self._update(peer, quantity=p.quantity - size)
+                self._change(peer, replace(p, quantity=p.quantity - size))
 
     # ----------------------------------------------------------------- placing
     def _instrument(self, placed: Placed) -> Instrument | None:
@@ -377,30 +353,27 @@ class Engine:
         if len(found) == 1:
             return found[0]
         error = errors.NO_SECURITY if not found else errors.ambiguous(placed.contract.symbol)
-        self._error(o.client_id, o.order_id, Reject(error.code, error.text))
+        self.news.error(o.client_id, o.order_id, Reject(error.code, error.text))
         return None
 
-    def _prepare(self, work: Work, fa_profile: str) -> Work:
-        """Check the order and plan it: FA targets, account, expiry, algo window, auction."""
-        o, inst, now = work.order, work.inst, self.now()
-        assert inst is not None
+    def _prepare(self, work: Work, fa_profile: str) -> None:
+        """Check the order and plan it: FA targets, account, expiry, auction, algo window."""
+        o, inst, now = work.order, work.market, self.gateway.clock.now()
         reject = matching.check(work.terms, inst.min_tick)
         if reject is not None:
             raise Refused(reject)
         if inst.sec_type == "IND":
             raise Refused(rejected("An index cannot be traded: trade its futures or an ETF on it."))
-        if inst.expired(self.gateway.clock.now()):
+        if inst.expired(now):
             raise Refused(rejected(f"The contract {inst.local_symbol} has expired."))
-        work.targets = self._targets(o, fa_profile)
-        if not o.account and not self.book.master:
+        work.targets = allocation.targets(self.book, self.gateway.catalog, now, o, fa_profile)
+        if not o.account and not self.book.master:  # IB fills in a single account's id
             work.order = replace(o, account=self.book.accounts[0].id)
-        self._schedule(work, now)
-        return work
+        self._schedule(work)
 
-    def _schedule(self, work: Work, now: int) -> None:
+    def _schedule(self, work: Work) -> None:
         """When the order may work: its expiry, its auction, its algo's window."""
-        o, inst = work.order, work.inst
-        assert inst is not None
+        o, inst, now = work.order, work.market, self.now()
         work.expires_at = matching.expiry(o.tif, o.good_till_date, inst, now, _rth_only(o))
         auction = o.order_type in matching.AUCTION
         work.close_at = matching.auction_close(inst, now) if auction else None
@@ -408,120 +381,67 @@ class Engine:
             o.algo_strategy, dict(o.algo_params), inst, now, self.gateway.config.algo_span
         )
 
-    def _targets(self, o: Order, fa_profile: str) -> dict[str, float]:
-        book, name = self.book, o.fa_group or fa_profile
-        if name:
-            if not book.master:
-                raise Refused(rejected(
-                    f"The allocation {name} needs a Financial Advisor login, and this login is the "
-                    "single account's: leave faGroup empty."
-                ))  # fmt: skip
-            return allocation.split(o.quantity, self._fa_weights(o, name))
-        if book.master and o.account in ("", book.master, f"{book.master}A"):
-            raise Refused(MUST_ALLOCATE)
-        if o.account and o.account not in (a.id for a in book.accounts):
-            raise Refused(rejected(f"The account {o.account} is not one of this login's accounts."))
-        return {}
-
-    def _fa_weights(self, o: Order, name: str) -> dict[str, float]:
-        try:
-            group = next((g for g in self.book.groups if g.name == name), None)
-            if group is not None:
-                method = o.fa_method or group.method
-                return allocation.weights(
-                    group, method, self._figure(group.accounts, "NetLiquidation"),
-                    self._figure(group.accounts, "AvailableFunds"),
-                )  # fmt: skip
-            profile = next((p for p in self.book.profiles if p.name == name), None)
-            if profile is not None:
-                return allocation.profile_weights(profile)
-        except allocation.AllocationError as exc:
-            raise Refused(rejected(str(exc))) from None
-        raise Refused(rejected(
-            f"The FA group or profile {name} does not exist: use one that requestFA lists."
-        ))  # fmt: skip
-
-    def _figure(self, accounts, key: str) -> dict[str, float]:
-        now, out = self.gateway.clock.now(), {}
-        for account in accounts:
-            values = valuation.account_values(self.book, self.gateway.catalog, now, account)
-            out[account] = float(next(v.value for v in values if v.key == key))
-        return out
-
     def _transmit(self, work: Work) -> None:
         """Send on an order and its bracket: the held parent and the held siblings."""
         o = work.order
         root = o.parent_id or o.order_id
         chain = [w for w in self.held.values() if w.order.client_id == o.client_id and (
             w.order.order_id == root or w.order.parent_id == root)]  # fmt: skip
-        for member in sorted([*chain, work], key=lambda w: w.order.order_id):
+        for member in sorted({id(w): w for w in (*chain, work)}.values(), key=_order_id):
             self.held.pop(member.order.perm_id, None)
             self._start(member)
 
     def _start(self, work: Work) -> None:
-        o, inst, now = work.order, work.inst, self.now()
-        assert inst is not None
+        """An order reaches IB: announced PreSubmitted, with 2109 / 399 when it must wait."""
+        o, inst, now = work.order, work.market, self.now()
         if o.parent_id:
             parent = self._find(o.client_id, o.parent_id)
             work.order = o = replace(o, parent_perm_id=parent.perm_id if parent else 0)
         if o.outside_rth and _rth_only(o):
-            self._error(
-                o.client_id, o.order_id, Reject(OUTSIDE_RTH_IGNORED.code, OUTSIDE_RTH_IGNORED.text)
-            )
-        opens, _ = market_hours(inst, now, _rth_only(o))
+            self.news.error(o.client_id, o.order_id, OUTSIDE_RTH_IGNORED)
+        opens = market_hours(inst, now, _rth_only(o))[0]
         if opens > now and o.order_type not in matching.AUCTION:
-            self._error(o.client_id, o.order_id, _waits(o, inst, opens))
+            self.news.error(o.client_id, o.order_id, waits_for_open(o, inst, opens))
         self.working[o.perm_id] = work
-        self._update(work, status="PreSubmitted")
+        self._change(work, replace(o, status="PreSubmitted"))
 
     def _modify(self, current: Order, placed: Placed) -> None:
-        new = placed.order
-        mismatch = new.action != current.action or (
-            placed.contract.con_id not in (0, current.con_id)
-        )
-        work = self._work_of(current)
-        tick = work.inst.min_tick if work.inst is not None else 0.01
-        changed = replace(
-            current, quantity=new.quantity, order_type=new.order_type,
-            limit_price=new.limit_price, aux_price=new.aux_price, tif=new.tif,
-            order_ref=new.order_ref, outside_rth=new.outside_rth, oca_group=new.oca_group,
-            oca_type=new.oca_type, good_till_date=new.good_till_date,
-            trail_stop_price=new.trail_stop_price, trailing_percent=new.trailing_percent,
-            lmt_price_offset=new.lmt_price_offset, algo_strategy=new.algo_strategy,
-            algo_params=new.algo_params, transmit=new.transmit,
-        )  # fmt: skip
+        """placeOrder on a live id: new quantity, prices, time in force...; the same contract and
+        action. A refused modification (105, 110) leaves the order as it was."""
+        new, work = placed.order, self._work_of(current)
+        changed = replace(current, **{name: getattr(new, name) for name in _MODIFIABLE})
         trailing = (new.aux_price, new.trailing_percent) != (
             current.aux_price,
             current.trailing_percent,
         )
-        probe = Work(changed, work.inst, stop=None if trailing else work.stop)
-        reject = matching.check(probe.terms, tick)
-        if mismatch or new.quantity <= current.filled or reject is not None:
-            refusal = reject if reject is not None else MISMATCH
-            code = 110 if refusal.code == 110 else 105
-            self._error(current.client_id, current.order_id, Reject(code, refusal.text))
-            return
-        work.order, work.stop = changed, probe.stop
-        if work.inst is not None and (
-            current.perm_id in self.working or current.perm_id in self.held
-        ):
+        probe = replace(work, order=changed, stop=None if trailing else work.stop)
+        reject = matching.check(probe.terms, work.inst.min_tick if work.inst else 0.01)
+        if reject is None and (new.action != current.action or new.quantity <= current.filled
+                               or placed.contract.con_id not in (0, current.con_id)):  # fmt: skip
+            reject = MISMATCH
+        if reject is None and work.inst is not None and not _passive(self, current):
             try:
-                self._schedule(work, self.now())
+                self._schedule(probe)
             except Refused as refusal:
-                work.order = current
-                self._error(current.client_id, current.order_id, Reject(105, refusal.reject.text))
-                return
+                reject = refusal.reject
+        if reject is not None:
+            code = 110 if reject.code == 110 else 105
+            self.news.error(current.client_id, current.order_id, Reject(code, reject.text))
+            return
+        for name in ("expires_at", "close_at", "window", "past_end", "stop"):
+            setattr(work, name, getattr(probe, name))
         if current.perm_id in self.held:
+            work.order = changed
             if changed.transmit:
                 self._transmit(work)
         else:
-            self._update(work)
+            self._change(work, changed)
         self.evaluate()
 
     def _what_if(self, placed: Placed) -> None:
         """whatIf: one openOrder (whatIf 1, PreSubmitted) with the margin and commission the
-        order would add; nothing is placed."""
-        o = placed.order
+        order would add to its accounts; nothing is placed."""
+        o, config = placed.order, self.gateway.config
         inst = self._instrument(placed)
         if inst is None:
             return
@@ -529,95 +449,63 @@ class Engine:
         try:
             self._prepare(work, placed.fa_profile)
         except Refused as refusal:
-            self._error(o.client_id, o.order_id, refusal.reject)
+            self.news.error(o.client_id, o.order_id, refusal.reject)
             return
-        accounts = list(work.targets) or [work.order.account]
         quote = quote_at(inst, self.now())
-        price = (
-            o.limit_price if o.limit_price > 0 else (quote.ask if o.action == "BUY" else quote.bid)
-        )
+        price = o.limit_price or (quote.ask if o.action == "BUY" else quote.bid)
         notional = o.quantity * price * multiplier(inst)
-        side = 1 if o.action == "BUY" else -1
-        fallback = self.gateway.config.what_if_margin
-        rate_init, rate_maint = valuation.MARGIN_RATES.get(
-            (inst.sec_type, side), (fallback, fallback)
+        rates = valuation.MARGIN_RATES.get(
+            (inst.sec_type, 1 if o.action == "BUY" else -1), (config.what_if_margin,) * 2
         )
+        accounts, now = list(work.targets) or [work.order.account], self.gateway.clock.now()
         before = [
-            sum(self._figure(accounts, key).values())
+            sum(
+                allocation.account_figures(
+                    self.book, self.gateway.catalog, now, accounts, key
+                ).values()
+            )
             for key in ("InitMarginReq", "MaintMarginReq", "EquityWithLoanValue")
         ]
-        commission = self.gateway.config.commissions.charge(
-            inst.sec_type, o.quantity, price, multiplier(inst)
-        )
-        change = [notional * rate_init, notional * rate_maint, -commission]
+        commission = config.commissions.charge(inst.sec_type, o.quantity, price, multiplier(inst))
+        change = [notional * rates[0], notional * rates[1], -commission]
         after = [b + c for b, c in zip(before, change, strict=True)]
         preview = tuple(round(x, 2) for x in (*before, *change, *after, *(commission,) * 3))
-        answer = replace(work.order, status="PreSubmitted", preview=preview)
-        self._tell(o.client_id, lambda s: trades.open_order_fields(answer, inst, s.server_version))
+        self.news.preview(replace(work.order, status="PreSubmitted", preview=preview), inst)
 
-    def _refuse(self, order: Order, reject: Reject) -> None:
+    def _refuse(self, work: Work, reject: Reject) -> None:
         """A refused order: the error, then openOrder + orderStatus Inactive; it is completed."""
-        self._error(order.client_id, order.order_id, reject)
-        inst = self.gateway.catalog.by_con_id(order.con_id)
-        dead = replace(order, status="Inactive", completed_time=self._stamp())
-        self.book.put_order(dead)
-        self._announce(dead, inst)
+        self.news.error(work.order.client_id, work.order.order_id, reject)
+        self._change(work, replace(work.order, status="Inactive"))
 
     # ----------------------------------------------------------------- state
-    def _update(self, work: Work, **changes) -> None:
-        """Change an order, store it in the Book and announce it to its client."""
-        order = replace(work.order, **changes)
+    def _change(self, work: Work, order: Order, news: bool = True) -> None:
+        """An order's new state: into the Book (a finished one with its completion time, out of
+        the engine's hands) and, with `news`, to its client."""
         if order.done and not order.completed_time:
             order = replace(order, completed_time=self._stamp())
         work.order = order
         if order.done:
             self.working.pop(order.perm_id, None)
-            self.held.pop(order.perm_id, None)
-        if order.perm_id not in self.held:
-            self.book.put_order(order)
-            self._announce(order, work.inst)
-
-    def _store(self, work: Work, order: Order) -> None:
-        """Change an order without news (a trailing stop that moved)."""
-        work.order = order
         self.book.put_order(order)
+        if news:
+            self.news.order(order, work.inst)
 
-    def _finish(self, work: Work, text: str, code: int = 202) -> None:
-        """Cancel an order (and its children): orderStatus Cancelled, then the error."""
-        was_held = work.order.perm_id in self.held
-        self.held.pop(work.order.perm_id, None)
-        order = replace(work.order, status="Cancelled", completed_time=self._stamp())
-        work.order = order
-        self.working.pop(order.perm_id, None)
-        if was_held:  # never sent on: only the client knows it
-            self._tell(order.client_id, lambda s: trades.order_status_fields(order))
+    def _cancel(self, work: Work, text: str) -> None:
+        """Cancel an order and its children: orderStatus Cancelled, then error 202."""
+        o = work.order
+        if self.held.pop(o.perm_id, None) is not None:  # never sent on: only its client knows it
+            work.order = replace(o, status="Cancelled")
+            self.news.status(work.order)
         else:
-            self.book.put_order(order)
-            self._announce(order, work.inst)
-        self._error(order.client_id, order.order_id, Reject(code, text))
+            self._change(work, replace(o, status="Cancelled"))
+        self.news.error(o.client_id, o.order_id, Reject(202, text))
         for child in [*self.working.values(), *self.held.values()]:
-            if child.order.parent_perm_id == order.perm_id or (
-                child.order.client_id == order.client_id
-                and child.order.parent_id == order.order_id
-                and child.order.perm_id in self.held
-            ):
-                self._finish(child, f"{CANCELLED}Its parent order was cancelled.")
-
-    def _announce(self, order: Order, inst: Instrument | None) -> None:
-        self._tell(
-            order.client_id, lambda s: trades.open_order_fields(order, inst, s.server_version)
-        )
-        self._tell(order.client_id, lambda s: trades.order_status_fields(order))
-
-    def _error(self, client_id: int, order_id: int, reject: Reject) -> None:
-        self._tell(client_id, lambda s: [4, 2, order_id, reject.code, reject.text, ""])
-
-    def _tell(self, client_id: int, fields: Callable[[ClientSession], list[object]]) -> None:
-        """News for the client's current session, if it is connected (held while IB's link is
-        down, by `ClientSession.notify`)."""
-        session = self.gateway.clients.get(client_id)
-        if session is not None:
-            session.notify(*fields(session))
+            c = child.order
+            mine = c.parent_perm_id == o.perm_id or (
+                c.perm_id in self.held and (c.client_id, c.parent_id) == (o.client_id, o.order_id)
+            )
+            if mine and not c.done and self._is_live(c.perm_id):
+                self._cancel(child, f"{CANCELLED}Its parent order was cancelled.")
 
     def _stamp(self) -> str:
         return f"{self.gateway.clock.now().astimezone(TWS_ZONE):%Y%m%d %H:%M:%S} America/New_York"
@@ -625,10 +513,8 @@ class Engine:
     # ----------------------------------------------------------------- lookups
     def _find(self, client_id: int, order_id: int) -> Order | None:
         """The client's order with this id: held, open or completed (the latest)."""
-        for work in self.held.values():
-            if (work.order.client_id, work.order.order_id) == (client_id, order_id):
-                return work.order
-        for order in (*self.book.open_orders, *reversed(self.book.completed_orders)):
+        held = (w.order for w in self.held.values())
+        for order in (*held, *self.book.open_orders, *reversed(self.book.completed_orders)):
             if (order.client_id, order.order_id) == (client_id, order_id):
                 return order
         return None
@@ -636,9 +522,7 @@ class Engine:
     def _work_of(self, order: Order) -> Work:
         """The engine's Work for an order, or a passing one for an order it does not work."""
         found = self.working.get(order.perm_id) or self.held.get(order.perm_id)
-        if found is not None:
-            return found
-        return Work(order, self.gateway.catalog.by_con_id(order.con_id))
+        return found or Work(order, self.gateway.catalog.by_con_id(order.con_id))
 
     def _is_live(self, perm_id: int) -> bool:
         return perm_id in self.held or any(o.perm_id == perm_id for o in self.book.open_orders)
@@ -646,10 +530,26 @@ class Engine:
     def _parent_filled(self, order: Order) -> bool:
         if order.parent_perm_id in self.working:
             return False
-        parent = next(
-            (o for o in self.book.completed_orders if o.perm_id == order.parent_perm_id), None
-        )
+        done = (o for o in self.book.completed_orders if o.perm_id == order.parent_perm_id)
+        parent = next(done, None)
         return parent is not None and parent.status == "Filled"
+
+
+# What a modification may change (placeOrder on a live id); contract and action stay.
+_MODIFIABLE = (
+    "quantity", "order_type", "limit_price", "aux_price", "tif", "order_ref", "outside_rth",
+    "oca_group", "oca_type", "good_till_date", "trail_stop_price", "trailing_percent",
+    "lmt_price_offset", "algo_strategy", "algo_params", "transmit",
+)  # fmt: skip
+
+
+def _passive(engine: Engine, order: Order) -> bool:
+    """A scenario's order: reported and cancellable, but not worked by the engine."""
+    return order.perm_id not in engine.working and order.perm_id not in engine.held
+
+
+def _order_id(work: Work) -> int:
+    return work.order.order_id
 
 
 def _rth_only(order: Order) -> bool:
@@ -660,30 +560,10 @@ def _rth_only(order: Order) -> bool:
     )
 
 
-def _finished(order: Order) -> Reject:
-    if order.status == "Filled":
-        return Reject(104, f"Can't modify a filled order: order {order.order_id} is filled.")
-    return Reject(
-        104, f"Can't modify order {order.order_id}: it is {order.status}; place a new order."
-    )
-
-
-def _waits(order: Order, inst: Instrument, opens: int) -> Reject:
-    venue = VENUES[inst.venue]
-    when = datetime.fromtimestamp(opens, ZoneInfo(venue.tz))
-    return Reject(399, (
-        f"Order Message: {order.action} {trades._qty(order.quantity)} {inst.local_symbol} "
-        f"{inst.exchange} Warning: your order will not be placed at the exchange until "
-        f"{when:%Y-%m-%d %H:%M:%S} {venue.ib_tz}"
-    ))  # fmt: skip
-
-
 def _exchange(inst: Instrument) -> str:
     """Where a fill is reported: ISLAND for stocks, the listing exchange for the rest."""
     if inst.sec_type == "STK":
         return "ISLAND"
-    return (
-        inst.primary_exchange
-        if inst.exchange == "SMART" and inst.primary_exchange
-        else inst.exchange
-    )
+    if inst.exchange == "SMART" and inst.primary_exchange:
+        return inst.primary_exchange
+    return inst.exchange

@@ -62,6 +62,9 @@ class Refused(Exception):
         self.reject = reject
 
 
+MUST_ALLOCATE = Reject(
+    436, "You must specify an allocation (either a single account, group, or profile)."
+)
 OFF_GRID = Reject(
     110, "The price does not conform to the minimum price variation for this contract."
 )

@@ -11,16 +11,30 @@ Each client spells "unset" its own way (`""`, `2147483647`, `1.7976931348623157e
 
 cancelOrder: `4 | 1 | orderId | manualCancelOrderTime` (the last from 169); reqGlobalCancel:
 `58 | 1`. reqIds (8) is answered in `ibsim.account`.
+
+`News` sends what the engine has to say about an order to the session of the client that placed
+it, and IB's texts for order errors are here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
-from ibsim.book import UNSET, Order
+from ibsim import trades, valuation
+from ibsim.book import UNSET, Execution, Order
 from ibsim.dispatch import handles
+from ibsim.instruments import Instrument
+from ibsim.matching import Reject
 from ibsim.requests import ContractQuery, FieldReader, RequestError
 from ibsim.session import ClientSession
+from ibsim.sessions import VENUES
+
+if TYPE_CHECKING:
+    from ibsim.server import Gateway
 
 # The fields after its type that each order condition has (ib_async order.py, ibapi
 # order_condition.py): price, time, margin, execution, volume, percent change.
@@ -186,3 +200,97 @@ def cancel_order(session: ClientSession, msg: FieldReader) -> None:
 @handles(58)
 def global_cancel(session: ClientSession, msg: FieldReader) -> None:
     session.gateway.engine.cancel_all()
+
+
+# ----------------------------------------------------------------------------- IB's texts
+CANCELLED = "Order Canceled - reason:"
+MISMATCH = Reject(
+    105,
+    "Order being modified does not match the original order: keep its contract and action, and "
+    "a quantity above the filled quantity.",
+)
+OUTSIDE_RTH_IGNORED = Reject(
+    2109,
+    "Order Event Warning: Attribute 'Outside Regular Trading Hours' is ignored based on the order "
+    "type and destination. PlaceOrder is now being processed.",
+)
+
+
+def duplicate_id(order_id: int) -> Reject:
+    return Reject(
+        103, f"Duplicate order id {order_id}: use an id above every id this client used (reqIds)."
+    )
+
+
+def not_found(order_id: int) -> Reject:
+    return Reject(10147, f"OrderId {order_id} that needs to be cancelled is not found.")
+
+
+def not_cancellable(order: Order) -> Reject:
+    return Reject(
+        10148,
+        f"OrderId {order.order_id} that needs to be cancelled cannot be cancelled, state: "
+        f"{order.status}.",
+    )
+
+
+def not_modifiable(order: Order) -> Reject:
+    if order.status == "Filled":
+        return Reject(104, f"Can't modify a filled order: order {order.order_id} is filled.")
+    return Reject(
+        104, f"Can't modify order {order.order_id}: it is {order.status}; place a new order."
+    )
+
+
+def waits_for_open(order: Order, inst: Instrument, opens: int) -> Reject:
+    """399: an order placed outside the hours it may work in waits for the session's open."""
+    venue = VENUES[inst.venue]
+    when = datetime.fromtimestamp(opens, ZoneInfo(venue.tz))
+    return Reject(399, (
+        f"Order Message: {order.action} {valuation.quantity_text(order.quantity)} "
+        f"{inst.local_symbol} {inst.exchange} Warning: your order will not be placed at the "
+        f"exchange until {when:%Y-%m-%d %H:%M:%S} {venue.ib_tz}"
+    ))  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- news
+class News:
+    """What the engine tells the placing client, through its current session's `notify` (held
+    while IB's link is down); nothing when that client is not connected."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def tell(self, client_id: int, fields: Callable[[ClientSession], list[object]]) -> None:
+        session = self.gateway.clients.get(client_id)
+        if session is not None:
+            session.notify(*fields(session))
+
+    def order(self, order: Order, inst: Instrument | None) -> None:
+        """openOrder + orderStatus: the order as it is now."""
+        self.tell(
+            order.client_id, lambda s: trades.open_order_fields(order, inst, s.server_version)
+        )
+        self.status(order)
+
+    def status(self, order: Order) -> None:
+        self.tell(order.client_id, lambda s: trades.order_status_fields(order))
+
+    def preview(self, order: Order, inst: Instrument) -> None:
+        """A whatIf answer: openOrder alone."""
+        self.tell(
+            order.client_id, lambda s: trades.open_order_fields(order, inst, s.server_version)
+        )
+
+    def error(self, client_id: int, order_id: int, reject: Reject) -> None:
+        self.tell(client_id, lambda s: [4, 2, order_id, reject.code, reject.text, ""])
+
+    def execution(self, ex: Execution, inst: Instrument, cumulative: tuple[float, float]) -> None:
+        """execDetails with reqId -1 (a live fill), cumQty and avgPrice in its account."""
+        self.tell(
+            ex.client_id,
+            lambda s: trades.exec_details_fields(-1, ex, inst, cumulative, s.server_version),
+        )
+
+    def commission(self, ex: Execution) -> None:
+        self.tell(ex.client_id, lambda s: trades.commission_fields(ex))
