@@ -183,7 +183,7 @@ class OrderManager:
         parent_id = 0
         if intent.parent_key:
             parent = self.journal.get(intent.parent_key)
-            if parent.state in ("new", "sending") and not parent.order_id:
+            if parent.state == "new":
                 return  # the parent goes first
             if parent.state in ("refused", "done") or not parent.order_id:
                 self._refuse(key, f"its parent order {parent.key} is {parent.state}", "")
