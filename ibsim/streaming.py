@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, ClassVar, Protocol
@@ -74,6 +74,9 @@ def is_live(session: ClientSession) -> bool:
     return session.gateway.link_up and not session.stalled
 
 
+STREAM_FAILED = errors.realtime_query("the gateway failed to compute the data (see its log)")
+
+
 def catch_up(session: ClientSession) -> None:
     """Bring every subscription of `session` to the gateway's current second.
 
@@ -92,9 +95,6 @@ def catch_up(session: ClientSession) -> None:
             session.send_error(sub.req_id, STREAM_FAILED)
 
 
-STREAM_FAILED = errors.realtime_query("the gateway failed to compute the data (see its log)")
-
-
 def check_new(session: ClientSession, req_id: int, takes_line: bool) -> None:
     """IB's checks for a new subscription: a fresh ticker id and, if it needs one, a free line."""
     if req_id in session.subscriptions:
@@ -104,7 +104,8 @@ def check_new(session: ClientSession, req_id: int, takes_line: bool) -> None:
         raise errors.MAX_TICKERS
 
 
-def _count(gateway: Gateway, which) -> int:
+def _count(gateway: Gateway, which: Callable[[Subscription], bool]) -> int:
+    """Subscriptions of every client of this login (IB counts lines per login)."""
     return sum(
         1 for client in gateway.clients.values() for s in client.subscriptions.values() if which(s)
     )
