@@ -13,6 +13,7 @@ from ibkr.errors import one_sentence
 from ibsim import cli as gateway_cli
 from pipelines.backfill import add_backfill_commands
 from pipelines.dev import DEMO_ACCOUNTS
+from pipelines.live import add_live_command
 from pipelines.orders_cli import add_order_commands
 from pipelines.query import add_query_command
 from pipelines.snapshot import add_snapshot_command
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     add_backfill_commands(commands)
     add_snapshot_command(commands)
     add_query_command(commands)
+    add_live_command(commands)
     add_order_commands(commands)
     args = parser.parse_args(argv)
     return args.run(args)

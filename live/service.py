@@ -1,0 +1,280 @@
+"""The live service's life: connect, reconcile, stream, trade, and start over after any fault.
+
+One asyncio loop and one ib_async connection with a fixed client id, so the orders it placed
+stay its own across reconnects (IB lets only the placing client id modify or cancel them).
+
+- After every (re)connect, before anything is sent: the orders are reconciled with the gateway
+  (open and completed orders, today's executions, positions), then every stream is subscribed
+  again (ib_async forgets subscriptions with the socket) and the 5-s bar gaps are refilled.
+- 1100 (IB unreachable): the streams wait and no order goes out until 1101 or 1102.
+  1101 (data lost): resubscribe everything, then reconcile. 1102 (data kept): verify every
+  stream, then reconcile.
+- The daily restart, a dropped socket or a stalled connection end the session; the service
+  reconnects with a capped backoff, for as long as it runs. A stalled connection is noticed by
+  a heartbeat (reqCurrentTime under a deadline).
+- SIGTERM/SIGINT: flush the buffers, write the journal's export, disconnect, exit 0.
+
+The journal (live.journal) is the only memory that matters: a kill -9 at any instant loses the
+unflushed ticks only; bars are refilled and orders are reconciled on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ib_async import IB
+
+from ibkr.connection import ConnectionSettings, connect_async
+from ibkr.exceptions import GatewayUnavailable
+from live.config import LiveConfig, resolve_streams
+from live.journal import Journal
+from live.orders import OrderManager
+from live.safety import TradingMode
+from live.streams import StreamManager
+from warehouse.catalog import refresh_catalog
+from warehouse.parquet import fsync_dir
+
+log = logging.getLogger("ibw.live")
+
+LIVE_CLIENT_ID_OFFSET = (
+    900  # the service's client id: IB_CLIENT_ID + this, unless IBW_LIVE_CLIENT_ID
+)
+BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)  # seconds between connect attempts, the last one repeats
+HEARTBEAT_EVERY = 5.0  # seconds between reqCurrentTime probes
+HEARTBEAT_TIMEOUT = 5.0  # a probe unanswered this long means a stalled connection
+PUMP_EVERY = 0.1
+WATCH_EVERY = 1.0
+EXPORT_EVERY = 5.0
+LOST, KEPT, RESTORED_LOST = 1100, 1102, 1101
+
+
+def live_client_id(settings: ConnectionSettings) -> int:
+    return int(os.environ.get("IBW_LIVE_CLIENT_ID", settings.client_id + LIVE_CLIENT_ID_OFFSET))
+
+
+@dataclass
+class Counters:
+    """What the service lived through, for the health file and the closing summary."""
+
+    connects: int = 0
+    disconnects: int = 0
+    stalls: int = 0
+    link_lost: int = 0
+    link_restored: dict[int, int] = field(default_factory=lambda: {RESTORED_LOST: 0, KEPT: 0})
+
+
+class LiveService:
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        home: Path,
+        config: LiveConfig,
+        mode: TradingMode | None = None,
+    ) -> None:
+        self.settings = settings
+        self.home = home
+        self.config = config
+        self.mode = mode or TradingMode.from_env()
+        self.client_id = live_client_id(settings)
+        self.ib = IB()
+        self.journal = Journal.open(home)
+        self.counters = Counters()
+        self.link_up = True
+        self.streams: StreamManager | None = None
+        self.orders: OrderManager | None = None
+        self._disconnected = asyncio.Event()
+        self._relink: asyncio.Task | None = None
+        self.last_health: dict = {}
+
+    # ----------------------------------------------------------------- the outer loop
+    async def run(self, stop: asyncio.Event) -> Counters:
+        """Serve until `stop` is set: connect, serve the session, and reconnect after faults."""
+        self.ib.errorEvent += self._on_error
+        self.ib.disconnectedEvent += self._disconnected.set
+        attempt = 0
+        try:
+            while not stop.is_set():
+                try:
+                    await self._connect()
+                except GatewayUnavailable as exc:
+                    delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+                    attempt += 1
+                    log.warning("%s Retrying in %.1f s.", exc, delay)
+                    await _sleep_or(stop, delay)
+                    continue
+                attempt = 0
+                await self._serve(stop)
+        finally:
+            await self._shutdown()
+        return self.counters
+
+    async def _connect(self) -> None:
+        settings = ConnectionSettings(
+            self.settings.host, self.settings.port, self.client_id, self.settings.timeout
+        )
+        self._disconnected.clear()
+        await connect_async(self.ib, settings, readonly=False)
+        self.counters.connects += 1
+        self.link_up = True
+        log.info("connected to %s:%s as client %s", settings.host, settings.port, self.client_id)
+
+    async def _serve(self, stop: asyncio.Event) -> None:
+        """One connected session: set up, then tick the periodic work until it ends."""
+        try:
+            if self.streams is None:
+                resolved = resolve_streams(self.home, self.config)
+                self.streams = StreamManager(self.ib, resolved, self.home, self.config)
+            if self.orders is None:
+                self.orders = OrderManager(
+                    self.ib,
+                    self.journal,
+                    self.config.limits,
+                    self.mode,
+                    reference_price=self.streams.reference_price,
+                )
+                self.orders.attach()
+            await self.orders.reconcile()
+            await self.streams.subscribe_all()
+            await self.streams.refill()
+            await self._every_while_connected(stop)
+        except ConnectionError as exc:  # the socket went while setting up: start over
+            log.warning("connection lost while setting up (%s)", exc)
+        finally:
+            if self.ib.isConnected():
+                self.ib.disconnect()
+            self.counters.disconnects += 1
+
+    async def _every_while_connected(self, stop: asyncio.Event) -> None:
+        assert self.streams is not None and self.orders is not None
+        jobs: list[tuple[float, Callable[[], Awaitable[None]]]] = [
+            (PUMP_EVERY, self._pump),
+            (self.config.flush_every, self.streams.flush),
+            (WATCH_EVERY, self._watch),
+            (HEARTBEAT_EVERY, self._heartbeat),
+            (EXPORT_EVERY, self._export),
+        ]
+        due = [0.0] * len(jobs)
+        while not stop.is_set() and not self._disconnected.is_set() and self.ib.isConnected():
+            now = time.monotonic()
+            for i, (every, job) in enumerate(jobs):
+                if now >= due[i]:
+                    due[i] = now + every
+                    await job()
+            await _sleep_or(stop, PUMP_EVERY, self._disconnected)
+
+    # ----------------------------------------------------------------- periodic work
+    async def _pump(self) -> None:
+        if self.link_up and self.orders is not None:
+            await self.orders.pump()
+
+    async def _watch(self) -> None:
+        if self.link_up and self.streams is not None:
+            await self.streams.watch()
+
+    async def _heartbeat(self) -> None:
+        """A stalled connection answers nothing: drop it, so the outer loop reconnects."""
+        try:
+            await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), HEARTBEAT_TIMEOUT)
+        except TimeoutError:
+            self.counters.stalls += 1
+            log.warning("the gateway did not answer for %.0f s: reconnecting", HEARTBEAT_TIMEOUT)
+            self.ib.disconnect()
+
+    async def _export(self) -> None:
+        assert self.orders is not None
+        await asyncio.to_thread(self.orders.export, self.home)
+        self.write_health()
+
+    # ----------------------------------------------------------------- 1100 / 1101 / 1102
+    def _on_error(self, req_id: int, code: int, text: str, contract: object) -> None:
+        if self.streams is not None:
+            self.streams.on_error(req_id, code, text)
+        if code == LOST:
+            self.counters.link_lost += 1
+            self.link_up = False
+            log.warning("IB is out of reach (1100): streams wait, no order goes out")
+        elif code in (RESTORED_LOST, KEPT):
+            self.counters.link_restored[code] += 1
+            self.link_up = True
+            log.info("IB is back (%s): reconciling", code)
+            if self._relink is None or self._relink.done():
+                self._relink = asyncio.ensure_future(self._after_relink())
+
+    async def _after_relink(self) -> None:
+        """Orders may have changed while IB was away: reconcile before the next pump."""
+        if self.orders is None:
+            return
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            await self.orders.reconcile()
+
+    # ----------------------------------------------------------------- health and shutdown
+    def health(self) -> dict:
+        streams = self.streams.health() if self.streams is not None else {"streams": []}
+        return {
+            "written_at": datetime.now(UTC).isoformat(),
+            "pid": os.getpid(),
+            "connected": self.ib.isConnected(),
+            "link_up": self.link_up,
+            "client_id": self.client_id,
+            "counters": {
+                "connects": self.counters.connects,
+                "disconnects": self.counters.disconnects,
+                "stalls": self.counters.stalls,
+                "link_lost": self.counters.link_lost,
+                "link_restored_data_lost": self.counters.link_restored[RESTORED_LOST],
+                "link_restored_data_kept": self.counters.link_restored[KEPT],
+            },
+            **streams,
+            "orders": self.journal.summary(),
+        }
+
+    def write_health(self) -> None:
+        self.last_health = self.health()
+        write_json(health_path(self.home), self.last_health)
+
+    async def _shutdown(self) -> None:
+        if self.streams is not None:
+            with contextlib.suppress(Exception):
+                await self.streams.flush()
+        if self.orders is not None:
+            self.orders.export(self.home)
+        refresh_catalog(self.home)
+        self.write_health()
+        if self.ib.isConnected():
+            self.ib.disconnect()
+        self.journal.close()
+
+
+def health_path(home: Path) -> Path:
+    return home / "live" / "health.json"
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomically: readers (the observation sensor) never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as out:
+        json.dump(data, out, indent=1, default=str)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+async def _sleep_or(stop: asyncio.Event, seconds: float, *others: asyncio.Event) -> None:
+    """Sleep, but wake as soon as `stop` (or any of `others`) is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in (stop, *others)]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
