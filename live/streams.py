@@ -1,0 +1,641 @@
+"""The live streams: ticks and 5-second bars from IB into the lake, kept alive and complete.
+
+Owns `StreamManager`, which the service (live.service) drives: `subscribe_all` after every
+(re)connect (ib_async forgets subscriptions with the socket), `on_error` for IB's codes, `flush`
+every `flush_every` seconds, `watch` every second or so, `refill` after a connect, and `health`.
+
+Why it is built this way (research/anchors.md §2: subscriptions that die silently after the
+nightly reset or a farm blip are users' worst experience):
+- 1100 (IB unreachable): wait, no resubscribe storm. 1101 (data lost): cancel and request every
+  stream again. 1102 (data kept): any stream that shows no data within a short grace is
+  resubscribed. Other errors of one stream resubscribe it with a backoff; 101 (no market data
+  line left) and permissions are reported in `health`, not retried in a loop.
+- A stream silent for `stale_after` seconds while its market is in session is resubscribed
+  (`stale_resubscribes`). Time is the gateway's, never this machine's: anchored on its
+  reqCurrentTime answers and on each bar's close, run at the pace measured between answers.
+- The lake is the truth: a bar time already stored is never written again, and on start (after
+  a kill -9 too) the stored times are read back. Every 5-s bar start from the stream's first
+  subscription (kept in `$IBW_HOME/live/streams_since.json`) to the newest bar, inside the
+  session, that is not stored is refilled from history (live.refill), paced with the backfill;
+  one IB answered without it twice is given up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+from ib_async import IB, BarData, RealTimeBar, RealTimeBarList, Ticker
+
+from ibkr import errors
+from ibkr.durations import DurationTable
+from ibkr.pacing_log import SharedPacer
+from ibkr.planner import Series
+from live import refill as gaps
+from live.config import LiveConfig, ResolvedStream, resolve_streams
+from warehouse import live_streams as lake
+from warehouse.catalog import refresh_catalog
+from warehouse.parquet import fsync_dir
+
+__all__ = ["GatewayClock", "ResolvedStream", "StreamManager", "resolve_streams"]
+
+log = logging.getLogger("ibw.live")
+
+BAR = gaps.BAR
+LINK_LOST, RESTORED_DATA_LOST, RESTORED_DATA_KEPT = 1100, 1101, 1102
+MAX_TICKERS = 101
+NO_RETRY = frozenset({101, 200, 354, 10089, 10090, 10168})  # lines, contract, permissions
+IGNORED = frozenset({165, 300, 10167})  # notes, a cancel of a request the gateway dropped
+VERIFY_GRACE = 15.0  # gateway seconds after 1102 for a stream to show data
+REFILL_HORIZON = 86_400  # gateway seconds back a refill reaches at most
+REFILL_EVERY = 60.0  # real seconds between refills when nothing else calls for one
+ANSWERS_BEFORE_GIVING_UP = 2  # IB answers without a bar before it is left as a hole
+CLOCK_EVERY, CLOCK_TIMEOUT = 1.0, 1.0  # real seconds between reqCurrentTime asks, and the wait
+BACKOFF_MAX = 60.0
+QUOTE_FIELDS = ("bid", "ask", "last", "bidSize", "askSize", "lastSize", "volume")
+
+
+class GatewayClock:
+    """The gateway's time on this machine's monotonic clock (a simulated gateway may run faster
+    than the wall clock): exact anchors from reqCurrentTime, lower bounds from closed bars."""
+
+    # Two exact anchors measure the pace once this far apart: IB answers in whole seconds, so
+    # 20 gateway seconds keep the error under 5 %, and half a real second keeps out jitter.
+    RATE_SPAN, RATE_MIN_REAL = 20.0, 0.5
+
+    def __init__(self) -> None:
+        self._anchor: tuple[float, float] | None = None
+        self._base: tuple[float, float] | None = None
+        self.rate = 1.0
+
+    def now(self) -> float | None:
+        if self._anchor is None:
+            return None
+        mono, gw = self._anchor
+        return gw + (time.monotonic() - mono) * self.rate
+
+    def observe(self, gw: float, exact: bool = True) -> None:
+        mono = time.monotonic()
+        if not exact:
+            current = self.now()
+            if current is None or current < gw:
+                self._anchor = (mono, gw)
+            return
+        if self._base is None:
+            self._base = (mono, gw)
+        elif gw - self._base[1] >= self.RATE_SPAN and mono - self._base[0] >= self.RATE_MIN_REAL:
+            self.rate = max(0.0, (gw - self._base[1]) / (mono - self._base[0]))
+            self._base = (mono, gw)
+        self._anchor = (mono, gw)
+
+
+@dataclass
+class StreamState:
+    """One configured stream: its subscriptions now, what is buffered, and its counters."""
+
+    stream: ResolvedStream
+    ticker: Ticker | None = None
+    bar_list: RealTimeBarList | None = None
+    req_ids: dict[int, str] = field(default_factory=dict)  # reqId -> "ticks" | "bars"
+    subscribed_at: dict[str, float] = field(default_factory=dict)  # kind -> gateway time
+    heard: dict[str, float] = field(default_factory=dict)  # kind -> gateway time of its last data
+    last_bar: int | None = None  # start of the newest streamed bar
+    newest: int | None = None  # start of the newest bar stored or streamed
+    quote: tuple | None = None
+    pending_ticks: list[dict] = field(default_factory=list)
+    pending_bars: dict[int, dict] = field(default_factory=dict)
+    answers: dict[int, int] = field(default_factory=dict)  # bar start -> answers without it
+    holes: set[int] = field(default_factory=set)  # bar starts IB has no bar for
+    state: str = "starting"
+    code: int | None = None
+    text: str = ""
+    retry_at: float | None = None  # monotonic time of a resubscribe after an error
+    failures: int = 0
+    ticks: int = 0
+    bars: int = 0
+    refilled: int = 0
+    resubscribes: int = 0
+    stale_resubscribes: int = 0
+
+    @property
+    def con_id(self) -> int:
+        return self.stream.con_id
+
+    def kinds(self) -> list[str]:
+        return [k for k, on in (("ticks", self.stream.ticks), ("bars", self.stream.bars)) if on]
+
+    @property
+    def watched(self) -> str:
+        """The feed whose silence means the stream is dead: bars come every 5 s whatever the
+        market does, while a quiet contract's quote may not move for minutes."""
+        return "bars" if self.stream.bars else "ticks"
+
+    def got_data(self, kind: str, now: float) -> None:
+        self.heard[kind] = now
+        self.failures = 0
+        if self.state in ("stale", "starting") or (
+            self.state == "error" and self.code not in NO_RETRY
+        ):
+            self.state, self.code, self.text = "ok", None, ""
+
+    def health(self) -> dict:
+        def iso(epoch: float | None) -> str | None:
+            return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
+
+        return {
+            "con_id": self.con_id,
+            "symbol": self.stream.symbol,
+            "subscribed": set(self.subscribed_at) == set(self.kinds()),
+            "feeds": sorted(self.subscribed_at),
+            "state": self.state,
+            "code": self.code,
+            "text": self.text,
+            "last_tick_at": iso(self.heard.get("ticks")),
+            "last_bar_at": iso(self.last_bar),
+            "ticks": self.ticks,
+            "bars": self.bars,
+            "refilled": self.refilled,
+            "resubscribes": self.resubscribes,
+            "stale_resubscribes": self.stale_resubscribes,
+        }
+
+
+class StreamManager:
+    def __init__(
+        self, ib: IB, streams: list[ResolvedStream], home: Path, config: LiveConfig
+    ) -> None:
+        self.ib = ib
+        self.home = Path(home)
+        self.config = config
+        self.states = {s.con_id: StreamState(s) for s in streams}
+        self.clock = GatewayClock()
+        self.link_up = True
+        self._verify_at: float | None = None
+        self._link_back_at = 0.0
+        self._stored: dict[date, dict[int, set[int]]] = {}
+        self._since_path = self.home / "live" / "streams_since.json"
+        self._since: dict[int, int] = _read_since(self._since_path)
+        self._asked_clock = 0.0
+        self._last_refill = 0.0
+        self._refill_task: asyncio.Task | None = None
+        self._refill_again = False
+        self._refill_lock = asyncio.Lock()
+        self._pacer: SharedPacer | None = None
+        self._table = DurationTable.default()
+        self._catalogued: set[str] = set()
+        ib.pendingTickersEvent += self._on_tickers
+        ib.barUpdateEvent += self._on_bar
+
+    # ------------------------------------------------------------------ subscriptions
+    async def subscribe_all(self) -> None:
+        """Request every stream on a fresh connection (ib_async dropped the old ones)."""
+        now = await self._now()
+        self.link_up = True
+        self._verify_at = None
+        for st in self.states.values():
+            st.req_ids.clear()
+            st.subscribed_at.clear()
+            st.ticker = st.bar_list = None
+            st.last_bar = None  # until the stream speaks, a refill reaches up to now
+            self._load_stored(st, now - REFILL_HORIZON, now)
+            if st.stream.bars and st.con_id not in self._since:
+                self._since[st.con_id] = int(now) // BAR * BAR
+                _write_since(self._since_path, self._since)
+            self._subscribe(st, st.kinds(), now)
+
+    def _subscribe(self, st: StreamState, kinds: list[str], now: float) -> None:
+        contract = st.stream.contract()
+        if "ticks" in kinds:
+            st.ticker = self.ib.reqMktData(contract, "", False, False)
+            req_id = self.ib.wrapper.ticker2ReqId["mktData"].get(st.ticker)
+            if req_id:
+                st.req_ids[req_id] = "ticks"
+            st.subscribed_at["ticks"] = now
+        if "bars" in kinds:
+            st.bar_list = self.ib.reqRealTimeBars(contract, BAR, st.stream.what_to_show, False)
+            st.req_ids[st.bar_list.reqId] = "bars"
+            st.subscribed_at["bars"] = now
+        if st.state in ("starting", "waiting"):
+            st.state = "ok"
+
+    def _cancel(self, st: StreamState, kinds: list[str]) -> None:
+        for req_id, kind in list(st.req_ids.items()):
+            if kind in kinds:
+                del st.req_ids[req_id]
+        with contextlib.suppress(ConnectionError):
+            if "ticks" in kinds and st.ticker is not None:
+                self.ib.cancelMktData(st.ticker.contract)
+            if "bars" in kinds and st.bar_list is not None:
+                self.ib.cancelRealTimeBars(st.bar_list)
+        for kind in kinds:
+            st.subscribed_at.pop(kind, None)
+        if "ticks" in kinds:
+            st.ticker = None
+        if "bars" in kinds:
+            st.bar_list = None
+
+    def _resubscribe(
+        self, st: StreamState, kinds: list[str], why: str, stale: bool = False
+    ) -> None:
+        if not self.ib.isConnected():
+            return
+        self._cancel(st, kinds)
+        self._subscribe(st, kinds, self.clock.now() or 0.0)
+        st.retry_at = None
+        if stale:
+            st.stale_resubscribes += 1
+            st.state = "stale"
+        else:
+            st.resubscribes += 1
+        log.info("%s: resubscribed %s (%s)", st.stream.symbol, " and ".join(kinds), why)
+
+    # ------------------------------------------------------------------ IB's news
+    def on_error(self, req_id: int, code: int, text: str) -> None:
+        """IB's error and status codes, as the service routes them (errorEvent)."""
+        if code == LINK_LOST:
+            self.link_up = False
+            for st in self.states.values():
+                st.state = "waiting"
+            return
+        if code in (RESTORED_DATA_LOST, RESTORED_DATA_KEPT):
+            self.link_up = True
+            self._link_back_at = self.clock.now() or 0.0  # silence is counted from here on
+            for st in self.states.values():
+                st.state = "ok" if st.state == "waiting" else st.state
+            if code == RESTORED_DATA_LOST:
+                for st in self.states.values():
+                    self._resubscribe(st, st.kinds(), "IB lost the data (1101)")
+            else:
+                self._verify_at = self._link_back_at + VERIFY_GRACE
+            self._schedule_refill()
+            return
+        if code in IGNORED or 2100 <= code < 2200:
+            return
+        st = next((s for s in self.states.values() if req_id in s.req_ids), None)
+        if st is None:
+            return
+        kind = st.req_ids.pop(req_id)
+        st.subscribed_at.pop(kind, None)
+        st.state, st.code, st.text = "error", code, text
+        if code in NO_RETRY:
+            log.warning(
+                "%s %s: IB refused (%s %s); not retried", st.stream.symbol, kind, code, text
+            )
+            return
+        st.failures += 1
+        st.retry_at = time.monotonic() + min(BACKOFF_MAX, 2.0 ** (st.failures - 1))
+
+    def _on_tickers(self, tickers: set[Ticker]) -> None:
+        now = self.clock.now()
+        received = datetime.now(UTC)
+        for ticker in tickers:
+            st = self.states.get(ticker.contract.conId if ticker.contract else 0)
+            if st is None or st.ticker is not ticker:
+                continue
+            if now is None:
+                continue
+            st.got_data("ticks", now)
+            quote = tuple(_number(getattr(ticker, f)) for f in QUOTE_FIELDS)
+            if quote == st.quote:
+                continue  # only day high/low or the like moved
+            st.quote = quote
+            row = dict(
+                zip(
+                    ("bid", "ask", "last", "bid_size", "ask_size", "last_size", "volume"),
+                    quote,
+                    strict=True,
+                )
+            )
+            row["bid"] = None if row["bid"] == -1 else row["bid"]
+            row["ask"] = None if row["ask"] == -1 else row["ask"]
+            st.pending_ticks.append(
+                {
+                    "con_id": st.con_id,
+                    "time": datetime.fromtimestamp(now, UTC),
+                    **row,
+                    "received_at": received,
+                }
+            )
+
+    def _on_bar(self, bars: object, has_new_bar: bool) -> None:
+        if not isinstance(bars, RealTimeBarList) or not bars:
+            return
+        st = self.states.get(bars.contract.conId)
+        if st is None or st.bar_list is not bars:
+            return
+        bar: RealTimeBar = bars[-1]
+        bars.clear()  # the list would grow for as long as the service runs
+        start = int(bar.time.timestamp())
+        self.clock.observe(start + BAR, exact=False)
+        st.got_data("bars", self.clock.now() or start + BAR)
+        jumped = st.newest is not None and start > st.newest + BAR
+        st.last_bar = start if st.last_bar is None else max(st.last_bar, start)
+        st.newest = start if st.newest is None else max(st.newest, start)
+        self._buffer_bar(st, start, _bar_row(st.con_id, start, bar, "stream"))
+        if jumped:
+            self._schedule_refill()
+
+    def _buffer_bar(self, st: StreamState, start: int, row: dict) -> None:
+        if start in self._stored_of(st, start) or start in st.pending_bars:
+            return
+        st.pending_bars[start] = row
+
+    # ------------------------------------------------------------------ flush
+    async def flush(self) -> None:
+        """Write what is buffered: ticks as they came, bars not stored yet."""
+        self._flush_ticks()
+        self._flush_bars()
+
+    def _flush_ticks(self) -> None:
+        rows = [r for st in self.states.values() for r in st.pending_ticks]
+        if not rows:
+            return
+        for st in self.states.values():
+            st.pending_ticks = []
+        appended = self._append(lake.TICKS, rows)
+        if appended is None:
+            return
+        for con_id, count in appended.valid.group_by("con_id").len().iter_rows():
+            self.states[con_id].ticks += count
+
+    def _flush_bars(self) -> None:
+        rows = []
+        for st in self.states.values():
+            rows += [r for t, r in st.pending_bars.items() if t not in self._stored_of(st, t)]
+            st.pending_bars = {}
+        if not rows:
+            return
+        appended = self._append(lake.BARS, rows)
+        if appended is None:
+            return
+        kept = set()
+        for con_id, when, source in appended.valid.select("con_id", "time", "source").iter_rows():
+            st, start = self.states[con_id], int(when.timestamp())
+            self._stored_of(st, start).add(start)
+            kept.add((con_id, start))
+            st.bars += 1
+            st.refilled += source == "refill"
+        for row in rows:  # quarantined: never asked for again
+            start = int(row["time"].timestamp())
+            if (row["con_id"], start) not in kept:
+                self.states[row["con_id"]].holes.add(start)
+
+    def _append(self, dataset: str, rows: list[dict]) -> lake.Appended | None:
+        try:
+            appended = lake.append(self.home, dataset, pl.DataFrame(rows, infer_schema_length=None))
+        except OSError as exc:  # disk full, permissions: the rows are lost, the service lives
+            log.error("could not write %d rows to %s (%s)", len(rows), dataset, exc)
+            return None
+        if appended.quarantined:
+            log.warning(
+                "%d %s rows quarantined (see the quarantine view)", appended.quarantined, dataset
+            )
+        if dataset not in self._catalogued and appended.files:
+            self._catalogued.add(dataset)
+            refresh_catalog(self.home)  # the first file of a dataset needs its view
+        return appended
+
+    # ------------------------------------------------------------------ watching
+    async def watch(self) -> None:
+        """Retry failed streams, check 1102's verification and resubscribe stale streams."""
+        now = await self._now()
+        if not self.link_up or not self.ib.isConnected():
+            return
+        mono = time.monotonic()
+        for st in self.states.values():
+            if st.retry_at is not None and mono >= st.retry_at:
+                self._resubscribe(
+                    st,
+                    [k for k in st.kinds() if k not in st.subscribed_at],
+                    f"after IB error {st.code}",
+                )
+        if self._verify_at is not None and now >= self._verify_at:
+            self._verify_at = None
+            for st in self.states.values():
+                silent = [k for k in st.subscribed_at if st.heard.get(k, 0) < self._link_back_at]
+                if silent and self._in_session(st, now):
+                    self._resubscribe(st, silent, "no data since 1102")
+        for st in self.states.values():
+            if self._silent(st, now):
+                log.warning(
+                    "%s: no %s for %.0f s in session",
+                    st.stream.symbol,
+                    st.watched,
+                    self.config.stale_after,
+                )
+                self._resubscribe(st, st.kinds(), "stale", stale=True)
+        if mono - self._last_refill >= REFILL_EVERY:
+            self._schedule_refill()
+
+    def _silent(self, st: StreamState, now: float) -> bool:
+        """No data on the watched feed for `stale_after` gateway seconds of a session."""
+        kind = st.watched
+        if kind not in st.subscribed_at:
+            return False
+        session = gaps.session_at(st.stream.hours, now)
+        if session is None:
+            return False
+        heard = st.heard.get(kind, 0.0)
+        since = max(heard, st.subscribed_at[kind], session.open.timestamp(), self._link_back_at)
+        return now - since > self.config.stale_after
+
+    def _in_session(self, st: StreamState, now: float) -> bool:
+        return gaps.session_at(st.stream.hours, now) is not None
+
+    async def _now(self) -> float:
+        """The gateway's time: asked every few seconds, estimated in between."""
+        mono = time.monotonic()
+        if mono - self._asked_clock >= CLOCK_EVERY or self.clock.now() is None:
+            self._asked_clock = mono
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                answer = await asyncio.wait_for(asyncio.shield(self._ask_time()), CLOCK_TIMEOUT)
+                self.clock.observe(answer.timestamp() + 0.5)  # IB answers in whole seconds
+        return self.clock.now() or datetime.now(UTC).timestamp()
+
+    def _ask_time(self) -> asyncio.Future:
+        """reqCurrentTime, joining one already in flight: ib_async keeps one future for it, and
+        a second request would leave the first (the service's heartbeat) unanswered."""
+        pending = self.ib.wrapper._futures.get("currentTime")
+        return pending if pending is not None else self.ib.reqCurrentTimeAsync()
+
+    # ------------------------------------------------------------------ refill
+    def _schedule_refill(self) -> None:
+        if self._refill_task is not None and not self._refill_task.done():
+            self._refill_again = True
+            return
+        self._refill_task = asyncio.ensure_future(self._refill_in_background())
+
+    async def _refill_in_background(self) -> None:
+        try:
+            await self.refill()
+            while self._refill_again:
+                self._refill_again = False
+                await self.refill()
+        except (ConnectionError, errors.GatewayUnavailable) as exc:
+            log.warning("refill stopped: %s", exc)
+
+    async def refill(self) -> int:
+        """Fetch from history the bars missing since each bar stream began; returns how many."""
+        async with self._refill_lock:
+            self._last_refill = time.monotonic()
+            now = await self._now()
+            for day in [d for d in self._stored if d < _days(int(now) - REFILL_HORIZON, 0)[0]]:
+                del self._stored[day]
+            found = 0
+            for st in self.states.values():
+                if st.stream.bars and self.link_up and self.ib.isConnected():
+                    found += await self._refill_stream(st, now)
+            await self.flush()
+            return found
+
+    async def _refill_stream(self, st: StreamState, now: float) -> int:
+        since = self._since.get(st.con_id, int(now) // BAR * BAR)
+        start = max(since, int(now) - REFILL_HORIZON)
+        end = st.last_bar if st.last_bar is not None else int(now) // BAR * BAR - 2 * BAR
+        self._load_stored(st, start, end)
+        have = set(st.pending_bars) | st.holes
+        for day in _days(start, end):
+            have |= self._stored.get(day, {}).get(st.con_id, set())
+        sessions = gaps.sessions_around(st.stream.hours, start, end)
+        series = Series(
+            st.con_id,
+            st.stream.sec_type,
+            st.stream.exchange,
+            gaps.BAR_SIZE,
+            st.stream.what_to_show,
+            False,
+        )
+        found = 0
+        for first, last in gaps.missing_runs(sessions, start, end, have):
+            at = datetime.fromtimestamp(now, UTC)
+            for request in gaps.requests_for(series, first, last, at, self._table):
+                wanted = gaps.covered(request, first, last)
+                try:
+                    bars = await gaps.fetch(
+                        self.ib,
+                        self._paced(),
+                        st.stream.contract(),
+                        st.stream.what_to_show,
+                        request,
+                    )
+                except errors.NoData:
+                    bars = []
+                except errors.IBWError as exc:
+                    log.warning("%s", exc)
+                    if isinstance(exc, errors.GatewayUnavailable):
+                        raise
+                    continue
+                for bar in bars:
+                    start = int(bar.date.timestamp()) if isinstance(bar.date, datetime) else 0
+                    if start in wanted and start not in st.pending_bars:
+                        self._buffer_bar(st, start, _bar_row(st.con_id, start, bar, "refill"))
+                        found += 1
+                for t in wanted - st.pending_bars.keys():  # IB answered without them
+                    st.answers[t] = st.answers.get(t, 0) + 1
+                    if st.answers[t] >= ANSWERS_BEFORE_GIVING_UP:
+                        st.holes.add(t)
+        return found
+
+    def _paced(self) -> SharedPacer:
+        if self._pacer is None:
+            self._pacer = gaps.pacer_for(self.ib, self.home)
+        return self._pacer
+
+    # ------------------------------------------------------------------ the lake's truth
+    def _load_stored(self, st: StreamState, first: float, last: float) -> None:
+        """Read back the bar times stored on the UTC days from `first` to `last` (each day
+        once: later writes are this process's own), and the newest of them."""
+        for day in _days(int(first), int(last)):
+            stored = self._stored_on(day).get(st.con_id)
+            if stored:
+                st.newest = max(st.newest or 0, max(stored))
+
+    def _stored_on(self, day: date) -> dict[int, set[int]]:
+        if day not in self._stored:
+            self._stored[day] = lake.stored_bar_times(self.home, day)
+        return self._stored[day]
+
+    def _stored_of(self, st: StreamState, start: int) -> set[int]:
+        day = datetime.fromtimestamp(start, UTC).date()
+        return self._stored_on(day).setdefault(st.con_id, set())
+
+    # ------------------------------------------------------------------ for others
+    def reference_price(self, con_id: int) -> float | None:
+        """The last trade, else the midpoint, else the last bar's close (the order checks)."""
+        st = self.states.get(con_id)
+        if st is None or st.quote is None:
+            return None
+        bid, ask, last = st.quote[:3]
+        if last is not None and last > 0:
+            return last
+        if bid is not None and ask is not None and bid > 0 and ask > 0:
+            return (bid + ask) / 2
+        return None
+
+    def health(self) -> dict:
+        """Per stream and in total: what the health file and `ibw live` show."""
+        streams = [st.health() for st in self.states.values()]
+        keys = ("ticks", "bars", "refilled", "resubscribes", "stale_resubscribes")
+        totals = {k: sum(s[k] for s in streams) for k in keys}
+        totals["ok"] = sum(s["state"] == "ok" for s in streams)
+        return {"streams": streams, "totals": totals}
+
+
+def _number(value: object) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
+
+
+def _bar_row(con_id: int, start: int, bar: RealTimeBar | BarData, source: str) -> dict:
+    """A bar as stored: IB's -1 (no volume, WAP or count for quote bars) as null."""
+    open_ = bar.open_ if isinstance(bar, RealTimeBar) else bar.open
+    wap = bar.wap if isinstance(bar, RealTimeBar) else bar.average
+    count = bar.count if isinstance(bar, RealTimeBar) else bar.barCount
+    return {
+        "con_id": con_id,
+        "time": datetime.fromtimestamp(start, UTC),
+        "open": open_,
+        "high": bar.high,
+        "low": bar.low,
+        "close": bar.close,
+        "volume": None if bar.volume < 0 else float(bar.volume),
+        "wap": None if bar.volume < 0 and wap < 0 else float(wap),
+        "count": None if count < 0 else int(count),
+        "source": source,
+        "received_at": datetime.now(UTC),
+    }
+
+
+def _days(start: int, end: int) -> list[date]:
+    first = datetime.fromtimestamp(start, UTC).date()
+    last = datetime.fromtimestamp(max(start, end), UTC).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def _read_since(path: Path) -> dict[int, int]:
+    try:
+        return {int(k): int(v) for k, v in json.loads(path.read_text()).items()}
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _write_since(path: Path, since: dict[int, int]) -> None:
+    """Atomically: the refill's start must survive a kill -9 right after the first subscribe."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as out:
+        json.dump({str(k): v for k, v in sorted(since.items())}, out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
