@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -27,10 +28,14 @@ from ibkr.pacer import PacingBudget, RequestKey
 from ibkr.pacing_log import SharedPacer
 from ibkr.planner import PlannedRequest, Series, Session, plan
 from ibkr.sessions import Hours, expected_sessions
+from live.stream_state import StreamState, bar_row
+
+log = logging.getLogger("ibw.live")
 
 BAR = 5
 BAR_SIZE = "5 secs"
 REQUEST_TIMEOUT = 30.0
+ANSWERS_BEFORE_GIVING_UP = 2  # IB answered this often without a bar: it has none
 
 
 def sessions_around(hours: Hours, start: float, end: float) -> list[Session]:
@@ -153,3 +158,45 @@ async def fetch(
     if seen:
         raise errors.from_request_error(seen[0], subject)
     return bars
+
+
+async def refill_stream(
+    ib: IB,
+    pacer: SharedPacer,
+    st: StreamState,
+    have: set[int],
+    start: int,
+    end: int,
+    now: float,
+    table: DurationTable,
+) -> list[dict]:
+    """Rows (source refill) for the bar starts in [start, end], inside the stream's sessions,
+    that `have` lacks. A start IB answered for twice without a bar joins `st.holes` and is not
+    asked for again; a failed request is left for the next refill."""
+    stream = st.stream
+    series = Series(
+        st.con_id, stream.sec_type, stream.exchange, BAR_SIZE, stream.what_to_show, False
+    )
+    rows: dict[int, dict] = {}
+    at = datetime.fromtimestamp(now, UTC)
+    for first, last in missing_runs(sessions_around(stream.hours, start, end), start, end, have):
+        for request in requests_for(series, first, last, at, table):
+            wanted = covered(request, first, last)
+            try:
+                bars = await fetch(ib, pacer, stream.contract(), stream.what_to_show, request)
+            except errors.NoData:
+                bars = []
+            except errors.GatewayUnavailable:
+                raise
+            except errors.IBWError as exc:
+                log.warning("%s", exc)
+                continue
+            for bar in bars:
+                t = int(bar.date.timestamp()) if isinstance(bar.date, datetime) else 0
+                if t in wanted:
+                    rows[t] = bar_row(st.con_id, t, bar, "refill")
+            for t in wanted - rows.keys():  # IB answered without them
+                st.answers[t] = st.answers.get(t, 0) + 1
+                if st.answers[t] >= ANSWERS_BEFORE_GIVING_UP:
+                    st.holes.add(t)
+    return list(rows.values())

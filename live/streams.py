@@ -7,166 +7,63 @@ every `flush_every` seconds, `watch` every second or so, `refill` after a connec
 Why it is built this way (research/anchors.md §2: subscriptions that die silently after the
 nightly reset or a farm blip are users' worst experience):
 - 1100 (IB unreachable): wait, no resubscribe storm. 1101 (data lost): cancel and request every
-  stream again. 1102 (data kept): any stream that shows no data within a short grace is
+  stream again. 1102 (data kept): a feed that shows no data within a short grace is
   resubscribed. Other errors of one stream resubscribe it with a backoff; 101 (no market data
   line left) and permissions are reported in `health`, not retried in a loop.
-- A stream silent for `stale_after` seconds while its market is in session is resubscribed
-  (`stale_resubscribes`). Time is the gateway's, never this machine's: anchored on its
-  reqCurrentTime answers and on each bar's close, run at the pace measured between answers.
+- A stream whose bars (or, without bars, ticks) stay silent for `stale_after` seconds while its
+  market is in session is resubscribed (`stale_resubscribes`). Time is the gateway's, never this
+  machine's (live.stream_state.GatewayClock).
+- Real-time bar requests count against IB's small-bar pacing (research/ib-rules.md §1.2), so
+  they wait for a slot in the login's shared pacing log, as the refills and the backfill do.
 - The lake is the truth: a bar time already stored is never written again, and on start (after
-  a kill -9 too) the stored times are read back. Every 5-s bar start from the stream's first
-  subscription (kept in `$IBW_HOME/live/streams_since.json`) to the newest bar, inside the
-  session, that is not stored is refilled from history (live.refill), paced with the backfill;
-  one IB answered without it twice is given up.
+  a kill -9 too) the stored times are read back. Every 5-s bar start inside the session from the
+  stream's first subscription (less STARTUP_LOOKBACK, kept in `$IBW_HOME/live/streams_since.json`)
+  to the newest bar that is not stored is refilled from history (live.refill).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import math
-import os
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
-from ib_async import IB, BarData, RealTimeBar, RealTimeBarList, Ticker
+from ib_async import IB, RealTimeBar, RealTimeBarList, Ticker
 
 from ibkr import errors
 from ibkr.durations import DurationTable
+from ibkr.pacer import RequestKey
 from ibkr.pacing_log import SharedPacer
-from ibkr.planner import Series
 from live import refill as gaps
 from live.config import LiveConfig, ResolvedStream, resolve_streams
+from live.stream_state import (
+    NO_RETRY,
+    GatewayClock,
+    StreamState,
+    bar_row,
+    read_since,
+    utc_days,
+    write_since,
+)
 from warehouse import live_streams as lake
 from warehouse.catalog import refresh_catalog
-from warehouse.parquet import fsync_dir
 
-__all__ = ["GatewayClock", "ResolvedStream", "StreamManager", "resolve_streams"]
+__all__ = ["ResolvedStream", "StreamManager", "resolve_streams"]
 
 log = logging.getLogger("ibw.live")
 
 BAR = gaps.BAR
 LINK_LOST, RESTORED_DATA_LOST, RESTORED_DATA_KEPT = 1100, 1101, 1102
-MAX_TICKERS = 101
-NO_RETRY = frozenset({101, 200, 354, 10089, 10090, 10168})  # lines, contract, permissions
 IGNORED = frozenset({165, 300, 10167})  # notes, a cancel of a request the gateway dropped
-VERIFY_GRACE = 15.0  # gateway seconds after 1102 for a stream to show data
+VERIFY_GRACE = 15.0  # gateway seconds after 1102 for a feed to show data
+STARTUP_LOOKBACK = 300  # gateway seconds before a stream's first subscription it owes too
 REFILL_HORIZON = 86_400  # gateway seconds back a refill reaches at most
 REFILL_EVERY = 60.0  # real seconds between refills when nothing else calls for one
-ANSWERS_BEFORE_GIVING_UP = 2  # IB answers without a bar before it is left as a hole
 CLOCK_EVERY, CLOCK_TIMEOUT = 1.0, 1.0  # real seconds between reqCurrentTime asks, and the wait
 BACKOFF_MAX = 60.0
-QUOTE_FIELDS = ("bid", "ask", "last", "bidSize", "askSize", "lastSize", "volume")
-
-
-class GatewayClock:
-    """The gateway's time on this machine's monotonic clock (a simulated gateway may run faster
-    than the wall clock): exact anchors from reqCurrentTime, lower bounds from closed bars."""
-
-    # Two exact anchors measure the pace once this far apart: IB answers in whole seconds, so
-    # 20 gateway seconds keep the error under 5 %, and half a real second keeps out jitter.
-    RATE_SPAN, RATE_MIN_REAL = 20.0, 0.5
-
-    def __init__(self) -> None:
-        self._anchor: tuple[float, float] | None = None
-        self._base: tuple[float, float] | None = None
-        self.rate = 1.0
-
-    def now(self) -> float | None:
-        if self._anchor is None:
-            return None
-        mono, gw = self._anchor
-        return gw + (time.monotonic() - mono) * self.rate
-
-    def observe(self, gw: float, exact: bool = True) -> None:
-        mono = time.monotonic()
-        if not exact:
-            current = self.now()
-            if current is None or current < gw:
-                self._anchor = (mono, gw)
-            return
-        if self._base is None:
-            self._base = (mono, gw)
-        elif gw - self._base[1] >= self.RATE_SPAN and mono - self._base[0] >= self.RATE_MIN_REAL:
-            self.rate = max(0.0, (gw - self._base[1]) / (mono - self._base[0]))
-            self._base = (mono, gw)
-        self._anchor = (mono, gw)
-
-
-@dataclass
-class StreamState:
-    """One configured stream: its subscriptions now, what is buffered, and its counters."""
-
-    stream: ResolvedStream
-    ticker: Ticker | None = None
-    bar_list: RealTimeBarList | None = None
-    req_ids: dict[int, str] = field(default_factory=dict)  # reqId -> "ticks" | "bars"
-    subscribed_at: dict[str, float] = field(default_factory=dict)  # kind -> gateway time
-    heard: dict[str, float] = field(default_factory=dict)  # kind -> gateway time of its last data
-    last_bar: int | None = None  # start of the newest streamed bar
-    newest: int | None = None  # start of the newest bar stored or streamed
-    quote: tuple | None = None
-    pending_ticks: list[dict] = field(default_factory=list)
-    pending_bars: dict[int, dict] = field(default_factory=dict)
-    answers: dict[int, int] = field(default_factory=dict)  # bar start -> answers without it
-    holes: set[int] = field(default_factory=set)  # bar starts IB has no bar for
-    state: str = "starting"
-    code: int | None = None
-    text: str = ""
-    retry_at: float | None = None  # monotonic time of a resubscribe after an error
-    failures: int = 0
-    ticks: int = 0
-    bars: int = 0
-    refilled: int = 0
-    resubscribes: int = 0
-    stale_resubscribes: int = 0
-
-    @property
-    def con_id(self) -> int:
-        return self.stream.con_id
-
-    def kinds(self) -> list[str]:
-        return [k for k, on in (("ticks", self.stream.ticks), ("bars", self.stream.bars)) if on]
-
-    @property
-    def watched(self) -> str:
-        """The feed whose silence means the stream is dead: bars come every 5 s whatever the
-        market does, while a quiet contract's quote may not move for minutes."""
-        return "bars" if self.stream.bars else "ticks"
-
-    def got_data(self, kind: str, now: float) -> None:
-        self.heard[kind] = now
-        self.failures = 0
-        if self.state in ("stale", "starting") or (
-            self.state == "error" and self.code not in NO_RETRY
-        ):
-            self.state, self.code, self.text = "ok", None, ""
-
-    def health(self) -> dict:
-        def iso(epoch: float | None) -> str | None:
-            return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
-
-        return {
-            "con_id": self.con_id,
-            "symbol": self.stream.symbol,
-            "subscribed": set(self.subscribed_at) == set(self.kinds()),
-            "feeds": sorted(self.subscribed_at),
-            "state": self.state,
-            "code": self.code,
-            "text": self.text,
-            "last_tick_at": iso(self.heard.get("ticks")),
-            "last_bar_at": iso(self.last_bar),
-            "ticks": self.ticks,
-            "bars": self.bars,
-            "refilled": self.refilled,
-            "resubscribes": self.resubscribes,
-            "stale_resubscribes": self.stale_resubscribes,
-        }
 
 
 class StreamManager:
@@ -179,11 +76,12 @@ class StreamManager:
         self.states = {s.con_id: StreamState(s) for s in streams}
         self.clock = GatewayClock()
         self.link_up = True
-        self._verify_at: float | None = None
         self._link_back_at = 0.0
+        self._verify_at: float | None = None
         self._stored: dict[date, dict[int, set[int]]] = {}
         self._since_path = self.home / "live" / "streams_since.json"
-        self._since: dict[int, int] = _read_since(self._since_path)
+        self._since = read_since(self._since_path)
+        self._bar_requests: dict[int, asyncio.Task] = {}
         self._asked_clock = 0.0
         self._last_refill = 0.0
         self._refill_task: asyncio.Task | None = None
@@ -208,24 +106,36 @@ class StreamManager:
             st.last_bar = None  # until the stream speaks, a refill reaches up to now
             self._load_stored(st, now - REFILL_HORIZON, now)
             if st.stream.bars and st.con_id not in self._since:
-                self._since[st.con_id] = int(now) // BAR * BAR
-                _write_since(self._since_path, self._since)
-            self._subscribe(st, st.kinds(), now)
+                self._since[st.con_id] = (int(now) - STARTUP_LOOKBACK) // BAR * BAR
+                write_since(self._since_path, self._since)
+            self._subscribe(st, st.kinds())
+        await asyncio.gather(*self._bar_requests.values(), return_exceptions=True)
 
-    def _subscribe(self, st: StreamState, kinds: list[str], now: float) -> None:
-        contract = st.stream.contract()
+    def _subscribe(self, st: StreamState, kinds: list[str]) -> None:
         if "ticks" in kinds:
-            st.ticker = self.ib.reqMktData(contract, "", False, False)
+            st.ticker = self.ib.reqMktData(st.stream.contract(), "", False, False)
             req_id = self.ib.wrapper.ticker2ReqId["mktData"].get(st.ticker)
             if req_id:
                 st.req_ids[req_id] = "ticks"
-            st.subscribed_at["ticks"] = now
+            st.subscribed_at["ticks"] = self.clock.now() or 0.0
         if "bars" in kinds:
-            st.bar_list = self.ib.reqRealTimeBars(contract, BAR, st.stream.what_to_show, False)
-            st.req_ids[st.bar_list.reqId] = "bars"
-            st.subscribed_at["bars"] = now
+            pending = self._bar_requests.get(st.con_id)
+            if pending is None or pending.done():  # else the one waiting will do
+                self._bar_requests[st.con_id] = asyncio.ensure_future(self._request_bars(st))
         if st.state in ("starting", "waiting"):
             st.state = "ok"
+
+    async def _request_bars(self, st: StreamState) -> None:
+        """reqRealTimeBars once the login's pacing allows it (60 new ones per 10 minutes)."""
+        what = st.stream.what_to_show
+        key = RequestKey(st.con_id, st.stream.exchange, what, gaps.BAR_SIZE, "realtime", "", False)
+        async with gaps.paced(self._paced(), key):
+            if not self.ib.isConnected() or "bars" in st.subscribed_at:
+                return  # the next connection's subscribe_all asks again
+            with contextlib.suppress(ConnectionError):
+                st.bar_list = self.ib.reqRealTimeBars(st.stream.contract(), BAR, what, False)
+                st.req_ids[st.bar_list.reqId] = "bars"
+                st.subscribed_at["bars"] = self.clock.now() or 0.0
 
     def _cancel(self, st: StreamState, kinds: list[str]) -> None:
         for req_id, kind in list(st.req_ids.items()):
@@ -249,7 +159,7 @@ class StreamManager:
         if not self.ib.isConnected():
             return
         self._cancel(st, kinds)
-        self._subscribe(st, kinds, self.clock.now() or 0.0)
+        self._subscribe(st, kinds)
         st.retry_at = None
         if stale:
             st.stale_resubscribes += 1
@@ -265,21 +175,20 @@ class StreamManager:
             self.link_up = False
             for st in self.states.values():
                 st.state = "waiting"
-            return
-        if code in (RESTORED_DATA_LOST, RESTORED_DATA_KEPT):
+        elif code in (RESTORED_DATA_LOST, RESTORED_DATA_KEPT):
             self.link_up = True
             self._link_back_at = self.clock.now() or 0.0  # silence is counted from here on
             for st in self.states.values():
                 st.state = "ok" if st.state == "waiting" else st.state
-            if code == RESTORED_DATA_LOST:
-                for st in self.states.values():
+                if code == RESTORED_DATA_LOST:
                     self._resubscribe(st, st.kinds(), "IB lost the data (1101)")
-            else:
+            if code == RESTORED_DATA_KEPT:
                 self._verify_at = self._link_back_at + VERIFY_GRACE
             self._schedule_refill()
-            return
-        if code in IGNORED or 2100 <= code < 2200:
-            return
+        elif code not in IGNORED and not 2100 <= code < 2200:
+            self._stream_error(req_id, code, text)
+
+    def _stream_error(self, req_id: int, code: int, text: str) -> None:
         st = next((s for s in self.states.values() if req_id in s.req_ids), None)
         if st is None:
             return
@@ -296,35 +205,16 @@ class StreamManager:
 
     def _on_tickers(self, tickers: set[Ticker]) -> None:
         now = self.clock.now()
-        received = datetime.now(UTC)
+        if now is None:
+            return
         for ticker in tickers:
             st = self.states.get(ticker.contract.conId if ticker.contract else 0)
             if st is None or st.ticker is not ticker:
                 continue
-            if now is None:
-                continue
             st.got_data("ticks", now)
-            quote = tuple(_number(getattr(ticker, f)) for f in QUOTE_FIELDS)
-            if quote == st.quote:
-                continue  # only day high/low or the like moved
-            st.quote = quote
-            row = dict(
-                zip(
-                    ("bid", "ask", "last", "bid_size", "ask_size", "last_size", "volume"),
-                    quote,
-                    strict=True,
-                )
-            )
-            row["bid"] = None if row["bid"] == -1 else row["bid"]
-            row["ask"] = None if row["ask"] == -1 else row["ask"]
-            st.pending_ticks.append(
-                {
-                    "con_id": st.con_id,
-                    "time": datetime.fromtimestamp(now, UTC),
-                    **row,
-                    "received_at": received,
-                }
-            )
+            row = st.take_quote(ticker, now)
+            if row is not None:
+                st.pending_ticks.append(row)
 
     def _on_bar(self, bars: object, has_new_bar: bool) -> None:
         if not isinstance(bars, RealTimeBarList) or not bars:
@@ -340,45 +230,36 @@ class StreamManager:
         jumped = st.newest is not None and start > st.newest + BAR
         st.last_bar = start if st.last_bar is None else max(st.last_bar, start)
         st.newest = start if st.newest is None else max(st.newest, start)
-        self._buffer_bar(st, start, _bar_row(st.con_id, start, bar, "stream"))
+        self._buffer_bar(st, bar_row(st.con_id, start, bar, "stream"))
         if jumped:
             self._schedule_refill()
 
-    def _buffer_bar(self, st: StreamState, start: int, row: dict) -> None:
-        if start in self._stored_of(st, start) or start in st.pending_bars:
-            return
-        st.pending_bars[start] = row
+    def _buffer_bar(self, st: StreamState, row: dict) -> None:
+        start = int(row["time"].timestamp())
+        if start not in self._stored_of(st, start) and start not in st.pending_bars:
+            st.pending_bars[start] = row
 
     # ------------------------------------------------------------------ flush
     async def flush(self) -> None:
         """Write what is buffered: ticks as they came, bars not stored yet."""
-        self._flush_ticks()
-        self._flush_bars()
-
-    def _flush_ticks(self) -> None:
-        rows = [r for st in self.states.values() for r in st.pending_ticks]
-        if not rows:
-            return
+        ticks = [r for st in self.states.values() for r in st.pending_ticks]
+        bars = [
+            r
+            for st in self.states.values()
+            for t, r in st.pending_bars.items()
+            if t not in self._stored_of(st, t)
+        ]
         for st in self.states.values():
-            st.pending_ticks = []
-        appended = self._append(lake.TICKS, rows)
-        if appended is None:
-            return
-        for con_id, count in appended.valid.group_by("con_id").len().iter_rows():
-            self.states[con_id].ticks += count
+            st.pending_ticks, st.pending_bars = [], {}
+        if ticks and (appended := self._append(lake.TICKS, ticks)) is not None:
+            for con_id, count in appended.valid.group_by("con_id").len().iter_rows():
+                self.states[con_id].ticks += count
+        if bars and (appended := self._append(lake.BARS, bars)) is not None:
+            self._stored_bars(bars, appended.valid)
 
-    def _flush_bars(self) -> None:
-        rows = []
-        for st in self.states.values():
-            rows += [r for t, r in st.pending_bars.items() if t not in self._stored_of(st, t)]
-            st.pending_bars = {}
-        if not rows:
-            return
-        appended = self._append(lake.BARS, rows)
-        if appended is None:
-            return
+    def _stored_bars(self, rows: list[dict], valid: pl.DataFrame) -> None:
         kept = set()
-        for con_id, when, source in appended.valid.select("con_id", "time", "source").iter_rows():
+        for con_id, when, source in valid.select("con_id", "time", "source").iter_rows():
             st, start = self.states[con_id], int(when.timestamp())
             self._stored_of(st, start).add(start)
             kept.add((con_id, start))
@@ -413,16 +294,13 @@ class StreamManager:
         mono = time.monotonic()
         for st in self.states.values():
             if st.retry_at is not None and mono >= st.retry_at:
-                self._resubscribe(
-                    st,
-                    [k for k in st.kinds() if k not in st.subscribed_at],
-                    f"after IB error {st.code}",
-                )
+                missing = [k for k in st.kinds() if k not in st.subscribed_at]
+                self._resubscribe(st, missing, f"after IB error {st.code}")
         if self._verify_at is not None and now >= self._verify_at:
             self._verify_at = None
             for st in self.states.values():
                 silent = [k for k in st.subscribed_at if st.heard.get(k, 0) < self._link_back_at]
-                if silent and self._in_session(st, now):
+                if silent and gaps.session_at(st.stream.hours, now) is not None:
                     self._resubscribe(st, silent, "no data since 1102")
         for st in self.states.values():
             if self._silent(st, now):
@@ -448,11 +326,8 @@ class StreamManager:
         since = max(heard, st.subscribed_at[kind], session.open.timestamp(), self._link_back_at)
         return now - since > self.config.stale_after
 
-    def _in_session(self, st: StreamState, now: float) -> bool:
-        return gaps.session_at(st.stream.hours, now) is not None
-
     async def _now(self) -> float:
-        """The gateway's time: asked every few seconds, estimated in between."""
+        """The gateway's time: asked every second or so, estimated in between."""
         mono = time.monotonic()
         if mono - self._asked_clock >= CLOCK_EVERY or self.clock.now() is None:
             self._asked_clock = mono
@@ -484,11 +359,12 @@ class StreamManager:
             log.warning("refill stopped: %s", exc)
 
     async def refill(self) -> int:
-        """Fetch from history the bars missing since each bar stream began; returns how many."""
+        """Fetch from history the bars each bar stream is owed and lacks; returns how many."""
         async with self._refill_lock:
             self._last_refill = time.monotonic()
             now = await self._now()
-            for day in [d for d in self._stored if d < _days(int(now) - REFILL_HORIZON, 0)[0]]:
+            oldest = utc_days(int(now) - REFILL_HORIZON, 0)[0]
+            for day in [d for d in self._stored if d < oldest]:
                 del self._stored[day]
             found = 0
             for st in self.states.values():
@@ -503,47 +379,14 @@ class StreamManager:
         end = st.last_bar if st.last_bar is not None else int(now) // BAR * BAR - 2 * BAR
         self._load_stored(st, start, end)
         have = set(st.pending_bars) | st.holes
-        for day in _days(start, end):
-            have |= self._stored.get(day, {}).get(st.con_id, set())
-        sessions = gaps.sessions_around(st.stream.hours, start, end)
-        series = Series(
-            st.con_id,
-            st.stream.sec_type,
-            st.stream.exchange,
-            gaps.BAR_SIZE,
-            st.stream.what_to_show,
-            False,
+        for day in utc_days(start, end):
+            have |= self._stored[day].get(st.con_id, set())
+        rows = await gaps.refill_stream(
+            self.ib, self._paced(), st, have, start, end, now, self._table
         )
-        found = 0
-        for first, last in gaps.missing_runs(sessions, start, end, have):
-            at = datetime.fromtimestamp(now, UTC)
-            for request in gaps.requests_for(series, first, last, at, self._table):
-                wanted = gaps.covered(request, first, last)
-                try:
-                    bars = await gaps.fetch(
-                        self.ib,
-                        self._paced(),
-                        st.stream.contract(),
-                        st.stream.what_to_show,
-                        request,
-                    )
-                except errors.NoData:
-                    bars = []
-                except errors.IBWError as exc:
-                    log.warning("%s", exc)
-                    if isinstance(exc, errors.GatewayUnavailable):
-                        raise
-                    continue
-                for bar in bars:
-                    start = int(bar.date.timestamp()) if isinstance(bar.date, datetime) else 0
-                    if start in wanted and start not in st.pending_bars:
-                        self._buffer_bar(st, start, _bar_row(st.con_id, start, bar, "refill"))
-                        found += 1
-                for t in wanted - st.pending_bars.keys():  # IB answered without them
-                    st.answers[t] = st.answers.get(t, 0) + 1
-                    if st.answers[t] >= ANSWERS_BEFORE_GIVING_UP:
-                        st.holes.add(t)
-        return found
+        for row in rows:
+            self._buffer_bar(st, row)
+        return len(rows)
 
     def _paced(self) -> SharedPacer:
         if self._pacer is None:
@@ -554,7 +397,7 @@ class StreamManager:
     def _load_stored(self, st: StreamState, first: float, last: float) -> None:
         """Read back the bar times stored on the UTC days from `first` to `last` (each day
         once: later writes are this process's own), and the newest of them."""
-        for day in _days(int(first), int(last)):
+        for day in utc_days(int(first), int(last)):
             stored = self._stored_on(day).get(st.con_id)
             if stored:
                 st.newest = max(st.newest or 0, max(stored))
@@ -570,7 +413,7 @@ class StreamManager:
 
     # ------------------------------------------------------------------ for others
     def reference_price(self, con_id: int) -> float | None:
-        """The last trade, else the midpoint, else the last bar's close (the order checks)."""
+        """The last trade, else the midpoint of the quote (for the order checks)."""
         st = self.states.get(con_id)
         if st is None or st.quote is None:
             return None
@@ -588,54 +431,3 @@ class StreamManager:
         totals = {k: sum(s[k] for s in streams) for k in keys}
         totals["ok"] = sum(s["state"] == "ok" for s in streams)
         return {"streams": streams, "totals": totals}
-
-
-def _number(value: object) -> float | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return float(value)
-
-
-def _bar_row(con_id: int, start: int, bar: RealTimeBar | BarData, source: str) -> dict:
-    """A bar as stored: IB's -1 (no volume, WAP or count for quote bars) as null."""
-    open_ = bar.open_ if isinstance(bar, RealTimeBar) else bar.open
-    wap = bar.wap if isinstance(bar, RealTimeBar) else bar.average
-    count = bar.count if isinstance(bar, RealTimeBar) else bar.barCount
-    return {
-        "con_id": con_id,
-        "time": datetime.fromtimestamp(start, UTC),
-        "open": open_,
-        "high": bar.high,
-        "low": bar.low,
-        "close": bar.close,
-        "volume": None if bar.volume < 0 else float(bar.volume),
-        "wap": None if bar.volume < 0 and wap < 0 else float(wap),
-        "count": None if count < 0 else int(count),
-        "source": source,
-        "received_at": datetime.now(UTC),
-    }
-
-
-def _days(start: int, end: int) -> list[date]:
-    first = datetime.fromtimestamp(start, UTC).date()
-    last = datetime.fromtimestamp(max(start, end), UTC).date()
-    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
-
-
-def _read_since(path: Path) -> dict[int, int]:
-    try:
-        return {int(k): int(v) for k, v in json.loads(path.read_text()).items()}
-    except (FileNotFoundError, ValueError):
-        return {}
-
-
-def _write_since(path: Path, since: dict[int, int]) -> None:
-    """Atomically: the refill's start must survive a kill -9 right after the first subscribe."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as out:
-        json.dump({str(k): v for k, v in sorted(since.items())}, out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
