@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from ibsim import allocation, errors, matching, trades, valuation
-from ibsim.book import Book, Execution, Order, multiplier
+from ibsim.book import Book, Execution, Order, mark_price, multiplier
 from ibsim.instruments import Instrument
 from ibsim.matching import Refused, Reject, market_hours, rejected
 from ibsim.orders import (
@@ -75,6 +75,7 @@ class Work:
     past_end: bool = False  # VWAP / TWAP: allowPastEndTime
     stop: float | None = None  # TRAIL: the current stop
     triggered: bool = False
+    armed: bool = False  # its conditions (if any) have been met
     targets: dict[str, float] = field(default_factory=dict)  # FA: account -> quantity
     allocated: dict[str, float] = field(default_factory=dict)  # FA: account -> filled
     fills: dict[str, tuple[float, float]] = field(default_factory=dict)  # shares, value
@@ -200,6 +201,13 @@ class Engine:
         o, inst = work.order, work.market
         if o.parent_perm_id and not self._parent_filled(o):
             return
+        if o.conditions and not work.armed:
+            if not matching.conditions_met(o.conditions, t, self):
+                return
+            if o.conditions_cancel_order:
+                self._cancel(work, f"{CANCELLED}Its conditions were met.")
+                return
+            work.armed = True
         if work.close_at is not None:
             self._auction(work, t)
             return
@@ -359,7 +367,9 @@ class Engine:
     def _prepare(self, work: Work, fa_profile: str) -> None:
         """Check the order and plan it: FA targets, account, expiry, auction, algo window."""
         o, inst, now = work.order, work.market, self.gateway.clock.now()
-        reject = matching.check(work.terms, inst.min_tick)
+        reject = matching.check(work.terms, inst.min_tick) or matching.check_conditions(
+            o.conditions, self.now()
+        )
         if reject is not None:
             raise Refused(reject)
         if inst.sec_type == "IND":
@@ -509,6 +519,33 @@ class Engine:
 
     def _stamp(self) -> str:
         return f"{self.gateway.clock.now().astimezone(TWS_ZONE):%Y%m%d %H:%M:%S} America/New_York"
+
+    # ----------------------------------------------------------------- what conditions read
+    def last(self, con_id: int) -> float | None:
+        inst = self.gateway.catalog.by_con_id(con_id)
+        return None if inst is None else quote_at(inst, self.now()).last
+
+    def change(self, con_id: int) -> float | None:
+        """Percent change of the last price since the previous regular close."""
+        inst, now = self.gateway.catalog.by_con_id(con_id), self.gateway.clock.now()
+        if inst is None:
+            return None
+        close = mark_price(inst, datetime.fromtimestamp(valuation.previous_close(inst, now), UTC))
+        return (quote_at(inst, self.now()).last - close) / close * 100 if close else None
+
+    def executed(self, sec_type: str, exchange: str, symbol: str) -> bool:
+        """Whether the login has a fill of `symbol` today (IB's execution condition)."""
+        today = self.gateway.clock.now().astimezone(TWS_ZONE).date()
+        for ex in self.book.executions:
+            inst = self.gateway.catalog.by_con_id(ex.con_id)
+            if (
+                inst is not None and inst.symbol == symbol.upper()
+                and (not sec_type or inst.sec_type == sec_type.upper())
+                and (exchange.upper() in ("", "SMART") or ex.exchange == exchange.upper())
+                and ex.time.astimezone(TWS_ZONE).date() == today
+            ):  # fmt: skip
+                return True
+        return False
 
     # ----------------------------------------------------------------- lookups
     def _find(self, client_id: int, order_id: int) -> Order | None:

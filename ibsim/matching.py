@@ -1,6 +1,7 @@
 """Order-type logic, pure: whether an order's fields make sense, when it may work (regular or
-extended hours, DAY and GTD expiry, the closing auction, an algo's window), when a working order
-triggers, and at what price and how much of it can fill against the quote of one second.
+extended hours, DAY and GTD expiry, the closing auction, an algo's window, its conditions), when
+a working order triggers, and at what price and how much of it can fill against the quote of one
+second.
 
 No state of its own: the engine (ibsim.engine) keeps each order's trailing stop and trigger and
 passes them in, and it takes the sizes a fill uses off what the second displays. The market is
@@ -12,10 +13,11 @@ each type needs). Imports only ibsim.
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import datetime
 from datetime import time as time_of_day
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -369,3 +371,65 @@ def clock_time(text: str, now: int, zone: str = "US/Eastern") -> int | None:
         raise Refused(rejected(
             f"The time {text!r} is neither hh:mm:ss zone nor yyyymmdd hh:mm:ss zone."
         )) from None  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- conditions
+class Market(Protocol):
+    """What conditions read of the market and the account at the evaluation's instant."""
+
+    def last(self, con_id: int) -> float | None: ...  # None: an unknown conId
+
+    def change(self, con_id: int) -> float | None: ...  # percent since the previous close
+
+    def executed(self, sec_type: str, exchange: str, symbol: str) -> bool: ...
+
+
+CONDITIONS = {"1": "price", "3": "time", "5": "execution", "7": "percent change"}
+
+
+def check_conditions(conditions: tuple[tuple[str, ...], ...], now: int) -> Reject | None:
+    """IB's refusal of conditions the simulator cannot evaluate or read, or None."""
+    for condition in conditions:
+        kind = condition[0]
+        if kind not in CONDITIONS:
+            name = {"4": "margin", "6": "volume"}.get(kind, kind)
+            return rejected(
+                f"The {name} condition is not simulated by the embedded gateway; use price, "
+                "time, execution or percent change conditions."
+            )
+        try:
+            if kind in ("1", "7"):
+                float(condition[3])
+                int(condition[4])
+            elif kind == "3":
+                clock_time(condition[3], now)
+        except ValueError:
+            return rejected(f"The {CONDITIONS[kind]} condition's value is not a number.")
+        except Refused as refusal:
+            return refusal.reject
+    return None
+
+
+def conditions_met(conditions: tuple[tuple[str, ...], ...], now: int, market: Market) -> bool:
+    """Whether an order's conditions hold now, read left to right: each condition's
+    conjunction ("a" and, "o" or) joins it to the next one."""
+    result = _condition(conditions[0], now, market)
+    for before, condition in itertools.pairwise(conditions):
+        value = _condition(condition, now, market)
+        result = (result and value) if before[1] == "a" else (result or value)
+    return result
+
+
+def _condition(condition: tuple[str, ...], now: int, market: Market) -> bool:
+    kind = condition[0]
+    if kind == "5":  # execution: type, conjunction, secType, exchange, symbol
+        return market.executed(condition[2], condition[3], condition[4])
+    more = condition[2].strip() not in ("0", "", "false", "False")
+    if kind == "3":  # time: type, conjunction, isMore, time
+        at = clock_time(condition[3], now) or 0
+        return now >= at if more else now <= at
+    value = market.last(int(condition[4])) if kind == "1" else market.change(int(condition[4]))
+    if value is None:
+        return False
+    threshold = float(condition[3])
+    return value >= threshold if more else value <= threshold

@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from ib_async import (
@@ -21,11 +22,16 @@ from ib_async import (
     LimitOrder,
     MarketOrder,
     Order,
+    PriceCondition,
     Stock,
     StopOrder,
     TagValue,
+    TimeCondition,
     Trade,
 )
+from ibapi import order_condition
+from ibapi.order import Order as ApiOrder
+from ibapi.tag_value import TagValue as ApiTagValue
 
 from ibsim import allocation, wire
 from ibsim.book import Book
@@ -34,8 +40,10 @@ from ibsim.clock import ManualClock
 from ibsim.quotes import Quote, quote_at
 from ibsim.server import GatewayThread
 from tests.conftest import NOW
+from tests.ibapi_harness import stock as ibapi_stock
 from tests.rawclient import next_message, read_frame
 from tests.scenarios import AAPL, SINGLE, SUBS
+from tests.test_gateway_trades import TradesApp
 
 WAIT = 5.0  # seconds: the most any answer may take
 T0 = int(NOW.timestamp())
@@ -662,3 +670,88 @@ def test_an_unknown_contract_gets_200(single, connect):
     trade = ib.placeOrder(Stock("NOPE", "SMART", "USD"), MarketOrder("BUY", 1))
     assert wait_for(ib, trade.isDone)
     assert [code for _, code, _ in seen] == [200]
+
+
+# ----------------------------------------------------------------------------- conditions
+def test_an_order_waits_for_its_price_condition(single, connect):
+    ib = connect(single)
+    target = first_second(lambda q: q.last >= quote(T0).last + 0.30, step=30)
+    level = round(quote(target).last, 2)
+    condition = PriceCondition(isMore=True, price=level, conId=AAPL, exch="SMART")
+    order = MarketOrder("BUY", 100, conditions=[condition])
+    trade = ib.placeOrder(APPLE_SMART, order)
+    assert wait_for(ib, lambda: trade.orderStatus.status == "PreSubmitted")
+    ib.sleep(0.2)
+    assert trade.orderStatus.status == "PreSubmitted"
+    advance_to(single, ib, target)
+    assert wait_for(ib, trade.isDone)
+    assert trade.fills[0].execution.price == quote(target).ask
+    (done,) = [
+        t for t in connect(single).reqCompletedOrders(False) if t.order.permId == trade.order.permId
+    ]
+    (echoed,) = done.order.conditions
+    assert (echoed.price, echoed.conId, echoed.isMore) == (level, AAPL, True)
+
+
+def test_a_time_condition_can_cancel_the_order(single, connect):
+    ib = connect(single)
+    at = TimeCondition(isMore=True, time="20240710 11:30:00 US/Eastern")
+    order = LimitOrder("BUY", 100, far_below(), conditions=[at], conditionsCancelOrder=True)
+    trade = ib.placeOrder(APPLE_SMART, order)
+    assert wait_for(ib, lambda: trade.orderStatus.status == "PreSubmitted")
+    advance_to(single, ib, T0 + 30 * 60)
+    assert wait_for(ib, trade.isDone)
+    assert trade.orderStatus.status == "Cancelled"
+
+
+# ----------------------------------------------------------------------------- ibapi
+def next_callback(app: TradesApp, key: int | str, name: str) -> tuple:
+    """The arguments of the next `name` callback queued under `key` (skipping the others, such
+    as the farm notices that share reqId -1 with live fills)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        event = app.next_event(key, deadline - time.monotonic())
+        if event.name == name:
+            return event.args
+
+
+def test_the_official_client_decodes_the_order_flow(single):
+    app = TradesApp().start(single.port)
+    try:
+        order = ApiOrder()
+        order.action, order.orderType, order.totalQuantity = "BUY", "MKT", Decimal(200)
+        order.orderRef, order.algoStrategy = "ibw-api", "Twap"
+        order.algoParams = [
+            ApiTagValue("startTime", "20240710-15:00:00"),
+            ApiTagValue("endTime", "20240710-15:02:00"),
+        ]
+        condition = order_condition.Create(order_condition.OrderCondition.Time)
+        condition.isMore, condition.time = True, "20240710-14:00:00"  # already met
+        order.conditions = [condition]
+        app.placeOrder(1, ibapi_stock("AAPL"), order)
+        contract, placed, state = next_callback(app, "orders", "openOrder")
+        assert (contract.conId, placed.orderRef, state.status) == (AAPL, "ibw-api", "PreSubmitted")
+        assert placed.permId > 0 and placed.clientId == app.clientId
+        assert [(p.tag, p.value) for p in placed.algoParams] == [
+            ("startTime", "20240710-15:00:00"), ("endTime", "20240710-15:02:00")
+        ]  # fmt: skip
+        assert (placed.conditions[0].time, placed.conditions[0].isMore) == (
+            "20240710-14:00:00", True
+        )  # fmt: skip
+
+        single.gateway.clock.advance(120)  # the end of the TWAP's window: all of it is due
+        single.call(single.gateway.engine.evaluate)
+        _, execution = next_callback(app, -1, "execDetails")
+        assert (execution.shares, execution.orderRef, execution.permId) == (
+            Decimal(200), "ibw-api", placed.permId
+        )  # fmt: skip
+        while (status := next_callback(app, "orders", "orderStatus"))[1] != "Filled":
+            pass
+        assert status[2:4] == (Decimal(200), Decimal(0))
+        (report,) = next_callback(app, "commission", "commission")
+        assert (report.execId, report.commissionAndFees) == (execution.execId, 1.0)
+        app.sync()
+    finally:
+        app.close()
+    assert not app.decode_failures, f"ibapi could not decode: {app.decode_failures}"
+    assert not [e for e in app.errors if e.is_client_side], app.errors
