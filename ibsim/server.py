@@ -185,6 +185,7 @@ class Gateway(GatewayFaults):
         """What a real Gateway sends after startApi: accounts, next order id, farm notices."""
         session.send(15, 1, ",".join(self.book.managed))
         session.send(9, 1, self.next_order_id)
+        self.engine.handed_out(session.client_id or 0, self.next_order_id)
         for notice in errors.FARM_NOTICES if self.link_up else errors.FARMS_BROKEN:
             session.send_error(-1, notice)
 
