@@ -55,7 +55,6 @@ from ibsim.quotes import Quote, quote_at
 
 if TYPE_CHECKING:
     from ibsim.server import Gateway
-    from ibsim.session import ClientSession
 
 log = logging.getLogger("ibsim")
 TWS_ZONE = ZoneInfo("America/New_York")
@@ -109,8 +108,11 @@ class Engine:
         self._highest: dict[int, int] = {}  # clientId -> the highest order id it used
         for o in known:
             self._highest[o.client_id] = max(self._highest.get(o.client_id, 0), o.order_id)
+        self._floor: dict[int, int] = {}  # clientId -> the nextValidId it was given at connect
         self._taken: dict[tuple[int, str], tuple[int, float]] = {}  # (conId, pool): second, size
         self._exec_seq = (0, 0)  # the second of the last execId, and its sequence number
+        self._quotes: dict[int, Quote] = {}  # this evaluation's quotes by conId
+        self._evaluated_at = -1  # the gateway second of the last evaluation
         self._task: asyncio.Task | None = None
 
     @property
@@ -131,15 +133,23 @@ class Engine:
                 await self._task
 
     async def _run(self) -> None:
+        """Evaluate whenever the gateway's second has moved on (placements and modifications
+        are evaluated at once, so nothing else can change within one second)."""
         while True:
             await asyncio.sleep(self.gateway.config.order_interval)
+            if self.now() == self._evaluated_at:
+                continue
             try:
                 self.evaluate()
             except Exception:  # a bug in one evaluation must not stop every order
                 log.exception("order evaluation failed")
 
     # ----------------------------------------------------------------- requests
-    def place(self, session: ClientSession, placed: Placed) -> None:
+    def handed_out(self, client_id: int, next_valid_id: int) -> None:
+        """A client connected and was given `next_valid_id`: its new orders start there."""
+        self._floor[client_id] = next_valid_id
+
+    def place(self, placed: Placed) -> None:
         """placeOrder: a new order, a modification of a live one, or a whatIf preview."""
         order = placed.order
         client, order_id = order.client_id, order.order_id
@@ -153,7 +163,7 @@ class Engine:
             else:
                 self._modify(current, placed)
             return
-        if order_id <= self._highest.get(client, 0):
+        if order_id <= self._highest.get(client, 0) or order_id < self._floor.get(client, 0):
             self.news.error(client, order_id, duplicate_id(order_id))
             return
         self._highest[client] = order_id
@@ -192,10 +202,18 @@ class Engine:
     # ----------------------------------------------------------------- evaluation
     def evaluate(self) -> None:
         """Work every live order once at the gateway's now."""
-        now = self.now()
+        now = self._evaluated_at = self.now()
+        self._quotes = {}
         for work in list(self.working.values()):
             if work.order.perm_id in self.working:  # an earlier fill may have cancelled it
                 self._step(work, now)
+
+    def _quote(self, inst: Instrument, t: int) -> Quote:
+        """The instrument's quote at `t`, computed once per evaluation."""
+        found = self._quotes.get(inst.con_id)
+        if found is None or found.at != t:
+            found = self._quotes[inst.con_id] = quote_at(inst, t)
+        return found
 
     def _step(self, work: Work, t: int) -> None:
         o, inst = work.order, work.market
@@ -219,7 +237,7 @@ class Engine:
             if o.tif in ("IOC", "FOK"):
                 self._cancel(work, f"{CANCELLED}The market is closed for this {o.tif} order.")
             return
-        quote = quote_at(inst, t)
+        quote = self._quote(inst, t)
         if o.order_type in matching.TRIGGERED and not work.triggered:
             if o.order_type in matching.TRAILING:
                 work.stop = matching.trail(work.terms, work.stop, quote, inst.min_tick)
@@ -523,7 +541,7 @@ class Engine:
     # ----------------------------------------------------------------- what conditions read
     def last(self, con_id: int) -> float | None:
         inst = self.gateway.catalog.by_con_id(con_id)
-        return None if inst is None else quote_at(inst, self.now()).last
+        return None if inst is None else self._quote(inst, self.now()).last
 
     def change(self, con_id: int) -> float | None:
         """Percent change of the last price since the previous regular close."""
@@ -531,7 +549,7 @@ class Engine:
         if inst is None:
             return None
         close = mark_price(inst, datetime.fromtimestamp(valuation.previous_close(inst, now), UTC))
-        return (quote_at(inst, self.now()).last - close) / close * 100 if close else None
+        return (self._quote(inst, self.now()).last - close) / close * 100 if close else None
 
     def executed(self, sec_type: str, exchange: str, symbol: str) -> bool:
         """Whether the login has a fill of `symbol` today (IB's execution condition)."""

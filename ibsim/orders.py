@@ -187,7 +187,7 @@ def _skip_peg_tail(msg: FieldReader, exchange: str, order_type: str) -> None:
 @handles(3)
 def place_order(session: ClientSession, msg: FieldReader) -> None:
     placed = read_place_order(msg, session.client_id or 0, session.server_version)
-    session.gateway.engine.place(session, placed)
+    session.gateway.engine.place(placed)
 
 
 @handles(4)

@@ -755,3 +755,14 @@ def test_the_official_client_decodes_the_order_flow(single):
         app.close()
     assert not app.decode_failures, f"ibapi could not decode: {app.decode_failures}"
     assert not [e for e in app.errors if e.is_client_side], app.errors
+
+
+def test_an_order_id_below_the_clients_next_valid_id_gets_103(make_gateway, connect):
+    gw = make_gateway(book=Book.from_scenario(SINGLE), next_valid_id=100)
+    ib = connect(gw)
+    seen = errors_of(ib)
+    order = LimitOrder("BUY", 100, far_below())
+    order.orderId = 5  # never used by this client, but below the id it was given
+    trade = ib.placeOrder(APPLE_SMART, order)
+    assert wait_for(ib, trade.isDone)
+    assert [(req_id, code) for req_id, code, _ in seen] == [(5, 103)]
