@@ -64,6 +64,7 @@ REFILL_HORIZON = 86_400  # gateway seconds back a refill reaches at most
 REFILL_EVERY = 60.0  # real seconds between refills when nothing else calls for one
 CLOCK_EVERY, CLOCK_TIMEOUT = 1.0, 1.0  # real seconds between reqCurrentTime asks, and the wait
 BACKOFF_MAX = 60.0
+COMPACT_EVERY = 900.0  # real seconds between merges of the days' flush files (one per flush)
 
 
 class StreamManager:
@@ -90,6 +91,9 @@ class StreamManager:
         self._pacer: SharedPacer | None = None
         self._table = DurationTable.default()
         self._catalogued: set[str] = set()
+        self._written: set[tuple[str, date]] = set()  # (dataset, day) since the last compaction
+        self._compacted_at = time.monotonic()
+        self._compaction: asyncio.Future | None = None
         ib.pendingTickersEvent += self._on_tickers
         ib.barUpdateEvent += self._on_bar
 
@@ -256,6 +260,21 @@ class StreamManager:
                 self.states[con_id].ticks += count
         if bars and (appended := self._append(lake.BARS, bars)) is not None:
             self._stored_bars(bars, appended.valid)
+        idle = self._compaction is None or self._compaction.done()
+        if idle and self._written and time.monotonic() - self._compacted_at >= COMPACT_EVERY:
+            self._compacted_at = time.monotonic()
+            written, self._written = self._written, set()
+            self._compaction = asyncio.ensure_future(asyncio.to_thread(self._compact, written))
+
+    def _compact(self, written: set[tuple[str, date]]) -> None:
+        """A flush per second is a file per second: merged through the day, so a query of today
+        opens a few files, not thousands (safe while flushes go on; Dagster's daily
+        live_compaction does the same for the day that ended)."""
+        for dataset, day in sorted(written):
+            try:
+                lake.compact(self.home, dataset, day)
+            except OSError as exc:
+                log.error("could not compact %s of %s (%s)", dataset, day, exc)
 
     def _stored_bars(self, rows: list[dict], valid: pl.DataFrame) -> None:
         kept = set()
@@ -276,6 +295,7 @@ class StreamManager:
         except OSError as exc:  # disk full, permissions: the rows are lost, the service lives
             log.error("could not write %d rows to %s (%s)", len(rows), dataset, exc)
             return None
+        self._written |= {(dataset, d) for d in appended.valid.get_column("time").dt.date()}
         if appended.quarantined:
             log.warning(
                 "%d %s rows quarantined (see the quarantine view)", appended.quarantined, dataset

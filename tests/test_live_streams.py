@@ -124,12 +124,17 @@ def assert_complete(ib: IB, service: Service, home: Path) -> None:
         assert got.equals(expected), f"{con_id}: stored bars differ from IB's history"
 
 
-def test_streamed_bars_equal_history_and_ticks_land(fast_gateway, connect, seeded_home):
+def test_streamed_bars_equal_history_and_ticks_land(
+    fast_gateway, connect, seeded_home, monkeypatch
+):
+    monkeypatch.setattr("live.streams.COMPACT_EVERY", 0.0)  # merge the flush files as they come
     ib = connect(fast_gateway)
     service = Service(ib, seeded_home)
     service.start()
     service.settle(6)
     assert_complete(ib, service, seeded_home)
+    names = [f.name for f in lake.day_files(seeded_home, lake.BARS, NOW.date())]
+    assert any(n.startswith(lake.COMPACTED_PREFIX) for n in names)
     ticks = lake.read_day(seeded_home, lake.TICKS, NOW.date())
     assert set(ticks.get_column("con_id")) == {AAPL, EUR}
     eur = ticks.filter(pl.col("con_id") == EUR)
