@@ -21,7 +21,9 @@ A scenario is a mapping (a YAML file for `ibw gateway --scenario`):
 
 Valuations (market price, value, P&L, net liquidation) are computed from the synthetic market at
 the gateway's now, so they are deterministic too. Owns the state only: the messages that report
-it live in `portfolio`, `trades` and `fa`. Imports only ibsim.
+it live in `portfolio`, `trades` and `fa`. The order engine (`ibsim.engine`) changes it through
+`put_order`, `put_execution` and `record_fill`, so everything that reports the Book reports the
+API's orders and fills too. Imports only ibsim.
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ from ibsim.orders import (
     not_found,
     not_modifiable,
     waits_for_open,
+    what_if,
 )
 from ibsim.quotes import Quote, quote_at
 
@@ -394,6 +395,8 @@ class Engine:
             raise Refused(rejected("An index cannot be traded: trade its futures or an ETF on it."))
         if inst.expired(now):
             raise Refused(rejected(f"The contract {inst.local_symbol} has expired."))
+        if o.parent_id and self._find(o.client_id, o.parent_id) is None:
+            raise Refused(rejected(f"Its parent order {o.parent_id} is not one of this client's."))
         work.targets = allocation.targets(self.book, self.gateway.catalog, now, o, fa_profile)
         if not o.account and not self.book.master:  # IB fills in a single account's id
             work.order = replace(o, account=self.book.accounts[0].id)
@@ -469,7 +472,7 @@ class Engine:
     def _what_if(self, placed: Placed) -> None:
         """whatIf: one openOrder (whatIf 1, PreSubmitted) with the margin and commission the
         order would add to its accounts; nothing is placed."""
-        o, config = placed.order, self.gateway.config
+        o = placed.order
         inst = self._instrument(placed)
         if inst is None:
             return
@@ -479,25 +482,16 @@ class Engine:
         except Refused as refusal:
             self.news.error(o.client_id, o.order_id, refusal.reject)
             return
-        quote = quote_at(inst, self.now())
-        price = o.limit_price or (quote.ask if o.action == "BUY" else quote.bid)
-        notional = o.quantity * price * multiplier(inst)
-        rates = valuation.MARGIN_RATES.get(
-            (inst.sec_type, 1 if o.action == "BUY" else -1), (config.what_if_margin,) * 2
-        )
-        accounts, now = list(work.targets) or [work.order.account], self.gateway.clock.now()
-        before = [
-            sum(
-                allocation.account_figures(
-                    self.book, self.gateway.catalog, now, accounts, key
-                ).values()
-            )
+        accounts = list(work.targets) or [work.order.account]
+        figures = {
+            key: sum(allocation.account_figures(
+                self.book, self.gateway.catalog, self.gateway.clock.now(), accounts, key
+            ).values())
             for key in ("InitMarginReq", "MaintMarginReq", "EquityWithLoanValue")
-        ]
-        commission = config.commissions.charge(inst.sec_type, o.quantity, price, multiplier(inst))
-        change = [notional * rates[0], notional * rates[1], -commission]
-        after = [b + c for b, c in zip(before, change, strict=True)]
-        preview = tuple(round(x, 2) for x in (*before, *change, *after, *(commission,) * 3))
+        }  # fmt: skip
+        preview = what_if(
+            work.order, inst, self._quote(inst, self.now()), figures, self.gateway.config
+        )
         self.news.preview(replace(work.order, status="PreSubmitted", preview=preview), inst)
 
     def _refuse(self, work: Work, reject: Reject) -> None:
@@ -511,6 +505,8 @@ class Engine:
         the engine's hands) and, with `news`, to its client."""
         if order.done and not order.completed_time:
             order = replace(order, completed_time=self._stamp())
+        if work.targets and order.quantity != work.order.quantity:  # FA: the same weights
+            work.targets = allocation.split(order.quantity, work.targets)
         work.order = order
         if order.done:
             self.working.pop(order.perm_id, None)

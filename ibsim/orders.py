@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from ibsim import trades, valuation
-from ibsim.book import UNSET, Execution, Order
+from ibsim.book import UNSET, Execution, Order, multiplier
+from ibsim.config import GatewayConfig
 from ibsim.dispatch import handles
 from ibsim.instruments import Instrument
 from ibsim.matching import Reject
+from ibsim.quotes import Quote
 from ibsim.requests import ContractQuery, FieldReader, RequestError
 from ibsim.session import ClientSession
 from ibsim.sessions import VENUES
@@ -251,6 +253,25 @@ def waits_for_open(order: Order, inst: Instrument, opens: int) -> Reject:
         f"{inst.local_symbol} {inst.exchange} Warning: your order will not be placed at the "
         f"exchange until {when:%Y-%m-%d %H:%M:%S} {venue.ib_tz}"
     ))  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- whatIf
+def what_if(
+    order: Order, inst: Instrument, quote: Quote, before: dict[str, float], config: GatewayConfig
+) -> tuple[float, ...]:
+    """A whatIf answer's numbers (trades.PREVIEW_FIELDS): the accounts' initial and maintenance
+    margin and equity with loan before, the change the order brings (its value at the limit, or
+    at the side it would take, times the instrument's margin rates; equity less the
+    commission) and after, then the commission (as its minimum and maximum too)."""
+    price = order.limit_price or (quote.ask if order.action == "BUY" else quote.bid)
+    notional = order.quantity * price * multiplier(inst)
+    side = 1 if order.action == "BUY" else -1
+    rates = valuation.MARGIN_RATES.get((inst.sec_type, side), (config.what_if_margin,) * 2)
+    commission = config.commissions.charge(inst.sec_type, order.quantity, price, multiplier(inst))
+    now = [before[k] for k in ("InitMarginReq", "MaintMarginReq", "EquityWithLoanValue")]
+    change = [notional * rates[0], notional * rates[1], -commission]
+    after = [b + c for b, c in zip(now, change, strict=True)]
+    return tuple(round(x, 2) for x in (*now, *change, *after, commission, commission, commission))
 
 
 # ----------------------------------------------------------------------------- news
