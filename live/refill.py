@@ -6,7 +6,7 @@ or while the service is dead are never sent again; the same bars come from reqHi
 contract's full-hours sessions, less what is stored), each run as requests through the backfill's
 planner, and the request itself, paced on the login's shared log with every other process
 (`fetch`). The pacer's own `slot` sleeps, which would stop the service's event loop; `paced` is
-its asyncio twin. May import ibkr and ib_async.
+its asyncio twin; `refill_stream` puts these together for one stream.
 """
 
 from __future__ import annotations
