@@ -13,7 +13,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -36,13 +36,13 @@ from ibapi.tag_value import TagValue as ApiTagValue
 from ibsim import allocation, wire
 from ibsim.book import Book
 from ibsim.catalog import Catalog
-from ibsim.clock import ManualClock
+from ibsim.clock import ManualClock, ShiftedClock
 from ibsim.quotes import Quote, quote_at
 from ibsim.server import GatewayThread
 from tests.conftest import NOW
 from tests.ibapi_harness import stock as ibapi_stock
 from tests.rawclient import next_message, read_frame
-from tests.scenarios import AAPL, SINGLE, SUBS
+from tests.scenarios import AAPL, FA_MASTER, SINGLE, SUBS
 from tests.test_gateway_trades import TradesApp
 
 WAIT = 5.0  # seconds: the most any answer may take
@@ -280,6 +280,19 @@ def test_twap_and_vwap_fill_in_slices_over_their_window(single, connect, algo):
     assert [(p.tag, p.value) for p in done.order.algoParams] == [
         ("startTime", start), ("endTime", end)
     ]  # fmt: skip
+
+
+def test_on_a_running_clock_the_engine_fills_a_twap_by_itself(make_gateway, connect):
+    """Gateway time runs 60 times real time: the engine's own loop slices the order."""
+    clock = ShiftedClock(NOW, speed=60)
+    gw = make_gateway(book=Book.from_scenario(SINGLE), clock=clock, algo_span=120)
+    ib = connect(gw)
+    trade = ib.placeOrder(APPLE_SMART, MarketOrder("BUY", 600, algoStrategy="Twap"))
+    assert wait_for(ib, trade.isDone, timeout=30)
+    assert trade.orderStatus.status == "Filled" and trade.orderStatus.filled == 600
+    assert len(trade.fills) > 2
+    times = [f.execution.time for f in trade.fills]
+    assert times == sorted(times) and times[-1] - times[0] <= timedelta(seconds=121)
 
 
 def test_adaptive_works_as_its_limit_order(single, connect):
@@ -619,7 +632,7 @@ def test_orders_keep_working_across_a_restart_with_nobody_connected(single, conn
 
 
 def test_a_late_commission_arrives_after_the_fill(make_gateway, connect):
-    gw = make_gateway(book=Book.from_scenario(SINGLE), late_commission=1.0)
+    gw = make_gateway(book=Book.from_scenario(SINGLE), late_commission=2.5)
     ib = connect(gw)
     late_fill = None
     for _ in range(12):  # one execId in four (by its hash) gets its commission late
@@ -766,3 +779,14 @@ def test_an_order_id_below_the_clients_next_valid_id_gets_103(make_gateway, conn
     trade = ib.placeOrder(APPLE_SMART, order)
     assert wait_for(ib, trade.isDone)
     assert [(req_id, code) for req_id, code, _ in seen] == [(5, 103)]
+
+
+def test_a_client_at_server_version_176_places_with_fa_profiles(make_gateway, connect):
+    """ib_insync's maximum: placeOrder and openOrder still carry faProfile."""
+    gw = make_gateway(book=Book.from_scenario(FA_MASTER), max_server_version=176)
+    ib = connect(gw)
+    assert ib.client.serverVersion() == 176
+    trade = ib.placeOrder(APPLE_SMART, MarketOrder("BUY", 100, faProfile="Tilted"))
+    assert wait_for(ib, trade.isDone)
+    assert fa_fills(trade) == {SUBS[0]: 50.0, SUBS[1]: 30.0, SUBS[2]: 20.0}
+    assert len(ib.reqExecutions()) == 4 + 3  # the scenario's and these
