@@ -54,8 +54,9 @@ class OrderManager:
         self.mode = mode
         self.reference_price = reference_price
         self.reconciled = False  # on the current connection; nothing is sent before
-        self._reconcile_lock = asyncio.Lock()
-        self._pumping = False
+        # Held by a reconcile and by a pump: a reconcile waits for a send in flight, so an
+        # order placed after its snapshot is never taken for one the gateway lost.
+        self._busy = asyncio.Lock()
         self._local_status = False  # ib_async's own status guesses (cancelOrder) are not IB's
         self._multipliers: dict[int, float] = {}
         self._session_reset()
@@ -146,17 +147,16 @@ class OrderManager:
     async def reconcile(self) -> rec.Reconciliation:
         """Adopt the gateway's state before anything is sent (see live.reconcile)."""
         self.reconciled = False
-        async with self._reconcile_lock:
+        async with self._busy:
             result = await rec.reconcile(self.ib, self.journal)
             self.reconciled = self.ib.isConnected()
             return result
 
     async def pump(self) -> None:
         """Send new intents, modifications and cancels; journal any fill no event announced."""
-        if not self.reconciled or self._pumping or not self.ib.isConnected():
+        if not self.reconciled or self._busy.locked() or not self.ib.isConnected():
             return
-        self._pumping = True
-        try:
+        async with self._busy:
             for row in self.journal.intents(("new",)):
                 await self._send(row)
             for row in self.journal.intents(("working",)):
@@ -165,8 +165,6 @@ class OrderManager:
                 elif row.modification_state == "pending":
                     self._modify(row)
             self._sweep_fills()
-        finally:
-            self._pumping = False
 
     def export(self, home: Path) -> None:
         """The journal's orders, fills and differences into the warehouse (any thread)."""

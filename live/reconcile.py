@@ -11,6 +11,8 @@ returned, never papered over.
 
 Positions: expected = the gateway's positions at the journal's first reconcile (the baseline)
 plus the net of every execution journaled since, per (account, conId), corrections counted once.
+Fills keep coming while positions are asked for, so the positions are taken between two
+execution snapshots that agree, and compared with exactly the fills they hold.
 Also the ib_async -> journal translations the order manager shares (`record_fill`).
 """
 
@@ -29,13 +31,14 @@ from ib_async.util import UNSET_DOUBLE
 
 from ibkr.errors import RequestTimeout
 from live.journal import IntentRow, Journal
-from live.ledger import ExecutionRecord, ExecutionRow, exec_revision
+from live.ledger import ExecutionRecord, ExecutionRow, exec_revision, now_text
 
 log = logging.getLogger("ibw.live.orders")
 T = TypeVar("T")
 REQUEST_TIMEOUT = 30.0
 POSITION_TOLERANCE = 1e-6
-SETTLE_SECONDS = 0.5  # a fill racing the position snapshot settles within this
+SETTLE_SECONDS = 0.2  # between tries at a position snapshot no fill races
+POSITION_TRIES = 5
 
 
 @dataclass
@@ -203,13 +206,18 @@ async def reconcile(ib: IB, journal: Journal) -> Reconciliation:
     return result
 
 
-def expected_positions(journal: Journal) -> dict[tuple[str, int], float]:
-    """Baseline plus the net of executions since, each correction family counted once."""
+def expected_positions(
+    journal: Journal, leave_out: frozenset[str] = frozenset()
+) -> dict[tuple[str, int], float]:
+    """Baseline plus the net of executions since, each correction family counted once
+    (families with an execution in `leave_out` are not counted)."""
     expected = defaultdict(float, journal.baseline() or {})
     families: dict[str, list[ExecutionRow]] = defaultdict(list)
     for ex in journal.executions():
         families[ex.base_id].append(ex)
     for family in families.values():
+        if any(e.exec_id in leave_out for e in family):
+            continue
         current = next(e for e in family if e.superseded_by is None)
         counted = [e for e in family if e.in_baseline]
         before = max(counted, key=lambda e: exec_revision(e.exec_id)) if counted else None
@@ -220,10 +228,9 @@ def expected_positions(journal: Journal) -> dict[tuple[str, int], float]:
 
 
 def _position_gaps(
-    positions: list[Position], journal: Journal
+    positions: list[Position], expected: dict[tuple[str, int], float]
 ) -> dict[tuple[str, int], tuple[float, float]]:
     held = {(p.account, p.contract.conId): float(p.position) for p in positions}
-    expected = expected_positions(journal)
     return {
         k: (held.get(k, 0.0), expected.get(k, 0.0))
         for k in set(held) | set(expected)
@@ -231,17 +238,41 @@ def _position_gaps(
     }
 
 
+async def _consistent_positions(
+    ib: IB, journal: Journal, result: Reconciliation
+) -> tuple[list[Position], frozenset[str]] | None:
+    """Positions taken between two execution snapshots that agree, so they hold exactly the
+    fills the gateway reported; and the journaled fills that came after them. None when fills
+    kept arriving through every try (a busy algo): then nothing can be compared exactly."""
+    for _ in range(POSITION_TRIES):
+        asked_at = now_text()
+        before = await _ask(ib.reqExecutionsAsync(), "executions")
+        positions = await _ask(ib.reqPositionsAsync(), "positions")
+        after = await _ask(ib.reqExecutionsAsync(), "executions")
+        for fill in after:
+            result.new_fills += record_fill(journal, fill)[1]
+        seen = {f.execution.execId for f in after}
+        if {f.execution.execId for f in before} == seen:
+            later = frozenset(
+                e.exec_id
+                for e in journal.executions()
+                if e.exec_id not in seen and e.recorded_at >= asked_at
+            )
+            return positions, later
+        await asyncio.sleep(SETTLE_SECONDS)
+    return None
+
+
 async def _check_positions(ib: IB, journal: Journal, result: Reconciliation) -> None:
-    positions = await _ask(ib.reqPositionsAsync(), "positions")
+    taken = await _consistent_positions(ib, journal, result)
+    if taken is None:
+        log.info("positions not compared: fills kept arriving through %d tries", POSITION_TRIES)
+        return
+    positions, later = taken
     if journal.baseline() is None:
         journal.set_baseline({(p.account, p.contract.conId): p.position for p in positions})
         return
-    gaps = _position_gaps(positions, journal)
-    if gaps:  # a fill may have raced the snapshot: take both again once
-        await asyncio.sleep(SETTLE_SECONDS)
-        for fill in await _ask(ib.reqExecutionsAsync(), "executions"):
-            result.new_fills += record_fill(journal, fill)[1]
-        gaps = _position_gaps(await _ask(ib.reqPositionsAsync(), "positions"), journal)
+    gaps = _position_gaps(positions, expected_positions(journal, later))
     for (account, con_id), (held, expected) in sorted(gaps.items()):
         _difference(journal, result, Difference(
             "position", f"{account} {con_id}",

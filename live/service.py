@@ -49,7 +49,7 @@ LIVE_CLIENT_ID_OFFSET = (
     900  # the service's client id: IB_CLIENT_ID + this, unless IBW_LIVE_CLIENT_ID
 )
 BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)  # seconds between connect attempts, the last one repeats
-HEARTBEAT_EVERY = 5.0  # seconds between reqCurrentTime probes
+HEARTBEAT_EVERY = 1.0  # seconds between reqCurrentTime probes (also the streams' gateway clock)
 HEARTBEAT_TIMEOUT = 5.0  # a probe unanswered this long means a stalled connection
 PUMP_EVERY = 0.1
 WATCH_EVERY = 1.0
@@ -142,6 +142,7 @@ class LiveService:
                     reference_price=self.streams.reference_price,
                 )
                 self.orders.attach()
+            await self._heartbeat()  # the gateway's time, before anything reasons about it
             await self.orders.reconcile()
             await self.streams.subscribe_all()
             await self.streams.refill()
@@ -181,13 +182,18 @@ class LiveService:
             await self.streams.watch()
 
     async def _heartbeat(self) -> None:
-        """A stalled connection answers nothing: drop it, so the outer loop reconnects."""
+        """The only reqCurrentTime (ib_async keeps one future for it): it sets the streams'
+        gateway clock, and a stalled connection, which answers nothing, is dropped so the
+        outer loop reconnects."""
         try:
-            await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), HEARTBEAT_TIMEOUT)
+            now = await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), HEARTBEAT_TIMEOUT)
         except TimeoutError:
             self.counters.stalls += 1
             log.warning("the gateway did not answer for %.0f s: reconnecting", HEARTBEAT_TIMEOUT)
             self.ib.disconnect()
+            return
+        if self.streams is not None:
+            self.streams.clock.observe(now.timestamp() + 0.5)  # IB answers in whole seconds
 
     async def _export(self) -> None:
         assert self.orders is not None

@@ -62,7 +62,6 @@ VERIFY_GRACE = 15.0  # gateway seconds after 1102 for a feed to show data
 STARTUP_LOOKBACK = 300  # gateway seconds before a stream's first subscription it owes too
 REFILL_HORIZON = 86_400  # gateway seconds back a refill reaches at most
 REFILL_EVERY = 60.0  # real seconds between refills when nothing else calls for one
-CLOCK_EVERY, CLOCK_TIMEOUT = 1.0, 1.0  # real seconds between reqCurrentTime asks, and the wait
 BACKOFF_MAX = 60.0
 COMPACT_EVERY = 900.0  # real seconds between merges of the days' flush files (one per flush)
 
@@ -83,7 +82,6 @@ class StreamManager:
         self._since_path = self.home / "live" / "streams_since.json"
         self._since = read_since(self._since_path)
         self._bar_requests: dict[int, asyncio.Task] = {}
-        self._asked_clock = 0.0
         self._last_refill = 0.0
         self._refill_task: asyncio.Task | None = None
         self._refill_again = False
@@ -100,7 +98,7 @@ class StreamManager:
     # ------------------------------------------------------------------ subscriptions
     async def subscribe_all(self) -> None:
         """Request every stream on a fresh connection (ib_async dropped the old ones)."""
-        now = await self._now()
+        now = self._now()
         self.link_up = True
         self._verify_at = None
         for st in self.states.values():
@@ -308,7 +306,7 @@ class StreamManager:
     # ------------------------------------------------------------------ watching
     async def watch(self) -> None:
         """Retry failed streams, check 1102's verification and resubscribe stale streams."""
-        now = await self._now()
+        now = self._now()
         if not self.link_up or not self.ib.isConnected():
             return
         mono = time.monotonic()
@@ -346,21 +344,10 @@ class StreamManager:
         since = max(heard, st.subscribed_at[kind], session.open.timestamp(), self._link_back_at)
         return now - since > self.config.stale_after
 
-    async def _now(self) -> float:
-        """The gateway's time: asked every second or so, estimated in between."""
-        mono = time.monotonic()
-        if mono - self._asked_clock >= CLOCK_EVERY or self.clock.now() is None:
-            self._asked_clock = mono
-            with contextlib.suppress(TimeoutError, ConnectionError):
-                answer = await asyncio.wait_for(asyncio.shield(self._ask_time()), CLOCK_TIMEOUT)
-                self.clock.observe(answer.timestamp() + 0.5)  # IB answers in whole seconds
+    def _now(self) -> float:
+        """The gateway's time, from the service's heartbeat (reqCurrentTime every second) and
+        the bars; the wall clock only before the first answer."""
         return self.clock.now() or datetime.now(UTC).timestamp()
-
-    def _ask_time(self) -> asyncio.Future:
-        """reqCurrentTime, joining one already in flight: ib_async keeps one future for it, and
-        a second request would leave the first (the service's heartbeat) unanswered."""
-        pending = self.ib.wrapper._futures.get("currentTime")
-        return pending if pending is not None else self.ib.reqCurrentTimeAsync()
 
     # ------------------------------------------------------------------ refill
     def _schedule_refill(self) -> None:
@@ -382,7 +369,7 @@ class StreamManager:
         """Fetch from history the bars each bar stream is owed and lacks; returns how many."""
         async with self._refill_lock:
             self._last_refill = time.monotonic()
-            now = await self._now()
+            now = self._now()
             oldest = utc_days(int(now) - REFILL_HORIZON, 0)[0]
             for day in [d for d in self._stored if d < oldest]:
                 del self._stored[day]

@@ -56,7 +56,14 @@ class Service:
     def start(self) -> None:
         self.ib.run(self._start())
 
+    async def heartbeat(self) -> None:
+        """The service's reqCurrentTime, which keeps the manager's gateway clock."""
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            now = await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), 5)
+            self.manager.clock.observe(now.timestamp() + 0.5)
+
     async def _start(self) -> None:
+        await self.heartbeat()
         await self.manager.subscribe_all()
         await self.manager.refill()
 
@@ -69,6 +76,7 @@ class Service:
         while not done() and time.monotonic() < deadline:
             await self.manager.flush()
             if self.ib.isConnected():
+                await self.heartbeat()
                 await self.manager.watch()
             await asyncio.sleep(0.1)
         await self.manager.flush()

@@ -193,3 +193,20 @@ def test_compaction_of_an_empty_day_and_an_unknown_dataset(tmp_path: Path) -> No
     assert ls.compact(tmp_path, ls.BARS, DAY) == ls.Compaction(0, 0, 0)
     with pytest.raises(ValueError, match="not a live dataset"):
         ls.compact(tmp_path, "bars", DAY)
+
+
+def test_a_reader_that_listed_the_files_before_a_compaction_can_still_read_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ls.append(tmp_path, ls.BARS, bars(AAPL, [0, 5], received=1))
+    ls.append(tmp_path, ls.BARS, bars(AAPL, [10], received=2))
+    refresh_catalog(tmp_path)
+    listed = ls.day_files(tmp_path, ls.BARS, DAY)  # a query has resolved its glob ...
+    ls.compact(tmp_path, ls.BARS, DAY)  # ... and the service compacts under it
+    assert sum(pl.read_parquet(f).height for f in listed) == 3
+    assert view(tmp_path, "SELECT count(*) FROM live_bars") == [(3,)]
+    monkeypatch.setattr(ls, "MERGED_GRACE", 0.0)  # the grace is over: the next run deletes them
+    ls.append(tmp_path, ls.BARS, bars(AAPL, [15], received=3))
+    ls.compact(tmp_path, ls.BARS, DAY)
+    assert not any(f.exists() for f in listed)
+    assert view(tmp_path, "SELECT count(*) FROM live_bars") == [(4,)]

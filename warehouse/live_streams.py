@@ -7,9 +7,10 @@ puts in front of the raw files. No IB here: the service turns ib_async's objects
 Layout: `lake/<dataset>/day=YYYY-MM-DD/` (the UTC day of `time`) holds one `part-<unique>.parquet`
 per flush and, after compaction, `compacted-<n>.parquet`. Every file is written whole under a
 temp name, fsynced and renamed, so a `kill -9` never leaves half a file and a crashed run's files
-stay readable. Compaction writes the merged file first and deletes its inputs after, so a kill
-between the two leaves rows twice on disk, never zero times: the catalog's views deduplicate
-(a bar by (con_id, time), a tick by all its fields) and the next compaction merges again.
+stay readable. Compaction writes the merged file first and deletes its inputs only a grace
+period later (readers may be opening them), so rows sit twice on disk for a while, and after a
+kill between the two steps, never zero times: the catalog's views deduplicate (a bar by
+(con_id, time), a tick by all its fields) and the next compaction merges again.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ BAR_SECONDS = 5
 SOURCES = ("stream", "refill")
 PART_PREFIX = "part-"
 COMPACTED_PREFIX = "compacted-"
+MANIFEST_PREFIX = ".merged-"  # hidden, not Parquet: no reader's glob matches it
+MERGED_GRACE = 300.0  # seconds merged files outlive their compaction (longer than any query)
 RAW_SUFFIX = "_files"  # the catalog's view of the raw files, duplicates and all
 _COMPACTED = re.compile(rf"{COMPACTED_PREFIX}(\d+)\.parquet")
 
@@ -150,8 +153,11 @@ def day_dir(home: Path, dataset: str, day: date) -> Path:
 
 
 def day_files(home: Path, dataset: str, day: date) -> list[Path]:
-    """The day's data files (flushes and compactions), oldest first; temp files never count."""
-    return layout.data_files(day_dir(home, dataset, day))
+    """The day's current data files (flushes and compactions), oldest first. Temp files never
+    count, nor files a compaction has merged (kept a while for readers that listed them)."""
+    folder = day_dir(home, dataset, day)
+    merged = _merged_names(folder)
+    return [f for f in layout.data_files(folder) if f.name not in merged]
 
 
 def days(home: Path, dataset: str) -> list[date]:
@@ -227,12 +233,19 @@ def deduplicate(dataset: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 def compact(home: Path, dataset: str, day: date) -> Compaction:
     """Merge a day's files into one deduplicated `compacted-<n>.parquet`; safe to rerun and to
-    kill at any instant (see the module docstring). Files appended meanwhile are left alone."""
+    kill at any instant (see the module docstring). Files appended meanwhile are left alone.
+
+    The merged files are not deleted at once: a reader (a DuckDB query, `read_day`) may have
+    listed them a moment ago and be about to open them. A hidden manifest names them, and a
+    later compaction deletes them once MERGED_GRACE has passed; until then the views show their
+    rows once, as they show any duplicate."""
     folder = day_dir(home, dataset, day)
     with try_lock(home, f"compact {dataset} {day}") as held:
-        files = day_files(home, dataset, day)
         if not held:
+            files = day_files(home, dataset, day)
             return Compaction(len(files), len(files), 0, "another process is compacting this day")
+        _delete_merged(folder)
+        files = day_files(home, dataset, day)
         if not files:
             return Compaction(0, 0, 0)
         if len(files) == 1 and _COMPACTED.fullmatch(files[0].name):
@@ -242,14 +255,47 @@ def compact(home: Path, dataset: str, day: date) -> Compaction:
         frames = [pl.read_parquet(f, hive_partitioning=False) for f in files]
         merged = deduplicate(dataset, pl.concat(frames).select(list(stored)).cast(stored))
         merged = merged.with_columns(day=pl.lit(day.isoformat(), pl.String))
-        number = 1 + max((int(m.group(1)) for f in files if (m := _COMPACTED.fullmatch(f.name))),
-                         default=0)  # fmt: skip
+        on_disk = layout.data_files(folder)  # merged ones too: a number is never reused
+        numbers = [int(m.group(1)) for f in on_disk if (m := _COMPACTED.fullmatch(f.name))]
+        number = 1 + max(numbers, default=0)
         _write_new(home, folder, f"{COMPACTED_PREFIX}{number:06d}.parquet", merged)
-        for f in files:
-            with contextlib.suppress(FileNotFoundError):
-                f.unlink()
-        fsync_dir(folder)
+        _write_manifest(folder, number, [f.name for f in files])
         return Compaction(len(files), 1, merged.height)
+
+
+def _merged_names(folder: Path) -> set[str]:
+    """Files an earlier compaction merged, waiting out their grace."""
+    names: set[str] = set()
+    for manifest in folder.glob(f"{MANIFEST_PREFIX}*"):
+        with contextlib.suppress(FileNotFoundError):
+            names.update(manifest.read_text().split())
+    return names
+
+
+def _delete_merged(folder: Path) -> None:
+    """Delete what earlier compactions merged once no reader can still be opening it."""
+    if not folder.is_dir():
+        return
+    cutoff = time.time() - MERGED_GRACE
+    for manifest in sorted(folder.glob(f"{MANIFEST_PREFIX}*")):
+        with contextlib.suppress(FileNotFoundError):
+            if manifest.stat().st_mtime > cutoff:
+                continue
+            for name in manifest.read_text().split():
+                with contextlib.suppress(FileNotFoundError):
+                    (folder / name).unlink()
+            manifest.unlink()
+    fsync_dir(folder)
+
+
+def _write_manifest(folder: Path, number: int, names: list[str]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(names))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, folder / f"{MANIFEST_PREFIX}{number:06d}")
+    fsync_dir(folder)
 
 
 def _unique_name() -> str:
