@@ -10,15 +10,16 @@ Sizes are hashed from (contract, second), so they are deterministic too. Imports
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
-from ibsim.bars import atoms_between
 from ibsim.instruments import Instrument
-from ibsim.market import uniform
+from ibsim.market import minute_atoms, second_atoms, uniform
 from ibsim.sessions import sessions
 
 _SIZE_SALT = 7_001
+_LOTS = {"STK": 100, "CASH": 100_000}  # displayed sizes: round lots of shares, of base currency
 
 
 @dataclass(frozen=True)
@@ -46,20 +47,18 @@ def quote_at(inst: Instrument, at: int) -> Quote:
     is_open = i < len(table) and int(table.opens[i]) <= at
     if not is_open:  # the market stands at the last second of the previous session
         at = int(table.closes[i - 1]) - 1 if i > 0 else at
-    window = table.between(at, at + 1)
+    minute, second = divmod(at, 60)
     scale = 10**inst.decimals
 
     def close(what: str) -> tuple[float, int]:
-        atoms, _ = atoms_between(inst, what, window, at, at + 1, 1)
-        if not len(atoms):
-            return 0.0, 0
-        return round(float(atoms.close[-1]) / scale, inst.decimals), int(atoms.volume[-1])
+        closes, volumes = _seconds(inst, minute * 60, what)
+        return round(float(closes[second]) / scale, inst.decimals), int(volumes[second])
 
     bid, _ = close("BID")
     ask, _ = close("ASK")
     last, traded = close("TRADES") if inst.volume_per_minute else ((bid + ask) / 2, 0)
     sizes = [float(uniform(inst.con_id, np.array([at]), _SIZE_SALT + k)[0]) for k in (0, 1)]
-    lot = 100 if inst.sec_type == "STK" else 1
+    lot = _LOTS.get(inst.sec_type, 1)
     return Quote(
         at=at,
         bid=bid,
@@ -70,3 +69,11 @@ def quote_at(inst: Instrument, at: int) -> Quote:
         last_size=traded if is_open else 0,
         open=is_open,
     )
+
+
+@lru_cache(maxsize=4096)
+def _seconds(inst: Instrument, minute: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The closes and volumes of one minute's 60 one-second atoms: a quote reads one of them,
+    and the next 59 quotes of the instrument read the same minute."""
+    atoms = second_atoms(inst, minute_atoms(inst, np.array([minute]), what), what)
+    return atoms.close, atoms.volume
