@@ -1,10 +1,10 @@
 """The live service's datasets as Dagster sees them: external assets, observed, and compacted.
 
 The `ibw live` service (a long-running process, not a Dagster run) writes `live_ticks`,
-`live_bars`, `live_orders` and `live_fills`; Dagster declares them as external assets so they
-sit in the lineage graph, a sensor observes the two streams every minute (lag, today's rows and
-files, the service's own health file), and `live_compaction` merges each UTC day's small flush
-files into one, shortly after the day ends.
+`live_bars`, `live_orders`, `live_fills` and `live_differences`; Dagster declares them as
+external assets so they sit in the lineage graph, a sensor observes the two streams every
+minute (lag, today's rows and files, the service's own health file), and `live_compaction`
+merges each UTC day's small flush files into one, shortly after the day ends.
 """
 
 import json
@@ -48,7 +48,14 @@ live_fills = dg.AssetSpec(
     kinds={"ib"},
     group_name="live",
 )
-LIVE_SPECS = [live_ticks, live_bars, live_orders, live_fills]
+live_differences = dg.AssetSpec(
+    "live_differences",
+    description=f"Where {SERVICE}'s reconciliation found the journal and IB disagreeing "
+    "(unknown orders, fills without an intent, lost orders, positions): kept, never hidden.",
+    kinds={"ib"},
+    group_name="live",
+)
+LIVE_SPECS = [live_ticks, live_bars, live_orders, live_fills, live_differences]
 OBSERVED = {live_ticks.key: live_streams.TICKS, live_bars.key: live_streams.BARS}
 
 

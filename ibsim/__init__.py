@@ -1,7 +1,9 @@
 """The embedded IB Gateway: a deterministic simulator that speaks the TWS wire protocol.
 
 Owns: the socket protocol (server version 178), reference data, the synthetic market, IB's
-request rules and pacing, and (later) accounts, orders and faults. May import: the standard
+request rules and pacing, accounts (`book`, `portfolio`, `valuation`, `trades`, `fa`), the
+order engine (`orders`, `engine`, `matching`, `allocation`), streaming (`quotes`, `streaming`,
+`realtime_bars`) and faults (`faults`). May import: the standard
 library, numpy, polars and exchange-calendars. Imports nothing from the rest of the project.
 """
 

@@ -224,7 +224,7 @@ def _limits(item: object, where: str) -> OrderLimits:
             subject=where,
         )
     _known(item, _LIMITS, where)
-    defaults = OrderLimits()
+    defaults = OrderLimits.from_env()  # IBW_MAX_QUANTITY / IBW_MAX_NOTIONAL, else built in
     values = {}
     for key in _LIMITS:
         value = item.get(key, getattr(defaults, key))

@@ -28,6 +28,7 @@ def test_code_location_loads_every_asset_check_and_resource():
         "live_bars",
         "live_orders",
         "live_fills",
+        "live_differences",
         "live_compaction",
     }
     checks = {k.name for k in graph.asset_check_keys}

@@ -12,7 +12,7 @@ import pytest
 
 from warehouse import live_streams as ls
 from warehouse.catalog import connect_readonly, refresh_catalog
-from warehouse.parquet import TEMP_PREFIX, TEMP_SUFFIX, read_dataset
+from warehouse.parquet import TEMP_PREFIX, TEMP_SUFFIX, read_dataset, write_file
 
 T0 = datetime(2024, 7, 10, 15, 0, tzinfo=UTC)
 DAY = T0.date()
@@ -147,8 +147,8 @@ def test_a_compaction_killed_before_its_deletes_finish_shows_no_duplicate(
     for dataset in (ls.BARS, ls.TICKS):  # what compact writes before it deletes
         merged = ls.deduplicate(dataset, ls.read_day(tmp_path, dataset, DAY))
         folder = ls.day_dir(tmp_path, dataset, DAY)
-        ls._write_new(tmp_path, folder, "compacted-000001.parquet",
-                      merged.with_columns(day=pl.lit(DAY.isoformat())))  # fmt: skip
+        write_file(tmp_path, folder, "compacted-000001.parquet",
+                   merged.with_columns(day=pl.lit(DAY.isoformat())))  # fmt: skip
     for f in inputs[:deleted]:
         f.unlink()
     refresh_catalog(tmp_path)
@@ -210,3 +210,17 @@ def test_a_reader_that_listed_the_files_before_a_compaction_can_still_read_them(
     ls.compact(tmp_path, ls.BARS, DAY)
     assert not any(f.exists() for f in listed)
     assert view(tmp_path, "SELECT count(*) FROM live_bars") == [(4,)]
+
+
+def test_a_compaction_killed_after_its_manifest_hides_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ls.append(tmp_path, ls.BARS, bars(AAPL, [0, 5]))
+    inputs = ls.day_files(tmp_path, ls.BARS, DAY)
+    folder = ls.day_dir(tmp_path, ls.BARS, DAY)
+    ls._write_manifest(folder, "compacted-000001.parquet", [f.name for f in inputs])  # then -9
+    assert ls.day_files(tmp_path, ls.BARS, DAY) == inputs
+    monkeypatch.setattr(ls, "MERGED_GRACE", 0.0)
+    done = ls.compact(tmp_path, ls.BARS, DAY)  # drops the dead manifest, merges the inputs
+    assert (done.files_before, done.rows) == (1, 2)
+    assert ls.read_day(tmp_path, ls.BARS, DAY).height == 2

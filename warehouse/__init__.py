@@ -6,8 +6,9 @@ and reads), `schemas` (one pandera model per dataset), `validation` (split a fra
 quarantined rows), `quarantine` (store the rejected rows), `security_master` (the contract
 history keyed by conId), `ledger` (the coverage ledger: what each series holds per session),
 `bars` (bars per series and year, replaced a session at a time), `heads` (IB's head timestamps),
-`locks` (one writer per series across processes) and `catalog` (the DuckDB file of views
-analysts open read-only).
+`locks` (one writer per series across processes), `live_streams` (the live service's ticks
+and 5-s bars: a file per flush, compaction), `live_orders` (its orders, fills and
+reconciliation differences) and `catalog` (the DuckDB file of views analysts open read-only).
 
 May import: polars, pyarrow, duckdb, pandera and the standard library; never IB or Dagster.
 """

@@ -7,10 +7,11 @@ puts in front of the raw files. No IB here: the service turns ib_async's objects
 Layout: `lake/<dataset>/day=YYYY-MM-DD/` (the UTC day of `time`) holds one `part-<unique>.parquet`
 per flush and, after compaction, `compacted-<n>.parquet`. Every file is written whole under a
 temp name, fsynced and renamed, so a `kill -9` never leaves half a file and a crashed run's files
-stay readable. Compaction writes the merged file first and deletes its inputs only a grace
-period later (readers may be opening them), so rows sit twice on disk for a while, and after a
-kill between the two steps, never zero times: the catalog's views deduplicate (a bar by
-(con_id, time), a tick by all its fields) and the next compaction merges again.
+stay readable. Compaction writes a hidden manifest (its output and inputs), then the merged
+file, and deletes the inputs only a grace period later (readers may be opening them). Rows sit
+twice on disk for a while, never zero times, even after a kill: `day_files` hides the inputs
+of a manifest whose output exists, the catalog's views deduplicate (a bar by (con_id, time), a
+tick by all its fields) and the next compaction merges again.
 """
 
 from __future__ import annotations
@@ -31,13 +32,7 @@ import polars as pl
 
 from warehouse import layout
 from warehouse.locks import try_lock
-from warehouse.parquet import (
-    TEMP_PREFIX,
-    TEMP_SUFFIX,
-    _fsync_parents,
-    fsync_dir,
-    remove_stale_temps,
-)
+from warehouse.parquet import TEMP_PREFIX, TEMP_SUFFIX, fsync_dir, write_file
 from warehouse.quarantine import write_quarantine
 from warehouse.schemas import SCHEMAS, UtcDatetime, polars_schema
 from warehouse.validation import split_valid
@@ -156,8 +151,9 @@ def day_files(home: Path, dataset: str, day: date) -> list[Path]:
     """The day's current data files (flushes and compactions), oldest first. Temp files never
     count, nor files a compaction has merged (kept a while for readers that listed them)."""
     folder = day_dir(home, dataset, day)
-    merged = _merged_names(folder)
-    return [f for f in layout.data_files(folder) if f.name not in merged]
+    files = layout.data_files(folder)
+    merged = _merged_names(folder, {f.name for f in files})
+    return [f for f in files if f.name not in merged]
 
 
 def days(home: Path, dataset: str) -> list[date]:
@@ -180,7 +176,7 @@ def append(home: Path, dataset: str, df: pl.DataFrame) -> Appended:
         valid = valid.with_columns(day=pl.col("time").dt.date().cast(pl.String))
         for (day,), rows in valid.group_by("day", maintain_order=True):
             folder = day_dir(home, dataset, date.fromisoformat(str(day)))
-            files.append(_write_new(home, folder, f"{PART_PREFIX}{name}.parquet", rows))
+            files.append(write_file(home, folder, f"{PART_PREFIX}{name}.parquet", rows))
     return Appended(files, valid.select(list(stored)), rejected.height)
 
 
@@ -257,68 +253,57 @@ def compact(home: Path, dataset: str, day: date) -> Compaction:
         merged = merged.with_columns(day=pl.lit(day.isoformat(), pl.String))
         on_disk = layout.data_files(folder)  # merged ones too: a number is never reused
         numbers = [int(m.group(1)) for f in on_disk if (m := _COMPACTED.fullmatch(f.name))]
-        number = 1 + max(numbers, default=0)
-        _write_new(home, folder, f"{COMPACTED_PREFIX}{number:06d}.parquet", merged)
-        _write_manifest(folder, number, [f.name for f in files])
+        output = f"{COMPACTED_PREFIX}{1 + max(numbers, default=0):06d}.parquet"
+        # The manifest first: it hides its inputs only once its output exists, so a reader
+        # sees the inputs or the output, never both, and a kill between the two hides nothing.
+        _write_manifest(folder, output, [f.name for f in files])
+        write_file(home, folder, output, merged)
         return Compaction(len(files), 1, merged.height)
 
 
-def _merged_names(folder: Path) -> set[str]:
-    """Files an earlier compaction merged, waiting out their grace."""
-    names: set[str] = set()
-    for manifest in folder.glob(f"{MANIFEST_PREFIX}*"):
+def _manifests(folder: Path) -> list[tuple[Path, str, list[str]]]:
+    """Each compaction's manifest: (its path, the file it wrote, the files it merged)."""
+    found = []
+    for manifest in sorted(folder.glob(f"{MANIFEST_PREFIX}*")):
         with contextlib.suppress(FileNotFoundError):
-            names.update(manifest.read_text().split())
-    return names
+            output, *inputs = manifest.read_text().split()
+            found.append((manifest, output, inputs))
+    return found
+
+
+def _merged_names(folder: Path, present: set[str]) -> set[str]:
+    """Files a compaction merged into an output that exists (kept a while for readers)."""
+    return {n for _, output, inputs in _manifests(folder) if output in present for n in inputs}
 
 
 def _delete_merged(folder: Path) -> None:
-    """Delete what earlier compactions merged once no reader can still be opening it."""
+    """Delete what earlier compactions merged once no reader can still be opening it, and the
+    manifests of compactions that died before writing their output."""
     if not folder.is_dir():
         return
     cutoff = time.time() - MERGED_GRACE
-    for manifest in sorted(folder.glob(f"{MANIFEST_PREFIX}*")):
+    for manifest, output, inputs in _manifests(folder):
         with contextlib.suppress(FileNotFoundError):
             if manifest.stat().st_mtime > cutoff:
                 continue
-            for name in manifest.read_text().split():
-                with contextlib.suppress(FileNotFoundError):
-                    (folder / name).unlink()
+            if (folder / output).exists():
+                for name in inputs:
+                    with contextlib.suppress(FileNotFoundError):
+                        (folder / name).unlink()
             manifest.unlink()
     fsync_dir(folder)
 
 
-def _write_manifest(folder: Path, number: int, names: list[str]) -> None:
+def _write_manifest(folder: Path, output: str, inputs: list[str]) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
     with os.fdopen(fd, "w") as f:
-        f.write("\n".join(names))
+        f.write("\n".join([output, *inputs]))
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, folder / f"{MANIFEST_PREFIX}{number:06d}")
+    os.replace(tmp, folder / f"{MANIFEST_PREFIX}{output.removesuffix('.parquet')}")
     fsync_dir(folder)
 
 
 def _unique_name() -> str:
     """Sorts by creation time; the pid and random part keep concurrent writers apart."""
     return f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
-
-
-def _write_new(home: Path, folder: Path, name: str, df: pl.DataFrame) -> Path:
-    """Write `df` as a new file `name` in `folder`: temp file, fsync, rename, folder fsync."""
-    if not folder.is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-        _fsync_parents(folder, home)
-    remove_stale_temps(folder)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            df.write_parquet(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / name)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(folder)
-    return folder / name

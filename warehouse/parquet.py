@@ -30,12 +30,16 @@ def write_partition(
     """Write `df` as the whole of one partition, replacing what was there; returns the file."""
     partition = partition or {}
     df = _with_partition_columns(df, partition)
-    folder = layout.partition_dir(home, dataset, partition)
+    return write_file(home, layout.partition_dir(home, dataset, partition), layout.DATA_FILE, df)
+
+
+def write_file(home: Path, folder: Path, name: str, df: pl.DataFrame) -> Path:
+    """Write `df` as `folder/name` (replacing it): temp file, fsync, rename, folder fsync."""
     if not folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
         _fsync_parents(folder, home)
     remove_stale_temps(folder)
-    target = folder / layout.DATA_FILE
+    target = folder / name
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
