@@ -129,6 +129,7 @@ class LiveService:
 
     async def _serve(self, stop: asyncio.Event) -> None:
         """One connected session: set up, then tick the periodic work until it ends."""
+        beat: asyncio.Task | None = None
         try:
             if self.streams is None:
                 resolved = resolve_streams(self.home, self.config)
@@ -143,6 +144,8 @@ class LiveService:
                 )
                 self.orders.attach()
             await self._heartbeat()  # the gateway's time, before anything reasons about it
+            # Its own task: a request stuck in a stalled connection cannot hold it up.
+            beat = asyncio.ensure_future(self._beat())
             await self.orders.reconcile()
             await self.streams.subscribe_all()
             await self.streams.refill()
@@ -150,6 +153,8 @@ class LiveService:
         except ConnectionError as exc:  # the socket went while setting up: start over
             log.warning("connection lost while setting up (%s)", exc)
         finally:
+            if beat is not None:
+                beat.cancel()
             if self.ib.isConnected():
                 self.ib.disconnect()
             self.counters.disconnects += 1
@@ -160,7 +165,6 @@ class LiveService:
             (PUMP_EVERY, self._pump),
             (self.config.flush_every, self.streams.flush),
             (WATCH_EVERY, self._watch),
-            (HEARTBEAT_EVERY, self._heartbeat),
             (EXPORT_EVERY, self._export),
         ]
         due = [0.0] * len(jobs)
@@ -181,6 +185,11 @@ class LiveService:
         if self.link_up and self.streams is not None:
             await self.streams.watch()
 
+    async def _beat(self) -> None:
+        while self.ib.isConnected():
+            await asyncio.sleep(HEARTBEAT_EVERY)
+            await self._heartbeat()
+
     async def _heartbeat(self) -> None:
         """The only reqCurrentTime (ib_async keeps one future for it): it sets the streams'
         gateway clock, and a stalled connection, which answers nothing, is dropped so the
@@ -190,6 +199,9 @@ class LiveService:
         except TimeoutError:
             self.counters.stalls += 1
             log.warning("the gateway did not answer for %.0f s: reconnecting", HEARTBEAT_TIMEOUT)
+            # What the wrapper does when the peer hangs up: every request waiting on the stalled
+            # socket fails now (ib_async's own disconnect() would leave them to their timeouts).
+            self.ib.wrapper.connectionClosed()
             self.ib.disconnect()
             return
         if self.streams is not None:

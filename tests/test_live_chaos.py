@@ -113,6 +113,37 @@ def test_chaos(make_gateway, seeded_home: Path, tmp_path: Path, request) -> None
     check_bars(seeded_home, gw, period_start, period_end)
 
 
+def test_a_stalled_connection_is_dropped_and_served_again(
+    make_gateway, seeded_home: Path, tmp_path: Path
+) -> None:
+    """A gateway that stops answering (the socket stays open) is noticed by the heartbeat, the
+    service reconnects, and the streams flow on the new connection."""
+    gw = make_gateway(clock=ShiftedClock(START, speed=SPEED), pacing=PacingRules().scaled(PACING))
+    config = tmp_path / "live.yml"
+    config.write_text("streams:\n  - {symbol: AAPL, bars: true}\nflush_every: 0.5\n")
+    env = {**os.environ, "IB_PORT": str(gw.port), "IBW_LIVE_CLIENT_ID": str(LIVE_CLIENT_ID),
+           "IBW_PACING_SCALE": str(PACING / SPEED)}  # fmt: skip
+    log = tmp_path / "live.log"
+    with log.open("ab") as out:
+        service = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "live", "--home", str(seeded_home),
+             "--config", str(config)], env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until_connected(gw, service)
+        first = gw.gateway.clients[LIVE_CLIENT_ID]
+        gw.call(gw.gateway.stall, 8.0, LIVE_CLIENT_ID)  # longer than the heartbeat's 5 s
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while gw.gateway.clients.get(LIVE_CLIENT_ID) in (None, first):
+            assert time.monotonic() < deadline, "the service did not reconnect after the stall"
+            time.sleep(0.1)
+    finally:
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=30) == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "did not answer" in text and "1 stall(s)" in text, text[-3000:]
+
+
 def inject(fault, gw, service, start, rng) -> subprocess.Popen:
     gateway = gw.gateway
     if fault == "restart":
