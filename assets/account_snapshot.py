@@ -25,9 +25,10 @@ from ibkr.client import IBClient
 from ibkr.connection import ConnectionSettings
 from ibkr.restarts import NO_RESET, RESET_WINDOWS
 from ibkr.snapshot import Snapshot, take
+from warehouse.columns import LINEAGE
 from warehouse.parquet import write_partition
 from warehouse.quarantine import write_quarantine
-from warehouse.schemas import LINEAGE, SNAPSHOT_SCHEMAS, polars_schema
+from warehouse.schemas import SNAPSHOT_SCHEMAS, polars_schema
 from warehouse.validation import split_valid
 
 DATASETS = tuple(SNAPSHOT_SCHEMAS)

@@ -18,7 +18,8 @@ from ib_async import BarData
 from assets.bar_series import Target
 from ibkr.planner import PlannedRequest, Session
 from warehouse import bars as bar_store
-from warehouse.schemas import LINEAGE, polars_schema
+from warehouse.columns import LINEAGE
+from warehouse.schemas import polars_schema
 
 _UTC = pl.Datetime("us", "UTC")
 BAR_COLUMNS = [c for c in polars_schema(bar_store.DATASET) if c not in LINEAGE]

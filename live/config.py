@@ -22,8 +22,8 @@ from ib_async import Contract
 from ibkr.exceptions import IBWError
 from ibkr.sessions import Hours, hours_for
 from live.safety import OrderLimits
+from warehouse.columns import SEC_TYPES
 from warehouse.parquet import read_dataset
-from warehouse.schemas import SEC_TYPES
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "pipelines" / "live.yml"
 MIDPOINT_SEC_TYPES = frozenset({"CASH", "IND"})  # no trades: their bars are built from quotes

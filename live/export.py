@@ -15,7 +15,7 @@ from live.journal import Journal
 from live.ledger import ExecutionRow
 from warehouse import layout
 from warehouse.catalog import refresh_catalog
-from warehouse.live_orders import MODELS, write_live_dataset
+from warehouse.live_orders import DATASETS, write_live_dataset
 
 
 def _utc(text: str) -> datetime:
@@ -34,7 +34,7 @@ def export_journal(journal: Journal, home: Path) -> dict[str, int]:
         "live_fills": [{**_fill(e), **lineage} for e in journal.executions()],
         "live_differences": [{**_difference(d), **lineage} for d in journal.differences()],
     }
-    is_new = any(rows[d] and not layout.data_files(layout.dataset_dir(home, d)) for d in MODELS)
+    is_new = any(rows[d] and not layout.data_files(layout.dataset_dir(home, d)) for d in DATASETS)
     counts = {}
     for dataset, dataset_rows in rows.items():
         written = write_live_dataset(home, dataset, dataset_rows, "journal")

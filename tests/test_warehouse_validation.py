@@ -10,6 +10,7 @@ import pytest
 from pandera.errors import SchemaErrors
 
 from tests.test_warehouse import FETCHED, contracts, option_chain
+from warehouse.live_schemas import LIVE_SCHEMAS
 from warehouse.schemas import SCHEMAS, SNAPSHOT_SCHEMAS, polars_schema
 from warehouse.security_master import merge_versions
 from warehouse.validation import split_valid
@@ -22,7 +23,9 @@ def accounted_for(df: pl.DataFrame, valid: pl.DataFrame, rejected: pl.DataFrame)
 
 def test_the_registry_names_every_dataset():
     base = {"security_master", "option_chains", "quarantine", "coverage", "bars"}
-    assert set(SCHEMAS) == base | set(SNAPSHOT_SCHEMAS)
+    live = {"live_ticks", "live_bars", "live_orders", "live_fills", "live_differences"}
+    assert set(LIVE_SCHEMAS) == live
+    assert set(SCHEMAS) == base | set(SNAPSHOT_SCHEMAS) | live
     assert len(SNAPSHOT_SCHEMAS) == 12
 
 

@@ -1,8 +1,8 @@
 """The live datasets: ticks and 5-second bars that the `ibw live` service streams into the lake.
 
-Owns the pandera models of `live_ticks` and `live_bars`, the append of one flush, the daily
-compaction, the reads the service and the observer need, and the deduplicating SQL the catalog
-puts in front of the raw files. No IB here: the service turns ib_async's objects into frames.
+Owns the append of one flush, the daily compaction, the reads the service and the observer
+need, and the deduplicating SQL the catalog puts in front of the raw files; the models are in
+`live_schemas`. No IB here: the service turns ib_async's objects into frames.
 
 Layout: `lake/<dataset>/day=YYYY-MM-DD/` (the UTC day of `time`) holds one `part-<unique>.parquet`
 per flush and, after compaction, `compacted-<n>.parquet`. Every file is written whole under a
@@ -25,89 +25,23 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import ClassVar
 
-import pandera.polars as pa
 import polars as pl
 
 from warehouse import layout
+from warehouse.live_schemas import BARS, TICKS
 from warehouse.locks import try_lock
 from warehouse.parquet import TEMP_PREFIX, TEMP_SUFFIX, fsync_dir, write_file
 from warehouse.quarantine import write_quarantine
-from warehouse.schemas import SCHEMAS, UtcDatetime, polars_schema
+from warehouse.schemas import polars_schema
 from warehouse.validation import split_valid
 
-TICKS = "live_ticks"
-BARS = "live_bars"
-BAR_SECONDS = 5
-SOURCES = ("stream", "refill")
 PART_PREFIX = "part-"
 COMPACTED_PREFIX = "compacted-"
 MANIFEST_PREFIX = ".merged-"  # hidden, not Parquet: no reader's glob matches it
 MERGED_GRACE = 300.0  # seconds merged files outlive their compaction (longer than any query)
 RAW_SUFFIX = "_files"  # the catalog's view of the raw files, duplicates and all
 _COMPACTED = re.compile(rf"{COMPACTED_PREFIX}(\d+)\.parquet")
-
-
-class LiveTick(pa.DataFrameModel):
-    """One level-1 update of a contract: the quote and last trade as they stood at `time`.
-
-    A side IB has not quoted (or quoted as -1) is null. `time` is the gateway's time of the
-    update, `received_at` this machine's.
-    """
-
-    con_id: pl.Int64 = pa.Field(gt=0)
-    time: UtcDatetime
-    bid: pl.Float64 = pa.Field(nullable=True)
-    ask: pl.Float64 = pa.Field(nullable=True)
-    last: pl.Float64 = pa.Field(nullable=True)
-    bid_size: pl.Float64 = pa.Field(nullable=True, ge=0)
-    ask_size: pl.Float64 = pa.Field(nullable=True, ge=0)
-    last_size: pl.Float64 = pa.Field(nullable=True, ge=0)
-    volume: pl.Float64 = pa.Field(nullable=True, ge=0)
-    received_at: UtcDatetime
-
-    class Config:
-        strict = True
-        coerce = True
-
-
-class LiveBar(pa.DataFrameModel):
-    """One 5-second bar; `time` is its start (UTC). `source` says whether the real-time stream
-    delivered it or a historical request refilled a gap. Quote bars (MIDPOINT) carry no volume,
-    WAP or count: IB sends -1, stored as null."""
-
-    con_id: pl.Int64 = pa.Field(gt=0)
-    time: UtcDatetime
-    open: pl.Float64
-    high: pl.Float64
-    low: pl.Float64
-    close: pl.Float64
-    volume: pl.Float64 = pa.Field(nullable=True, ge=0)
-    wap: pl.Float64 = pa.Field(nullable=True)
-    count: pl.Int64 = pa.Field(nullable=True, ge=0)
-    source: str = pa.Field(isin=list(SOURCES))
-    received_at: UtcDatetime
-
-    class Config:
-        strict = True
-        coerce = True
-        unique: ClassVar[list[str]] = ["con_id", "time"]
-
-    @pa.dataframe_check(name="low <= open, close <= high")
-    def _ohlc(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        low, high = pl.col("low"), pl.col("high")
-        inside = [(low <= pl.col(c)) & (pl.col(c) <= high) for c in ("open", "close")]
-        return data.lazyframe.select(inside[0] & inside[1])
-
-    @pa.dataframe_check(name="time must start a 5-second bar")
-    def _on_grid(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        micros = pl.col("time").dt.epoch("us")
-        return data.lazyframe.select(micros % (BAR_SECONDS * 1_000_000) == 0)
-
-
-# Registered with the batch datasets so that validation and the quarantine know them.
-SCHEMAS.update({TICKS: LiveTick, BARS: LiveBar})
 
 # The catalog's view of each live dataset over its raw files (`{raw}`): what analysts query.
 # The ORDER BY is `compact`'s choice too, so compacting never changes what the view shows.

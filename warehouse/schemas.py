@@ -1,4 +1,6 @@
-"""One pandera model per dataset: the columns, their types and the checks every row must pass.
+"""One pandera model per batch dataset (the columns, their types and the checks every row must
+pass) and the registry `SCHEMAS` of every dataset, the live ones (`live_schemas`) included, with
+`polars_schema`, a dataset's columns as stored. Shared column types live in `columns`.
 
 `coerce = True` lets a producer hand in near-miss types (Int32 for Int64, naive datetimes taken as
 UTC); `strict = True` refuses columns nobody declared, so a typo never becomes a new column.
@@ -6,29 +8,16 @@ UTC); `strict = True` refuses columns nobody declared, so a typo never becomes a
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import ClassVar
 
 import pandera.polars as pa
 import polars as pl
 
-UtcDatetime = Annotated[pl.Datetime, "us", "UTC"]
+from warehouse.columns import LINEAGE, SEC_TYPES, Lineage, UtcDatetime
+from warehouse.live_schemas import LIVE_SCHEMAS
 
-LINEAGE = ("request_id", "fetched_at", "source")
-SEC_TYPES = ["STK", "IND", "FUT", "CONTFUT", "CASH", "OPT", "FOP", "BOND", "CFD", "WAR"]
 # Tolerance for moneyness == strike / underlying_price: both are stored as given, in float64.
 MONEYNESS_RTOL = 1e-9
-
-
-class Lineage(pa.DataFrameModel):
-    """Where each row came from: the request that fetched it, when, and from which source."""
-
-    request_id: str = pa.Field(str_length={"min_value": 1})
-    fetched_at: UtcDatetime
-    source: str = pa.Field(str_length={"min_value": 1})
-
-    class Config:
-        strict = True
-        coerce = True
 
 
 class SecurityMaster(Lineage):
@@ -371,6 +360,7 @@ SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "coverage": Coverage,
     "bars": Bar,
     **SNAPSHOT_SCHEMAS,
+    **LIVE_SCHEMAS,
 }
 
 

@@ -11,7 +11,8 @@ from datetime import datetime
 
 import polars as pl
 
-from warehouse.schemas import LINEAGE, polars_schema
+from warehouse.columns import LINEAGE
+from warehouse.schemas import polars_schema
 
 TIMESTAMPS = ("valid_from", "valid_to", "first_seen", "last_seen")
 _UTC = pl.Datetime("us", "UTC")
