@@ -2,9 +2,10 @@
 
 Owns: the socket protocol (server version 178), reference data, the synthetic market, IB's
 request rules and pacing, accounts (`book`, `portfolio`, `valuation`, `trades`, `fa`), the
-order engine (`orders`, `engine`, `matching`, `allocation`), streaming (`quotes`, `streaming`,
-`realtime_bars`) and faults (`faults`). May import: the standard
-library, numpy, polars and exchange-calendars. Imports nothing from the rest of the project.
+order engine (`orders`, `engine`, `work`, `fills`, `matching`, `order_times`, `conditions`,
+`allocation`), streaming (`quotes`, `streaming`, `realtime_bars`) and faults (`faults`). May
+import: the standard library, numpy, polars and exchange-calendars. Imports nothing from the rest
+of the project.
 """
 
 from ibsim.clock import ManualClock, SystemClock

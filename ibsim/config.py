@@ -41,7 +41,7 @@ class PacingRules:
 
 @dataclass(frozen=True)
 class Commissions:
-    """IB-like tiered commissions per execution (ibsim.engine charges each fill), in the
+    """IB-like tiered commissions per execution (ibsim.fills charges each fill), in the
     instrument's currency: stocks per share with a minimum and a cap of a share of the trade
     value, futures and options per contract, FX in basis points of the value."""
 

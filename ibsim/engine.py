@@ -1,20 +1,21 @@
 """The order engine: the orders placed through the API, worked against the synthetic market at
-the gateway's time, with IB's states, fills, commissions and errors (research/tws-protocol.md
-§3.6, research/ib-rules.md §5).
+the gateway's time, with IB's states and errors (research/tws-protocol.md §3.6,
+research/ib-rules.md §5). This module owns each order's lifecycle: placing, modifying, cancelling,
+transmitting brackets, whatIf previews, the evaluation loop and the state changes; what a fill
+books and reports is `ibsim.fills`.
 
 - **States.** A placed order is announced PreSubmitted (openOrder + orderStatus), becomes
   Submitted when it works at the exchange (a stop stays PreSubmitted until triggered, an order
-  outside its hours until the session opens, a bracket child until its parent is filled), then
-  Filled, Cancelled (error 202) or, refused, Inactive (error 201 or IB's code). Every change is
-  announced with openOrder + orderStatus. A fill sends execDetails (reqId -1), openOrder,
-  orderStatus and commissionReport; one report in four (by execId) comes
-  `config.late_commission` real seconds later.
+  outside its hours until the session opens, a bracket child until its parent is filled, an
+  order with conditions until they are met), then Filled, Cancelled (error 202) or, refused,
+  Inactive (error 201 or IB's code). Every change is announced with openOrder + orderStatus.
 - **Store.** Every state lives in the gateway's Book: open and completed orders, executions (with
   commissions), positions and cash. So reqOpenOrders, reqCompletedOrders, reqExecutions and the
   account requests report engine orders like any other, to a client that reconnects too. Orders
   a scenario seeds are IB's: they are reported, modified and cancelled, but not worked.
 - **Market.** `ibsim.quotes.quote_at` at the second of the gateway's now; `ibsim.matching` says
-  what triggers and fills. Fills in one second share its displayed size.
+  what triggers and fills, `ibsim.order_times` when an order may work, `ibsim.conditions`
+  whether its conditions hold. What the engine remembers of each order is `ibsim.work.Work`.
 - **News** goes to the placing client's current session through `ClientSession.notify` (held
   while IB's link is down); with nobody connected it is only in the Book.
 - **Loop.** `evaluate` runs every `config.order_interval` real seconds and after each placement
@@ -29,16 +30,16 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import zlib
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
-from ibsim import allocation, errors, matching, trades, valuation
-from ibsim.book import Book, Execution, Order, mark_price, multiplier
+from ibsim import allocation, conditions, errors, matching, order_times
+from ibsim.book import Book, Order
+from ibsim.conditions import GatewayMarket
+from ibsim.fills import Fills
 from ibsim.instruments import Instrument
-from ibsim.matching import Refused, Reject, market_hours, rejected
+from ibsim.matching import Refused, Reject, rejected
+from ibsim.order_times import market_hours, rth_only
 from ibsim.orders import (
     CANCELLED,
     MISMATCH,
@@ -53,47 +54,14 @@ from ibsim.orders import (
     what_if,
 )
 from ibsim.quotes import Quote, quote_at
+from ibsim.trades import TWS_ZONE
+from ibsim.work import Work
 
 if TYPE_CHECKING:
     from ibsim.server import Gateway
 
 log = logging.getLogger("ibsim")
-TWS_ZONE = ZoneInfo("America/New_York")
 PERM_ID_START = 1_100_000_000  # above the scenarios' permIds
-LATE_EVERY = 4  # one commission report in this many comes late
-
-
-@dataclass
-class Work:
-    """An order and what the engine remembers about it between evaluations."""
-
-    order: Order
-    inst: Instrument | None  # None: a scenario's order on a conId the catalog does not know
-    expires_at: int | None = None  # DAY / GTD: cancelled from this second (epoch)
-    close_at: int | None = None  # MOC / LOC: the close they execute at
-    window: tuple[int, int] | None = None  # VWAP / TWAP: slices from start to end
-    past_end: bool = False  # VWAP / TWAP: allowPastEndTime
-    stop: float | None = None  # TRAIL: the current stop
-    triggered: bool = False
-    armed: bool = False  # its conditions (if any) have been met
-    targets: dict[str, float] = field(default_factory=dict)  # FA: account -> quantity
-    allocated: dict[str, float] = field(default_factory=dict)  # FA: account -> filled
-    fills: dict[str, tuple[float, float]] = field(default_factory=dict)  # shares, value
-
-    @property
-    def market(self) -> Instrument:
-        """The instrument of an order the engine works (every such order has one)."""
-        assert self.inst is not None
-        return self.inst
-
-    @property
-    def terms(self) -> matching.Terms:
-        o = self.order
-        return matching.Terms(
-            o.action, o.order_type, o.quantity, o.limit_price, o.aux_price, o.trailing_percent,
-            o.trail_stop_price if self.stop is None else self.stop, o.lmt_price_offset, o.tif,
-            o.good_till_date, o.algo_strategy,
-        )  # fmt: skip
 
 
 class Engine:
@@ -110,11 +78,11 @@ class Engine:
         for o in known:
             self._highest[o.client_id] = max(self._highest.get(o.client_id, 0), o.order_id)
         self._floor: dict[int, int] = {}  # clientId -> the nextValidId it was given at connect
-        self._taken: dict[tuple[int, str], tuple[int, float]] = {}  # (conId, pool): second, size
-        self._exec_seq = (0, 0)  # the second of the last execId, and its sequence number
         self._quotes: dict[int, Quote] = {}  # this evaluation's quotes by conId
         self._evaluated_at = -1  # the gateway second of the last evaluation
         self._task: asyncio.Task | None = None
+        self.fills = Fills(self)  # what a working order fills, and what a fill does
+        self.market = GatewayMarket(gateway, self._quote)  # what conditions read
 
     @property
     def book(self) -> Book:
@@ -192,13 +160,13 @@ class Engine:
         elif order.done:
             self.news.error(client_id, order_id, not_cancellable(order))
         else:
-            self._cancel(self._work_of(order), CANCELLED)
+            self.cancel_work(self._work_of(order), CANCELLED)
 
     def cancel_all(self) -> None:
         """reqGlobalCancel: every open order of every client, held ones too."""
         for order in [*(w.order for w in self.held.values()), *self.book.open_orders]:
             if self._is_live(order.perm_id):  # not cancelled with its parent meanwhile
-                self._cancel(self._work_of(order), CANCELLED)
+                self.cancel_work(self._work_of(order), CANCELLED)
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self) -> None:
@@ -221,157 +189,55 @@ class Engine:
         if o.parent_perm_id and not self._parent_filled(o):
             return
         if o.conditions and not work.armed:
-            if not matching.conditions_met(o.conditions, t, self):
+            if not conditions.met(o.conditions, t, self.market):
                 return
             if o.conditions_cancel_order:
-                self._cancel(work, f"{CANCELLED}Its conditions were met.")
+                self.cancel_work(work, f"{CANCELLED}Its conditions were met.")
                 return
             work.armed = True
         if work.close_at is not None:
             self._auction(work, t)
             return
         if work.expires_at is not None and t >= work.expires_at:
-            self._cancel(work, f"{CANCELLED}The {o.tif} order expired at the end of its session.")
+            expired = f"{CANCELLED}The {o.tif} order expired at the end of its session."
+            self.cancel_work(work, expired)
             return
-        opens, closes = market_hours(inst, t, _rth_only(o))
+        opens, closes = market_hours(inst, t, rth_only(o))
         if not opens <= t < closes:
             if o.tif in ("IOC", "FOK"):
-                self._cancel(work, f"{CANCELLED}The market is closed for this {o.tif} order.")
+                self.cancel_work(work, f"{CANCELLED}The market is closed for this {o.tif} order.")
             return
         quote = self._quote(inst, t)
         if o.order_type in matching.TRIGGERED and not work.triggered:
             if o.order_type in matching.TRAILING:
                 work.stop = matching.trail(work.terms, work.stop, quote, inst.min_tick)
-                self._change(work, replace(o, trail_stop_price=work.stop), news=False)
+                self.update(work, replace(o, trail_stop_price=work.stop), news=False)
             if not matching.triggered(work.terms, work.stop, quote):
                 return
             work.triggered = True
         if work.order.status != "Submitted":
-            self._change(work, replace(work.order, status="Submitted"))
-        self._match(work, quote, t)
+            self.update(work, replace(work.order, status="Submitted"))
+        self.fills.match(work, quote, t)
         o = work.order
         if o.done:
             return
         if work.window is not None and t >= work.window[1] and not work.past_end:
-            self._cancel(work, f"{CANCELLED}The {o.algo_strategy} order reached its end time.")
+            self.cancel_work(work, f"{CANCELLED}The {o.algo_strategy} order reached its end time.")
         elif o.tif in ("IOC", "FOK"):
-            self._cancel(work, f"{CANCELLED}The {o.tif} order was not filled at once.")
-
-    def _match(self, work: Work, quote: Quote, t: int) -> None:
-        """Fill what this second lets the order fill (an algo: what its schedule is due)."""
-        o, tick = work.order, work.market.min_tick
-        wanted = o.remaining
-        if work.window is not None:
-            wanted = min(wanted, matching.due(o.quantity, *work.window, t) - o.filled)
-        if wanted <= 0:
-            return
-        working_as, limit = matching.elected(work.terms, work.stop, tick)
-        found = matching.match(work.terms, working_as, limit, quote, tick)
-        if found is None:
-            return
-        second, used = self._taken.get((o.con_id, found.pool), (t, 0.0))
-        used = used if second == t else 0.0
-        size = min(wanted, found.size - used)
-        if size <= 0 or (o.tif == "FOK" and size < o.remaining):
-            return
-        self._taken[(o.con_id, found.pool)] = (t, used + size)
-        self._fill(work, size, found.price, t)
+            self.cancel_work(work, f"{CANCELLED}The {o.tif} order was not filled at once.")
 
     def _auction(self, work: Work, t: int) -> None:
         """MOC / LOC: Submitted once the session is open, executed at its close."""
         o, inst, close_at = work.order, work.market, work.close_at or 0
         if t < close_at:
             if market_hours(inst, t, True)[0] <= t and o.status != "Submitted":
-                self._change(work, replace(o, status="Submitted"))
+                self.update(work, replace(o, status="Submitted"))
             return
         close = quote_at(inst, close_at - 1).last
         if matching.auction(work.terms, close):
-            self._fill(work, o.remaining, close, close_at)
+            self.fills.fill(work, o.remaining, close, close_at)
         else:
-            self._cancel(work, f"{CANCELLED}The close printed outside the LOC order's limit.")
-
-    # ----------------------------------------------------------------- fills
-    def _fill(self, work: Work, size: float, price: float, t: int) -> None:
-        """Book a fill (split over the FA accounts), then report it: execDetails, openOrder,
-        orderStatus, commissionReport; then the OCA group's and bracket's other orders."""
-        o = work.order
-        if work.targets:
-            owed = {a: q - work.allocated.get(a, 0.0) for a, q in work.targets.items()}
-            parts = allocation.allocate(size, owed)
-        else:
-            parts = {o.account: size}
-        booked = [self._execute(work, a, shares, price, t) for a, shares in parts.items() if shares]
-        filled = o.filled + size
-        average = round((o.avg_fill_price * o.filled + price * size) / filled, 10)
-        status = "Filled" if filled >= o.quantity - 1e-9 else "Submitted"
-        self._change(
-            work,
-            replace(o, filled=filled, avg_fill_price=average, last_fill_price=price, status=status),
-        )
-        for ex in booked:
-            if ex.commission_delay > 0:
-                asyncio.get_running_loop().call_later(ex.commission_delay, self._late, ex.exec_id)
-            else:
-                self.news.commission(ex)
-        self._one_cancels_all(work, size)
-
-    def _execute(self, work: Work, account: str, shares: float, price: float, t: int) -> Execution:
-        """Book one fill in one account and send its execDetails."""
-        o, inst, config = work.order, work.market, self.gateway.config
-        exec_id = self._exec_id(t)
-        late = zlib.crc32(exec_id.encode()) % LATE_EVERY == 0
-        ex = self.book.record_fill(Execution(
-            exec_id=exec_id, account=account, con_id=o.con_id, side=trades.SIDES[o.action],
-            shares=shares, price=price, time=datetime.fromtimestamp(t, UTC), order_id=o.order_id,
-            perm_id=o.perm_id, client_id=o.client_id, order_ref=o.order_ref,
-            exchange=_exchange(inst), commission_currency=inst.currency,
-            commission=config.commissions.charge(inst.sec_type, shares, price, multiplier(inst)),
-            commission_delay=config.late_commission if late else 0.0,
-        ), inst)  # fmt: skip
-        if account in work.targets:
-            work.allocated[account] = work.allocated.get(account, 0.0) + shares
-        before, value = work.fills.get(account, (0.0, 0.0))
-        work.fills[account] = (before + shares, value + shares * price)
-        cum_shares, cum_value = work.fills[account]
-        self.news.execution(ex, inst, (cum_shares, round(cum_value / cum_shares, 10)))
-        return ex
-
-    def _late(self, exec_id: str) -> None:
-        """A late commission report: known from now on, and sent to the placing client."""
-        ex = next((e for e in self.book.executions if e.exec_id == exec_id), None)
-        if ex is not None:
-            ex = replace(ex, commission_delay=0.0)
-            self.book.put_execution(ex)
-            self.news.commission(ex)
-
-    def _exec_id(self, t: int) -> str:
-        """IB's execId form: `0000e0d5.<second, hex>.<sequence>.01` (corrections end .02)."""
-        taken = {e.exec_id for e in self.book.executions}
-        second, seq = self._exec_seq
-        seq = seq if second == t else 0
-        while True:
-            seq += 1
-            exec_id = f"0000e0d5.{t:08x}.{seq:02x}.01"
-            if exec_id not in taken:
-                self._exec_seq = (t, seq)
-                return exec_id
-
-    def _one_cancels_all(self, work: Work, size: float) -> None:
-        """A fill in an OCA group cancels (ocaType 1) or reduces (2, 3) the group's other orders;
-        one in a bracket's child reduces the other children, as IB links them."""
-        o = work.order
-        for peer in list(self.working.values()):
-            p = peer.order
-            same_group = bool(o.oca_group) and p.oca_group == o.oca_group
-            siblings = bool(o.parent_perm_id) and p.parent_perm_id == o.parent_perm_id
-            if peer is work or p.done or not (same_group or siblings):
-                continue
-            if same_group and o.oca_type in (0, 1):
-                self._cancel(peer, f"{CANCELLED}An order of its OCA group {o.oca_group} filled.")
-            elif p.quantity - size <= p.filled + 1e-9:
-                self._cancel(peer, f"{CANCELLED}Its OCA peer filled its quantity.")
-            else:
-                self._change(peer, replace(p, quantity=p.quantity - size))
+            self.cancel_work(work, f"{CANCELLED}The close printed outside the LOC order's limit.")
 
     # ----------------------------------------------------------------- placing
     def _instrument(self, placed: Placed) -> Instrument | None:
@@ -386,7 +252,7 @@ class Engine:
     def _prepare(self, work: Work, fa_profile: str) -> None:
         """Check the order and plan it: FA targets, account, expiry, auction, algo window."""
         o, inst, now = work.order, work.market, self.gateway.clock.now()
-        reject = matching.check(work.terms, inst.min_tick) or matching.check_conditions(
+        reject = matching.check(work.terms, inst.min_tick) or conditions.check(
             o.conditions, self.now()
         )
         if reject is not None:
@@ -405,10 +271,10 @@ class Engine:
     def _schedule(self, work: Work) -> None:
         """When the order may work: its expiry, its auction, its algo's window."""
         o, inst, now = work.order, work.market, self.now()
-        work.expires_at = matching.expiry(o.tif, o.good_till_date, inst, now, _rth_only(o))
+        work.expires_at = order_times.expiry(o.tif, o.good_till_date, inst, now, rth_only(o))
         auction = o.order_type in matching.AUCTION
-        work.close_at = matching.auction_close(inst, now) if auction else None
-        work.window, work.past_end = matching.algo_window(
+        work.close_at = order_times.auction_close(inst, now) if auction else None
+        work.window, work.past_end = order_times.algo_window(
             o.algo_strategy, dict(o.algo_params), inst, now, self.gateway.config.algo_span
         )
 
@@ -428,13 +294,13 @@ class Engine:
         if o.parent_id:
             parent = self._find(o.client_id, o.parent_id)
             work.order = o = replace(o, parent_perm_id=parent.perm_id if parent else 0)
-        if o.outside_rth and _rth_only(o):
+        if o.outside_rth and rth_only(o):
             self.news.error(o.client_id, o.order_id, OUTSIDE_RTH_IGNORED)
-        opens = market_hours(inst, now, _rth_only(o))[0]
+        opens = market_hours(inst, now, rth_only(o))[0]
         if opens > now and o.order_type not in matching.AUCTION:
             self.news.error(o.client_id, o.order_id, waits_for_open(o, inst, opens))
         self.working[o.perm_id] = work
-        self._change(work, replace(o, status="PreSubmitted"))
+        self.update(work, replace(o, status="PreSubmitted"))
 
     def _modify(self, current: Order, placed: Placed) -> None:
         """placeOrder on a live id: new quantity, prices, time in force...; the same contract and
@@ -466,7 +332,7 @@ class Engine:
             if changed.transmit:
                 self._transmit(work)
         else:
-            self._change(work, changed)
+            self.update(work, changed)
         self.evaluate()
 
     def _what_if(self, placed: Placed) -> None:
@@ -497,10 +363,10 @@ class Engine:
     def _refuse(self, work: Work, reject: Reject) -> None:
         """A refused order: the error, then openOrder + orderStatus Inactive; it is completed."""
         self.news.error(work.order.client_id, work.order.order_id, reject)
-        self._change(work, replace(work.order, status="Inactive"))
+        self.update(work, replace(work.order, status="Inactive"))
 
     # ----------------------------------------------------------------- state
-    def _change(self, work: Work, order: Order, news: bool = True) -> None:
+    def update(self, work: Work, order: Order, news: bool = True) -> None:
         """An order's new state: into the Book (a finished one with its completion time, out of
         the engine's hands) and, with `news`, to its client."""
         if order.done and not order.completed_time:
@@ -514,14 +380,14 @@ class Engine:
         if news:
             self.news.order(order, work.inst)
 
-    def _cancel(self, work: Work, text: str) -> None:
+    def cancel_work(self, work: Work, text: str) -> None:
         """Cancel an order and its children: orderStatus Cancelled, then error 202."""
         o = work.order
         if self.held.pop(o.perm_id, None) is not None:  # never sent on: only its client knows it
             work.order = replace(o, status="Cancelled")
             self.news.status(work.order)
         else:
-            self._change(work, replace(o, status="Cancelled"))
+            self.update(work, replace(o, status="Cancelled"))
         self.news.error(o.client_id, o.order_id, Reject(202, text))
         for child in [*self.working.values(), *self.held.values()]:
             c = child.order
@@ -529,37 +395,10 @@ class Engine:
                 c.perm_id in self.held and (c.client_id, c.parent_id) == (o.client_id, o.order_id)
             )
             if mine and not c.done and self._is_live(c.perm_id):
-                self._cancel(child, f"{CANCELLED}Its parent order was cancelled.")
+                self.cancel_work(child, f"{CANCELLED}Its parent order was cancelled.")
 
     def _stamp(self) -> str:
         return f"{self.gateway.clock.now().astimezone(TWS_ZONE):%Y%m%d %H:%M:%S} America/New_York"
-
-    # ----------------------------------------------------------------- what conditions read
-    def last(self, con_id: int) -> float | None:
-        inst = self.gateway.catalog.by_con_id(con_id)
-        return None if inst is None else self._quote(inst, self.now()).last
-
-    def change(self, con_id: int) -> float | None:
-        """Percent change of the last price since the previous regular close."""
-        inst, now = self.gateway.catalog.by_con_id(con_id), self.gateway.clock.now()
-        if inst is None:
-            return None
-        close = mark_price(inst, datetime.fromtimestamp(valuation.previous_close(inst, now), UTC))
-        return (self._quote(inst, self.now()).last - close) / close * 100 if close else None
-
-    def executed(self, sec_type: str, exchange: str, symbol: str) -> bool:
-        """Whether the login has a fill of `symbol` today (IB's execution condition)."""
-        today = self.gateway.clock.now().astimezone(TWS_ZONE).date()
-        for ex in self.book.executions:
-            inst = self.gateway.catalog.by_con_id(ex.con_id)
-            if (
-                inst is not None and inst.symbol == symbol.upper()
-                and (not sec_type or inst.sec_type == sec_type.upper())
-                and (exchange.upper() in ("", "SMART") or ex.exchange == exchange.upper())
-                and ex.time.astimezone(TWS_ZONE).date() == today
-            ):  # fmt: skip
-                return True
-        return False
 
     # ----------------------------------------------------------------- lookups
     def _find(self, client_id: int, order_id: int) -> Order | None:
@@ -601,20 +440,3 @@ def _passive(engine: Engine, order: Order) -> bool:
 
 def _order_id(work: Work) -> int:
     return work.order.order_id
-
-
-def _rth_only(order: Order) -> bool:
-    """Whether the order waits for regular hours: without outsideRth, or of a type IB does not
-    let work outside them (MKT, stops, algos)."""
-    return not (
-        order.outside_rth and order.order_type in matching.OUTSIDE_RTH and not order.algo_strategy
-    )
-
-
-def _exchange(inst: Instrument) -> str:
-    """Where a fill is reported: ISLAND for stocks, the listing exchange for the rest."""
-    if inst.sec_type == "STK":
-        return "ISLAND"
-    if inst.exchange == "SMART" and inst.primary_exchange:
-        return inst.primary_exchange
-    return inst.exchange

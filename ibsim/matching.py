@@ -1,10 +1,11 @@
-"""Order-type logic, pure: whether an order's fields make sense, when it may work (regular or
-extended hours, DAY and GTD expiry, the closing auction, an algo's window, its conditions), when
-a working order triggers, and at what price and how much of it can fill against the quote of one
-second.
+"""Order-type logic, pure: whether an order's fields make sense (and IB's refusals when they do
+not), when a working order triggers, and at what price and how much of it can fill against the
+quote of one second.
 
-No state of its own: the engine (ibsim.engine) keeps each order's trailing stop and trigger and
-passes them in, and it takes the sizes a fill uses off what the second displays. The market is
+When an order may work (sessions, expiry, the closing auction, an algo's window) is
+`ibsim.order_times`; its conditions are `ibsim.conditions`. No state of its own: the engine
+(ibsim.engine) keeps each order's trailing stop and trigger and passes them in, and its fills
+(ibsim.fills) take the sizes a fill uses off what the second displays. The market is
 `ibsim.quotes.Quote`: a buy takes the ask, a sell the bid, at most the displayed size; a price
 pegged inside the spread (REL) fills when a trade prints at or through it, at most the size
 traded. Prices are kept on the instrument's tick grid (research/ib-rules.md §5.5 for the fields
@@ -13,21 +14,11 @@ each type needs). Imports only ibsim.
 
 from __future__ import annotations
 
-import itertools
 import math
-from datetime import datetime
-from datetime import time as time_of_day
-from typing import NamedTuple, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import NamedTuple
 
-import numpy as np
-
-from ibsim import rules
 from ibsim.book import UNSET
-from ibsim.errors import IBError
-from ibsim.instruments import Instrument
 from ibsim.quotes import Quote
-from ibsim.sessions import sessions
 
 MARKET, LIMIT = (
     ("MKT", "MOC", "STP", "MIT", "TRAIL"),
@@ -37,8 +28,6 @@ TRIGGERED = frozenset({"STP", "STP LMT", "MIT", "LIT", "TRAIL", "TRAIL LIMIT"})
 TRAILING = frozenset({"TRAIL", "TRAIL LIMIT"})
 AUCTION = frozenset({"MOC", "LOC"})  # executed at the regular session's close
 ORDER_TYPES = (*MARKET, *LIMIT, "REL", "MIDPRICE")
-# Types IB lets work outside regular hours (outsideRth); the others wait for the open.
-OUTSIDE_RTH = frozenset({"LMT", "STP LMT", "LIT", "TRAIL LIMIT", "REL"})
 TIFS = ("DAY", "GTC", "IOC", "GTD", "FOK")
 ALGOS = ("Adaptive", "Vwap", "Twap")  # simulated; they work MKT or LMT orders
 OTHER_IB_ALGOS = ("ArrivalPx", "DarkIce", "PctVol", "ClosePx", "AD", "BalanceImpactRisk",
@@ -294,142 +283,3 @@ def auction(terms: Terms, close: float) -> bool:
     if terms.order_type == "LOC":
         return close <= terms.limit if terms.buys else close >= terms.limit
     return True
-
-
-# ----------------------------------------------------------------------------- algos
-def due(total: float, start: int, end: int, now: int) -> float:
-    """How much of a VWAP or TWAP order should be filled by `now`: a straight line from none at
-    `start` to all at `end`, in whole units when the order is in whole units."""
-    if now >= end:
-        return total
-    if now <= start:
-        return 0.0
-    share = total * (now - start) / (end - start)
-    return float(math.floor(share)) if float(total).is_integer() else round(share, 4)
-
-
-# ----------------------------------------------------------------------------- timing
-def market_hours(inst: Instrument, at: int, rth: bool) -> tuple[int, int]:
-    """(open, close) in epoch seconds of the session that contains `at`, or else the next one:
-    regular hours (`rth`) or the full extended hours."""
-    table = sessions(inst.venue, rth)
-    i = int(np.searchsorted(table.closes, at, side="right"))
-    if i >= len(table):
-        return 2**62, 2**62
-    return int(table.opens[i]), int(table.closes[i])
-
-
-def expiry(tif: str, good_till_date: str, inst: Instrument, now: int, rth: bool) -> int | None:
-    """When an order is cancelled by its time in force: a DAY order at the close of the session
-    it works in (regular or extended hours), a GTD order at its goodTillDate; else never."""
-    if tif == "DAY":
-        return market_hours(inst, now, rth)[1]
-    if tif == "GTD":
-        until = clock_time(good_till_date, now)
-        if until is None or until <= now:
-            raise Refused(rejected(f"The goodTillDate {good_till_date!r} is not in the future."))
-        return until
-    return None
-
-
-def auction_close(inst: Instrument, now: int) -> int:
-    """The regular-hours close a MOC or LOC order placed at `now` executes at."""
-    return market_hours(inst, now, True)[1]
-
-
-def algo_window(
-    algo: str, params: dict[str, str], inst: Instrument, now: int, span: float
-) -> tuple[tuple[int, int] | None, bool]:
-    """A VWAP or TWAP order's (start, end) and allowPastEndTime: its startTime and endTime
-    params, or else from now (or the open) for `span` seconds, within the session."""
-    if algo not in ("Vwap", "Twap"):
-        return None, False
-    opens, closes = market_hours(inst, now, True)
-    start = clock_time(params.get("startTime", ""), now) or max(now, opens)
-    end = clock_time(params.get("endTime", ""), now) or min(start + int(span), closes)
-    if end <= start:
-        raise Refused(rejected(f"The {algo} order's endTime must come after its startTime."))
-    return (start, end), params.get("allowPastEndTime", "0").strip() in ("1", "true", "True")
-
-
-def clock_time(text: str, now: int, zone: str = "US/Eastern") -> int | None:
-    """Epoch seconds of an IB time: `hh:mm:ss [zone]` (today in that zone, New York when none),
-    `yyyymmdd hh:mm:ss [zone]` or `yyyymmdd-hh:mm:ss` (UTC); None for an empty text."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        if text[:8].isdigit():
-            when = rules.parse_end(text, zone).when
-            return None if when is None else int(when.timestamp())
-        clock, _, zone_name = text.partition(" ")
-        tz = ZoneInfo(zone_name.strip() or zone)
-        hh, mm, ss = (int(x) for x in clock.split(":"))
-        day = datetime.fromtimestamp(now, tz).date()
-        return int(datetime.combine(day, time_of_day(hh, mm, ss), tz).timestamp())
-    except (ValueError, IBError, ZoneInfoNotFoundError, OSError):
-        raise Refused(rejected(
-            f"The time {text!r} is neither hh:mm:ss zone nor yyyymmdd hh:mm:ss zone."
-        )) from None  # fmt: skip
-
-
-# ----------------------------------------------------------------------------- conditions
-class Market(Protocol):
-    """What conditions read of the market and the account at the evaluation's instant."""
-
-    def last(self, con_id: int) -> float | None: ...  # None: an unknown conId
-
-    def change(self, con_id: int) -> float | None: ...  # percent since the previous close
-
-    def executed(self, sec_type: str, exchange: str, symbol: str) -> bool: ...
-
-
-CONDITIONS = {"1": "price", "3": "time", "5": "execution", "7": "percent change"}
-
-
-def check_conditions(conditions: tuple[tuple[str, ...], ...], now: int) -> Reject | None:
-    """IB's refusal of conditions the simulator cannot evaluate or read, or None."""
-    for condition in conditions:
-        kind = condition[0]
-        if kind not in CONDITIONS:
-            name = {"4": "margin", "6": "volume"}.get(kind, kind)
-            return rejected(
-                f"The {name} condition is not simulated by the embedded gateway; use price, "
-                "time, execution or percent change conditions."
-            )
-        try:
-            if kind in ("1", "7"):
-                float(condition[3])
-                int(condition[4])
-            elif kind == "3":
-                clock_time(condition[3], now)
-        except ValueError:
-            return rejected(f"The {CONDITIONS[kind]} condition's value is not a number.")
-        except Refused as refusal:
-            return refusal.reject
-    return None
-
-
-def conditions_met(conditions: tuple[tuple[str, ...], ...], now: int, market: Market) -> bool:
-    """Whether an order's conditions hold now, read left to right: each condition's
-    conjunction ("a" and, "o" or) joins it to the next one."""
-    result = _condition(conditions[0], now, market)
-    for before, condition in itertools.pairwise(conditions):
-        value = _condition(condition, now, market)
-        result = (result and value) if before[1] == "a" else (result or value)
-    return result
-
-
-def _condition(condition: tuple[str, ...], now: int, market: Market) -> bool:
-    kind = condition[0]
-    if kind == "5":  # execution: type, conjunction, secType, exchange, symbol
-        return market.executed(condition[2], condition[3], condition[4])
-    more = condition[2].strip() not in ("0", "", "false", "False")
-    if kind == "3":  # time: type, conjunction, isMore, time
-        at = clock_time(condition[3], now) or 0
-        return now >= at if more else now <= at
-    value = market.last(int(condition[4])) if kind == "1" else market.change(int(condition[4]))
-    if value is None:
-        return False
-    threshold = float(condition[3])
-    return value >= threshold if more else value <= threshold

@@ -1,5 +1,6 @@
 """The order engine's pure parts: order-type checks, triggers and fills against one quote
-(ibsim.matching), FA allocation (ibsim.allocation), commissions and the Book's fill booking."""
+(ibsim.matching), when orders may work (ibsim.order_times), order conditions (ibsim.conditions),
+FA allocation (ibsim.allocation), commissions and the Book's fill booking."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ibsim import allocation, matching
+from ibsim import allocation, conditions, matching, order_times
 from ibsim.book import UNSET, Book, Execution, FAGroup, FAProfile, Position
 from ibsim.catalog import Catalog
 from ibsim.clock import ManualClock
@@ -167,44 +168,45 @@ def test_a_limit_on_close_takes_part_only_inside_its_limit():
 @given(st.integers(1, 100_000), st.integers(0, 1_000), st.integers(1, 10_000))
 def test_an_algo_is_due_a_growing_whole_share_of_its_order(total, elapsed, span):
     start = T0
-    due = matching.due(total, start, start + span, start + elapsed)
-    later = matching.due(total, start, start + span, start + elapsed + 1)
+    due = order_times.due(total, start, start + span, start + elapsed)
+    later = order_times.due(total, start, start + span, start + elapsed + 1)
     assert 0 <= due <= later <= total and due == int(due)
-    assert matching.due(total, start, start + span, start + span) == total
+    assert order_times.due(total, start, start + span, start + span) == total
 
 
 # ----------------------------------------------------------------------------- timing
 def test_day_orders_end_with_their_session():
     assert APPLE is not None
     close = int(datetime(2024, 7, 10, 20, 0, tzinfo=UTC).timestamp())
-    assert matching.expiry("DAY", "", APPLE, T0, rth=True) == close
-    assert matching.expiry("DAY", "", APPLE, T0, rth=False) == close + 4 * 3600  # 20:00 NY
-    assert matching.expiry("GTC", "", APPLE, T0, rth=True) is None
-    gtd = matching.expiry("GTD", "20240711 10:00:00 US/Eastern", APPLE, T0, rth=True)
+    assert order_times.expiry("DAY", "", APPLE, T0, rth=True) == close
+    assert order_times.expiry("DAY", "", APPLE, T0, rth=False) == close + 4 * 3600  # 20:00 NY
+    assert order_times.expiry("GTC", "", APPLE, T0, rth=True) is None
+    gtd = order_times.expiry("GTD", "20240711 10:00:00 US/Eastern", APPLE, T0, rth=True)
     assert gtd == int(datetime(2024, 7, 11, 14, 0, tzinfo=UTC).timestamp())
     with pytest.raises(Refused):
-        matching.expiry("GTD", "20240709 10:00:00 US/Eastern", APPLE, T0, rth=True)
+        order_times.expiry("GTD", "20240709 10:00:00 US/Eastern", APPLE, T0, rth=True)
 
 
 def test_a_market_placed_after_the_close_waits_for_the_next_session():
     assert APPLE is not None
     evening = int(datetime(2024, 7, 11, 1, 0, tzinfo=UTC).timestamp())  # 21:00 New York
-    opens, closes = matching.market_hours(APPLE, evening, rth=True)
+    opens, closes = order_times.market_hours(APPLE, evening, rth=True)
     assert opens == int(datetime(2024, 7, 11, 13, 30, tzinfo=UTC).timestamp())
-    assert matching.auction_close(APPLE, evening) == closes
+    assert order_times.auction_close(APPLE, evening) == closes
 
 
 def test_an_algo_window_from_its_params_or_the_default_span():
     assert APPLE is not None
     params = {"startTime": "11:05:00 US/Eastern", "endTime": "20240710-15:30:00"}
-    window, past_end = matching.algo_window("Vwap", params, APPLE, T0, 600)
+    window, past_end = order_times.algo_window("Vwap", params, APPLE, T0, 600)
     assert window == (T0 + 300, T0 + 1800) and not past_end
-    assert matching.algo_window("Twap", {}, APPLE, T0, 600) == ((T0, T0 + 600), False)
-    assert matching.algo_window("Adaptive", {}, APPLE, T0, 600) == (None, False)
+    assert order_times.algo_window("Twap", {}, APPLE, T0, 600) == ((T0, T0 + 600), False)
+    assert order_times.algo_window("Adaptive", {}, APPLE, T0, 600) == (None, False)
+    backwards = {"startTime": "12:00:00", "endTime": "11:00:00"}
     with pytest.raises(Refused):
-        matching.algo_window("Twap", {"startTime": "12:00:00", "endTime": "11:00:00"}, APPLE, T0, 1)
+        order_times.algo_window("Twap", backwards, APPLE, T0, 1)
     with pytest.raises(Refused):
-        matching.algo_window("Twap", {"endTime": "noon"}, APPLE, T0, 1)
+        order_times.algo_window("Twap", {"endTime": "noon"}, APPLE, T0, 1)
 
 
 # ----------------------------------------------------------------------------- conditions
@@ -224,15 +226,15 @@ def test_conditions_read_left_to_right_with_their_conjunctions():
     below = ("1", "o", "0", "150.0", str(AAPL), "SMART", "0")
     late = ("3", "a", "1", "20240710 12:00:00 US/Eastern")
     market = FakeMarket()
-    assert matching.conditions_met((above,), T0, market)
-    assert not matching.conditions_met((below,), T0, market)
-    assert matching.conditions_met((below, above), T0, market)  # or
-    assert not matching.conditions_met((above, late), T0, market)  # and: not yet 12:00
-    assert matching.conditions_met((("5", "a", "STK", "SMART", "AAPL"),), T0, market)
-    assert matching.conditions_met((("7", "a", "1", "1.0", str(AAPL), "SMART"),), T0, market)
-    assert matching.check_conditions((("4", "a", "1", "30"),), T0).code == 201
-    assert matching.check_conditions((("3", "a", "1", "tomorrow"),), T0).code == 201
-    assert matching.check_conditions((above, late), T0) is None
+    assert conditions.met((above,), T0, market)
+    assert not conditions.met((below,), T0, market)
+    assert conditions.met((below, above), T0, market)  # or
+    assert not conditions.met((above, late), T0, market)  # and: not yet 12:00
+    assert conditions.met((("5", "a", "STK", "SMART", "AAPL"),), T0, market)
+    assert conditions.met((("7", "a", "1", "1.0", str(AAPL), "SMART"),), T0, market)
+    assert conditions.check((("4", "a", "1", "30"),), T0).code == 201
+    assert conditions.check((("3", "a", "1", "tomorrow"),), T0).code == 201
+    assert conditions.check((above, late), T0) is None
 
 
 # ----------------------------------------------------------------------------- allocation
