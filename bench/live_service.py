@@ -5,8 +5,9 @@ hours, at the wall clock's pace), a warehouse seeded with the default universe's
 and `ibw live` as its own process. Baselines are measured in the same run, on the same gateway:
 
   ticks    the service's tick rows written to the lake per second, ÷ the quote changes a bare
-           ib_async client subscribed to the same contracts receives per second (1.00: the
-           service keeps up with everything the gateway sends).
+           ib_async client (its own process) subscribed to the same contracts at the same time
+           receives per second, both counting every tick ib_async delivers (1.00: the service
+           stores every quote the gateway sends).
   lag      how old the newest tick is when a DuckDB reader (the catalog, read-only, another
            process's view) first sees it, sampled every 20 ms; ÷ the flush interval, the delay
            the service chooses on purpose.
@@ -42,6 +43,7 @@ from ibsim.server import GatewayThread
 from live.api import submit
 from live.intents import OrderIntent
 from live.journal import Journal
+from live.stream_state import tick_values
 from warehouse.catalog import CatalogMissing, connect_readonly
 
 START = datetime(2024, 7, 10, 14, 0, tzinfo=UTC)
@@ -53,7 +55,6 @@ AAPL = 265598
 ACCOUNT = "DU123456"
 FLUSH_EVERY = 0.5
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-QUOTE_FIELDS = ("bid", "ask", "last", "bidSize", "askSize", "lastSize", "volume")
 
 
 def seed(gw: GatewayThread, home: Path) -> None:
@@ -85,16 +86,18 @@ def bare_quote_changes(port: int, seconds: float) -> None:
     prints the quote changes per second it sees, counted as the service counts its rows."""
     ib = IB()
     ib.connect("127.0.0.1", port, clientId=5, timeout=10)
-    last: dict[int, tuple] = {}
+    quotes: dict[int, dict] = {}
     changes = 0
 
-    def on_tickers(tickers) -> None:
+    def on_tickers(tickers) -> None:  # the service's replay of each read's ticks, counted
         nonlocal changes
         for t in tickers:
-            quote = tuple(getattr(t, f) for f in QUOTE_FIELDS)
-            if last.get(t.contract.conId) != quote:
-                last[t.contract.conId] = quote
-                changes += 1
+            quote = quotes.setdefault(t.contract.conId, {})
+            for tick in t.ticks:
+                values = dict(tick_values(tick.tickType, tick.price, tick.size))
+                if any(quote.get(k) != v for k, v in values.items()):
+                    changes += 1
+                quote.update(values)
 
     wanted = [Contract(symbol=s, secType="STK", exchange="SMART", currency="USD") for s in STOCKS]
     wanted += [Contract(symbol=p[:3], secType="CASH", exchange="IDEALPRO", currency=p[4:])

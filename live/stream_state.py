@@ -22,8 +22,18 @@ from live.config import ResolvedStream
 from warehouse.parquet import fsync_dir
 
 NO_RETRY = frozenset({101, 200, 354, 10089, 10090, 10168})  # lines, contract, permissions
-QUOTE_FIELDS = ("bid", "ask", "last", "bidSize", "askSize", "lastSize", "volume")
 TICK_COLUMNS = ("bid", "ask", "last", "bid_size", "ask_size", "last_size", "volume")
+# IB's tick types (live and delayed) -> (price column, size column) they set
+_PRICE_TICKS = {
+    1: ("bid", "bid_size"),
+    66: ("bid", "bid_size"),
+    2: ("ask", "ask_size"),
+    67: ("ask", "ask_size"),
+    4: ("last", "last_size"),
+    68: ("last", "last_size"),
+}
+_SIZE_TICKS = {0: "bid_size", 69: "bid_size", 3: "ask_size", 70: "ask_size", 5: "last_size",
+               71: "last_size", 8: "volume", 74: "volume"}  # fmt: skip
 
 
 class GatewayClock:
@@ -109,17 +119,26 @@ class StreamState:
         ):
             self.state, self.code, self.text = "ok", None, ""
 
-    def take_quote(self, ticker: Ticker, now: float) -> dict | None:
-        """The ticker's quote as a row, or None when none of its fields moved."""
-        quote = tuple(_number(getattr(ticker, f)) for f in QUOTE_FIELDS)
-        if quote == self.quote:
-            return None  # only the day's high or low or the like moved
-        self.quote = quote
-        row = dict(zip(TICK_COLUMNS, quote, strict=True))
-        for side in ("bid", "ask"):  # IB's -1: no quote on that side
-            row[side] = None if row[side] == -1 else row[side]
-        at = datetime.fromtimestamp(now, UTC)
-        return {"con_id": self.con_id, "time": at, **row, "received_at": datetime.now(UTC)}
+    def take_quotes(self, ticker: Ticker, now: float) -> list[dict]:
+        """A row per quote the ticker's ticks of this batch went through, in order.
+
+        ib_async hands over a ticker once per socket read with only its latest values; its
+        `ticks` keep every tick of the read, so replaying them keeps the quotes in between
+        (ticks that move nothing, such as the day's high, make no row)."""
+        quote = list(self.quote or (None,) * len(TICK_COLUMNS))
+        received, at = datetime.now(UTC), datetime.fromtimestamp(now, UTC)
+        rows = []
+        for tick in ticker.ticks:
+            moved = False
+            for column, value in tick_values(tick.tickType, tick.price, tick.size):
+                i = TICK_COLUMNS.index(column)
+                moved |= quote[i] != value
+                quote[i] = value
+            if moved:
+                row = dict(zip(TICK_COLUMNS, quote, strict=True))
+                rows.append({"con_id": self.con_id, "time": at, **row, "received_at": received})
+        self.quote = tuple(quote)
+        return rows
 
     def health(self) -> dict:
         def iso(epoch: float | None) -> str | None:
@@ -195,3 +214,14 @@ def write_since(path: Path, since: dict[int, int]) -> None:
         os.fsync(out.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def tick_values(tick_type: int, price: float, size: float) -> list[tuple[str, float | None]]:
+    """The quote columns one tick sets (IB's -1 price: no quote on that side)."""
+    if tick_type in _PRICE_TICKS:
+        price_column, size_column = _PRICE_TICKS[tick_type]
+        return [(price_column, None if price == -1 else _number(price)),
+                (size_column, _number(size))]  # fmt: skip
+    if tick_type in _SIZE_TICKS:
+        return [(_SIZE_TICKS[tick_type], _number(size))]
+    return []

@@ -214,9 +214,7 @@ class StreamManager:
             if st is None or st.ticker is not ticker:
                 continue
             st.got_data("ticks", now)
-            row = st.take_quote(ticker, now)
-            if row is not None:
-                st.pending_ticks.append(row)
+            st.pending_ticks += st.take_quotes(ticker, now)
 
     def _on_bar(self, bars: object, has_new_bar: bool) -> None:
         if not isinstance(bars, RealTimeBarList) or not bars:
