@@ -3,14 +3,18 @@
 Starts the embedded gateway on a free port (with the demo accounts: an FA master and two
 sub-accounts), materializes the universe and today's option chains through Dagster (in-process)
 into $IBW_HOME, backfills a few contracts' daily and 1-min bars the way `ibw backfill` does,
-takes tonight's account snapshot, then shows what landed and how to query it.
+takes tonight's account snapshot, runs the live service for a few seconds (5-s bars, ticks and
+a market order, against a second gateway replaying a regular session at ten times the pace, so
+the demo streams whatever the hour), then shows what landed and how to query it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,6 +32,10 @@ from ibkr.connection import ConnectionSettings
 from ibkr.universe import BarSpec
 from ibsim import GatewayConfig, GatewayThread
 from ibsim.cli import load_scenario
+from ibsim.clock import ShiftedClock
+from live import OrderIntent, submit
+from live.config import LiveConfig
+from live.service import LiveService
 from pipelines.dev import DEMO_ACCOUNTS
 from warehouse.catalog import connect_readonly, refresh_catalog
 
@@ -42,9 +50,19 @@ EXAMPLE_QUERIES = (
     "SELECT p.account, s.local_symbol, p.quantity, p.market_value, p.unrealized_pnl "
     "FROM portfolio p JOIN security_master_current s USING (con_id) ORDER BY ALL",
     "SELECT exec_id, account, side, shares, price, commission FROM executions ORDER BY exec_id",
+    "SELECT con_id, count(*) AS bars, min(time) AS first_bar, max(time) AS last_bar, "
+    "sum((source = 'refill')::INT) AS refilled FROM live_bars GROUP BY ALL ORDER BY ALL",
+    "SELECT key, account, side, shares, price, commission FROM live_fills "
+    "WHERE superseded_by IS NULL ORDER BY time DESC LIMIT 5",
 )
 DEMO_BARS = (BarSpec("1 day", 365), BarSpec("1 min", 5))
 DEMO_SYMBOLS = ("AAPL", "SPY", "EUR.USD")
+# The live segment replays 2024-07-10 from 10:00 New York at ten times the pace.
+LIVE_START, LIVE_SPEED, LIVE_SECONDS = datetime(2024, 7, 10, 14, 0, tzinfo=UTC), 10.0, 8.0
+LIVE_CONFIG = {
+    "streams": [{"symbol": "AAPL", "ticks": True, "bars": True}, {"symbol": "SPY", "bars": True}],
+    "flush_every": 0.5,
+}
 
 
 @dataclass(frozen=True)
@@ -96,7 +114,35 @@ def run_demo(console: Console, home: Path) -> DemoResult:
             f"[green]✓[/green] account snapshot of {day}: positions, account values, portfolio, "
             "P&L, fills with commissions, orders and the FA configuration"
         )
+    with console.status("Running the live service (ticks, 5-s bars and an order)..."):
+        counters = _live(home, book)
+    console.print(
+        f"[green]✓[/green] live: {LIVE_SECONDS:g} s of `ibw live` ({counters.connects} "
+        f"connection) on a replay of {LIVE_START:%Y-%m-%d} at {LIVE_SPEED:g}x: ticks and "
+        "5-s bars of AAPL and SPY, and a 10-share market order through the journal"
+    )
     return _summarize(console, home)
+
+
+def _live(home: Path, book):
+    """`ibw live` in-process for a few seconds, against a gateway that replays a regular
+    session, with one market order sent as an intent through the journal."""
+    clock = ShiftedClock(LIVE_START, speed=LIVE_SPEED)
+    with GatewayThread(GatewayConfig(port=0, book=book, clock=clock)) as gw:
+        settings = ConnectionSettings("127.0.0.1", gw.port, 130, 10.0)
+        service = LiveService(settings, home, LiveConfig.parse(LIVE_CONFIG, "the demo"))
+        submit(
+            OrderIntent(key=f"demo-{secrets.token_hex(4)}", account=book.accounts[0].id,
+                        con_id=265598, action="BUY", quantity=10),
+            home=home,
+        )  # fmt: skip
+        return asyncio.run(_for(service, LIVE_SECONDS))
+
+
+async def _for(service: LiveService, seconds: float):
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(seconds, stop.set)
+    return await service.run(stop)
 
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

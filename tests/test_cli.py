@@ -119,6 +119,8 @@ def test_demo_builds_a_warehouse_from_its_own_gateway(tmp_path):
     assert "security_master_current" in result.stdout and "option_chains" in result.stdout
     assert "FROM bars JOIN" in result.stdout
     assert "account snapshot of" in result.stdout and "DU9990001" in result.stdout
+    assert "of `ibw live`" in result.stdout and "FROM live_bars" in result.stdout
+    assert re.search(r"demo-[0-9a-f]{8} +. DU9990001 . BOT +. 10\.0", result.stdout)
     assert (home / "warehouse.duckdb").exists()
     assert "Traceback" not in result.stdout + result.stderr
 
