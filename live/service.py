@@ -102,6 +102,18 @@ class LiveService:
         self.ib.disconnectedEvent += self._disconnected.set
         attempt = 0
         try:
+            # Before any connect: a symbol missing from the security master is one sentence
+            # now, not after the gateway comes up.
+            resolved = resolve_streams(self.home, self.config)
+            self.streams = StreamManager(self.ib, resolved, self.home, self.config)
+            self.orders = OrderManager(
+                self.ib,
+                self.journal,
+                self.config.limits,
+                self.mode,
+                reference_price=self.streams.reference_price,
+            )
+            self.orders.attach()
             while not stop.is_set():
                 try:
                     await self._connect()
@@ -129,20 +141,9 @@ class LiveService:
 
     async def _serve(self, stop: asyncio.Event) -> None:
         """One connected session: set up, then tick the periodic work until it ends."""
+        assert self.streams is not None and self.orders is not None
         beat: asyncio.Task | None = None
         try:
-            if self.streams is None:
-                resolved = resolve_streams(self.home, self.config)
-                self.streams = StreamManager(self.ib, resolved, self.home, self.config)
-            if self.orders is None:
-                self.orders = OrderManager(
-                    self.ib,
-                    self.journal,
-                    self.config.limits,
-                    self.mode,
-                    reference_price=self.streams.reference_price,
-                )
-                self.orders.attach()
             await self._heartbeat()  # the gateway's time, before anything reasons about it
             # Its own task: a request stuck in a stalled connection cannot hold it up.
             beat = asyncio.ensure_future(self._beat())
