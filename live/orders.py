@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from live.safety import OrderLimits, OrderRefused, TradingMode, check
 
 log = logging.getLogger("ibw.live.orders")
 DETAILS_TIMEOUT = 10.0
+SWEEP_EVERY = 1.0  # seconds between walks over ib_async's fills for any no event announced
 WARNINGS = frozenset({105, 110, 165, 321, 329, 399, 404, 434, 492, 10167, 2109, 2137})
 DEAD_ON_ARRIVAL = frozenset({103})  # the gateway refused the id: the order never existed
 MODIFY_FAILED = frozenset({104, 105, 110, 321, 329, 2102})
@@ -66,6 +68,7 @@ class OrderManager:
         self._modifies_sent: dict[str, str] = {}
         self._cancels_sent: set[str] = set()
         self._fills_seen: set[str] = set()
+        self._next_sweep = 0.0
         self._commissions_done: set[str] = set()
 
     # ---- ib_async events ------------------------------------------------------------------
@@ -164,7 +167,9 @@ class OrderManager:
                     self._cancel(row)
                 elif row.modification_state == "pending":
                     self._modify(row)
-            self._sweep_fills()
+            if time.monotonic() >= self._next_sweep:  # a walk over all of today's fills
+                self._next_sweep = time.monotonic() + SWEEP_EVERY
+                self._sweep_fills()
 
     def export(self, home: Path) -> None:
         """The journal's orders, fills and differences into the warehouse (any thread)."""
