@@ -54,6 +54,7 @@ HEARTBEAT_TIMEOUT = 5.0  # a probe unanswered this long means a stalled connecti
 PUMP_EVERY = 0.01  # the journal is polled this often for new intents (one SELECT)
 WATCH_EVERY = 1.0
 EXPORT_EVERY = 5.0
+REPORT_EVERY = 60.0  # seconds between one-line progress reports in the log
 LOST, KEPT, RESTORED_LOST = 1100, 1102, 1101
 
 
@@ -167,6 +168,7 @@ class LiveService:
             (self.config.flush_every, self.streams.flush),
             (WATCH_EVERY, self._watch),
             (EXPORT_EVERY, self._export),
+            (REPORT_EVERY, self._report),
         ]
         due = [0.0] * len(jobs)
         while not stop.is_set() and not self._disconnected.is_set() and self.ib.isConnected():
@@ -212,6 +214,19 @@ class LiveService:
         assert self.orders is not None
         await asyncio.to_thread(self.orders.export, self.home)
         self.write_health()
+
+    async def _report(self) -> None:
+        """A line a minute, so someone watching the console sees it work."""
+        health = self.last_health or self.health()
+        totals, orders = health.get("totals", {}), health.get("orders", {})
+        intents = orders.get("intents", {})
+        log.info(
+            "streams ok %s/%s, %s ticks and %s bars written (%s refilled); orders: %s working, "
+            "%s done, %s fills, %s differences",
+            totals.get("ok", 0), len(health.get("streams", [])), totals.get("ticks", 0),
+            totals.get("bars", 0), totals.get("refilled", 0), intents.get("working", 0),
+            intents.get("done", 0), orders.get("fills", 0), orders.get("differences", 0),
+        )  # fmt: skip
 
     # ----------------------------------------------------------------- 1100 / 1101 / 1102
     def _on_error(self, req_id: int, code: int, text: str, contract: object) -> None:
