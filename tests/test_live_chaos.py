@@ -15,6 +15,7 @@ CI runs N_EACH = 20 (100 faults); `--slow` runs 60 of each.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -35,6 +36,7 @@ from ibsim.config import PacingRules
 from live.api import cancel, modify, submit
 from live.intents import OrderIntent
 from live.journal import Journal, JournalError
+from live.service import health_path
 from warehouse.catalog import connect_readonly
 
 SPEED = 10.0
@@ -130,7 +132,7 @@ def test_a_stalled_connection_is_dropped_and_served_again(
              "--config", str(config)], env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        wait_until_connected(gw, service)
+        wait_until_serving(seeded_home, service)  # a stall during the connect itself is absorbed
         first = gw.gateway.clients[LIVE_CLIENT_ID]
         gw.call(gw.gateway.stall, 8.0, LIVE_CLIENT_ID)  # longer than the heartbeat's 5 s
         deadline = time.monotonic() + SETTLE_TIMEOUT
@@ -220,6 +222,16 @@ def wait_until_connected(gw, service: subprocess.Popen) -> None:
         assert service.poll() is None, "the live service died on its own"
         assert time.monotonic() < deadline, "the live service did not reconnect"
         time.sleep(0.05)
+
+
+def wait_until_serving(home: Path, service: subprocess.Popen) -> None:
+    """The service is past connecting and setting up: its health file says so."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    health = health_path(home)
+    while not (health.exists() and json.loads(health.read_text())["pid"] == service.pid):
+        assert service.poll() is None, "the live service died on its own"
+        assert time.monotonic() < deadline, "the live service did not start serving"
+        time.sleep(0.1)
 
 
 def wait_until_settled(home: Path, service: subprocess.Popen) -> None:
