@@ -189,9 +189,10 @@ class LiveService:
             await self.streams.watch()
 
     async def _beat(self) -> None:
-        while self.ib.isConnected():
-            await asyncio.sleep(HEARTBEAT_EVERY)
-            await self._heartbeat()
+        with contextlib.suppress(ConnectionError):  # the session is over; the outer loop goes on
+            while self.ib.isConnected():
+                await asyncio.sleep(HEARTBEAT_EVERY)
+                await self._heartbeat()
 
     async def _heartbeat(self) -> None:
         """The only reqCurrentTime (ib_async keeps one future for it): it sets the streams'

@@ -54,6 +54,7 @@ LIVE_CLIENT_ID = 77
 SETTLE_TIMEOUT = 60.0
 
 
+@pytest.mark.timeout(1800)  # CI's size takes about 3 minutes, --slow's about 10
 def test_chaos(make_gateway, seeded_home: Path, tmp_path: Path, request) -> None:
     n_each = 60 if request.config.getoption("--slow") else 20
     rng = random.Random(20261125)
