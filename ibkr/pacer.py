@@ -14,6 +14,12 @@ request of its lane already in the log. IB judges each request against the ones 
 earlier, so slipping a request in before a reservation could overfill that reservation's window;
 with the queue, every rule only looks backwards and is monotone in time, so the earliest legal
 time is exactly the latest of each rule's earliest time.
+
+One exception keeps a backfill from starving the live service: a `priority` request (a real-time
+bar subscription) may use the budget's `reserve`, which no other request may, and does not see
+reservations without priority that are not due yet, so it goes before them. Every reservation is
+checked again when it comes due and moves back if the rules no longer allow it
+(`ibkr.pacing_log`), so one that was overtaken never overfills a window.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 SCALE_ENV = "IBW_PACING_SCALE"  # tests and benchmarks only: compress IB's windows in time
+RESERVE_ENV = "IBW_PACING_RESERVE"  # small-bar requests per window kept for real-time bars
 MIN_SLACK = 0.05  # seconds: a scaled budget keeps room for the network and the wake-up
 SMALL_BAR_UNIT = "sec"  # "1 secs" … "30 secs": IB's hard limits apply to these bar sizes only
 
@@ -36,6 +43,9 @@ class PacingBudget:
     see, from TWS itself or another tool on the login, does not cause a violation. `slack`
     widens every window: a send may trail its reservation by up to half of it (the wake-up)
     and reach the gateway up to the other half later, and IB's windows still hold.
+
+    `reserve` is the part of `window_limit` only priority requests (the live service's
+    real-time bars) may fill: a backfill that used its whole share still leaves them room.
     """
 
     window: float = 600.0  # rolling window for small bars ...
@@ -47,10 +57,13 @@ class PacingBudget:
     lease: float = 600.0  # an unreleased slot frees itself this long after the send
     large_interval: float = 0.0  # soft pace between requests for bars of 1 min and longer
     slack: float = 0.25
+    reserve: int = 6  # of `window_limit`, for priority requests only
 
     def __post_init__(self) -> None:
         if self.window_limit < 2 or self.burst_limit < 2 or self.max_open < 1:
             raise ValueError("window_limit and burst_limit must be ≥ 2 and max_open ≥ 1")
+        if not 0 <= self.reserve <= self.window_limit - 2:
+            raise ValueError("the reserve must leave at least 2 of window_limit to the others")
         spans = (self.window, self.identical_window, self.burst_window, self.lease)
         if min(*spans, self.large_interval, self.slack) < 0:
             raise ValueError("pacing spans must not be negative")
@@ -71,13 +84,24 @@ class PacingBudget:
 
     @classmethod
     def from_env(cls) -> PacingBudget:
-        """IB's limits, compressed by $IBW_PACING_SCALE when a test sets it."""
+        """IB's limits, compressed by $IBW_PACING_SCALE when a test sets it, with the reserve
+        of $IBW_PACING_RESERVE when set."""
         scale = os.environ.get(SCALE_ENV, "")
         try:
             factor = float(scale) if scale else 1.0
         except ValueError:
             raise ValueError(f"{SCALE_ENV}={scale!r} must be a number such as 0.01") from None
-        return cls() if factor == 1.0 else cls().scaled(factor)
+        budget = cls() if factor == 1.0 else cls().scaled(factor)
+        reserve = os.environ.get(RESERVE_ENV, "")
+        if not reserve:
+            return budget
+        try:
+            return replace(budget, reserve=int(reserve))
+        except ValueError:
+            raise ValueError(
+                f"{RESERVE_ENV}={reserve!r} must be a whole number from 0 to "
+                f"{budget.window_limit - 2}, such as 6"
+            ) from None
 
     @property
     def horizon(self) -> float:
@@ -140,6 +164,7 @@ class LogEntry:
     """One request in the shared log (sent, or reserved for a time that may be in the future).
 
     A 162 penalty is an entry with `block` set: no small request until `at` + the window.
+    `priority` marks a request that may use the budget's reserve.
     """
 
     at: float
@@ -149,10 +174,21 @@ class LogEntry:
     small: bool
     holds_until: float  # the open slot is held while t < holds_until (release or lease end)
     block: bool = False
+    priority: bool = False
 
     @classmethod
-    def of(cls, request: RequestKey, at: float, holds_until: float) -> LogEntry:
-        return cls(at, request.weight, request.key, request.identity, request.small, holds_until)
+    def of(
+        cls, request: RequestKey, at: float, holds_until: float, priority: bool = False
+    ) -> LogEntry:
+        return cls(
+            at,
+            request.weight,
+            request.key,
+            request.identity,
+            request.small,
+            holds_until,
+            priority=priority,
+        )
 
     @classmethod
     def penalty(cls, at: float) -> LogEntry:
@@ -160,15 +196,23 @@ class LogEntry:
 
 
 def earliest_send(
-    log: Sequence[LogEntry], request: RequestKey, now: float, budget: PacingBudget
+    log: Sequence[LogEntry],
+    request: RequestKey,
+    now: float,
+    budget: PacingBudget,
+    priority: bool = False,
 ) -> float:
     """The earliest time ≥ now at which `request` breaks no rule, given every entry of `log`.
 
     Every rule is monotone once the request is behind its lane's queue, so the answer is the
     latest of the times at which each rule alone would allow it. O(n log n) in the log's size.
+    A priority request may fill the reserve and overtakes reservations without priority that
+    are not due yet (they are checked again when they are).
     """
     small = request.small
     lane = sorted((e for e in log if e.small == small and not e.block), key=_at)
+    if priority:
+        lane = [e for e in lane if e.priority or e.at <= now]
     t = max(now, lane[-1].at if lane else now, slot_free_at(log, now, budget))
     if not small:
         return max(t, lane[-1].at + budget.large_interval) if lane else t
@@ -176,7 +220,7 @@ def earliest_send(
     for entry in log:
         if entry.block:
             t = max(t, entry.at + budget.window + slack)
-    capacity = budget.window_limit - request.weight
+    capacity = budget.window_limit - request.weight - (0 if priority else budget.reserve)
     t = max(t, _leaves(((e.at, e.weight) for e in lane), capacity) + budget.window + slack)
     identity, key = request.identity, request.key
     same = [e.at for e in lane if e.identity == identity]

@@ -8,8 +8,9 @@ the standard library and `ibkr.pacer`.
 
 A reservation is a row in the log from the moment it is made: it counts against every rule and
 holds an open slot until released or until its lease ends (a killed process frees its slot).
-A send must follow its reservation closely: `confirm` moves a reservation that is late or that a
-162 penalty now covers to the back of the queue instead of letting it go.
+A send must follow its reservation closely: `confirm` moves a reservation that is late, or that
+the rules no longer allow at its time (a 162 penalty came, or a priority request overtook it),
+to the back of the queue instead of letting it go.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ CREATE TABLE IF NOT EXISTS sends (
     small INTEGER NOT NULL,
     holds_until REAL NOT NULL,
     block INTEGER NOT NULL,
-    sent INTEGER NOT NULL DEFAULT 0
+    sent INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 0
 )
 """
-COLUMNS = "at, weight, key, identity, small, holds_until, block"
+COLUMNS = "at, weight, key, identity, small, holds_until, block, priority"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Reservation:
     request: RequestKey
     send_at: float
     confirmed: bool = False
+    priority: bool = False  # may use the budget's reserve (see ibkr.pacer)
 
 
 class SharedPacer:
@@ -83,6 +86,9 @@ class SharedPacer:
             self._db.execute("PRAGMA synchronous = NORMAL")
             with self._transaction() as db:
                 db.execute(SCHEMA)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(sends)")}
+                if "priority" not in columns:  # a log written before the reserve existed
+                    db.execute("ALTER TABLE sends ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
         except BaseException:
             self._db.close()
             raise
@@ -106,10 +112,12 @@ class SharedPacer:
         return cls(Path(home) / "pacing" / f"{name}.sqlite", **kwargs)
 
     # ----------------------------------------------------------------- the decision
-    def reserve(self, request: RequestKey) -> Reservation:
+    def reserve(self, request: RequestKey, priority: bool = False) -> Reservation:
         """Take the earliest legal place for `request` in the log.
 
-        When every open slot is held this waits (polling, with the injected sleep) for one.
+        `priority` (the live service's real-time bars) may use the budget's reserve and goes
+        before reservations without it. When every open slot is held this waits (polling, with
+        the injected sleep) for one.
         """
         while True:
             with self._transaction() as db:
@@ -117,34 +125,36 @@ class SharedPacer:
                 log = self._log(db)
                 free_at = slot_free_at(log, now, self.budget)
                 if free_at <= now:
-                    at = earliest_send(log, request, now, self.budget)
-                    return Reservation(self._insert(db, request, at), request, at)
+                    at = earliest_send(log, request, now, self.budget, priority)
+                    row = self._insert(db, request, at, priority=priority)
+                    return Reservation(row, request, at, priority=priority)
             self.sleep(min(free_at - now, self.poll))
 
     def confirm(self, reservation: Reservation) -> Reservation:
         """At or after `send_at`: confirmed if the request may go now, else rescheduled.
 
-        It may go if it is at most half the slack late and no 162 penalty covers now; its
-        lease then runs from now. Otherwise it moves to the earliest legal place left.
+        It may go if it is at most half the slack late and the rules allow it now given every
+        entry up to now (a 162 penalty or a priority request may have come since it was
+        placed); its lease then runs from now. Otherwise it moves to the earliest legal place
+        left.
         """
-        budget = self.budget
+        budget, request, priority = self.budget, reservation.request, reservation.priority
         with self._transaction() as db:
             now = self.clock()
             row = db.execute("SELECT at FROM sends WHERE id = ?", (reservation.id,)).fetchone()
             if row is not None and now < row[0]:
                 return replace(reservation, send_at=row[0], confirmed=False)
             others = self._log(db, without=reservation.id)
-            penalised = reservation.request.small and any(
-                e.block and e.at + budget.window + budget.slack > now for e in others
-            )
-            if row is not None and now <= row[0] + budget.slack / 2 and not penalised:
+            before = [e for e in others if e.at <= now]
+            allowed = earliest_send(before, request, now, budget, priority) <= now
+            if row is not None and now <= row[0] + budget.slack / 2 and allowed:
                 db.execute(
                     "UPDATE sends SET sent = 1, holds_until = ? WHERE id = ?",
                     (now + budget.lease, reservation.id),
                 )
                 return replace(reservation, send_at=row[0], confirmed=True)
-            at = earliest_send(others, reservation.request, now, budget)
-            self._insert(db, reservation.request, at, reservation.id)
+            at = earliest_send(others, request, now, budget, priority)
+            self._insert(db, request, at, reservation.id, priority)
             return replace(reservation, send_at=at, confirmed=False)
 
     def wait(self, reservation: Reservation) -> Reservation:
@@ -169,9 +179,9 @@ class SharedPacer:
             )
 
     @contextmanager
-    def slot(self, request: RequestKey) -> Iterator[Reservation]:
+    def slot(self, request: RequestKey, priority: bool = False) -> Iterator[Reservation]:
         """Reserve, wait and yield (send inside the block); release on exit, whatever happens."""
-        reservation = self.reserve(request)
+        reservation = self.reserve(request, priority)
         try:
             reservation = self.wait(reservation)
             yield reservation
@@ -183,7 +193,7 @@ class SharedPacer:
         at = self.clock() if now is None else now
         with self._transaction() as db:
             db.execute(
-                f"INSERT INTO sends ({COLUMNS}) VALUES (?, 0, '', '', 1, 0, 1)",
+                f"INSERT INTO sends ({COLUMNS}) VALUES (?, 0, '', '', 1, 0, 1, 0)",
                 (at,),
             )
 
@@ -220,17 +230,22 @@ class SharedPacer:
         )
         rows = db.execute(f"SELECT {COLUMNS} FROM sends WHERE id IS NOT ?", (without,))
         return [
-            LogEntry(at, weight, key, identity, bool(small), holds_until, bool(block))
-            for at, weight, key, identity, small, holds_until, block in rows
+            LogEntry(at, weight, key, identity, bool(small), until, bool(block), bool(priority))
+            for at, weight, key, identity, small, until, block, priority in rows
         ]
 
     def _insert(
-        self, db: sqlite3.Connection, request: RequestKey, at: float, row: int | None = None
+        self,
+        db: sqlite3.Connection,
+        request: RequestKey,
+        at: float,
+        row: int | None = None,
+        priority: bool = False,
     ) -> int:
         """Record a reservation (or move reservation `row`, keeping its id) at `at`."""
-        entry = LogEntry.of(request, at, at + self.budget.lease)
+        entry = LogEntry.of(request, at, at + self.budget.lease, priority)
         cursor = db.execute(
-            f"INSERT OR REPLACE INTO sends (id, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+            f"INSERT OR REPLACE INTO sends (id, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
             (
                 row,
                 entry.at,
@@ -239,6 +254,7 @@ class SharedPacer:
                 entry.identity,
                 entry.small,
                 entry.holds_until,
+                entry.priority,
             ),
         )
         assert cursor.lastrowid is not None

@@ -28,13 +28,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ibkr.pacer import LogEntry, PacingBudget, RequestKey, earliest_send, slot_free_at
-from ibkr.pacing_log import Reservation, SharedPacer
+from ibkr.pacing_log import SCHEMA, Reservation, SharedPacer
 from ibsim.config import PacingRules
 from ibsim.pacing import PacedRequest, Pacer
 
 T0 = 1_720_000_000.0
 BUDGET = PacingBudget()
 SLACK = BUDGET.slack
+SHARE = BUDGET.window_limit - BUDGET.reserve  # what requests without priority may fill
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -55,8 +56,10 @@ def bars(con_id: int = 1, what: str = "TRADES", end: str = "", bar: str = "5 sec
     return RequestKey(con_id, "SMART", what, bar, end, "1800 S", True)
 
 
-def logged(at: float, request: RequestKey, holds_until: float = 0.0) -> LogEntry:
-    return LogEntry.of(request, at, holds_until)
+def logged(
+    at: float, request: RequestKey, holds_until: float = 0.0, priority: bool = False
+) -> LogEntry:
+    return LogEntry.of(request, at, holds_until, priority)
 
 
 def pacer_at(
@@ -96,7 +99,7 @@ def test_fewer_than_six_per_contract_exchange_and_what_to_show_in_2_seconds():
 
 
 def test_window_counts_bid_ask_twice_and_head_timestamps():
-    log = [logged(T0 + i, bars(con_id=i)) for i in range(BUDGET.window_limit - 1)]
+    log = [logged(T0 + i, bars(con_id=i)) for i in range(SHARE - 1)]
     assert earliest_send(log, bars(con_id=99), T0 + 100, BUDGET) == T0 + 100
     bid_ask = bars(con_id=99, what="BID_ASK")
     assert bid_ask.weight == 2
@@ -109,7 +112,7 @@ def test_window_counts_bid_ask_twice_and_head_timestamps():
 
 
 def test_bars_of_a_minute_and_longer_only_get_the_soft_pace():
-    full = [logged(T0 + i, bars(con_id=i)) for i in range(BUDGET.window_limit)]
+    full = [logged(T0 + i, bars(con_id=i)) for i in range(SHARE)]
     minute = bars(bar="1 min")
     assert not minute.small and minute.weight == 1
     assert earliest_send(full, minute, T0 + 100, BUDGET) == T0 + 100
@@ -136,9 +139,38 @@ def test_open_slots_free_when_leases_end():
     assert slot_free_at(log[:1], T0 + 1, budget) == T0 + 1
 
 
+def test_the_reserve_is_for_priority_requests_only():
+    log = [logged(T0 + i, bars(con_id=i)) for i in range(SHARE)]  # a backfill took its share
+    assert earliest_send(log, bars(con_id=99), T0 + 100, BUDGET) == T0 + 600 + SLACK
+    assert earliest_send(log, bars(con_id=99), T0 + 100, BUDGET, priority=True) == T0 + 100
+    reserve = [logged(T0 + 100, bars(con_id=100 + i), priority=True) for i in range(5)]
+    full = [*log, *reserve]
+    assert earliest_send(full, bars(con_id=99), T0 + 100, BUDGET, priority=True) == T0 + 100
+    assert earliest_send([*full, logged(T0 + 100, bars(con_id=98))], bars(con_id=99), T0 + 100,
+                         BUDGET, priority=True) == T0 + 600 + SLACK  # fmt: skip
+
+
+def test_a_priority_request_overtakes_reservations_not_due_yet():
+    queued = [logged(T0 + 50, bars(con_id=7)), logged(T0 + 60, bars(con_id=8), priority=True)]
+    assert earliest_send(queued[:1], bars(con_id=9), T0, BUDGET, priority=True) == T0
+    assert earliest_send(queued, bars(con_id=9), T0, BUDGET, priority=True) == T0 + 60
+    assert earliest_send(queued, bars(con_id=9), T0, BUDGET) == T0 + 60
+
+
+def test_the_reserve_comes_from_the_environment(monkeypatch):
+    assert PacingBudget.from_env().reserve == 6
+    monkeypatch.setenv("IBW_PACING_RESERVE", "10")
+    assert PacingBudget.from_env().reserve == 10
+    monkeypatch.setenv("IBW_PACING_RESERVE", "57")
+    with pytest.raises(ValueError, match="IBW_PACING_RESERVE"):
+        PacingBudget.from_env()
+
+
 def test_budget_rejects_nonsense():
     with pytest.raises(ValueError):
         PacingBudget(window_limit=1)
+    with pytest.raises(ValueError):
+        PacingBudget(window_limit=10, reserve=9)
     with pytest.raises(ValueError):
         PacingBudget(slack=-1.0)
     with pytest.raises(ValueError):
@@ -192,6 +224,35 @@ def test_a_late_reservation_is_rescheduled_not_sent(make_pacer):
     assert not again.confirmed and again.send_at == clock.t and again.id == late.id
     assert pacer.wait(again).confirmed
     assert len(pacer.log()) == 2 and other.confirmed
+
+
+def test_live_bars_overtake_a_backfill_that_used_its_share(make_pacer):
+    clock = FakeClock()
+    pacer = make_pacer(clock, PacingBudget(window_limit=5, reserve=2))
+    for i in range(3):  # the backfill's share of 5 - 2
+        with pacer.slot(bars(con_id=i)):
+            clock.t += 1
+    backfill = pacer.reserve(bars(con_id=10))
+    assert backfill.send_at == T0 + 600 + SLACK
+    clock.t = T0 + 10
+    live = [pacer.wait(pacer.reserve(bars(con_id=20 + i), priority=True)) for i in range(2)]
+    assert all(r.confirmed for r in live) and clock.t == T0 + 10
+    third = pacer.reserve(bars(con_id=30), priority=True)  # the reserve is spent too
+    assert third.send_at == T0 + 600 + SLACK
+    pacer.release(third)
+    moved = pacer.wait(backfill)  # the live bars are in its window now: it goes once two left
+    assert moved.confirmed and moved.id == backfill.id and clock.t == T0 + 602 + SLACK
+
+
+def test_an_old_log_gains_the_priority_column(tmp_path: Path):
+    import sqlite3
+
+    path = tmp_path / "pacing.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(SCHEMA.replace(",\n    priority INTEGER NOT NULL DEFAULT 0", ""))
+    with SharedPacer(path) as pacer:
+        assert pacer.wait(pacer.reserve(bars(), priority=True)).confirmed
+        assert [e.priority for e in pacer.log()] == [True]
 
 
 def test_slot_releases_on_error_and_forgets_what_was_never_sent(make_pacer):
@@ -332,6 +393,7 @@ steps = st.lists(
         requests,
         st.integers(1, 40),  # how many to reserve or send
         st.floats(0.0, 40.0),  # seconds to advance
+        st.booleans(),  # reserved with priority (the live service's real-time bars)
     ),
     max_size=60,
 )
@@ -343,12 +405,14 @@ def test_interleaved_processes_never_break_a_rule(script, max_open):
     """Four pacers on one file, driven in a random interleaving on one fake clock.
 
     A batch reserves variants of one request: one key (the 2-second rule), every eighth one
-    identical (the 15-second rule). A reservation waited for late is moved, not sent.
+    identical (the 15-second rule). A reservation waited for late is moved, not sent. Batches
+    with priority overtake the others and may use the reserve.
     """
-    budget = PacingBudget(max_open=max_open, lease=60.0, large_interval=1.0)
+    budget = PacingBudget(max_open=max_open, lease=60.0, large_interval=1.0, reserve=20)
     clock = FakeClock()
     sends: dict[int, tuple[float, RequestKey]] = {}
     released: dict[int, float] = {}
+    prioritised: set[int] = set()
     penalties: list[float] = []
     with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
         pacers = [
@@ -369,11 +433,13 @@ def test_interleaved_processes_never_break_a_rule(script, max_open):
             else:
                 release(proc, reservation)
 
-        for proc, action, request, count, seconds in script:
+        for proc, action, request, count, seconds, priority in script:
             if action == "reserve":
                 for k in range(count):
                     variant = replace(request, duration=f"{1800 * (1 + k % 8)} S")
-                    pending[proc].append(pacers[proc].reserve(variant))
+                    pending[proc].append(pacers[proc].reserve(variant, priority))
+                    if priority:
+                        prioritised.add(pending[proc][-1].id)
             elif action in ("send", "hold"):
                 for _ in range(min(count, len(pending[proc]))):
                     send(proc, hold=action == "hold")
@@ -393,13 +459,17 @@ def test_interleaved_processes_never_break_a_rule(script, max_open):
     ]
     assert broken_rules(schedule, budget, penalties) == []
     assert gateway_refusals(schedule, PacingRules()) == []
+    small = sorted((s for s in schedule if s.request.small), key=lambda s: s.at)
+    share = budget.window_limit - budget.reserve
+    over = _crowded(small, lambda s: "", budget.window, share, True)
+    assert not set(over) & {at for rid, (at, _) in sends.items() if rid not in prioritised}
     large = sorted(s.at for s in schedule if not s.request.small)
     gaps = [b - a for a, b in itertools.pairwise(large)]
     assert all(g >= budget.large_interval - budget.slack / 2 for g in gaps)
 
 
 def test_utilisation_of_a_long_stream_of_small_bars(make_pacer):
-    """Distinct small-bar requests one after another: the budget is used at ≥ 95 % of IB's 60."""
+    """Distinct small-bar requests one after another: ≥ 95 % of IB's 60 less the reserve."""
     clock = FakeClock()
     pacer = make_pacer(clock)
     schedule = []
@@ -409,7 +479,7 @@ def test_utilisation_of_a_long_stream_of_small_bars(make_pacer):
     windows = 10
     in_horizon = [s for s in schedule if s.at < T0 + windows * 600]
     assert len(schedule) > len(in_horizon)  # the stream outlasts the horizon
-    utilisation = len(in_horizon) / (60 * windows)
+    utilisation = len(in_horizon) / ((60 - BUDGET.reserve) * windows)
     assert utilisation >= 0.95, utilisation
     assert broken_rules(schedule, BUDGET) == []
     assert gateway_refusals(schedule, PacingRules()) == []
