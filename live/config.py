@@ -30,7 +30,7 @@ MIDPOINT_SEC_TYPES = frozenset({"CASH", "IND"})  # no trades: their bars are bui
 MIN_STALE_AFTER = 10.0  # two 5-s bars: anything shorter resubscribes healthy streams
 _TOP = ("streams", "flush_every", "stale_after", "account", "limits")
 _STREAM = ("symbol", "con_id", "sec_type", "ticks", "bars")
-_LIMITS = ("max_quantity", "max_notional")
+_LIMITS = ("max_quantity", "max_notional", "max_price_deviation")
 
 
 class LiveConfigError(IBWError):

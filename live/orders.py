@@ -7,7 +7,8 @@ restarted service therefore never sends an order twice and never loses one. Ever
 change, fill and commission ib_async reports is written to the journal as it arrives; a sweep
 of ib_async's fills on every pump catches any that no event announced (commissions that come
 late for fills known only from reqExecutions). Nothing is sent until `reconcile` has run on
-the current connection.
+the current connection, and nothing is sent, new order or change to one, that has not passed
+`live.safety.check` under the service's current limits and mode.
 
 The service calls `attach` once, `reconcile` after every (re)connect, `pump` every ~100 ms
 while connected, and `export` now and then; users write intents through `live.api`.
@@ -27,6 +28,7 @@ from ib_async.util import UNSET_DOUBLE
 from ibkr import errors
 from live import reconcile as rec
 from live.export import export_journal
+from live.intents import OrderIntent
 from live.journal import IntentRow, Journal
 from live.safety import OrderLimits, OrderRefused, TradingMode, check
 
@@ -166,7 +168,7 @@ class OrderManager:
                 if row.cancel_requested:
                     self._cancel(row)
                 elif row.modification_state == "pending":
-                    self._modify(row)
+                    await self._modify(row)
             if time.monotonic() >= self._next_sweep:  # a walk over all of today's fills
                 self._next_sweep = time.monotonic() + SWEEP_EVERY
                 self._sweep_fills()
@@ -192,22 +194,30 @@ class OrderManager:
                 self._refuse(key, f"its parent order {parent.key} is {parent.state}", "")
                 return
             parent_id = parent.order_id
+        if not await self._passes_checks(key, intent, self.journal.refuse):
+            return
+        client_id = self.ib.client.clientId
+        order_id = self.ib.client.getReqId()
+        self.journal.mark_sending(key, order_id, client_id)
+        self.ib.placeOrder(intent.to_contract(), intent.to_order(order_id, parent_id))
+
+    async def _passes_checks(
+        self, key: str, intent: OrderIntent, refuse: Callable[[str, str], None]
+    ) -> bool:
+        """The pre-trade checks every order and every change to one passes before it is sent,
+        under the service's current limits and mode; `refuse(key, reason)` journals a refusal.
+        False also while the contract's details are not in, or the connection changed."""
         try:
             multiplier = await self._multiplier(intent.con_id)
             price = self.reference_price(intent.con_id)
             check(intent, self.ib.managedAccounts(), price, self.limits, self.mode, multiplier)
         except OrderRefused as exc:
-            self.journal.refuse(key, str(exc))
+            refuse(key, str(exc))
             log.warning("%s", exc)
-            return
+            return False
         except (TimeoutError, ConnectionError):
-            return  # no answer about the contract yet: the next pump tries again
-        if not self.reconciled or not self.ib.isConnected():
-            return  # the connection changed while we asked
-        client_id = self.ib.client.clientId
-        order_id = self.ib.client.getReqId()
-        self.journal.mark_sending(key, order_id, client_id)
-        self.ib.placeOrder(intent.to_contract(), intent.to_order(order_id, parent_id))
+            return False  # no answer about the contract yet: the next pump tries again
+        return self.reconciled and self.ib.isConnected()  # the connection may have changed
 
     def _refuse(self, key: str, cause: str, fix: str) -> None:
         refused = OrderRefused(
@@ -229,7 +239,8 @@ class OrderManager:
             self._multipliers[con_id] = float(details[0].contract.multiplier or 1) or 1.0
         return self._multipliers[con_id]
 
-    def _modify(self, row: IntentRow) -> None:
+    async def _modify(self, row: IntentRow) -> None:
+        """A modification is a new intent for safety: refused, it fails and nothing is sent."""
         wanted = repr(sorted((row.modification or {}).items()))
         if self._modifies_sent.get(row.key) == wanted:
             return
@@ -242,12 +253,17 @@ class OrderManager:
         if trade is not None and trade.isDone():
             return  # its final status is on the way
         intent = row.effective
+        if not await self._passes_checks(row.key, intent, self._fail_modification):
+            return
         parent = self.journal.find(intent.parent_key) if intent.parent_key else None
         order = intent.to_order(row.order_id, parent.order_id or 0 if parent else 0)
         order.permId = row.perm_id or 0
         self._modifies_sent[row.key] = wanted
         self.journal.note(row.key, "modify sent", _describe(order))
         self.ib.placeOrder(intent.to_contract(), order)
+
+    def _fail_modification(self, key: str, reason: str) -> None:
+        self.journal.set_modification_state(key, "failed", reason)
 
     def _cancel(self, row: IntentRow) -> None:
         if row.key in self._cancels_sent:

@@ -1,9 +1,10 @@
 """Pre-trade safety: which intents may reach the gateway at all.
 
-Owns: `OrderLimits` (size and notional caps), `TradingMode` (paper by default; live trading is
-an explicit opt-in from the environment, per account) and `check`, which raises `OrderRefused`
-with one sentence naming the cause and the fix. The order manager journals a refused intent as
-`refused`; it never reaches the gateway. Pure: no IB, no storage.
+Owns: `OrderLimits` (size, notional and price-band caps), `TradingMode` (paper by default; live
+trading is an explicit opt-in from the environment, per account) and `check`, which raises
+`OrderRefused` with one sentence naming the cause and the fix. Every order and every change to
+one passes `check` before it is sent: the order manager journals a refused intent as `refused`
+and a refused modification as `failed`; neither reaches the gateway. Pure: no IB, no storage.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ibkr.exceptions import IBWError
-
-if TYPE_CHECKING:
-    from live.intents import OrderIntent
+from live.intents import NEEDS_AUX, TRAILING, OrderIntent
 
 PAPER_PREFIXES = ("D",)  # IB paper accounts: DU123456 (individual), DF1234567 (FA master)
 _MASTER = re.compile(r"^D?F\d")  # an FA master (F1234567, paper DF1234567) holds no positions
@@ -33,26 +31,31 @@ class OrderRefused(IBWError):
 
 @dataclass(frozen=True)
 class OrderLimits:
-    """Caps on one order: shares/contracts, and quantity x price x multiplier in its currency."""
+    """Caps on one order: shares/contracts, quantity x price x multiplier in its currency, and
+    how far its limit price may stray from the reference price (0.5: half of it either way),
+    which catches a slipped digit before the order trades at it."""
 
     max_quantity: float = 10_000
     max_notional: float = 1_000_000
+    max_price_deviation: float = 0.5
 
     def __post_init__(self) -> None:
-        if not (self.max_quantity > 0 and self.max_notional > 0):
+        if not (self.max_quantity > 0 and self.max_notional > 0 and self.max_price_deviation > 0):
             raise OrderRefused(
                 "the order limits must be positive numbers",
-                "set IBW_MAX_QUANTITY and IBW_MAX_NOTIONAL above zero",
+                "set IBW_MAX_QUANTITY, IBW_MAX_NOTIONAL and IBW_MAX_PRICE_DEVIATION above zero",
             )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OrderLimits:
-        """IBW_MAX_QUANTITY and IBW_MAX_NOTIONAL, each defaulting to the class default."""
+        """IBW_MAX_QUANTITY, IBW_MAX_NOTIONAL and IBW_MAX_PRICE_DEVIATION, each defaulting to
+        the class default."""
         env = os.environ if environ is None else environ
         values = {}
         for name, variable in (
             ("max_quantity", "IBW_MAX_QUANTITY"),
             ("max_notional", "IBW_MAX_NOTIONAL"),
+            ("max_price_deviation", "IBW_MAX_PRICE_DEVIATION"),
         ):
             text = (env.get(variable) or "").strip()
             if text:
@@ -103,9 +106,17 @@ def traded_accounts(intent: OrderIntent, managed: Iterable[str]) -> list[str]:
     return sorted(a for a in managed if a and not _MASTER.match(a))
 
 
+def limit_is_a_price(intent: OrderIntent) -> bool:
+    """A trailing order's limit is an offset from its stop, not a price to compare or value."""
+    return intent.limit_price is not None and intent.order_type not in TRAILING
+
+
 def order_price(intent: OrderIntent, reference_price: float | None) -> float | None:
-    """The price the notional cap is measured at: the limit, else the aux price, else reference."""
-    for price in (intent.limit_price, intent.aux_price, reference_price):
+    """The price the notional cap is measured at: the limit, else a stop or trigger price, else
+    the reference (a trailing amount or a relative offset is a distance, not a price)."""
+    limit = intent.limit_price if limit_is_a_price(intent) else None
+    aux = intent.aux_price if intent.order_type in NEEDS_AUX else None
+    for price in (limit, aux, reference_price):
         if price is not None and math.isfinite(price) and price > 0:
             return float(price)
     return None
@@ -119,7 +130,8 @@ def check(
     mode: TradingMode,
     multiplier: float = 1.0,
 ) -> None:
-    """Raise `OrderRefused` unless the intent may be sent to the gateway."""
+    """Raise `OrderRefused` unless the intent (a new order or an order as modified) may be sent
+    to the gateway; the mode is the service's current one, whatever it was when first sent."""
     subject = f"order {intent.key}"
     managed = sorted(a for a in managed_accounts if a)
     if intent.account and intent.account not in managed:
@@ -136,12 +148,20 @@ def check(
                 f"set IBW_TRADING_MODE=live and add {account} to IBW_LIVE_ACCOUNTS to trade it",
                 subject=subject,
             )
-    if intent.quantity > limits.max_quantity:
+    if not intent.quantity <= limits.max_quantity:  # NaN fails too
         raise OrderRefused(
             f"quantity {intent.quantity:g} exceeds the limit of {limits.max_quantity:g}",
             "split the order or raise max_quantity",
             subject=subject,
         )
+    for name, value in (("limit", intent.limit_price), ("aux", intent.aux_price)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise OrderRefused(
+                f"its {name} price {value:g} is not a positive number",
+                f"give a positive {name} price",
+                subject=subject,
+            )
+    _check_price_band(intent, reference_price, limits.max_price_deviation, subject)
     price = order_price(intent, reference_price)
     if price is None:
         raise OrderRefused(
@@ -150,9 +170,26 @@ def check(
             subject=subject,
         )
     notional = intent.quantity * price * (multiplier or 1.0)
-    if notional > limits.max_notional:
+    if not notional <= limits.max_notional:
         raise OrderRefused(
             f"notional {notional:,.2f} exceeds the limit of {limits.max_notional:,.2f}",
             "reduce the quantity or raise max_notional",
+            subject=subject,
+        )
+
+
+def _check_price_band(
+    intent: OrderIntent, reference_price: float | None, band: float, subject: str
+) -> None:
+    """A limit price further from the reference price than the band is a typing slip."""
+    known = reference_price is not None and math.isfinite(reference_price) and reference_price > 0
+    if not (known and limit_is_a_price(intent)):
+        return  # nothing to compare: the notional cap still applies
+    deviation = abs(intent.limit_price / reference_price - 1)
+    if deviation > band:
+        raise OrderRefused(
+            f"limit price {intent.limit_price:g} is {deviation:.0%} away from the reference "
+            f"price {reference_price:g}, beyond the band of {band:.0%}",
+            "check the price or raise max_price_deviation",
             subject=subject,
         )

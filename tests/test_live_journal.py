@@ -216,6 +216,50 @@ def test_fa_allocations_check_every_sub_account() -> None:
         check(fa, ["F1110000", "DU1110001", "U1110002"], 1.0, OrderLimits(), TradingMode())
 
 
+def test_a_limit_price_far_from_the_reference_is_refused() -> None:
+    paper, limits = TradingMode(), OrderLimits()
+    for limit in (101.0, 150.0, 299.0):
+        check(intent(order_type="LMT", limit_price=limit), MANAGED, 200.0, limits, paper)
+    for limit in (1.0, 99.0, 2_000.0):
+        with pytest.raises(OrderRefused, match="away from the reference price 200"):
+            check(intent(order_type="LMT", limit_price=limit), MANAGED, 200.0, limits, paper)
+    stink_bid = intent(order_type="LMT", limit_price=1.0)
+    check(stink_bid, MANAGED, None, limits, paper)  # no reference: only the notional cap
+    with pytest.raises(OrderRefused, match="band of 10%"):
+        check(intent(order_type="LMT", limit_price=170.0), MANAGED, 200.0,
+              OrderLimits(max_price_deviation=0.1), paper)  # fmt: skip
+
+
+def test_a_trailing_distance_is_not_taken_for_a_price() -> None:
+    """A TRAIL LIMIT's limit is an offset and its aux an amount: the band leaves them alone and
+    the notional is measured at the reference price, not at the distance."""
+    trail = intent(quantity=100, order_type="TRAIL LIMIT", limit_price=0.5, aux_price=1.0)
+    limits = OrderLimits(max_notional=10_000)
+    check(trail, MANAGED, 90.0, limits, TradingMode())
+    with pytest.raises(OrderRefused, match=r"notional 20,000\.00"):
+        check(trail, MANAGED, 200.0, limits, TradingMode())
+
+
+def test_non_finite_figures_never_pass_even_if_the_intent_skipped_validation() -> None:
+    for name, value, words in [
+        ("quantity", float("nan"), "quantity nan exceeds"),
+        ("limit_price", float("inf"), "limit price inf is not a positive number"),
+        ("aux_price", -1.0, "aux price -1 is not a positive number"),
+    ]:
+        broken = intent(order_type="STP LMT", limit_price=180.0, aux_price=181.0)
+        object.__setattr__(broken, name, value)  # what validation would have stopped
+        with pytest.raises(OrderRefused, match=words):
+            check(broken, MANAGED, 180.0, OrderLimits(), TradingMode())
+
+
+def test_the_price_band_comes_from_the_environment() -> None:
+    assert OrderLimits.from_env({"IBW_MAX_PRICE_DEVIATION": "0.2"}).max_price_deviation == 0.2
+    assert OrderLimits.from_env({}).max_price_deviation == OrderLimits().max_price_deviation
+    for text, words in (("wide", "not a number"), ("0", "positive")):
+        with pytest.raises(OrderRefused, match=words):
+            OrderLimits.from_env({"IBW_MAX_PRICE_DEVIATION": text})
+
+
 def test_a_refused_intent_is_journaled_refused(journal: Journal) -> None:
     journal.submit(intent(account="U7654321"))
     with pytest.raises(OrderRefused) as err:

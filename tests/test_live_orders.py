@@ -31,8 +31,12 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
         yield j
 
 
-def manager(ib: IB, journal: Journal, mode: TradingMode | None = None) -> OrderManager:
-    m = OrderManager(ib, journal, OrderLimits(), mode or TradingMode(), lambda con_id: 200.0)
+def manager(
+    ib: IB, journal: Journal, mode: TradingMode | None = None, limits: OrderLimits | None = None
+) -> OrderManager:
+    m = OrderManager(
+        ib, journal, limits or OrderLimits(), mode or TradingMode(), lambda con_id: 200.0
+    )
     m.attach()
     return m
 
@@ -85,7 +89,7 @@ def test_mkt_and_lmt_fill_and_are_journaled_with_commissions(single, connect, jo
     kinds = sorted(d.kind for d in found.differences)
     assert kinds == ["fill_without_intent", "unknown_order", "unknown_order"]
     journal.submit(buy("mkt"))
-    journal.submit(buy("lmt", 5, order_type="LMT", limit_price=500.0))  # marketable
+    journal.submit(buy("lmt", 5, order_type="LMT", limit_price=210.0))  # marketable (ask ~197)
     pump_until(ib, m, lambda: journal.settled() and journal.get("lmt").state == "done")
     for key, qty in (("mkt", 10), ("lmt", 5)):
         row = journal.get(key)

@@ -111,6 +111,28 @@ def test_errors_are_one_sentence_and_exit_1(home: Path, capsys, args, words) -> 
     assert "Traceback" not in captured.err + captured.out
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "words"),
+    [
+        ("--quantity", "nan", "quantity nan is not a positive number"),
+        ("--quantity", "inf", "quantity inf is not a positive number"),
+        ("--quantity", "-5", "quantity -5.0 is not a positive number"),
+        ("--quantity", "0", "quantity 0.0 is not a positive number"),
+        ("--limit", "nan", "prices must be positive numbers"),
+        ("--aux", "-1", "prices must be positive numbers"),
+    ],
+)
+def test_modify_refuses_invalid_figures_at_the_door(home: Path, capsys, flag, value, words):
+    """Invalid input is one sentence at once; a size over the limits is the service's check."""
+    ibw(home, "place", "AAPL", "10", "--type", "LMT", "--limit", "170", "--key", "door")
+    capsys.readouterr()
+    assert ibw(home, "modify", "door", f"{flag}={value}") == 1
+    err = capsys.readouterr().err
+    assert words in err and len(lines(err)) == 1 and "Traceback" not in err
+    with Journal.open(home) as journal:
+        assert journal.get("door").modification is None
+
+
 def test_no_account_and_several_paper_accounts_is_an_error(tmp_path: Path, capsys) -> None:
     home = tmp_path / "empty"
     assert ibw(home, "place", "--con-id", str(AAPL), "1") == 1

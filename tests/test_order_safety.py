@@ -1,0 +1,157 @@
+"""Every path that sends an order or a change passes the pre-trade checks: a modification (of
+a parent or of a bracket child), a bracket child, an intent requeued by reconciliation, and a
+modification made after the service came back in paper mode. A refused change leaves the
+gateway's order exactly as it was: the embedded gateway's own book is asked, over a real socket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+from ib_async import IB
+
+from ibsim.book import Book
+from live.intents import OrderIntent
+from live.journal import Journal
+from live.orders import OrderManager
+from live.safety import OrderLimits, TradingMode
+from tests.scenarios import SINGLE
+from tests.test_live_orders import AAPL, CLIENT, TIMEOUT, at_gateway, buy, manager, pump_until
+
+LIVE = "U7654321"
+
+
+@pytest.fixture
+def journal(tmp_path) -> Journal:
+    with Journal.open(tmp_path) as j:
+        yield j
+
+
+def resting(key: str, quantity: float = 10, **kw) -> OrderIntent:
+    """A GTC buy limit below the market (about 197), so it rests at the gateway."""
+    return buy(key, quantity, order_type="LMT", limit_price=180.0, tif="GTC", **kw)
+
+
+def gateway_order(gw, key: str):
+    """A copy of the gateway's one order with this key, as the gateway holds it now."""
+    (order,) = at_gateway(gw, key)
+    return gw.call(dataclasses.replace, order)
+
+
+def settle_modification(ib: IB, m: OrderManager, journal: Journal, key: str) -> str:
+    """Pump until the modification is no longer pending, then make one round trip to the
+    gateway, so anything sent before it has been handled: the modification's final state."""
+    pump_until(ib, m, lambda: journal.get(key).modification_state != "pending")
+    ib.reqAllOpenOrders()
+    return journal.get(key).modification_state
+
+
+def assert_refused_untouched(gw, journal: Journal, key: str, before, words: str) -> None:
+    events = journal.events(key)
+    assert events[-1]["kind"] == "modification failed" and words in events[-1]["detail"]
+    assert "modify sent" not in [e["kind"] for e in events]
+    assert gateway_order(gw, key) == before
+
+
+@pytest.fixture
+def single(make_gateway):
+    return make_gateway(book=Book.from_scenario(SINGLE))
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"quantity": 1e9}, "quantity 1e+09 exceeds the limit of 10000"),
+        ({"quantity": 9_000}, "notional 1,620,000.00 exceeds the limit of 1,000,000.00"),
+        ({"limit_price": 1_800.0}, "limit price 1800 is 800% away from the reference price 200"),
+    ],
+)
+def test_a_modification_past_a_limit_is_refused_and_nothing_is_sent(
+    single, connect, journal, change, words
+):
+    ib = connect(single, CLIENT)
+    m = manager(ib, journal)
+    ib.run(m.reconcile())
+    journal.submit(resting("big"))
+    pump_until(ib, m, lambda: journal.get("big").status == "Submitted")
+    before = gateway_order(single, "big")
+    journal.request_modify("big", **change)
+    assert settle_modification(ib, m, journal, "big") == "failed"
+    assert_refused_untouched(single, journal, "big", before, words)
+    journal.request_modify("big", quantity=12, limit_price=180.0)  # a sound one still goes
+    assert settle_modification(ib, m, journal, "big") == "applied"
+    assert gateway_order(single, "big").quantity == 12
+
+
+def test_a_live_order_modified_after_a_restart_in_paper_mode_is_refused(
+    make_gateway, connect, journal
+):
+    gw = make_gateway(book=Book.from_scenario({"accounts": [{"id": LIVE, "cash": {"USD": 1e6}}]}))
+    ib = connect(gw, CLIENT)
+    m = manager(ib, journal, TradingMode("live", frozenset({LIVE})))
+    ib.run(m.reconcile())
+    journal.submit(resting("real", account=LIVE))
+    pump_until(ib, m, lambda: journal.get("real").status == "Submitted")
+    before = gateway_order(gw, "real")
+
+    m.detach()  # the service stops, and comes back in paper mode
+    ib.disconnect()
+    deadline = time.monotonic() + TIMEOUT
+    while gw.call(lambda: CLIENT in gw.gateway.clients):
+        assert time.monotonic() < deadline, "the gateway did not notice the disconnect"
+        time.sleep(0.05)
+    ib.connect("127.0.0.1", gw.port, clientId=CLIENT, timeout=10)
+    paper = manager(ib, journal, TradingMode())
+    ib.run(paper.reconcile())
+    journal.request_modify("real", quantity=12)
+    assert settle_modification(ib, paper, journal, "real") == "failed"
+    assert_refused_untouched(gw, journal, "real", before, "IBW_LIVE_ACCOUNTS")
+
+
+def bracket(child_quantity: float) -> list[OrderIntent]:
+    """A held parent and its take-profit child, which transmits both."""
+    child = dict(account="DU123456", con_id=AAPL, action="SELL", quantity=child_quantity)
+    return [
+        resting("parent", transmit=False),
+        OrderIntent("tp", **child, order_type="LMT", limit_price=220.0, parent_key="parent"),
+    ]
+
+
+def test_a_bracket_child_over_the_limit_is_refused(single, connect, journal):
+    ib = connect(single, CLIENT)
+    m = manager(ib, journal)
+    ib.run(m.reconcile())
+    for intent in bracket(child_quantity=20_000):
+        journal.submit(intent)
+    pump_until(ib, m, lambda: journal.get("tp").state == "refused")
+    assert "exceeds the limit of 10000" in journal.get("tp").reason
+    ib.reqAllOpenOrders()
+    assert at_gateway(single, "tp") == []
+
+
+def test_a_modification_of_a_bracket_child_is_checked(single, connect, journal):
+    ib = connect(single, CLIENT)
+    m = manager(ib, journal)
+    ib.run(m.reconcile())
+    for intent in bracket(child_quantity=10):
+        journal.submit(intent)
+    pump_until(ib, m, lambda: all(journal.get(k).state == "working" for k in ("parent", "tp")))
+    before = gateway_order(single, "tp")
+    journal.request_modify("tp", quantity=20_000)
+    assert settle_modification(ib, m, journal, "tp") == "failed"
+    assert_refused_untouched(single, journal, "tp", before, "exceeds the limit of 10000")
+
+
+def test_a_requeued_intent_is_checked_against_todays_limits(single, connect, journal):
+    ib = connect(single, CLIENT)
+    journal.submit(resting("lost", 100))  # within yesterday's limits
+    journal.mark_sending("lost", order_id=ib.client.getReqId(), client_id=CLIENT)  # then a crash
+    m = manager(ib, journal, limits=OrderLimits(max_quantity=50))  # limits lowered since
+    assert ib.run(m.reconcile()).requeued == ["lost"]
+    pump_until(ib, m, lambda: journal.get("lost").state != "new")
+    row = journal.get("lost")
+    assert row.state == "refused" and "quantity 100 exceeds the limit of 50" in row.reason
+    ib.reqAllOpenOrders()
+    assert at_gateway(single, "lost") == []
