@@ -201,7 +201,7 @@ class Journal(Ledger):
 
     def request_modify(self, key: str, **changes: float | None) -> IntentRow:
         """Ask the service to change quantity or prices (absolute values, merged with earlier)."""
-        wanted = {k: float(v) for k, v in changes.items() if v is not None}
+        wanted = {k: v for k, v in changes.items() if v is not None}
         unknown = sorted(set(wanted) - set(MODIFIABLE))
         subject = f"order {key}"
         if unknown or not wanted:
@@ -220,13 +220,15 @@ class Journal(Ledger):
                     subject=subject,
                 )
             merged = {**(row.modification or {}), **wanted}
-            row.intent.modified(**merged)  # validates the modified order
+            row.intent.modified(**merged)  # validates the modified order, types included
+            merged = {k: float(v) for k, v in merged.items()}
             db.execute(
                 "UPDATE intents SET modification = ?, modification_state = 'pending', "
                 "updated_at = ? WHERE key = ?",
                 (json.dumps(merged, sort_keys=True), now_text(), key),
             )
-            self._event(key, "modify requested", json.dumps(wanted, sort_keys=True))
+            asked = {k: merged[k] for k in wanted}
+            self._event(key, "modify requested", json.dumps(asked, sort_keys=True))
         return self.get(key)
 
     # ---- reads ------------------------------------------------------------------------------

@@ -117,8 +117,10 @@ def test_a_cancel_before_sending_and_modifications_merge(journal: Journal) -> No
     journal.request_modify("k1", quantity=20)
     row = journal.get("k1")
     assert row.effective.limit_price == 171.0 and row.effective.quantity == 20
-    with pytest.raises(InvalidIntent):
-        journal.request_modify("k1", quantity=-1)
+    for bad in (-1, float("nan"), float("inf"), 0, "ten"):  # one sentence, nothing written
+        with pytest.raises(InvalidIntent, match="is not a positive number"):
+            journal.request_modify("k1", quantity=bad)
+    assert journal.get("k1").modification == {"limit_price": 171.0, "quantity": 20.0}
     assert journal.request_cancel("k1").cancel_requested
     assert journal.request_cancel("k1").cancel_requested  # twice: a no-op
 
