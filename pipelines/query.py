@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from warehouse import layout
-from warehouse.catalog import CatalogMissing, connect_readonly
+from warehouse.catalog import CatalogMissing, NotARead, check_read_only, connect_readonly
 
 _FETCH = 10_000
 
@@ -29,22 +29,19 @@ def add_query_command(commands: argparse._SubParsersAction) -> None:
 
 def run_query(args: argparse.Namespace) -> int:
     out, err = Console(), Console(stderr=True)
-    home = args.home or layout.home()
+    home = (args.home or layout.home()).resolve()
     try:
-        con = connect_readonly(home)
-    except CatalogMissing as exc:
+        columns, rows, total = _ask(home, args.sql, args.limit)
+    except (CatalogMissing, NotARead) as exc:
         err.print(_error(str(exc)), soft_wrap=True)
         return 1
-    try:
-        result = con.execute(args.sql)
-        columns = [d[0] for d in result.description or []]
-        rows = result.fetchmany(args.limit) if args.limit else []
-        total = len(rows) + _count_rest(result)
+    except duckdb.PermissionException as exc:
+        lake = layout.lake_dir(home)
+        err.print(_error(f"{_one_line(exc)}: a query reads only the lake, {lake}"), soft_wrap=True)
+        return 1
     except duckdb.Error as exc:
         err.print(_error(_one_line(exc)), soft_wrap=True)
         return 1
-    finally:
-        con.close()
     out.print(_table(columns, rows))
     noun = "row" if total == 1 else "rows"
     if total > len(rows):
@@ -52,6 +49,16 @@ def run_query(args: argparse.Namespace) -> int:
     else:
         out.print(f"{total:,} {noun}")
     return 0
+
+
+def _ask(home: Path, sql: str, limit: int) -> tuple[list[str], list[tuple], int]:
+    """The columns, the first `limit` rows and the row count of a query that only reads."""
+    check_read_only(sql)
+    with connect_readonly(home) as con:
+        result = con.execute(sql)
+        columns = [d[0] for d in result.description or []]
+        rows = result.fetchmany(limit) if limit else []
+        return columns, rows, len(rows) + _count_rest(result)
 
 
 def _count_rest(result: duckdb.DuckDBPyConnection) -> int:

@@ -64,9 +64,8 @@ def test_a_missing_catalog_is_one_sentence(tmp_path, capsys):
     [
         ("SELEC 1", 'ibw query: Parser Error: syntax error at or near "SELEC"\n'),
         ("SELECT * FROM nope", "ibw query: Catalog Error: Table with name nope does not exist!"),
-        ("DROP VIEW option_chains", "read-only mode!\n"),
     ],
-    ids=["syntax", "unknown-table", "write"],
+    ids=["syntax", "unknown-table"],
 )
 def test_bad_sql_is_duckdbs_message_on_one_line(home, capsys, sql, message):
     assert ibw(sql, "--home", str(home)) == 1

@@ -8,12 +8,23 @@ holds a shared lock on the file, so opening that file read-write (to replace its
 as long as any analyst has it open. A fresh file built under a temp name takes no lock anyone
 holds, and `os.replace` swaps it in atomically; readers connected earlier keep the old file (the
 old inode) and its views, which still point at the live lake. Needs POSIX rename semantics.
+
+The views read the lake by absolute path, so any DuckDB client can open the file from any folder
+(DuckDB would resolve a relative path against the reader's cwd). The catalog records the lake it
+was built for, and `connect_readonly` rebuilds it when the home has been copied or moved since.
+
+Read-only is enforced twice: `check_read_only` lets through only statements that read, and every
+connection `connect_readonly` hands out reads no file outside the lake, installs and loads no
+extension, and cannot change its own settings. Only the statement check keeps a query from
+writing inside the lake or attaching the catalog file again read-write: DuckDB has no setting for
+a directory it may read but not write, and it keeps allowing the file it attached.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -27,12 +38,27 @@ from warehouse.parquet import fsync_dir
 from warehouse.schemas import polars_schema
 
 ATTACHED_AS = "warehouse"
+# Where the catalog records the lake its views read (its own schema keeps it out of SHOW TABLES).
+RECORD_SCHEMA = "ibw"
+BUILT_FOR = f"{RECORD_SCHEMA}.built_for"
 # A half-built catalog this old belongs to a refresh that died.
 STALE_BUILD_SECONDS = 3600.0
 
 
 class CatalogMissing(FileNotFoundError):
     """No catalog has been built under this home yet."""
+
+
+class CatalogElsewhere(CatalogMissing):
+    """The catalog was built for another home (a copy or a move) and cannot be rebuilt here."""
+
+
+class NotARead(ValueError):
+    """A statement that could change something, refused on a read-only catalog."""
+
+
+# EXPLAIN ANALYZE runs the statement it explains, so only the explaining of a SELECT is a read.
+_EXPLAIN = re.compile(r"EXPLAIN\s+(?:ANALYZE\s+|\([^)]*\)\s*)?(?P<explained>.*)", re.I | re.S)
 
 
 def refresh_catalog(home: Path) -> Path:
@@ -63,22 +89,95 @@ def connect_readonly(home: Path) -> duckdb.DuckDBPyConnection:
     The file is ATTACHed to a fresh in-memory database rather than opened with
     `duckdb.connect(path, read_only=True)`: DuckDB caches a database per path within a process,
     so a second plain connect would reuse the first one's catalog (the file as it was before the
-    last refresh) for as long as the first stays open.
+    last refresh) for as long as the first stays open. A catalog built for another place (the
+    home was copied or moved) is rebuilt first. The connection may read the lake and nothing
+    else, and its settings are locked; SQL from outside the code must still pass
+    `check_read_only` (see the module's docstring).
     """
+    home = home.resolve()
     path = layout.catalog_path(home)
     if not path.is_file():
         raise CatalogMissing(
             f"no warehouse at {path} yet: run `ibw demo` or materialize the assets first"
         )
+    con = _attach(path)
+    built_for = _built_for(con)
+    if built_for != str(layout.lake_dir(home)):
+        con.close()
+        try:
+            refresh_catalog(home)
+        except OSError as exc:
+            raise CatalogElsewhere(
+                f"{path} reads the lake at {built_for} and cannot be rebuilt for this home "
+                f"({exc.strerror}): run any ibw command as a user who may write {home}"
+            ) from exc
+        con = _attach(path)
+    lake = f"{layout.lake_dir(home)}{os.sep}"
+    # The order matters: the allowed directories cannot change once external access is off.
+    for setting in (
+        "TimeZone = 'UTC'",
+        f"allowed_directories = [{_literal(lake)}]",
+        "enable_external_access = false",
+        "autoinstall_known_extensions = false",
+        "autoload_known_extensions = false",
+        "lock_configuration = true",
+    ):
+        con.execute(f"SET {setting}")
+    return con
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse `sql` unless every statement in it only reads: SELECT (and what DuckDB parses as
+    one: FROM, WITH, VALUES, DESCRIBE, SHOW, SUMMARIZE) or EXPLAIN of a SELECT.
+
+    Raises `NotARead` naming the first statement that is not a read; a statement DuckDB cannot
+    parse raises DuckDB's own parser error.
+    """
+    for statement in duckdb.extract_statements(sql):
+        if not _reads_only(statement):
+            raise NotARead(
+                f"{_statement_name(statement)} is refused: the warehouse catalog is read-only, "
+                "so only SELECT, DESCRIBE, SHOW and EXPLAIN of a SELECT run on it"
+            )
+
+
+def _reads_only(statement: duckdb.Statement) -> bool:
+    if statement.type == duckdb.StatementType.SELECT:
+        return True
+    if statement.type != duckdb.StatementType.EXPLAIN:
+        return False
+    explain = _EXPLAIN.fullmatch(statement.query.strip())
+    if explain is None:
+        return False
+    explained = duckdb.extract_statements(explain["explained"])
+    return len(explained) == 1 and explained[0].type == duckdb.StatementType.SELECT
+
+
+def _statement_name(statement: duckdb.Statement) -> str:
+    """The statement's first word as written (USE, INSTALL), else the type DuckDB parsed."""
+    first = statement.query.split(maxsplit=1)[0].upper() if statement.query.strip() else ""
+    return first if first.isalpha() and first != "WITH" else statement.type.name
+
+
+def _attach(path: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(f"ATTACH {_literal(path)} AS {ATTACHED_AS} (READ_ONLY)")
     con.execute(f"USE {ATTACHED_AS}")
-    con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+def _built_for(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The lake the attached catalog's views read (None for a catalog that does not say)."""
+    try:
+        return con.sql(f"SELECT lake FROM {BUILT_FOR}").fetchall()[0][0]
+    except duckdb.CatalogException:
+        return None
 
 
 def _create_views(con: duckdb.DuckDBPyConnection, home: Path) -> None:
     lake = layout.lake_dir(home)
+    con.execute(f"CREATE SCHEMA {RECORD_SCHEMA}")
+    con.execute(f"CREATE TABLE {BUILT_FOR} AS SELECT {_literal(lake)} AS lake")
     datasets = sorted(
         d.name
         for d in (lake.iterdir() if lake.is_dir() else [])
@@ -126,9 +225,9 @@ def _hive_types(con: duckdb.DuckDBPyConnection, folder: Path) -> str:
     return ", hive_types = {" + ", ".join(f"'{k}': '{t}'" for k, t in types.items()) + "}"
 
 
-def _literal(path: Path) -> str:
-    """A path as a SQL string literal."""
-    return "'" + str(path).replace("'", "''") + "'"
+def _literal(text: str | Path) -> str:
+    """A path (or any text) as a SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 def _remove_stale_builds(target: Path) -> None:
