@@ -3,14 +3,15 @@
 A writer writes a hidden temp file in the partition's folder, fsyncs it, renames it over
 `part.parquet` and fsyncs the folder, so a reader (or a `kill -9`) sees the old file or the new
 one, never a mix, and a rerun replaces rather than appends. Temp files end in `.tmp`: DuckDB and
-polars globs do match hidden `*.parquet` files, so the dot alone would not keep them out.
+polars globs do match hidden `*.parquet` files, so the dot alone would not keep them out. Files
+get the mode the process umask gives, like the catalog: whoever may open one may read the other.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 import time
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def write_file(home: Path, folder: Path, name: str, df: pl.DataFrame) -> Path:
         _fsync_parents(folder, home)
     remove_stale_temps(folder)
     target = folder / name
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
+    fd, tmp = _create_temp(folder)
     try:
         with os.fdopen(fd, "wb") as f:
             df.write_parquet(f)
@@ -53,6 +54,13 @@ def write_file(home: Path, folder: Path, name: str, df: pl.DataFrame) -> Path:
         raise
     fsync_dir(folder)
     return target
+
+
+def _create_temp(folder: Path) -> tuple[int, Path]:
+    """A new temp file in `folder`, open for writing, with the mode the umask gives
+    (`tempfile.mkstemp` makes 0600, which would hide the lake from readers of the catalog)."""
+    tmp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
 
 
 def remove_partition(home: Path, dataset: str, partition: dict[str, str] | None = None) -> bool:
