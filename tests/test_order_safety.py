@@ -7,18 +7,26 @@ gateway's order exactly as it was: the embedded gateway's own book is asked, ove
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from ib_async import IB
 
 from ibsim.book import Book
 from live.intents import OrderIntent
-from live.journal import Journal
+from live.journal import IntentRow, Journal
 from live.orders import OrderManager
 from live.safety import OrderLimits, TradingMode
 from tests.scenarios import SINGLE
+from tests.test_live_chaos import LIVE_CLIENT_ID, wait_until_serving
 from tests.test_live_orders import AAPL, CLIENT, TIMEOUT, at_gateway, buy, manager, pump_until
+from tests.test_orders_cli import ibw
 
 LIVE = "U7654321"
 
@@ -155,3 +163,78 @@ def test_a_requeued_intent_is_checked_against_todays_limits(single, connect, jou
     assert row.state == "refused" and "quantity 100 exceeds the limit of 50" in row.reason
     ib.reqAllOpenOrders()
     assert at_gateway(single, "lost") == []
+
+
+# ---- the issue as reported: `ibw live` running, `ibw order` beside it -------------------------
+
+WAIT = 60.0  # real seconds any one condition may take
+
+
+def start_service(gw, home: Path, log: Path, **env: str) -> subprocess.Popen:
+    """`ibw live` as its own process, with the trading mode taken from `env`."""
+    config = home.parent / "live.yml"
+    config.write_text("streams:\n  - {symbol: AAPL, ticks: true}\nflush_every: 0.5\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("IBW_")}
+    environ |= {"IB_PORT": str(gw.port), "IBW_LIVE_CLIENT_ID": str(LIVE_CLIENT_ID), **env}
+    command = [sys.executable, "-m", "pipelines.cli", "live", "--home", str(home),
+               "--config", str(config)]  # fmt: skip
+    with log.open("ab") as out:
+        service = subprocess.Popen(command, env=environ, stdout=out, stderr=subprocess.STDOUT)
+    wait_until_serving(home, service)
+    return service
+
+
+def wait_for(home: Path, key: str, done: Callable[[IntentRow], bool], service) -> IntentRow:
+    deadline = time.monotonic() + WAIT
+    while True:
+        with Journal.open(home) as journal:
+            row = journal.get(key)
+        if done(row):
+            return row
+        assert service.poll() is None, "the live service died on its own"
+        assert time.monotonic() < deadline, f"order {key} stayed {row}"
+        time.sleep(0.1)
+
+
+def stop(service: subprocess.Popen) -> None:
+    service.send_signal(signal.SIGTERM)
+    assert service.wait(timeout=WAIT) == 0
+
+
+def test_ibw_order_modify_cannot_raise_an_order_past_the_limits_or_the_mode(
+    make_gateway, seeded_home: Path, tmp_path: Path
+):
+    cash = {"USD": 1e6}
+    gw = make_gateway(book=Book.from_scenario(
+        {"accounts": [{"id": "DU7654322", "cash": cash}, {"id": LIVE, "cash": cash}]}
+    ))  # fmt: skip
+    service = start_service(
+        gw, seeded_home, tmp_path / "live.log", IBW_TRADING_MODE="live", IBW_LIVE_ACCOUNTS=LIVE
+    )
+    try:
+        for account, key in (("DU7654322", "to-modify"), (LIVE, "live-one")):
+            assert ibw(seeded_home, "place", "AAPL", "10", "--type", "LMT", "--limit", "180",
+                       "--tif", "GTC", "--account", account, "--key", key) == 0  # fmt: skip
+            wait_for(seeded_home, key, lambda row: row.status == "Submitted", service)
+        before = {key: gateway_order(gw, key) for key in ("to-modify", "live-one")}
+
+        assert ibw(seeded_home, "modify", "to-modify", "--quantity", "1e9") == 0
+        row = wait_for(seeded_home, "to-modify", lambda r: r.modification_state != "pending",
+                       service)  # fmt: skip
+        assert row.modification_state == "failed"
+        stop(service)  # and back in paper mode
+        service = start_service(gw, seeded_home, tmp_path / "live.log")
+        assert ibw(seeded_home, "modify", "live-one", "--quantity", "12") == 0
+        row = wait_for(seeded_home, "live-one", lambda r: r.modification_state != "pending",
+                       service)  # fmt: skip
+        assert row.modification_state == "failed"
+        stop(service)  # a clean stop: everything the service sent has reached the gateway
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait(timeout=WAIT)
+    with Journal.open(seeded_home) as journal:
+        reasons = {k: journal.events(k)[-1]["detail"] for k in before}
+    assert "quantity 1e+09 exceeds the limit of 10000" in reasons["to-modify"]
+    assert f"add {LIVE} to IBW_LIVE_ACCOUNTS" in reasons["live-one"]
+    assert {key: gateway_order(gw, key) for key in before} == before
