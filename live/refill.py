@@ -99,9 +99,12 @@ def covered(request: PlannedRequest, first: int, last: int) -> set[int]:
 
 
 @asynccontextmanager
-async def paced(pacer: SharedPacer, key: RequestKey) -> AsyncIterator[None]:
-    """Hold a slot of the login's pacing log around one request, without blocking the loop."""
-    reservation = await asyncio.to_thread(pacer.reserve, key)
+async def paced(pacer: SharedPacer, key: RequestKey, priority: bool = False) -> AsyncIterator[None]:
+    """Hold a slot of the login's pacing log around one request, without blocking the loop.
+
+    A refill has no `priority`: like the backfill it leaves the budget's reserve to the
+    real-time bar subscriptions, and they go before it."""
+    reservation = await asyncio.to_thread(pacer.reserve, key, priority)
     try:
         while not reservation.confirmed:
             delay = reservation.send_at - pacer.clock()

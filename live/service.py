@@ -3,15 +3,18 @@
 One asyncio loop and one ib_async connection with a fixed client id, so the orders it placed
 stay its own across reconnects (IB lets only the placing client id modify or cancel them).
 
+- One service per home (live.guard): a second one refuses at start, naming the holder's pid.
 - After every (re)connect, before anything is sent: the orders are reconciled with the gateway
-  (open and completed orders, today's executions, positions), then every stream is subscribed
-  again (ib_async forgets subscriptions with the socket) and the 5-s bar gaps are refilled.
+  (open and completed orders, today's executions, positions). Orders then flow at once; every
+  stream is subscribed again (ib_async forgets subscriptions with the socket) and the 5-s bar
+  gaps are refilled in a task of their own, so an order never waits for market data pacing.
 - 1100 (IB unreachable): the streams wait and no order goes out until 1101 or 1102.
   1101 (data lost): resubscribe everything, then reconcile. 1102 (data kept): verify every
   stream, then reconcile.
 - The daily restart, a dropped socket or a stalled connection end the session; the service
-  reconnects with a capped backoff, for as long as it runs. A stalled connection is noticed by
-  a heartbeat (reqCurrentTime under a deadline).
+  reconnects with a capped backoff, for as long as it runs, saying why each time (a client id
+  in use, 326, names the id). A stalled connection is noticed by a heartbeat (reqCurrentTime
+  under a deadline).
 - SIGTERM/SIGINT: flush the buffers, write the journal's export, disconnect, exit 0.
 
 The journal (live.journal) is the only memory that matters: a kill -9 at any instant loses the
@@ -33,9 +36,10 @@ from pathlib import Path
 
 from ib_async import IB
 
-from ibkr.connection import ConnectionSettings, connect_async
+from ibkr.connection import ClientIdInUse, ConnectionSettings, connect_async
 from ibkr.exceptions import GatewayUnavailable
 from live.config import LiveConfig, resolve_streams
+from live.guard import hold_home
 from live.journal import Journal
 from live.orders import OrderManager
 from live.safety import TradingMode
@@ -94,11 +98,18 @@ class LiveService:
         self.orders: OrderManager | None = None
         self._disconnected = asyncio.Event()
         self._relink: asyncio.Task | None = None
+        self._streaming: asyncio.Task | None = None  # this session's subscriptions and refill
         self.last_health: dict = {}
 
     # ----------------------------------------------------------------- the outer loop
     async def run(self, stop: asyncio.Event) -> Counters:
-        """Serve until `stop` is set: connect, serve the session, and reconnect after faults."""
+        """Serve until `stop` is set: connect, serve the session, and reconnect after faults.
+
+        Raises live.guard.ServiceRunning at once if another service holds the home."""
+        with hold_home(self.home):  # before anything is written or connected
+            return await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> Counters:
         self.ib.errorEvent += self._on_error
         self.ib.disconnectedEvent += self._disconnected.set
         attempt = 0
@@ -121,7 +132,7 @@ class LiveService:
                 except GatewayUnavailable as exc:
                     delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
                     attempt += 1
-                    log.warning("%s Retrying in %.1f s.", exc, delay)
+                    log.warning("%s", self._retrying(exc, delay))
                     await _sleep_or(stop, delay)
                     continue
                 attempt = 0
@@ -140,8 +151,20 @@ class LiveService:
         self.link_up = True
         log.info("connected to %s:%s as client %s", settings.host, settings.port, self.client_id)
 
+    def _retrying(self, exc: GatewayUnavailable, delay: float) -> str:
+        """The sentence logged before each new connect attempt."""
+        if isinstance(exc, ClientIdInUse):
+            return ClientIdInUse(
+                f"another process is connected with client id {self.client_id}, the live "
+                "service's (another `ibw live` on another home, or a tool given that id)",
+                f"stop it or set IBW_LIVE_CLIENT_ID to a free id; retrying in {delay:.1f} s",
+                code=exc.code,
+                subject=exc.subject,
+            ).sentence
+        return f"{exc.sentence[:-1]}; retrying in {delay:.1f} s."
+
     async def _serve(self, stop: asyncio.Event) -> None:
-        """One connected session: set up, then tick the periodic work until it ends."""
+        """One connected session: reconcile, then orders flow while the streams set up."""
         assert self.streams is not None and self.orders is not None
         beat: asyncio.Task | None = None
         try:
@@ -149,14 +172,15 @@ class LiveService:
             # Its own task: a request stuck in a stalled connection cannot hold it up.
             beat = asyncio.ensure_future(self._beat())
             await self.orders.reconcile()
-            await self.streams.subscribe_all()
-            await self.streams.refill()
+            # Subscriptions and refills wait for the login's pacing; orders never do.
+            self._streaming = asyncio.ensure_future(self._stream())
             await self._every_while_connected(stop)
         except ConnectionError as exc:  # the socket went while setting up: start over
             log.warning("connection lost while setting up (%s)", exc)
         finally:
-            if beat is not None:
-                beat.cancel()
+            for task in (beat, self._streaming):
+                if task is not None:
+                    task.cancel()
             if self.ib.isConnected():
                 self.ib.disconnect()
             self.counters.disconnects += 1
@@ -172,6 +196,8 @@ class LiveService:
         ]
         due = [0.0] * len(jobs)
         while not stop.is_set() and not self._disconnected.is_set() and self.ib.isConnected():
+            if self._streaming is not None and self._streaming.done():
+                self._streaming.result()  # a fault of the streams' setup is the service's
             now = time.monotonic()
             for i, (every, job) in enumerate(jobs):
                 if now >= due[i]:
@@ -184,8 +210,19 @@ class LiveService:
         if self.link_up and self.orders is not None:
             await self.orders.pump()
 
+    async def _stream(self) -> None:
+        """Subscribe every stream, then refill the bars they are owed (after each connect)."""
+        assert self.streams is not None
+        try:
+            await self.streams.subscribe_all()
+            await self.streams.refill()
+        except ConnectionError as exc:  # the session is over; the outer loop goes on
+            log.warning("connection lost while subscribing (%s)", exc)
+
     async def _watch(self) -> None:
-        if self.link_up and self.streams is not None:
+        """Once the streams are set up: their retries, staleness and periodic refills."""
+        setting_up = self._streaming is not None and not self._streaming.done()
+        if self.link_up and self.streams is not None and not setting_up:
             await self.streams.watch()
 
     async def _beat(self) -> None:

@@ -14,7 +14,9 @@ nightly reset or a farm blip are users' worst experience):
   market is in session is resubscribed (`stale_resubscribes`). Time is the gateway's, never this
   machine's (live.stream_state.GatewayClock).
 - Real-time bar requests count against IB's small-bar pacing (research/ib-rules.md §1.2), so
-  they wait for a slot in the login's shared pacing log, as the refills and the backfill do.
+  they wait for a slot in the login's shared pacing log, as the refills and the backfill do;
+  but with priority: they may use the budget's reserve, which a backfill or a refill never
+  fills, and go before those requests' reservations (ibkr.pacer).
 - The lake is the truth: a bar time already stored is never written again, and on start (after
   a kill -9 too) the stored times are read back. Every 5-s bar start inside the session from the
   stream's first subscription (less STARTUP_LOOKBACK, kept in `$IBW_HOME/live/streams_since.json`)
@@ -128,10 +130,11 @@ class StreamManager:
             st.state = "ok"
 
     async def _request_bars(self, st: StreamState) -> None:
-        """reqRealTimeBars once the login's pacing allows it (60 new ones per 10 minutes)."""
+        """reqRealTimeBars once the login's pacing allows it (60 new ones per 10 minutes), ahead
+        of any backfill or refill."""
         what = st.stream.what_to_show
         key = RequestKey(st.con_id, st.stream.exchange, what, gaps.BAR_SIZE, "realtime", "", False)
-        async with gaps.paced(self._paced(), key):
+        async with gaps.paced(self._paced(), key, priority=True):
             if not self.ib.isConnected() or "bars" in st.subscribed_at:
                 return  # the next connection's subscribe_all asks again
             with contextlib.suppress(ConnectionError):

@@ -1,4 +1,4 @@
-"""Advisory locks under `$IBW_HOME/locks/`: one writer per series across processes.
+"""Advisory locks under `$IBW_HOME/locks/` (or at a file of the caller's): one holder at a time.
 
 `flock` locks belong to the open file, so the kernel frees them when their process dies, even by
 `kill -9`; a stale lock file is harmless.
@@ -17,9 +17,16 @@ from pathlib import Path
 @contextmanager
 def try_lock(home: Path, name: str) -> Iterator[bool]:
     """Hold the lock called `name` if nobody else does; yields whether it is held."""
-    folder = home / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (hashlib.sha1(name.encode()).hexdigest()[:20] + ".lock")
+    with try_lock_file(
+        home / "locks" / (hashlib.sha1(name.encode()).hexdigest()[:20] + ".lock")
+    ) as held:
+        yield held
+
+
+@contextmanager
+def try_lock_file(path: Path) -> Iterator[bool]:
+    """Hold the lock on the file at `path` (created if need be) if nobody else does."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:

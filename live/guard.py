@@ -1,0 +1,58 @@
+"""One live service per home: an exclusive lock, held for the process's life, that names its holder.
+
+Two services on one home would share one journal: each would reconcile and place the other's
+orders, under its own client id or fighting over one. So the service takes `flock` on
+`live/service.lock` (warehouse.locks) before it connects and writes its pid into the file; a
+second one refuses at start with one sentence naming that pid. The kernel frees the lock when
+its holder dies, even by kill -9, so a stale file never blocks the next start.
+
+The lock is one per home for now. IB's own state (orders, client ids, pacing) is per login, so
+two homes on one login should exclude each other as well; once the shared state can tell which
+login a gateway serves, the file takes the login's key (as `pacing/<host>_<port>_<login>.sqlite`
+does) in place of `service`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ibkr.exceptions import IBWError
+from warehouse.locks import try_lock_file
+
+
+class ServiceRunning(IBWError):
+    """Another live service holds this home."""
+
+    default_cause = "another live service runs on this home"
+    default_fix = "stop it first, or start this one with another --home"
+
+
+def lock_path(home: Path) -> Path:
+    return Path(home) / "live" / "service.lock"
+
+
+@contextmanager
+def hold_home(home: Path) -> Iterator[None]:
+    """Hold the home's live-service lock for the block, or raise `ServiceRunning` at once."""
+    path = lock_path(home)
+    with try_lock_file(path) as held:
+        if not held:
+            pid = holder(path)
+            who = f"another live service (pid {pid})" if pid else "another live service"
+            stop = f"stop it (kill {pid})" if pid else "stop it"
+            raise ServiceRunning(
+                f"{who} already runs on {home}", f"{stop} or start this one with another --home"
+            )
+        path.write_text(f"{os.getpid()}\n")  # a second descriptor: the lock stays with the first
+        yield
+
+
+def holder(path: Path) -> int | None:
+    """The pid the holder wrote, if it has written it yet."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
