@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS intents (
     key TEXT PRIMARY KEY, intent TEXT NOT NULL, created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL, state TEXT NOT NULL, order_id INTEGER, client_id INTEGER,
     perm_id INTEGER, modification TEXT, modification_state TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0, reason TEXT);
+    cancel_requested INTEGER NOT NULL DEFAULT 0, reason TEXT, applied_modification TEXT);
 CREATE INDEX IF NOT EXISTS intents_state ON intents(state);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
@@ -122,6 +122,10 @@ class Journal(Ledger):
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+        with self._tx() as db:  # a journal written before the column existed gets it
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(intents)")}
+            if "applied_modification" not in columns:
+                db.execute("ALTER TABLE intents ADD COLUMN applied_modification TEXT")
 
     @classmethod
     def open(cls, home: Path | None = None) -> Journal:
@@ -329,7 +333,9 @@ class Journal(Ledger):
             row = self._move(key, ("new",), "sending", order_id=order_id, client_id=client_id)
             if row.modification_state == "pending":  # it goes out with the modified values
                 self._db.execute(
-                    "UPDATE intents SET modification_state = 'applied' WHERE key = ?", (key,)
+                    "UPDATE intents SET modification_state = 'applied', "
+                    "applied_modification = modification WHERE key = ?",
+                    (key,),
                 )
             self._event(key, "sending", f"order id {order_id}, client id {client_id}")
 
@@ -340,9 +346,16 @@ class Journal(Ledger):
             self._event(key, "requeued", reason)
 
     def set_modification_state(self, key: str, state: str, detail: str = "") -> None:
+        """`applied`: the gateway holds the modification. `failed`: it still holds what it held
+        before, so the modification falls back to the last applied one (a later request merges
+        with that, never with the refused values)."""
+        follows = {
+            "applied": ", applied_modification = modification",
+            "failed": ", modification = applied_modification",
+        }.get(state, "")
         with self._tx() as db:
             db.execute(
-                "UPDATE intents SET modification_state = ?, updated_at = ? WHERE key = ?",
+                f"UPDATE intents SET modification_state = ?, updated_at = ?{follows} WHERE key = ?",
                 (state, now_text(), key),
             )
             self._event(key, f"modification {state}", detail)

@@ -13,7 +13,7 @@ import pytest
 import live
 from live.export import export_journal
 from live.intents import InvalidIntent, OrderIntent
-from live.journal import Journal, JournalError
+from live.journal import Journal, JournalError, journal_path
 from live.ledger import ExecutionRecord
 from live.reconcile import expected_positions
 from live.safety import OrderLimits, OrderRefused, TradingMode, check
@@ -123,6 +123,33 @@ def test_a_cancel_before_sending_and_modifications_merge(journal: Journal) -> No
     assert journal.get("k1").modification == {"limit_price": 171.0, "quantity": 20.0}
     assert journal.request_cancel("k1").cancel_requested
     assert journal.request_cancel("k1").cancel_requested  # twice: a no-op
+
+
+def test_a_failed_modification_falls_back_to_what_the_gateway_holds(journal: Journal) -> None:
+    journal.submit(intent(order_type="LMT", limit_price=170.0))
+    journal.mark_sending("k1", 5, 9)
+    journal.record_status("k1", "Submitted", 0, 10)
+    journal.request_modify("k1", quantity=12)
+    journal.set_modification_state("k1", "applied")
+    journal.request_modify("k1", quantity=1e9, limit_price=171.0)
+    journal.set_modification_state("k1", "failed", "quantity 1e+09 exceeds the limit")
+    row = journal.get("k1")
+    assert row.modification == {"quantity": 12.0} and row.effective.limit_price == 170.0
+    journal.request_modify("k1", limit_price=172.0)  # merged with the applied one only
+    assert journal.get("k1").modification == {"limit_price": 172.0, "quantity": 12.0}
+
+
+def test_a_journal_written_before_applied_modifications_were_kept_opens(tmp_path: Path) -> None:
+    with Journal.open(tmp_path) as journal:
+        journal.submit(intent())
+    old = sqlite3.connect(journal_path(tmp_path))
+    old.execute("ALTER TABLE intents DROP COLUMN applied_modification")
+    old.commit()
+    old.close()
+    with Journal.open(tmp_path) as journal:
+        journal.request_modify("k1", quantity=12)
+        journal.set_modification_state("k1", "failed", "refused")
+        assert journal.get("k1").modification is None
 
 
 def test_the_journal_is_shared_between_connections(journal: Journal, tmp_path: Path) -> None:

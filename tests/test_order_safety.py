@@ -1,7 +1,8 @@
 """Every path that sends an order or a change passes the pre-trade checks: a modification (of
 a parent or of a bracket child), a bracket child, an intent requeued by reconciliation, and a
-modification made after the service came back in paper mode. A refused change leaves the
-gateway's order exactly as it was: the embedded gateway's own book is asked, over a real socket.
+modification made after the service came back in paper mode; and the issue as reported, with
+`ibw live` running beside `ibw order`. A refused change leaves the gateway's order exactly as it
+was: the embedded gateway's own book is asked, over a real socket.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,6 @@ from live.intents import OrderIntent
 from live.journal import IntentRow, Journal
 from live.orders import OrderManager
 from live.safety import OrderLimits, TradingMode
-from tests.scenarios import SINGLE
 from tests.test_live_chaos import LIVE_CLIENT_ID, wait_until_serving
 from tests.test_live_orders import AAPL, CLIENT, TIMEOUT, at_gateway, buy, manager, pump_until
 from tests.test_orders_cli import ibw
@@ -32,7 +32,7 @@ LIVE = "U7654321"
 
 
 @pytest.fixture
-def journal(tmp_path) -> Journal:
+def journal(tmp_path: Path) -> Iterator[Journal]:
     with Journal.open(tmp_path) as j:
         yield j
 
@@ -63,11 +63,6 @@ def assert_refused_untouched(gw, journal: Journal, key: str, before, words: str)
     assert gateway_order(gw, key) == before
 
 
-@pytest.fixture
-def single(make_gateway):
-    return make_gateway(book=Book.from_scenario(SINGLE))
-
-
 @pytest.mark.parametrize(
     ("change", "words"),
     [
@@ -77,20 +72,22 @@ def single(make_gateway):
     ],
 )
 def test_a_modification_past_a_limit_is_refused_and_nothing_is_sent(
-    single, connect, journal, change, words
+    single_gateway, connect, journal, change, words
 ):
-    ib = connect(single, CLIENT)
+    ib = connect(single_gateway, CLIENT)
     m = manager(ib, journal)
     ib.run(m.reconcile())
     journal.submit(resting("big"))
     pump_until(ib, m, lambda: journal.get("big").status == "Submitted")
-    before = gateway_order(single, "big")
+    before = gateway_order(single_gateway, "big")
     journal.request_modify("big", **change)
     assert settle_modification(ib, m, journal, "big") == "failed"
-    assert_refused_untouched(single, journal, "big", before, words)
-    journal.request_modify("big", quantity=12, limit_price=180.0)  # a sound one still goes
+    assert_refused_untouched(single_gateway, journal, "big", before, words)
+    assert journal.get("big").effective == resting("big")  # what the gateway holds
+    journal.request_modify("big", quantity=12)  # a sound one still goes, without the refused
     assert settle_modification(ib, m, journal, "big") == "applied"
-    assert gateway_order(single, "big").quantity == 12
+    held = gateway_order(single_gateway, "big")
+    assert (held.quantity, held.limit_price) == (12, 180.0)
 
 
 def test_a_live_order_modified_after_a_restart_in_paper_mode_is_refused(
@@ -127,8 +124,8 @@ def bracket(child_quantity: float) -> list[OrderIntent]:
     ]
 
 
-def test_a_bracket_child_over_the_limit_is_refused(single, connect, journal):
-    ib = connect(single, CLIENT)
+def test_a_bracket_child_over_the_limit_is_refused(single_gateway, connect, journal):
+    ib = connect(single_gateway, CLIENT)
     m = manager(ib, journal)
     ib.run(m.reconcile())
     for intent in bracket(child_quantity=20_000):
@@ -136,24 +133,24 @@ def test_a_bracket_child_over_the_limit_is_refused(single, connect, journal):
     pump_until(ib, m, lambda: journal.get("tp").state == "refused")
     assert "exceeds the limit of 10000" in journal.get("tp").reason
     ib.reqAllOpenOrders()
-    assert at_gateway(single, "tp") == []
+    assert at_gateway(single_gateway, "tp") == []
 
 
-def test_a_modification_of_a_bracket_child_is_checked(single, connect, journal):
-    ib = connect(single, CLIENT)
+def test_a_modification_of_a_bracket_child_is_checked(single_gateway, connect, journal):
+    ib = connect(single_gateway, CLIENT)
     m = manager(ib, journal)
     ib.run(m.reconcile())
     for intent in bracket(child_quantity=10):
         journal.submit(intent)
     pump_until(ib, m, lambda: all(journal.get(k).state == "working" for k in ("parent", "tp")))
-    before = gateway_order(single, "tp")
+    before = gateway_order(single_gateway, "tp")
     journal.request_modify("tp", quantity=20_000)
     assert settle_modification(ib, m, journal, "tp") == "failed"
-    assert_refused_untouched(single, journal, "tp", before, "exceeds the limit of 10000")
+    assert_refused_untouched(single_gateway, journal, "tp", before, "exceeds the limit of 10000")
 
 
-def test_a_requeued_intent_is_checked_against_todays_limits(single, connect, journal):
-    ib = connect(single, CLIENT)
+def test_a_requeued_intent_is_checked_against_todays_limits(single_gateway, connect, journal):
+    ib = connect(single_gateway, CLIENT)
     journal.submit(resting("lost", 100))  # within yesterday's limits
     journal.mark_sending("lost", order_id=ib.client.getReqId(), client_id=CLIENT)  # then a crash
     m = manager(ib, journal, limits=OrderLimits(max_quantity=50))  # limits lowered since
@@ -162,7 +159,7 @@ def test_a_requeued_intent_is_checked_against_todays_limits(single, connect, jou
     row = journal.get("lost")
     assert row.state == "refused" and "quantity 100 exceeds the limit of 50" in row.reason
     ib.reqAllOpenOrders()
-    assert at_gateway(single, "lost") == []
+    assert at_gateway(single_gateway, "lost") == []
 
 
 # ---- the issue as reported: `ibw live` running, `ibw order` beside it -------------------------
