@@ -35,8 +35,7 @@ from ibkr.pacer import PacingBudget, RequestKey
 from ibkr.pacing_log import SharedPacer
 from ibkr.planner import Plan, PlannedRequest, Session
 from warehouse import bars as bar_store
-from warehouse import heads, ledger
-from warehouse.locks import try_lock
+from warehouse import heads, integrity, ledger
 from warehouse.quarantine import write_quarantine
 from warehouse.validation import split_valid
 
@@ -143,10 +142,11 @@ class Backfill:
     def run(self, target: Target, now: datetime | None = None) -> SeriesReport:
         """Fill every gap of one series that IB can serve now."""
         report = SeriesReport(target)
-        with try_lock(self.home, f"bars {target.key}") as held:
+        with bar_store.lock_series(self.home, target.key) as held:
             if not held:
                 report.skipped = "another process is filling this series"
                 return report
+            integrity.return_lost_years(self.home, target.key)  # a deleted year is a gap again
             self._fill(target, now or self.now(), report)
         return report
 

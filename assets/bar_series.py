@@ -22,7 +22,7 @@ from ibkr.durations import SMALL_BAR_MAX_AGE, DurationTable, is_small_bar
 from ibkr.planner import Plan, Series, Session, plan
 from ibkr.sessions import Hours, expected_sessions, hours_for
 from ibkr.universe import BarSpec
-from warehouse import heads, ledger
+from warehouse import heads, integrity, ledger
 from warehouse.parquet import read_dataset
 
 
@@ -125,7 +125,8 @@ def plan_series(
 ) -> tuple[Plan, list[Session]]:
     """The fewest requests for what the ledger lacks of the series now, and its sessions."""
     sessions = target.expected(now, head)
-    missing = ledger.gaps([s.day for s in sessions], ledger.read_series(home, target.key), now)
+    held = integrity.lake_backed(home, target.key, ledger.read_series(home, target.key))
+    missing = ledger.gaps([s.day for s in sessions], held, now)
     if not missing:
         return Plan((), {}), sessions
     return plan(
@@ -143,7 +144,12 @@ class Holdings:
 
     @classmethod
     def read(cls, home: Path) -> Holdings:
-        return cls(ledger.read_all(home), heads.read_all(home))
+        """Each ledger without the sessions lost with their year's file (a listing per series)."""
+        ledgers = {
+            key: integrity.lake_backed(home, key, held)
+            for key, held in ledger.read_all(home).items()
+        }
+        return cls(ledgers, heads.read_all(home))
 
     def ledger(self, key: ledger.Series) -> pl.DataFrame:
         return self.ledgers.get(key, EMPTY_LEDGER)

@@ -10,7 +10,9 @@ cost a request per day; a year of daily bars is one request for 30 years).
 
 A run writes through the backfill (`assets.backfill`): sessions replaced atomically in their
 year's file, validated by pandera, recorded in the ledger after the data. Its checks read back
-what the warehouse holds for the series: gaps left, duplicate bars, OHLC sanity.
+what the warehouse holds for the series: gaps left, duplicate bars, OHLC sanity. A check of its
+own (`bars_in_lake`, runnable without a run) compares the ledger with the lake: sessions called
+complete whose bars are gone.
 """
 
 import dagster as dg
@@ -22,7 +24,9 @@ from assets.failures import one_sentence_failures
 from assets.resources import IBResource, UniverseResource, WarehouseResource
 from ibkr.universe import BarSpec
 from warehouse import bars as bar_store
+from warehouse import integrity
 from warehouse.catalog import refresh_catalog
+from warehouse.unreadable import UnreadableFile
 
 SERIES = "series"
 CONTRACT = "contract"
@@ -30,6 +34,7 @@ contract_partitions = dg.DynamicPartitionsDefinition(name="bar_contracts")
 GAPS_CHECK = "bars_no_gaps"
 DUPLICATES_CHECK = "bars_no_duplicates"
 OHLC_CHECK = "bars_ohlc_sane"
+LAKE_CHECK = "bars_in_lake"
 
 
 def bars_partitions(specs: tuple[BarSpec, ...]) -> dg.MultiPartitionsDefinition:
@@ -120,6 +125,37 @@ def build_bars_asset(specs: tuple[BarSpec, ...]) -> dg.AssetsDefinition:
         )
 
     return bars
+
+
+def build_lake_check(bars: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+    """The check that every session the ledger calls complete has its bars in the lake.
+
+    One evaluation covers every partition, so it runs on its own, without a run of `bars`
+    (Dagster's partitioned checks are still a preview); it names each damaged series and file."""
+
+    @dg.asset_check(
+        asset=bars,
+        name=LAKE_CHECK,
+        description="every session the ledger calls complete has bars in the lake",
+    )
+    def bars_in_lake(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        home = warehouse.path
+        try:
+            lost = integrity.lost_everywhere(home)
+        except UnreadableFile as exc:  # a ledger or year file: the check names it
+            return dg.AssetCheckResult(passed=False, description=exc.sentence)
+        lines = [integrity.describe_lost(home, series, days) for series, days in lost.items()]
+        return dg.AssetCheckResult(
+            passed=not lost,
+            description=(
+                "\n".join(f"- {line}" for line in lines) + "\n\nRun `ibw verify`, then backfill."
+                if lost
+                else "Every session the ledger calls complete has bars in the lake."
+            ),
+            metadata={"series_damaged": len(lost), "sessions_lost": sum(map(len, lost.values()))},
+        )
+
+    return bars_in_lake
 
 
 def _target(home, specs: tuple[BarSpec, ...], series: str, con_id: int) -> Target:

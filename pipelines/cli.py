@@ -17,6 +17,7 @@ from pipelines.live import add_live_command
 from pipelines.orders_cli import add_order_commands
 from pipelines.query import add_query_command
 from pipelines.snapshot import add_snapshot_command
+from pipelines.verify import add_verify_command
 from warehouse.layout import home as default_home
 
 
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     add_query_command(commands)
     add_live_command(commands)
     add_order_commands(commands)
+    add_verify_command(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -7,7 +7,7 @@ IBW_SNAPSHOT_REGION (north_america, europe or asia: when the nightly snapshot ru
 
 import dagster as dg
 
-from assets.bars import build_bars_asset
+from assets.bars import build_bars_asset, build_lake_check
 from assets.contracts import contracts
 from assets.live import (
     LIVE_SPECS,
@@ -37,6 +37,7 @@ bars = build_bars_asset(UniverseResource.from_env().load().bars)
 
 defs = dg.Definitions(
     assets=[contracts, option_chains, bars, account_snapshot, *LIVE_SPECS, live_compaction],
+    asset_checks=[build_lake_check(bars)],
     jobs=[snapshot_job, fills_job, live_compaction_job],
     sensors=[build_backfill_sensor(bars), live_observer],
     schedules=[

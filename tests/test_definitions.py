@@ -39,6 +39,7 @@ def test_code_location_loads_every_asset_check_and_resource():
         "bars_no_gaps",
         "bars_no_duplicates",
         "bars_ohlc_sane",
+        "bars_in_lake",
     }
     assert set(defs.resources) == {"ib", "warehouse", "universe", "snapshot"}
     sensor, _ = defs.sensors  # the other one observes the live datasets (tests/test_live_assets)

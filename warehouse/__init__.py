@@ -9,8 +9,11 @@ datasets' models), `validation` (split a frame into valid and quarantined rows),
 (the coverage ledger: what each series holds per session), `bars` (bars per series and year,
 replaced a session at a time), `heads` (IB's head timestamps), `locks` (one writer per series
 across processes), `live_streams` (the live service's ticks and 5-s bars: a file per flush,
-compaction), `live_orders` (its orders, fills and reconciliation differences) and `catalog`
-(the DuckDB file of views analysts open read-only).
+compaction), `live_orders` (its orders, fills and reconciliation differences), `unreadable`
+(lake files that cannot be read: an error naming them, moving them aside), `integrity` (the
+ledger checked against the lake, lost sessions returned to the gaps) and `catalog` (the DuckDB
+file of views analysts open read-only).
 
-May import: polars, pyarrow, duckdb, pandera and the standard library; never IB or Dagster.
+May import: polars, pyarrow, duckdb, pandera, `ibkr.exceptions` (the one-sentence errors) and
+the standard library; never IB or Dagster.
 """

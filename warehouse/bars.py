@@ -9,7 +9,8 @@ atomically, so a rerun replaces and a `kill -9` leaves either the old file or th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -17,8 +18,10 @@ import polars as pl
 
 from warehouse import layout
 from warehouse.ledger import Series
+from warehouse.locks import try_lock
 from warehouse.parquet import remove_partition, write_partition
 from warehouse.schemas import polars_schema
+from warehouse.unreadable import read
 
 DATASET = "bars"
 
@@ -27,13 +30,29 @@ def partition(series: Series, year: int) -> dict[str, str]:
     return series.partition() | {"year": str(year)}
 
 
+def year_of(session: date) -> int:
+    """The year whose file holds a session's bars."""
+    return session.year
+
+
+def year_file(home: Path, series: Series, year: int) -> Path:
+    return layout.partition_dir(home, DATASET, partition(series, year)) / layout.DATA_FILE
+
+
+@contextmanager
+def lock_series(home: Path, series: Series) -> Iterator[bool]:
+    """Hold the series' writer lock if nobody else does; yields whether it is held."""
+    with try_lock(home, f"bars {series}") as held:
+        yield held
+
+
 def read_year(home: Path, series: Series, year: int) -> pl.DataFrame:
     """One year of a series as stored (empty, with the dataset's columns, when none is)."""
     stored = polars_schema(DATASET)
-    path = layout.partition_dir(home, DATASET, partition(series, year)) / layout.DATA_FILE
+    path = year_file(home, series, year)
     if not path.is_file():
         return pl.DataFrame(schema=stored)
-    return pl.read_parquet(path).select(list(stored)).cast(stored)
+    return read(path).select(list(stored)).cast(stored)
 
 
 def years(home: Path, series: Series) -> list[int]:
@@ -43,6 +62,14 @@ def years(home: Path, series: Series) -> list[int]:
         p.name.split("=", 1)[1] for p in folder.glob("year=*") if (p / layout.DATA_FILE).is_file()
     ]
     return sorted(int(y) for y in found)
+
+
+def sessions(home: Path, series: Series) -> set[date]:
+    """The sessions a series has bars for (one column of each year's file)."""
+    found: set[date] = set()
+    for year in years(home, series):
+        found.update(read(year_file(home, series, year), ["session_date"])["session_date"])
+    return found
 
 
 def read_series(home: Path, series: Series) -> pl.DataFrame:
@@ -61,10 +88,10 @@ def write_sessions(home: Path, series: Series, bars: pl.DataFrame, sessions: Ite
     if outside:
         raise ValueError(f"{outside} bars are outside the sessions being written")
     written = 0
-    for year in sorted({day.year for day in days}):
-        of_year = [day for day in days if day.year == year]
+    for year in sorted({year_of(day) for day in days}):
+        of_year = [day for day in days if year_of(day) == year]
         kept = read_year(home, series, year).filter(~pl.col("session_date").is_in(of_year))
-        new = bars.filter(pl.col("session_date").dt.year() == year)
+        new = bars.filter(pl.col("session_date").is_in(of_year))
         merged = pl.concat([kept, new]).sort("ts")
         if merged.is_empty():
             remove_partition(home, DATASET, partition(series, year))

@@ -36,6 +36,7 @@ from warehouse import layout
 from warehouse.live_streams import DEDUPLICATED_VIEWS, RAW_SUFFIX
 from warehouse.parquet import fsync_dir
 from warehouse.schemas import polars_schema
+from warehouse.unreadable import set_aside_unreadable
 
 ATTACHED_AS = "warehouse"
 # Where the catalog records the lake its views read (its own schema keeps it out of SHOW TABLES).
@@ -65,6 +66,7 @@ def refresh_catalog(home: Path) -> Path:
     """(Re)build the catalog from what the lake holds now and swap it in; returns its path."""
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
+    set_aside_unreadable(home)  # one bad file must not take down every view over its dataset
     target = layout.catalog_path(home)
     _remove_stale_builds(target)
     build = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")

@@ -10,6 +10,7 @@ import polars as pl
 
 from warehouse import layout
 from warehouse.parquet import write_partition
+from warehouse.unreadable import read, read_many
 
 DATASET = "head_timestamps"
 SCHEMA = {
@@ -51,7 +52,7 @@ def _read(home: Path, con_id: int) -> pl.DataFrame:
     path = layout.partition_dir(home, DATASET, _partition(con_id)) / layout.DATA_FILE
     if not path.is_file():
         return pl.DataFrame(schema=SCHEMA)
-    return pl.read_parquet(path).select(list(SCHEMA)).cast(SCHEMA)
+    return read(path).select(list(SCHEMA)).cast(SCHEMA)
 
 
 def read_all(home: Path) -> dict[tuple[int, str, bool], datetime]:
@@ -59,5 +60,5 @@ def read_all(home: Path) -> dict[tuple[int, str, bool], datetime]:
     files = layout.data_files(layout.dataset_dir(home, DATASET))
     if not files:
         return {}
-    found = pl.scan_parquet(files, hive_partitioning=False).select(list(SCHEMA)).collect()
+    found = read_many(files, list(SCHEMA))
     return {(c, w, r): h for c, w, r, h, _ in found.cast(SCHEMA).iter_rows()}

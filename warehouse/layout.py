@@ -25,6 +25,11 @@ def catalog_path(home: Path) -> Path:
     return home / "warehouse.duckdb"
 
 
+def unreadable_dir(home: Path) -> Path:
+    """Where unreadable lake files are moved aside: outside the lake, so no view globs them."""
+    return home / "unreadable"
+
+
 def is_name(name: str) -> bool:
     return _NAME.fullmatch(name) is not None
 

@@ -20,6 +20,7 @@ import polars as pl
 from warehouse import layout
 from warehouse.parquet import write_partition
 from warehouse.schemas import Coverage
+from warehouse.unreadable import read, read_many
 
 DATASET = "coverage"
 STATUSES = ("complete", "empty", "failed")
@@ -49,6 +50,12 @@ class Series:
     what_to_show: str
     use_rth: bool
 
+    @property
+    def label(self) -> str:
+        """For people: `conId 265598 1 min TRADES rth`."""
+        hours = "rth" if self.use_rth else "all hours"
+        return f"conId {self.con_id} {self.bar_size} {self.what_to_show} {hours}"
+
     def partition(self) -> dict[str, str]:
         return {
             "con_id": str(self.con_id),
@@ -63,7 +70,7 @@ def read_series(home: Path, series: Series) -> pl.DataFrame:
     path = layout.partition_dir(home, DATASET, series.partition()) / layout.DATA_FILE
     if not path.is_file():
         return pl.DataFrame(schema=LEDGER_SCHEMA)
-    return pl.read_parquet(path).select(list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA)
+    return read(path).select(list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA)
 
 
 def record(
@@ -141,7 +148,7 @@ def read_all(home: Path) -> dict[Series, pl.DataFrame]:
     files = layout.data_files(layout.dataset_dir(home, DATASET))
     if not files:
         return {}
-    coverage = pl.scan_parquet(files, hive_partitioning=False).select(list(LEDGER_SCHEMA))
+    coverage = read_many(files, list(LEDGER_SCHEMA))
     keys = ["con_id", "bar_size", "what_to_show", "use_rth"]
-    parts = coverage.collect().cast(LEDGER_SCHEMA).partition_by(keys, as_dict=True)
+    parts = coverage.cast(LEDGER_SCHEMA).partition_by(keys, as_dict=True)
     return {Series(*key): frame.sort("session_date") for key, frame in parts.items()}
