@@ -47,12 +47,21 @@ def _lines(home: Path, found: Verification) -> list[str]:
         lines.append(f"{describe_lost(home, series, days)}; returned to the gaps.")
     for series in found.busy:
         lines.append(f"{series.label}: being filled by another process; not checked.")
-    sessions = sum(len(days) for days in found.returned.values())
     if found.clean:
         lines.append("The lake and the ledger agree.")
-    else:
-        lines.append(
-            f"{len(found.set_aside)} unreadable files moved aside, {sessions} sessions of "
-            f"{len(found.returned)} series returned to the gaps: run `ibw backfill` to refetch."
+        return lines
+    done = []
+    if found.set_aside:
+        done.append(_count(len(found.set_aside), "unreadable file") + " moved aside")
+    if found.returned:
+        sessions = sum(len(days) for days in found.returned.values())
+        done.append(
+            f"{_count(sessions, 'session')} of {_count(len(found.returned), 'series', 'series')} "
+            "returned to the gaps"
         )
+    lines.append(f"{', '.join(done)}: run `ibw backfill` to refetch what was lost.")
     return lines
+
+
+def _count(n: int, noun: str, plural: str = "") -> str:
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"

@@ -47,8 +47,13 @@ class SetAside:
     reason: str
 
 
+# What the reader raises for a file that is not valid Parquet (polars panics on some damage).
+# An OSError (no permission, no file) says nothing about the file's content and is not caught.
+_BROKEN = (pl.exceptions.PolarsError, pl.exceptions.PanicException, ValueError)
+
+
 def problem(path: Path, *, whole: bool = False) -> str | None:
-    """Why `path` cannot be read, in one line, or None when it can.
+    """Why `path` is not readable Parquet, in one line, or None when it is (or is gone).
 
     Reads the footer only, unless `whole`: then every page too (a damaged page behind an
     intact footer fails only there)."""
@@ -57,7 +62,9 @@ def problem(path: Path, *, whole: bool = False) -> str | None:
             pl.read_parquet(path)
         else:
             pl.read_parquet_schema(path)
-    except Exception as exc:  # whatever the reader says is the reason
+    except FileNotFoundError:
+        return None  # moved or replaced meanwhile: nothing to set aside
+    except _BROKEN as exc:
         return clean_text(exc) or type(exc).__name__
     return None
 
@@ -66,9 +73,7 @@ def read(path: Path, columns: Sequence[str] | None = None) -> pl.DataFrame:
     """One file (or some of its columns); an unreadable one raises `UnreadableFile` naming it."""
     try:
         return pl.read_parquet(path, columns=list(columns) if columns else None)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
+    except _BROKEN as exc:
         raise UnreadableFile(path, clean_text(exc)) from exc
 
 
@@ -76,7 +81,7 @@ def read_many(files: Sequence[Path], columns: Sequence[str]) -> pl.DataFrame:
     """Many files in one scan (a sensor tick reads every ledger); an unreadable one is named."""
     try:
         return pl.scan_parquet(list(files), hive_partitioning=False).select(columns).collect()
-    except Exception as exc:
+    except _BROKEN as exc:
         for path in files:
             if reason := problem(path, whole=True):
                 raise UnreadableFile(path, reason) from exc
