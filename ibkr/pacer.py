@@ -104,6 +104,11 @@ class PacingBudget:
             ) from None
 
     @property
+    def backfill_limit(self) -> int:
+        """What requests without priority (backfills, refills) may fill of a window."""
+        return self.window_limit - self.reserve
+
+    @property
     def horizon(self) -> float:
         """How far back an entry can still matter to a rule."""
         spans = (self.window, self.identical_window, self.burst_window, self.large_interval)
@@ -220,7 +225,7 @@ def earliest_send(
     for entry in log:
         if entry.block:
             t = max(t, entry.at + budget.window + slack)
-    capacity = budget.window_limit - request.weight - (0 if priority else budget.reserve)
+    capacity = (budget.window_limit if priority else budget.backfill_limit) - request.weight
     t = max(t, _leaves(((e.at, e.weight) for e in lane), capacity) + budget.window + slack)
     identity, key = request.identity, request.key
     same = [e.at for e in lane if e.identity == identity]

@@ -39,13 +39,14 @@ UNFINISHED = [
 
 
 def budget_left(warehouse: WarehouseResource, ib: IBResource) -> int:
-    """Small-bar requests the busiest login on this gateway may still send in the window."""
+    """Small-bar requests a backfill on the busiest login of this gateway may still send in the
+    window (the reserve is the live service's)."""
     budget = PacingBudget.from_env()
     used = 0
     for path in login_logs(warehouse.path, ib.host, ib.port):
         with SharedPacer(path, budget) as pacer:
             used = max(used, pacer.used())
-    return budget.window_limit - used
+    return max(0, budget.backfill_limit - used)
 
 
 def build_backfill_sensor(bars: dg.AssetsDefinition) -> dg.SensorDefinition:

@@ -219,7 +219,7 @@ def test_the_sensor_keeps_small_bar_runs_inside_the_budget(gateway, home, tmp_pa
     budget = PacingBudget()
     ctx = resources(gateway, home, universe)
     with SharedPacer.for_login(home, "127.0.0.1", gateway.port, "DU123456", budget=budget) as p:
-        for n in range(budget.window_limit):  # another process took the whole window
+        for n in range(budget.backfill_limit):  # another backfill took its whole share
             with p.slot(RequestKey(n + 1, "SMART", "TRADES", "5 secs", "", "3600 S")):
                 pass
         with dg.instance_for_test() as instance:

@@ -58,7 +58,7 @@ def test_an_order_goes_out_while_the_refill_waits_for_pacing(
     login = ",".join(sorted(connect(gw).managedAccounts()))
     budget = PacingBudget.from_env()
     with SharedPacer.for_login(seeded_home, "127.0.0.1", gw.port, login, budget=budget) as log:
-        assert fill_the_backfills_share(log) == budget.window_limit - budget.reserve
+        assert fill_the_backfills_share(log) == budget.backfill_limit
         service = LiveService(ConnectionSettings(port=gw.port, client_id=41), seeded_home, CONFIG)
 
         async def scenario() -> None:
