@@ -168,3 +168,15 @@ def test_the_bars_in_lake_check_names_the_damaged_series_and_file(gateway, home,
     assert not failed.passed and f"conId {AAPL} 1 day TRADES rth" in failed.description
     assert str(damaged) in failed.description
     assert "ibw verify" in failed.description
+
+
+def test_the_backfill_sets_a_truncated_year_aside_itself_and_refills_it(home, capsys):
+    clean = backfilled(home, capsys)
+    aapl = daily(home, AAPL)
+    damaged, lost = year_file(home, aapl, 2022), complete_in(home, aapl, 2022)
+    truncate(damaged)
+    code, out = ibw(capsys, "backfill", "AAPL", "--home", str(home), *DAILY)
+    assert code == 0 and f"{len(lost)} sessions complete" in out, out
+    assert bar_store.read_series(home, aapl.key).drop(LINEAGE).equals(clean[AAPL])
+    [record] = (home / "unreadable").rglob("*.json")
+    assert json.loads(record.read_text())["path"] == str(damaged)

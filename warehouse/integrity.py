@@ -3,10 +3,10 @@ lake does not hold go back to the gaps, so the next backfill refetches them.
 
 Two depths. The cheap one lists a series' year files: a session called complete in a year that
 has no file (deleted, or moved aside as unreadable) is lost. The backfill applies it to each
-series before filling it, and `ibw plan` and the sensor when they price one, so none of them
-calls a lost year held. The thorough one, `verify` (`ibw verify`), reads every file of the lake
-whole, moves the unreadable ones aside, then compares each series' complete sessions with the
-sessions its bars actually hold.
+series before filling it (reading the footers of its year files first), and `ibw plan` and the
+sensor when they price one, so none of them calls a lost year held. The thorough one, `verify`
+(`ibw verify`), reads every file of the lake whole, moves the unreadable ones aside, then
+compares each series' complete sessions with the sessions its bars actually hold.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import polars as pl
 
 from warehouse import bars as bar_store
 from warehouse import layout, ledger
-from warehouse.unreadable import SetAside, set_aside_unreadable
+from warehouse.unreadable import SetAside, problem, set_aside, set_aside_unreadable
 
 
 def _complete(held: pl.DataFrame) -> list[date]:
@@ -40,8 +40,13 @@ def lake_backed(home: Path, series: ledger.Series, held: pl.DataFrame) -> pl.Dat
 
 
 def return_lost_years(home: Path, series: ledger.Series) -> list[date]:
-    """Forget the sessions lost with their year's file, so they are gaps again; call it holding
-    the series' writer lock."""
+    """Move the series' unreadable year files aside (footers only: a handful of small reads),
+    then forget the sessions lost with their year's file, so they are gaps again. Call it
+    holding the series' writer lock."""
+    for year in bar_store.years(home, series):
+        path = bar_store.year_file(home, series, year)
+        if reason := problem(path):
+            set_aside(home, path, reason)
     lost = lost_years(home, series, ledger.read_series(home, series))
     if lost:
         ledger.forget(home, series, lost)
