@@ -104,7 +104,12 @@ async def paced(pacer: SharedPacer, key: RequestKey, priority: bool = False) -> 
 
     A refill has no `priority`: like the backfill it leaves the budget's reserve to the
     real-time bar subscriptions, and they go before it."""
-    reservation = await asyncio.to_thread(pacer.reserve, key, priority)
+    reserving = asyncio.ensure_future(asyncio.to_thread(pacer.reserve, key, priority))
+    try:
+        reservation = await asyncio.shield(reserving)
+    except asyncio.CancelledError:  # the session ended: its place, once taken, goes back
+        reserving.add_done_callback(lambda done: _give_back(pacer, done))
+        raise
     try:
         while not reservation.confirmed:
             delay = reservation.send_at - pacer.clock()
@@ -114,6 +119,11 @@ async def paced(pacer: SharedPacer, key: RequestKey, priority: bool = False) -> 
         yield
     finally:
         pacer.release(reservation)
+
+
+def _give_back(pacer: SharedPacer, reserving: asyncio.Future) -> None:
+    if not reserving.cancelled() and reserving.exception() is None:
+        pacer.release(reserving.result())
 
 
 def pacer_for(ib: IB, home: Path) -> SharedPacer:

@@ -5,6 +5,9 @@ refill still waits for pacing, and its real-time bar subscriptions go out within
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +22,7 @@ from ibsim.book import Book
 from ibsim.clock import ShiftedClock
 from live.config import LiveConfig
 from live.journal import Journal
+from live.refill import paced
 from live.service import LiveService
 from tests.conftest import NOW
 from tests.scenarios import SINGLE
@@ -86,3 +90,40 @@ def test_an_order_goes_out_while_the_refill_waits_for_pacing(
                 await asyncio.wait_for(running, WAIT)
 
         util.run(scenario())  # on ib_async's loop, which the other clients of the test use
+
+
+def test_a_request_cancelled_while_waiting_for_a_slot_gives_its_place_back(tmp_path: Path):
+    """A session that ends while a request waits for an open slot (the reservation is taken in
+    a thread) must not leave that reservation holding a slot until its lease ends."""
+    waiting, freed = threading.Event(), threading.Event()
+
+    def sleep(seconds: float) -> None:  # the pacer's wait for an open slot
+        waiting.set()
+        assert freed.wait(WAIT)
+
+    path = tmp_path / "pacing.sqlite"
+    with SharedPacer(path, PacingBudget(max_open=1), sleep=sleep) as pacer:
+        held = pacer.wait(pacer.reserve(RequestKey(1, "SMART", "TRADES", "1 min", "", "1 D")))
+
+        async def scenario() -> None:
+            async def request() -> None:
+                async with paced(pacer, RequestKey(2, "SMART", "TRADES", "1 min", "", "1 D")):
+                    raise AssertionError("sent although cancelled")
+
+            task = asyncio.ensure_future(request())
+            await until(waiting.is_set, "the request waits for a slot")
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            pacer.release(held)
+            freed.set()
+            await until(lambda: reservations_made(path) == 2, "the reservation is made")
+            await until(lambda: len(pacer.log()) == 1, "its place is given back")  # held's only
+
+        util.run(scenario())
+
+
+def reservations_made(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'sends'").fetchone()
+    return row[0] if row else 0
