@@ -24,7 +24,7 @@ from assets.failures import one_sentence_failures
 from assets.resources import IBResource, UniverseResource, WarehouseResource
 from ibkr.universe import BarSpec
 from warehouse import bars as bar_store
-from warehouse import integrity
+from warehouse import integrity, ledger
 from warehouse.catalog import refresh_catalog
 from warehouse.unreadable import UnreadableFile
 
@@ -130,18 +130,31 @@ def build_bars_asset(specs: tuple[BarSpec, ...]) -> dg.AssetsDefinition:
 def build_lake_check(bars: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
     """The check that every session the ledger calls complete has its bars in the lake.
 
-    One evaluation covers every partition, so it runs on its own, without a run of `bars`
-    (Dagster's partitioned checks are still a preview); it names each damaged series and file."""
+    After a run of `bars` it checks that run's partition; run on its own it checks every
+    partition at once (Dagster's partitioned checks are still a preview). It names each damaged
+    series and the year files that should hold its sessions."""
 
     @dg.asset_check(
         asset=bars,
         name=LAKE_CHECK,
         description="every session the ledger calls complete has bars in the lake",
     )
-    def bars_in_lake(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    def bars_in_lake(
+        context: dg.AssetCheckExecutionContext,
+        warehouse: WarehouseResource,
+        universe: UniverseResource,
+    ) -> dg.AssetCheckResult:
         home = warehouse.path
         try:
-            lost = integrity.lost_everywhere(home)
+            if context.has_partition_key:
+                keys = context.partition_key.keys_by_dimension
+                with one_sentence_failures():
+                    target = _target(home, universe.load().bars, keys[SERIES], int(keys[CONTRACT]))
+                held = ledger.read_series(home, target.key)
+                days = integrity.lost_sessions(home, target.key, held)
+                lost = {target.key: days} if days else {}
+            else:
+                lost = integrity.lost_everywhere(home)
         except UnreadableFile as exc:  # a ledger or year file: the check names it
             return dg.AssetCheckResult(passed=False, description=exc.sentence)
         lines = [integrity.describe_lost(home, series, days) for series, days in lost.items()]

@@ -143,7 +143,7 @@ def test_a_corrupt_ledger_or_bars_file_is_named_in_one_sentence(home, capsys):
 
 
 def test_the_bars_in_lake_check_names_the_damaged_series_and_file(gateway, home, tmp_path, capsys):
-    from assets.bars import build_bars_asset, build_lake_check
+    from assets.bars import build_bars_asset, build_lake_check, partition_key
 
     universe = bars_universe(tmp_path, [{"bar_size": "1 day", "history": "3y"}])
     specs = UniverseResource(path=str(universe)).load().bars
@@ -168,6 +168,15 @@ def test_the_bars_in_lake_check_names_the_damaged_series_and_file(gateway, home,
     assert not failed.passed and f"conId {AAPL} 1 day TRADES rth" in failed.description
     assert str(damaged) in failed.description
     assert "ibw verify" in failed.description
+
+    with dg.instance_for_test() as instance:  # a run of the partition refills, then checks it
+        instance.add_dynamic_partitions("bar_contracts", [str(AAPL)])
+        result = dg.materialize(
+            [asset, check], resources=resources(gateway, home, universe),
+            partition_key=str(partition_key(aapl)), instance=instance,
+        )  # fmt: skip
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["bars_in_lake"] and damaged.is_file()
 
 
 def test_the_backfill_sets_a_truncated_year_aside_itself_and_refills_it(home, capsys):
