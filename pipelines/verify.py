@@ -12,6 +12,7 @@ from ibkr.errors import one_sentence
 from warehouse.catalog import refresh_catalog
 from warehouse.integrity import Verification, describe_lost, verify
 from warehouse.layout import home as default_home
+from warehouse.layout import lake_dir
 
 
 def add_verify_command(commands: argparse._SubParsersAction) -> None:
@@ -26,6 +27,12 @@ def add_verify_command(commands: argparse._SubParsersAction) -> None:
 def run_verify(args: argparse.Namespace) -> int:
     console = Console()
     home = Path(args.home).resolve()
+    if not lake_dir(home).is_dir():
+        console.print(
+            f"[red]ibw verify:[/red] no warehouse at {home} yet: check --home or $IBW_HOME.",
+            soft_wrap=True,
+        )
+        return 1
     try:
         with console.status("Reading every file of the lake..."):
             found = verify(home)

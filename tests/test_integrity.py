@@ -123,6 +123,11 @@ def test_a_deleted_year_is_a_gap_again_for_plan_backfill_and_the_sensor(home, ca
     assert bar_store.read_series(home, aapl.key).drop(LINEAGE).equals(clean[AAPL])
 
 
+def test_verify_of_a_home_without_a_warehouse_says_so(tmp_path, capsys):
+    code, out = ibw(capsys, "verify", "--home", str(tmp_path / "nothing"))
+    assert code == 1 and "no warehouse at" in out and "$IBW_HOME" in out
+
+
 def test_a_corrupt_ledger_or_bars_file_is_named_in_one_sentence(home, capsys):
     backfilled(home, capsys)
     aapl = daily(home, AAPL)
