@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -34,6 +34,7 @@ from warehouse.validation import split_valid
 DATASETS = tuple(SNAPSHOT_SCHEMAS)
 NEW_YORK = ZoneInfo("America/New_York")
 FIRST_BACKOFF, LAST_BACKOFF = 1.0, 60.0
+REQUEST_TIMEOUT = 30.0  # each request of an attempt; a silent gateway costs no more than this
 
 
 @dataclass(frozen=True)
@@ -55,24 +56,31 @@ def take_snapshot(
     datasets: Iterable[str] = DATASETS,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    on_wait: Callable[[str], None] = lambda line: None,
 ) -> tuple[Snapshot, datetime, tuple[str, ...], int]:
     """A whole snapshot, its gateway time, the accounts in it and the attempts it took.
 
     `region` names IB's reset window to stay out of (ibkr.restarts), judged by the gateway's
-    clock; "none" for a gateway that IB does not reset (the embedded one)."""
+    clock; "none" for a gateway that IB does not reset (the embedded one). Before every wait,
+    `on_wait` gets one line: what it waits for, why, when it tries again and the time left."""
     if region not in RESET_WINDOWS and region != NO_RESET:
         raise ValueError(f"unknown IB region {region!r}; use one of {', '.join(RESET_WINDOWS)}")
     give_up = clock() + deadline
     window = RESET_WINDOWS.get(region)  # None: no reset to avoid (the embedded gateway)
+    where = f"{settings.host}:{settings.port}"
     backoff, attempts = FIRST_BACKOFF, 0
     while True:
         attempts += 1
+        # an attempt takes at most half the time left, so a silent gateway is tried again
+        left = max((give_up - clock()) / 2, 1.0)
         try:
-            client = IBClient.open(settings, key)
+            patient = replace(settings, timeout=min(settings.timeout, left))
+            client = IBClient.open(patient, key, request_timeout=min(REQUEST_TIMEOUT, left))
             try:
                 gateway_now = client.run(client.now())
                 if window is not None and window.contains(gateway_now):
-                    wait = (window.ends_at(gateway_now) - gateway_now).total_seconds()
+                    ends = window.ends_at(gateway_now)
+                    wait = (ends - gateway_now).total_seconds()
                 else:
                     managed = client.ib.managedAccounts()
                     accounts = tuple(a for a in managed if not a.startswith(("F", "I")))
@@ -88,6 +96,10 @@ def take_snapshot(
                     f"({attempts} attempts; last: {errors.one_sentence(exc).rstrip('.')})",
                     "check that IB Gateway restarted and logged in, then run the snapshot again",
                 ) from exc
+            on_wait(
+                f"Waiting for the gateway at {where} (attempt {attempts}): "
+                f"{errors.one_sentence(exc)} {_next_try(backoff, give_up - clock())}"
+            )
             sleep(backoff)
             backoff = min(backoff * 2, LAST_BACKOFF)
             continue
@@ -97,7 +109,16 @@ def take_snapshot(
                 "IB's daily reset window is on and ends after the snapshot's deadline",
                 "run the snapshot after the window (the schedule does) or raise the deadline",
             )
+        on_wait(
+            f"Waiting out IB's daily reset window, which ends at {ends:%H:%M} {ends.tzname()} "
+            f"by IB's clock: IB may drop every connection until then. "
+            f"{_next_try(wait, give_up - clock())}"
+        )
         sleep(wait)
+
+
+def _next_try(wait: float, left: float) -> str:
+    return f"Trying again in {wait:.0f} s; {left:.0f} s left before the snapshot's deadline."
 
 
 def store_snapshot(

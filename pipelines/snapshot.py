@@ -25,7 +25,30 @@ def add_snapshot_command(commands: argparse._SubParsersAction) -> None:
     command.add_argument(
         "--date", type=date.fromisoformat, help="the day (default and only choice: IB's today)"
     )
+    command.add_argument(
+        "--deadline",
+        type=_seconds,
+        metavar="SECONDS",
+        help=f"give up after this long while the gateway is down or silent, or IB resets "
+        f"(default {SnapshotResource().deadline:.0f}; at most a day)",
+    )
     command.set_defaults(run=run_snapshot)
+
+
+MAX_DEADLINE = 86_400.0  # a snapshot that waits longer would be the next night's
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a deadline in seconds, 1 to a day."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 1 <= seconds <= MAX_DEADLINE:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a deadline; give seconds from 1 to {MAX_DEADLINE:.0f}"
+        )
+    return seconds
 
 
 def run_snapshot(args: argparse.Namespace) -> int:
@@ -36,8 +59,10 @@ def run_snapshot(args: argparse.Namespace) -> int:
     try:
         with console.status("Taking the account snapshot..."):
             snap, now, accounts, attempts = take_snapshot(
-                settings, f"snapshot-{os.getpid()}", region=config.region, deadline=config.deadline
-            )
+                settings, f"snapshot-{os.getpid()}", region=config.region,
+                deadline=args.deadline or config.deadline,
+                on_wait=lambda line: console.print(line, soft_wrap=True, markup=False),
+            )  # fmt: skip
         day = gateway_day(now)
         if args.date is not None and args.date != day:
             raise ValueError(

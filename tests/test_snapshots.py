@@ -5,6 +5,10 @@ late commissions and execId corrections end as one fill with its commission."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import socket
+import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -20,6 +24,7 @@ from ibsim.dispatch import HANDLERS
 from pipelines.cli import main
 from tests.conftest import NOW
 from tests.scenarios import FA_MASTER, SINGLE
+from tests.test_cli import IBW, ROOT, free_port
 from warehouse.parquet import read_dataset
 
 DAY = NOW.date()
@@ -184,8 +189,16 @@ def test_inside_ibs_reset_window_the_snapshot_waits_for_its_end(make_gateway, tm
         waited.append(seconds)
         clock.advance(seconds)
 
-    stored = snapshot(gw, tmp_path, deadline=7200, sleep=sleep)
+    said = []
+    stored = snapshot(
+        gw, tmp_path, deadline=7200, sleep=sleep, on_wait=said.append, clock=lambda: 0.0
+    )
     assert waited == [75 * 60] and stored.attempts == 2  # until 01:45, then the snapshot
+    assert said == [
+        "Waiting out IB's daily reset window, which ends at 01:45 EDT by IB's clock: IB may drop "
+        "every connection until then. Trying again in 4500 s; 7200 s left before the snapshot's "
+        "deadline."
+    ]
     assert stored.rows["positions"] == 2
 
 
@@ -282,3 +295,47 @@ def test_the_days_fills_run_alone_and_touch_no_other_dataset(fa_gateway, tmp_pat
     assert landed == set(FILLS)
     assert table(tmp_path, "executions").height == 3
     assert read_dataset(tmp_path, "positions").is_empty()  # not asked for, not written
+
+
+# ------------------------------------------------------------------ waits that say why
+def run_ibw_snapshot(port: int, home: Path, deadline: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "IB_PORT": str(port), "COLUMNS": "300"}
+    return subprocess.run(
+        [*IBW, "snapshot", "--home", str(home), "--deadline", deadline],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_a_gateway_that_is_down_says_why_on_every_retry(tmp_path):
+    port = free_port()  # nothing listens there
+    result = run_ibw_snapshot(port, tmp_path, "4")
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    waits = [line for line in lines if line.startswith("Waiting for the gateway")]
+    assert len(waits) >= 2 and len(lines) == len(waits) + 1
+    assert re.fullmatch(
+        rf"Waiting for the gateway at 127\.0\.0\.1:{port} \(attempt 1\): Nothing is listening at "
+        rf"127\.0\.0\.1:{port}: start a gateway .*\. Trying again in 1 s; \d s left before the "
+        r"snapshot's deadline\.",
+        waits[0],
+    )
+    assert lines[-1].startswith("ibw snapshot: The gateway was still unavailable after 4 s")
+
+
+def test_a_silent_gateway_says_why_on_every_retry(tmp_path):
+    with socket.socket() as silent:  # accepts connections (the backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        result = run_ibw_snapshot(silent.getsockname()[1], tmp_path, "4")
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    assert "did not finish the API handshake within 2 s" in lines[0]
+    assert "Trying again in 1 s" in lines[0] and lines[0].startswith("Waiting for the gateway")
+    assert lines[-1].startswith("ibw snapshot: The gateway was still unavailable after 4 s")
+
+
+@pytest.mark.parametrize("deadline", ["0", "86401", "soon", "nan"])
+def test_the_deadline_is_bounded(tmp_path, deadline):
+    result = run_ibw_snapshot(free_port(), tmp_path, deadline)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "is not a deadline; give seconds from 1 to 86400" in result.stderr
