@@ -26,7 +26,7 @@ class ScenarioError(ValueError):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=4002, help="port (default 4002, paper)")
+    parser.add_argument("--port", type=port_number, default=4002, help="port (default 4002, paper)")
     parser.add_argument(
         "--scenario",
         metavar="FILE.yml",
@@ -58,6 +58,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "[{after: 30, fault: connectivity_lost}, {after: 35, fault: connectivity_restored}] "
         "(see ibsim.faults)",
     )
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535 (larger numbers overflow the socket call)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65_535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port; use 1 to 65535")
+    return port
 
 
 def _clock_time(text: str) -> time:

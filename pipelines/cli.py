@@ -65,8 +65,12 @@ def main(argv: list[str] | None = None) -> int:
 
     dev = commands.add_parser("dev", help="embedded gateway + Dagster webserver and daemon")
     dev.add_argument("--home", default=str(default_home()), help="warehouse home ($IBW_HOME)")
-    dev.add_argument("--port", type=int, default=3000, help="Dagster UI port (default 3000)")
-    dev.add_argument("--gateway-port", type=int, default=4002, help="embedded gateway port")
+    dev.add_argument(
+        "--port", type=gateway_cli.port_number, default=3000, help="Dagster UI port (default 3000)"
+    )
+    dev.add_argument(
+        "--gateway-port", type=gateway_cli.port_number, default=4002, help="embedded gateway port"
+    )
     dev.add_argument(
         "--scenario", default=str(DEMO_ACCOUNTS), help="the gateway's accounts (YAML scenario)"
     )
