@@ -139,9 +139,12 @@ class Backfill:
         return plan_series(target, self.home, now, self.table, self.head(target, now))
 
     # ------------------------------------------------------------------ running
-    def run(self, target: Target, now: datetime | None = None) -> SeriesReport:
-        """Fill every gap of one series that IB can serve now."""
-        report = SeriesReport(target)
+    def run(
+        self, target: Target, now: datetime | None = None, report: SeriesReport | None = None
+    ) -> SeriesReport:
+        """Fill every gap of one series that IB can serve now; `report`, when given, is kept
+        up to date as requests are answered, so an interrupted caller can say what was kept."""
+        report = report or SeriesReport(target)
         with bar_store.lock_series(self.home, target.key) as held:
             if not held:
                 report.skipped = "another process is filling this series"

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import TypeVar
 
 from ib_async import (
@@ -26,10 +27,12 @@ from ib_async import (
 
 from ibkr import errors
 from ibkr.connection import ClientIdInUse, ConnectionSettings, connect
+from ibkr.universe import check_what_to_show
 
 T = TypeVar("T")
 CLIENT_ID_SPAN = 900  # ids base .. base + span - 1 are handed to concurrent runs
 CONNECT_ATTEMPTS = 5
+INVALID_REQUEST = 321  # IB's final answer to a malformed request; ib_async calls it a warning
 
 
 def client_id_for(key: str, base: int) -> int:
@@ -75,8 +78,9 @@ class IBClient:
     ) -> T:
         """One request (or `count` of them) with a deadline, its failure as an IBWError."""
         self.requests += count
-        try:
-            return await asyncio.wait_for(coro, timeout or self.request_timeout)
+        try:  # no wait_for: its inner task could end with an exception nobody retrieves
+            async with asyncio.timeout(timeout or self.request_timeout):
+                return await coro
         except RequestError as exc:
             raise errors.from_request_error(exc, subject) from exc
         except TimeoutError as exc:
@@ -87,6 +91,32 @@ class IBClient:
                 "check the gateway and run again",
                 subject=subject,
             ) from exc
+
+    async def refusable(
+        self, contract: Contract, request: Callable[[], Awaitable[T]], subject: str
+    ) -> T:
+        """`request()` for `contract`, ended at once by IB's 321. ib_async treats 321 as a
+        warning and leaves the request waiting for its timeout, though IB never answers it;
+        its error event names the request's own contract object, which tells the requests
+        apart. The refusal cancels the waiting task and is raised in its place."""
+        refusal: list[errors.IBWError] = []
+        waiting = asyncio.current_task()
+
+        def on_error(req_id: int, code: int, text: str, about: object) -> None:
+            if code == INVALID_REQUEST and about is contract and not refusal and waiting:
+                refusal.append(errors.from_ib(code, text, subject))
+                waiting.cancel()
+
+        self.ib.errorEvent += on_error
+        try:
+            return await request()
+        except asyncio.CancelledError:
+            if refusal and waiting:
+                waiting.uncancel()  # the cancel was ours, not the caller's
+                raise refusal[0] from None
+            raise
+        finally:
+            self.ib.errorEvent -= on_error
 
     async def historical_bars(
         self,
@@ -99,13 +129,15 @@ class IBClient:
         subject: str,
     ) -> list[BarData]:
         """One reqHistoricalData with epoch dates. IB's "no data" raises NoData; a timeout
-        raises RequestTimeout after cancelling the request (ib_async alone would return [])."""
+        raises RequestTimeout after cancelling the request (ib_async alone would return []);
+        a whatToShow IB refuses for the security type, InvalidRequest before anything is sent."""
+        check_what_to_show(contract.secType, what_to_show, subject)
         started = time.monotonic()
         bars = await self.call(
-            self.ib.reqHistoricalDataAsync(
-                contract, end, duration, bar_size, what_to_show, use_rth, 2,
-                timeout=self.request_timeout,
-            ),
+            self.refusable(contract, partial(
+                self.ib.reqHistoricalDataAsync, contract, end, duration, bar_size, what_to_show,
+                use_rth, 2, timeout=self.request_timeout,
+            ), subject),
             subject,
             timeout=self.request_timeout + 5,  # ib_async's own deadline goes first and cancels
         )  # fmt: skip
@@ -116,11 +148,12 @@ class IBClient:
     async def head_timestamp(
         self, contract: Contract, what_to_show: str, use_rth: bool
     ) -> datetime:
-        """The earliest bar IB has for the contract (reqHeadTimeStamp, epoch form)."""
-        subject = f"earliest data of {contract.localSymbol or contract.symbol}"
-        return await self.call(
-            self.ib.reqHeadTimeStampAsync(contract, what_to_show, use_rth, 2), subject
-        )
+        """The earliest bar IB has for the contract (reqHeadTimeStamp, epoch form); checked
+        and ended on 321 as historical_bars is."""
+        subject = f"earliest data of {errors.describe_contract(contract)}"
+        check_what_to_show(contract.secType, what_to_show, subject)
+        request = partial(self.ib.reqHeadTimeStampAsync, contract, what_to_show, use_rth, 2)
+        return await self.call(self.refusable(contract, request, subject), subject)
 
     async def now(self) -> datetime:
         """The gateway's clock: 'today' for snapshots is IB's today, not this machine's."""

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from ibkr.durations import BAR_SECONDS
+from ibkr.exceptions import InvalidRequest
 
 KINDS = ("symbol", "pattern", "future", "fx", "index")
 _DEFAULTS = {
@@ -69,6 +70,42 @@ DERIVED_SIZES = ("1 week", "1 month")  # kept as daily bars; IB's weeks and mont
 BAR_SEC_TYPES = ("STK", "IND", "FUT", "CONTFUT", "CASH")
 _HISTORY = re.compile(r"^(\d+)\s*([dwmy])$")
 _HISTORY_DAYS = {"d": 1, "w": 7, "m": 31, "y": 366}  # generous: a plan never starts short
+MAX_HISTORY_YEARS = 100  # longer than any history IB keeps; bounds the dates a plan computes
+
+# Which whatToShow IB serves historical bars (and head timestamps) for, per security type: IB's
+# table of historical data types in the TWS API documentation ("Historical Bar Data", section
+# "whatToShow", interactivebrokers.github.io/tws-api/historical_bars.html, and the same table on
+# IBKR Campus' TWS API page). Forex has no trades; an index has only its computed value (TRADES);
+# adjusted prices exist for stocks only. IB refuses anything else with 321.
+WHAT_TO_SHOW_FOR: Mapping[str, tuple[str, ...]] = {
+    "STK": WHAT_TO_SHOW,
+    "FUT": ("TRADES", *QUOTE_WHAT),
+    "CONTFUT": ("TRADES", *QUOTE_WHAT),
+    "OPT": ("TRADES", *QUOTE_WHAT),
+    "CASH": QUOTE_WHAT,
+    "IND": ("TRADES",),
+}
+_SEC_TYPE_NAMES = {
+    "STK": "stocks", "FUT": "futures", "CONTFUT": "continuous futures", "OPT": "options",
+    "CASH": "forex pairs", "IND": "indices",
+}  # fmt: skip
+
+
+def serves(sec_type: str, what_to_show: str) -> bool:
+    """Whether IB serves `what_to_show` history for `sec_type` (types it leaves to IB: True)."""
+    return what_to_show in WHAT_TO_SHOW_FOR.get(sec_type, (what_to_show,))
+
+
+def check_what_to_show(sec_type: str, what_to_show: str, subject: str = "") -> None:
+    """Raise InvalidRequest, before anything is sent, for a pair IB would refuse with 321."""
+    if serves(sec_type, what_to_show):
+        return
+    allowed = WHAT_TO_SHOW_FOR[sec_type]
+    raise InvalidRequest(
+        f"IB serves no {what_to_show} history for {_SEC_TYPE_NAMES[sec_type]} ({sec_type})",
+        f"use {', '.join(allowed)} as what-to-show",
+        subject=subject,
+    )
 
 
 @dataclass(frozen=True)
@@ -94,10 +131,8 @@ class BarSpec:
         return "MIDPOINT" if sec_type == "CASH" else "TRADES"
 
     def applies_to(self, sec_type: str, symbol: str) -> bool:
-        if sec_type not in self.sec_types:
-            return False
-        if self.what_to_show == "TRADES" and sec_type == "CASH":
-            return False  # IB serves no trades for FX
+        if sec_type not in self.sec_types or not serves(sec_type, self.what_for(sec_type)):
+            return False  # e.g. no TRADES for FX: a spec over every type skips FX pairs
         return not self.symbols or symbol.upper() in self.symbols
 
     def first_day(self, today: date) -> date:
@@ -201,8 +236,13 @@ def _option(item: Any, where: str) -> OptionWindow:
     return window
 
 
-def parse_bar_spec(item: Any, where: str) -> BarSpec:
-    """One entry of the `bars:` section (also `ibw backfill --bar-size ...`)."""
+def parse_bar_spec(item: Any, where: str, flags: Mapping[str, str] | None = None) -> BarSpec:
+    """One entry of the `bars:` section (also `ibw backfill --bar-size ...`); `flags` names the
+    command-line option each key came from, so an error names the option the user typed."""
+
+    def at(key: str) -> str:
+        return (flags or {}).get(key, where)
+
     allowed = {"bar_size", "history", "what_to_show", "use_rth", "sec_types", "symbols"}
     if not isinstance(item, Mapping) or "bar_size" not in item or "history" not in item:
         raise UniverseError(
@@ -217,26 +257,50 @@ def parse_bar_spec(item: Any, where: str) -> BarSpec:
     bar_size = str(item["bar_size"]).strip()
     if bar_size not in BAR_SECONDS:
         sizes = ", ".join(b for b in BAR_SECONDS if b not in DERIVED_SIZES)
-        raise UniverseError(f"{where}: {bar_size!r} is not an IB bar size; use one of {sizes}.")
+        raise UniverseError(
+            f"{at('bar_size')}: {bar_size!r} is not an IB bar size; use one of {sizes}."
+        )
     if bar_size in DERIVED_SIZES:
-        raise UniverseError(f"{where}: keep daily bars and derive {bar_size} bars from them.")
-    match = _HISTORY.match(str(item["history"]).strip().lower())
-    if not match or int(match.group(1)) == 0:
-        raise UniverseError(f"{where}: history is a count and a unit, e.g. 30d, 26w, 6m or 20y.")
+        raise UniverseError(
+            f"{at('bar_size')}: keep daily bars and derive {bar_size} bars from them."
+        )
+    history_days = _history_days(str(item["history"]), at("history"))
     what = str(item.get("what_to_show", "")).strip().upper()
     if what and what not in WHAT_TO_SHOW:
-        raise UniverseError(f"{where}: what_to_show must be one of {', '.join(WHAT_TO_SHOW)}.")
+        raise UniverseError(
+            f"{at('what_to_show')}: what_to_show must be one of {', '.join(WHAT_TO_SHOW)}."
+        )
     use_rth = item.get("use_rth", True)
     if not isinstance(use_rth, bool):
         raise UniverseError(f"{where}: use_rth is true (regular hours) or false (all hours).")
     sec_types = tuple(str(t).upper() for t in item.get("sec_types", BAR_SEC_TYPES))
     if not sec_types or not set(sec_types) <= set(BAR_SEC_TYPES):
         raise UniverseError(f"{where}: sec_types must be among {', '.join(BAR_SEC_TYPES)}.")
+    if what and "sec_types" in item:
+        for sec_type in sec_types:
+            try:
+                check_what_to_show(sec_type, what)
+            except InvalidRequest as exc:
+                raise UniverseError(f"{where}: {exc.sentence}") from None
     return BarSpec(
         bar_size=bar_size,
-        history_days=int(match.group(1)) * _HISTORY_DAYS[match.group(2)],
+        history_days=history_days,
         what_to_show=what,
         use_rth=use_rth,
         sec_types=sec_types,
         symbols=tuple(str(s).upper() for s in item.get("symbols", ())),
     )
+
+
+def _history_days(text: str, where: str) -> int:
+    """A history such as 30d or 20y in days, bounded by MAX_HISTORY_YEARS."""
+    match = _HISTORY.match(text.strip().lower())
+    if not match or int(match.group(1)) == 0:
+        raise UniverseError(f"{where}: history is a count and a unit, e.g. 30d, 26w, 6m or 20y.")
+    days = int(match.group(1)) * _HISTORY_DAYS[match.group(2)]
+    if days > MAX_HISTORY_YEARS * _HISTORY_DAYS["y"]:
+        raise UniverseError(
+            f"{where}: {text.strip()} reaches further back than any history IB keeps; ask for "
+            f"at most {MAX_HISTORY_YEARS}y."
+        )
+    return days

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -21,9 +21,11 @@ from assets.backfill import Backfill, SeriesReport, connected
 from assets.bar_series import Target, targets
 from assets.resources import UniverseResource
 from ibkr.connection import ConnectionSettings
+from ibkr.durations import SMALL_BAR_MAX_AGE, is_small_bar
 from ibkr.errors import one_sentence
 from ibkr.planner import PlannedRequest, describe_cost
-from ibkr.universe import BarSpec, UniverseError, parse_bar_spec
+from ibkr.universe import BarSpec, UniverseError, check_what_to_show, parse_bar_spec
+from pipelines.interrupts import Interrupted, interruptible
 from warehouse import ledger
 from warehouse.catalog import refresh_catalog
 from warehouse.layout import home as default_home
@@ -46,6 +48,9 @@ def add_backfill_commands(commands: argparse._SubParsersAction) -> None:
         command.set_defaults(run=run)
 
 
+_FLAGS = {"bar_size": "--bar-size", "history": "--history", "what_to_show": "--what-to-show"}
+
+
 @dataclass(frozen=True)
 class _Planned:
     target: Target
@@ -60,7 +65,7 @@ def _specs(args: argparse.Namespace) -> tuple[BarSpec, ...]:
         item = {"bar_size": args.bar_size, "history": args.history, "use_rth": not args.all_hours}
         if args.what_to_show:
             item["what_to_show"] = args.what_to_show
-        return (parse_bar_spec(item, "--bar-size"),)
+        return (parse_bar_spec(item, "--bar-size", _FLAGS),)
     path = args.universe or UniverseResource.from_env().path
     specs = UniverseResource(path=path).load().bars
     if not specs:
@@ -70,10 +75,33 @@ def _specs(args: argparse.Namespace) -> tuple[BarSpec, ...]:
 
 def _setup(args: argparse.Namespace) -> tuple[Path, list[Target]]:
     home = Path(args.home).resolve()
-    found = targets(home, _specs(args), args.symbols)
+    specs = _specs(args)
+    if args.symbols:
+        _check_named(home, specs, args.symbols)
+    found = targets(home, specs, args.symbols)
     if not found:
         raise UniverseError("no contract in the security master matches; check the symbols.")
     return home, found
+
+
+def _check_named(home: Path, specs: tuple[BarSpec, ...], symbols: list[str]) -> None:
+    """A contract named on the command line whose security type IB serves no such what-to-show
+    for is IB's 321 said up front, not silently left out of the plan."""
+    for spec in specs:
+        if spec.what_to_show:
+            for target in targets(home, [replace(spec, what_to_show="")], symbols):
+                check_what_to_show(target.sec_type, spec.what_to_show, target.symbol)
+
+
+def _availability_notes(specs: list[BarSpec]) -> list[str]:
+    """What the plan leaves out because IB keeps no such history, e.g. a year of 1-s bars."""
+    months = SMALL_BAR_MAX_AGE.days // 30
+    return [
+        f"IB keeps {months} months of bars of 30 seconds and smaller, so {spec.key} is planned "
+        f"for the last {SMALL_BAR_MAX_AGE.days} days, not the {spec.history_days} asked for."
+        for spec in dict.fromkeys(specs)
+        if is_small_bar(spec.bar_size) and spec.history_days > SMALL_BAR_MAX_AGE.days
+    ]
 
 
 def _plan_all(backfill: Backfill, found: list[Target]) -> list[_Planned]:
@@ -92,9 +120,15 @@ def _plan_all(backfill: Backfill, found: list[Target]) -> list[_Planned]:
 def run_plan(args: argparse.Namespace) -> int:
     console = Console()
     try:
-        home, found = _setup(args)
-        with connected(ConnectionSettings.from_env(), home, f"plan-{os.getpid()}") as backfill:
-            rows = _plan_all(backfill, found)
+        with interruptible() as stop:
+            home, found = _setup(args)
+            key = f"plan-{os.getpid()}"
+            with connected(ConnectionSettings.from_env(), home, key) as backfill:
+                backfill.pacer.sleep = stop.sleep
+                rows = _plan_all(backfill, found)
+    except Interrupted as stop:
+        console.print("[red]ibw plan:[/red] interrupted; nothing was planned.", soft_wrap=True)
+        return stop.exit_code
     except Exception as exc:  # one sentence, whatever failed
         console.print(f"[red]ibw plan:[/red] {one_sentence(exc)}", soft_wrap=True)
         return 1
@@ -107,6 +141,8 @@ def run_plan(args: argparse.Namespace) -> int:
             str(row.unavailable),
         )  # fmt: skip
     console.print(table)
+    for note in _availability_notes([row.target.spec for row in rows]):
+        console.print(note, soft_wrap=True)
     requests = [r for row in rows for r in row.requests]
     if not requests:
         console.print(f"{len(rows)} series: nothing to fetch, every expected session is held.")
@@ -120,27 +156,39 @@ def run_plan(args: argparse.Namespace) -> int:
 def run_backfill(args: argparse.Namespace) -> int:
     console = Console()
     reports: list[SeriesReport] = []
+    rows: list[_Planned] = []
+    finished = 0
     try:
-        home, found = _setup(args)
-        with connected(ConnectionSettings.from_env(), home, f"backfill-{os.getpid()}") as backfill:
-            rows = _plan_all(backfill, found)
-            total = sum(len(r.requests) for r in rows)
-            columns = (
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(),
-            )  # fmt: skip
-            with Progress(*columns, console=console, transient=True) as progress:
-                task = progress.add_task("requests", total=total or None)
+        with interruptible() as stop:
+            home, found = _setup(args)
+            key = f"backfill-{os.getpid()}"
+            with connected(ConnectionSettings.from_env(), home, key) as backfill:
+                backfill.pacer.sleep = stop.sleep  # a pacing wait ends at Ctrl-C
+                rows = _plan_all(backfill, found)
+                total = sum(len(r.requests) for r in rows)
+                columns = (
+                    TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                )  # fmt: skip
+                with Progress(*columns, console=console, transient=True) as progress:
+                    task = progress.add_task("requests", total=total or None)
 
-                def advance(target: Target, request: object) -> None:
-                    progress.update(task, advance=1, description=target.name)
+                    def advance(target: Target, request: object) -> None:
+                        stop.check()  # between requests: what is answered is written
+                        progress.update(task, advance=1, description=target.name)
 
-                backfill.on_request = advance
-                for row in rows:
-                    reports.append(backfill.run(row.target))
-            used = backfill.pacer.used()
-            budget = backfill.pacer.budget.window_limit
-        refresh_catalog(home)
+                    backfill.on_request = advance
+                    for row in rows:
+                        reports.append(SeriesReport(row.target))
+                        backfill.run(row.target, report=reports[-1])
+                        finished += 1
+                used = backfill.pacer.used()
+                budget = backfill.pacer.budget.window_limit
+            refresh_catalog(home)
+    except Interrupted as stop:
+        said = _interrupted(reports, finished, len(rows))
+        console.print(f"[red]ibw backfill:[/red] {said}", soft_wrap=True)
+        return stop.exit_code
     except Exception as exc:
         console.print(f"[red]ibw backfill:[/red] {one_sentence(exc)}", soft_wrap=True)
         return 1
@@ -149,6 +197,18 @@ def run_backfill(args: argparse.Namespace) -> int:
         for error in report.errors:
             console.print(f"[yellow]{report.target.name}:[/yellow] {error}", soft_wrap=True)
     return 1 if any(r.errors for r in reports) else 0  # scripts see that something failed
+
+
+def _interrupted(reports: list[SeriesReport], finished: int, series: int) -> str:
+    """What a stopped backfill kept: a session is written as soon as it is whole."""
+    if not series:
+        return "interrupted before any request was sent; nothing to keep."
+    answered = sum(r.requests for r in reports)
+    kept = sum(r.complete + r.empty for r in reports)
+    return (
+        f"interrupted: {answered} requests answered, {kept} sessions kept; "
+        f"{series - finished} of {series} series unfinished; run it again to continue."
+    )
 
 
 def _summary(reports: list[SeriesReport], used: int, budget: int) -> str:
