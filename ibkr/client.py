@@ -92,7 +92,7 @@ class IBClient:
                 subject=subject,
             ) from exc
 
-    async def refusable(
+    async def _refusable(
         self, contract: Contract, request: Callable[[], Awaitable[T]], subject: str
     ) -> T:
         """`request()` for `contract`, ended at once by IB's 321. ib_async treats 321 as a
@@ -134,7 +134,7 @@ class IBClient:
         check_what_to_show(contract.secType, what_to_show, subject)
         started = time.monotonic()
         bars = await self.call(
-            self.refusable(contract, partial(
+            self._refusable(contract, partial(
                 self.ib.reqHistoricalDataAsync, contract, end, duration, bar_size, what_to_show,
                 use_rth, 2, timeout=self.request_timeout,
             ), subject),
@@ -153,7 +153,7 @@ class IBClient:
         subject = f"earliest data of {errors.describe_contract(contract)}"
         check_what_to_show(contract.secType, what_to_show, subject)
         request = partial(self.ib.reqHeadTimeStampAsync, contract, what_to_show, use_rth, 2)
-        return await self.call(self.refusable(contract, request, subject), subject)
+        return await self.call(self._refusable(contract, request, subject), subject)
 
     async def now(self) -> datetime:
         """The gateway's clock: 'today' for snapshots is IB's today, not this machine's."""

@@ -76,21 +76,20 @@ def _specs(args: argparse.Namespace) -> tuple[BarSpec, ...]:
 def _setup(args: argparse.Namespace) -> tuple[Path, list[Target]]:
     home = Path(args.home).resolve()
     specs = _specs(args)
-    if args.symbols:
-        _check_named(home, specs, args.symbols)
+    if args.bar_size and args.what_to_show:
+        _check_named(home, specs[0], args.symbols)
     found = targets(home, specs, args.symbols)
     if not found:
         raise UniverseError("no contract in the security master matches; check the symbols.")
     return home, found
 
 
-def _check_named(home: Path, specs: tuple[BarSpec, ...], symbols: list[str]) -> None:
-    """A contract named on the command line whose security type IB serves no such what-to-show
-    for is IB's 321 said up front, not silently left out of the plan."""
-    for spec in specs:
-        if spec.what_to_show:
-            for target in targets(home, [replace(spec, what_to_show="")], symbols):
-                check_what_to_show(target.sec_type, spec.what_to_show, target.symbol)
+def _check_named(home: Path, spec: BarSpec, symbols: list[str]) -> None:
+    """`--what-to-show` for a contract named on the command line whose security type IB serves
+    no such history for: IB's 321 said up front, not the contract silently left out."""
+    if symbols:
+        for target in targets(home, [replace(spec, what_to_show="")], symbols):
+            check_what_to_show(target.sec_type, spec.what_to_show, target.symbol)
 
 
 def _availability_notes(specs: list[BarSpec]) -> list[str]:

@@ -130,3 +130,14 @@ def test_ports_outside_1_to_65535_are_one_sentence(args):
     assert result.returncode == 2
     assert "is not a TCP port; use 1 to 65535" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_universe_spec_that_names_a_type_ib_refuses_is_one_sentence():
+    from ibkr.universe import UniverseError, parse_bar_spec
+
+    item = {"bar_size": "1 hour", "history": "1y", "what_to_show": "BID", "sec_types": ["IND"]}
+    with pytest.raises(UniverseError) as refused:
+        parse_bar_spec(item, "universe bars 1")
+    assert str(refused.value) == (
+        "universe bars 1: IB serves no BID history for indices (IND): use TRADES as what-to-show."
+    )
