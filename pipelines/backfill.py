@@ -125,9 +125,9 @@ def run_plan(args: argparse.Namespace) -> int:
             with connected(ConnectionSettings.from_env(), home, key) as backfill:
                 backfill.pacer.sleep = stop.sleep
                 rows = _plan_all(backfill, found)
-    except Interrupted as stop:
+    except Interrupted as interrupted:
         console.print("[red]ibw plan:[/red] interrupted; nothing was planned.", soft_wrap=True)
-        return stop.exit_code
+        return interrupted.exit_code
     except Exception as exc:  # one sentence, whatever failed
         console.print(f"[red]ibw plan:[/red] {one_sentence(exc)}", soft_wrap=True)
         return 1
@@ -184,10 +184,10 @@ def run_backfill(args: argparse.Namespace) -> int:
                 used = backfill.pacer.used()
                 budget = backfill.pacer.budget.window_limit
             refresh_catalog(home)
-    except Interrupted as stop:
-        said = _interrupted(reports, finished, len(rows))
+    except Interrupted as interrupted:
+        said = _kept(reports, finished, len(rows))
         console.print(f"[red]ibw backfill:[/red] {said}", soft_wrap=True)
-        return stop.exit_code
+        return interrupted.exit_code
     except Exception as exc:
         console.print(f"[red]ibw backfill:[/red] {one_sentence(exc)}", soft_wrap=True)
         return 1
@@ -198,10 +198,10 @@ def run_backfill(args: argparse.Namespace) -> int:
     return 1 if any(r.errors for r in reports) else 0  # scripts see that something failed
 
 
-def _interrupted(reports: list[SeriesReport], finished: int, series: int) -> str:
+def _kept(reports: list[SeriesReport], finished: int, series: int) -> str:
     """What a stopped backfill kept: a session is written as soon as it is whole."""
     if not series:
-        return "interrupted before any request was sent; nothing to keep."
+        return "interrupted while planning; no bars were fetched."
     answered = sum(r.requests for r in reports)
     kept = sum(r.complete + r.empty for r in reports)
     return (
