@@ -72,7 +72,7 @@ def test_chaos(make_gateway, seeded_home: Path, tmp_path: Path, request) -> None
         "  - {symbol: AAPL, ticks: true, bars: true}\n"
         "  - {symbol: SPY, ticks: true, bars: true}\n"
         "flush_every: 0.5\nstale_after: 10\n"
-        "limits: {max_quantity: 5000, max_notional: 5000000}\n"
+        "limits: {max_quantity: 5000, max_notional: 5000000, max_price_deviation: 5}\n"
     )
     env = {
         **os.environ,
