@@ -81,7 +81,7 @@ def build_bars_asset(specs: tuple[BarSpec, ...]) -> dg.AssetsDefinition:
             with connected(ib.settings, home, context.run.run_id, ib.request_timeout) as backfill:
                 report = backfill.run(target)
                 used = backfill.pacer.used()
-                budget = backfill.pacer.budget.window_limit
+                budget = backfill.pacer.budget.backfill_limit
         if report.complete or report.empty:
             refresh_catalog(home)
         stored = bar_store.read_series(home, target.key)

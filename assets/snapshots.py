@@ -39,7 +39,7 @@ def account_snapshot(
     with one_sentence_failures():
         snap, now, accounts, attempts = take_snapshot(
             ib.settings, context.run.run_id, region=snapshot.region, deadline=snapshot.deadline,
-            datasets=selected,
+            datasets=selected, on_wait=context.log.info,
         )  # fmt: skip
     if gateway_day(now) != day:
         raise dg.Failure(

@@ -147,7 +147,7 @@ def run_plan(args: argparse.Namespace) -> int:
         console.print(f"{len(rows)} series: nothing to fetch, every expected session is held.")
         return 0
     budget = backfill.pacer.budget
-    cost = describe_cost(requests, budget=budget.window_limit, window_s=budget.window)
+    cost = describe_cost(requests, budget=budget.backfill_limit, window_s=budget.window)
     console.print(f"{len(rows)} series: {cost}.")
     return 0
 
@@ -182,7 +182,7 @@ def run_backfill(args: argparse.Namespace) -> int:
                         backfill.run(row.target, report=reports[-1])
                         finished += 1
                 used = backfill.pacer.used()
-                budget = backfill.pacer.budget.window_limit
+                budget = backfill.pacer.budget.backfill_limit
             refresh_catalog(home)
     except Interrupted as interrupted:
         said = _kept(reports, finished, len(rows))

@@ -20,7 +20,6 @@ import contextlib
 import os
 import re
 import secrets
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -31,7 +30,7 @@ import polars as pl
 from warehouse import layout
 from warehouse.live_schemas import BARS, TICKS
 from warehouse.locks import try_lock
-from warehouse.parquet import TEMP_PREFIX, TEMP_SUFFIX, fsync_dir, write_file
+from warehouse.parquet import create_temp, fsync_dir, write_file
 from warehouse.quarantine import write_quarantine
 from warehouse.schemas import polars_schema
 from warehouse.validation import split_valid
@@ -229,7 +228,7 @@ def _delete_merged(folder: Path) -> None:
 
 
 def _write_manifest(folder: Path, output: str, inputs: list[str]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
+    fd, tmp = create_temp(folder)
     with os.fdopen(fd, "w") as f:
         f.write("\n".join([output, *inputs]))
         f.flush()

@@ -41,7 +41,7 @@ def write_file(home: Path, folder: Path, name: str, df: pl.DataFrame) -> Path:
         _fsync_parents(folder, home)
     remove_stale_temps(folder)
     target = folder / name
-    fd, tmp = _create_temp(folder)
+    fd, tmp = create_temp(folder)
     try:
         with os.fdopen(fd, "wb") as f:
             df.write_parquet(f)
@@ -56,7 +56,7 @@ def write_file(home: Path, folder: Path, name: str, df: pl.DataFrame) -> Path:
     return target
 
 
-def _create_temp(folder: Path) -> tuple[int, Path]:
+def create_temp(folder: Path) -> tuple[int, Path]:
     """A new temp file in `folder`, open for writing, with the mode the umask gives
     (`tempfile.mkstemp` makes 0600, which would hide the lake from readers of the catalog)."""
     tmp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
