@@ -32,8 +32,8 @@ class OrderRefused(IBWError):
 @dataclass(frozen=True)
 class OrderLimits:
     """Caps on one order: shares/contracts, quantity x price x multiplier in its currency, and
-    how far its limit price may stray from the reference price (0.5: half of it either way),
-    which catches a slipped digit before the order trades at it."""
+    how far its limit price may trade through the reference price (0.5: a BUY up to 1.5 times
+    it, a SELL down to half of it), which catches a slipped digit before the order trades at it."""
 
     max_quantity: float = 10_000
     max_notional: float = 1_000_000
@@ -181,15 +181,22 @@ def check(
 def _check_price_band(
     intent: OrderIntent, reference_price: float | None, band: float, subject: str
 ) -> None:
-    """A limit price further from the reference price than the band is a typing slip."""
+    """A limit that would trade through the market by more than the band is a typing slip.
+
+    Only the side that costs money counts: a BUY far above the reference or a SELL far below it
+    fills at once at a bad price, while a bid far below (a resting "stink bid") only waits.
+    """
     known = reference_price is not None and math.isfinite(reference_price) and reference_price > 0
     if not (known and limit_is_a_price(intent)):
         return  # nothing to compare: the notional cap still applies
-    deviation = abs(intent.limit_price / reference_price - 1)
+    deviation = intent.limit_price / reference_price - 1
+    if intent.action == "SELL":
+        deviation = -deviation
     if deviation > band:
+        side = "above" if intent.action == "BUY" else "below"
         raise OrderRefused(
-            f"limit price {intent.limit_price:g} is {deviation:.0%} away from the reference "
-            f"price {reference_price:g}, beyond the band of {band:.0%}",
+            f"{intent.action} limit price {intent.limit_price:g} is {deviation:.0%} {side} the "
+            f"reference price {reference_price:g}, beyond the band of {band:.0%}",
             "check the price or raise max_price_deviation",
             subject=subject,
         )

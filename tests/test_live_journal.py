@@ -245,17 +245,22 @@ def test_fa_allocations_check_every_sub_account() -> None:
         check(fa, ["F1110000", "DU1110001", "U1110002"], 1.0, OrderLimits(), TradingMode())
 
 
-def test_a_limit_price_far_from_the_reference_is_refused() -> None:
+def test_a_limit_that_trades_through_the_reference_is_refused() -> None:
     paper, limits = TradingMode(), OrderLimits()
-    for limit in (101.0, 150.0, 299.0):
+    for limit in (1.0, 99.0, 150.0, 299.0):  # a BUY below the market only waits
         check(intent(order_type="LMT", limit_price=limit), MANAGED, 200.0, limits, paper)
-    for limit in (1.0, 99.0, 2_000.0):
-        with pytest.raises(OrderRefused, match="away from the reference price 200"):
+    for limit in (301.0, 2_000.0):
+        with pytest.raises(OrderRefused, match=r"BUY limit price .* above the reference price 200"):
             check(intent(order_type="LMT", limit_price=limit), MANAGED, 200.0, limits, paper)
-    stink_bid = intent(order_type="LMT", limit_price=1.0)
-    check(stink_bid, MANAGED, None, limits, paper)  # no reference: only the notional cap
+    for limit in (101.0, 150.0, 2_000.0):  # a SELL above the market only waits
+        check(intent(action="SELL", order_type="LMT", limit_price=limit), MANAGED, 200.0,
+              limits, paper)  # fmt: skip
+    for limit in (1.0, 99.0):
+        with pytest.raises(OrderRefused, match=r"SELL limit price .* below the reference price"):
+            check(intent(action="SELL", order_type="LMT", limit_price=limit), MANAGED, 200.0,
+                  limits, paper)  # fmt: skip
     with pytest.raises(OrderRefused, match="band of 10%"):
-        check(intent(order_type="LMT", limit_price=170.0), MANAGED, 200.0,
+        check(intent(order_type="LMT", limit_price=230.0), MANAGED, 200.0,
               OrderLimits(max_price_deviation=0.1), paper)  # fmt: skip
 
 

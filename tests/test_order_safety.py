@@ -68,7 +68,7 @@ def assert_refused_untouched(gw, journal: Journal, key: str, before, words: str)
     [
         ({"quantity": 1e9}, "quantity 1e+09 exceeds the limit of 10000"),
         ({"quantity": 9_000}, "notional 1,620,000.00 exceeds the limit of 1,000,000.00"),
-        ({"limit_price": 1_800.0}, "limit price 1800 is 800% away from the reference price 200"),
+        ({"limit_price": 1_800.0}, "BUY limit price 1800 is 800% above the reference price 200"),
     ],
 )
 def test_a_modification_past_a_limit_is_refused_and_nothing_is_sent(
