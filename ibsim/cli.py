@@ -26,7 +26,12 @@ class ScenarioError(ValueError):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=port_number, default=4002, help="port (default 4002, paper)")
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        default=4002,
+        help="port (default 4002, paper; 0: any free port)",
+    )
     parser.add_argument(
         "--scenario",
         metavar="FILE.yml",
@@ -60,14 +65,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def port_number(text: str) -> int:
-    """An argparse type: a TCP port, 1 to 65535 (larger numbers overflow the socket call)."""
+def port_number(text: str, lowest: int = 0) -> int:
+    """An argparse type: a TCP port up to 65535 (larger numbers overflow the socket call); 0
+    asks the system for a free one, which the gateway logs when it listens."""
     try:
         port = int(text)
     except ValueError:
-        port = 0
-    if not 1 <= port <= 65_535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port; use 1 to 65535")
+        port = -1
+    if not lowest <= port <= 65_535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port; use {lowest} to 65535")
     return port
 
 

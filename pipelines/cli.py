@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -66,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     dev = commands.add_parser("dev", help="embedded gateway + Dagster webserver and daemon")
     dev.add_argument("--home", default=str(default_home()), help="warehouse home ($IBW_HOME)")
     dev.add_argument(
-        "--port", type=gateway_cli.port_number, default=3000, help="Dagster UI port (default 3000)"
+        "--port",
+        type=partial(gateway_cli.port_number, lowest=1),
+        default=3000,
+        help="Dagster UI port (default 3000)",
     )
     dev.add_argument(
         "--gateway-port", type=gateway_cli.port_number, default=4002, help="embedded gateway port"

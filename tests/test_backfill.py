@@ -187,7 +187,7 @@ def test_the_bars_asset_fills_a_partition_and_checks_it(gateway, home, tmp_path)
     [materialization] = result.asset_materializations_for_node("bars")
     metadata = {k: v.value for k, v in materialization.metadata.items()}
     assert metadata["requests"] == 1 and metadata["dagster/row_count"] == 2160
-    assert metadata["gaps_left"] == 0 and "of 58" in metadata["pacing_budget_used"]
+    assert metadata["gaps_left"] == 0 and "of 52" in metadata["pacing_budget_used"]
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"bars_no_gaps": True, "bars_no_duplicates": True, "bars_ohlc_sane": True}
 
