@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+from collections import Counter
 from datetime import datetime, timedelta
 from datetime import time as dt_time
 from zoneinfo import ZoneInfo
@@ -55,6 +56,8 @@ class Gateway(GatewayFaults):
         self._sessions: set[ClientSession] = set()
         self._connections: set[asyncio.Task] = set()
         self.restarts = 0  # restarts so far (daily or asked for)
+        # Requests received per message id: tests land a fault after the k-th of a kind.
+        self.requests_received: Counter[int] = Counter()
         self.link_up = True  # False between 1100 and 1101/1102: IB's servers are out of reach
         self._stopping = False
         self._refuse_until = 0.0  # loop time before which a restart keeps the port closed

@@ -168,6 +168,7 @@ class ClientSession:
         if handler is None:
             self.send_error(-1, errors.bad_request(f"unknown message id {msg_id}"))
             return
+        self.gateway.requests_received[msg_id] += 1
         try:
             result = handler(self, reader)
             if inspect.isawaitable(result):

@@ -25,6 +25,7 @@ from warehouse.parquet import read_dataset
 
 LINEAGE = ["request_id", "fetched_at", "source", "year"]
 SERIES = ["con_id", "bar_size", "what_to_show", "use_rth"]
+HISTORICAL_DATA = 20  # reqHistoricalData's message id
 
 
 def backfill_command(home: Path, universe: Path, *symbols: str) -> list[str]:
@@ -72,16 +73,22 @@ def test_kill_9_at_random_moments_then_resume_equals_a_clean_run(
     rng = random.Random(5)
     kills = 0
     for _ in range(30 if pytestconfig.getoption("--slow") else 10):
+        # The moment is progress, not time: at start (imports), or after the k-th bars request.
+        after = gateway.gateway.requests_received[HISTORICAL_DATA] + rng.randint(0, 30)
         command = backfill_command(victim, universe, *symbols)
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        try:
-            process.wait(timeout=rng.uniform(1.0, 6.0))
-        except subprocess.TimeoutExpired:
+        deadline = time.monotonic() + 240
+        while gateway.gateway.requests_received[HISTORICAL_DATA] < after:
+            if process.poll() is not None:
+                break
+            assert time.monotonic() < deadline, "the backfill never reached its request"
+            time.sleep(0.005)
+        if process.poll() is None:
             process.kill()  # SIGKILL, by process id
-            process.wait(timeout=30)
             kills += 1
+        process.wait(timeout=30)
     assert kills >= 5  # most runs were cut short somewhere (imports, requests, writes)
     assert not read_dataset(victim, "coverage").is_empty()  # the killed runs kept their progress
     resumed = subprocess.run(backfill_command(victim, universe, *symbols), env=env,
