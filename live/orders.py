@@ -30,10 +30,11 @@ from live import reconcile as rec
 from live.export import export_journal
 from live.intents import OrderIntent
 from live.journal import IntentRow, Journal
-from live.safety import OrderLimits, OrderRefused, TradingMode, check
+from live.safety import OrderLimits, OrderRefused, TradingMode, check, order_price, quote_price
 
 log = logging.getLogger("ibw.live.orders")
 DETAILS_TIMEOUT = 10.0
+SNAPSHOT_TIMEOUT = 12.0  # IB completes a market-data snapshot within about 11 s
 SWEEP_EVERY = 1.0  # seconds between walks over ib_async's fills for any no event announced
 WARNINGS = frozenset({105, 110, 165, 321, 329, 399, 404, 434, 492, 10167, 2109, 2137})
 DEAD_ON_ARRIVAL = frozenset({103})  # the gateway refused the id: the order never existed
@@ -62,7 +63,7 @@ class OrderManager:
         # order placed after its snapshot is never taken for one the gateway lost.
         self._busy = asyncio.Lock()
         self._local_status = False  # ib_async's own status guesses (cancelOrder) are not IB's
-        self._multipliers: dict[int, float] = {}
+        self._contracts: dict[int, Contract] = {}  # by conId, from IB's contract details
         self._session_reset()
 
     def _session_reset(self) -> None:
@@ -208,8 +209,11 @@ class OrderManager:
         under the service's current limits and mode; `refuse(key, reason)` journals a refusal.
         False also while the contract's details are not in, or the connection changed."""
         try:
-            multiplier = await self._multiplier(intent.con_id)
+            contract = await self._contract(intent.con_id)
+            multiplier = float(contract.multiplier or 1) or 1.0
             price = self.reference_price(intent.con_id)
+            if price is None and order_price(intent, None) is None:
+                price = await self._snapshot_price(contract)
             check(intent, self.ib.managedAccounts(), price, self.limits, self.mode, multiplier)
         except OrderRefused as exc:
             refuse(key, str(exc))
@@ -226,9 +230,10 @@ class OrderManager:
         self.journal.refuse(key, str(refused))
         log.warning("%s", refused)
 
-    async def _multiplier(self, con_id: int) -> float:
-        """The contract's multiplier for the notional check; an unknown conId is refused."""
-        if con_id not in self._multipliers:
+    async def _contract(self, con_id: int) -> Contract:
+        """The contract as IB describes it (its multiplier, its exchange for a quote); an
+        unknown conId is refused."""
+        if con_id not in self._contracts:
             details = await asyncio.wait_for(
                 self.ib.reqContractDetailsAsync(Contract(conId=con_id)), DETAILS_TIMEOUT
             )
@@ -236,8 +241,18 @@ class OrderManager:
                 raise OrderRefused(
                     f"IB knows no contract with conId {con_id}", "check the conId", code=200
                 )
-            self._multipliers[con_id] = float(details[0].contract.multiplier or 1) or 1.0
-        return self._multipliers[con_id]
+            self._contracts[con_id] = details[0].contract
+        return self._contracts[con_id]
+
+    async def _snapshot_price(self, contract: Contract) -> float | None:
+        """One snapshot quote for an order that names no price on a contract no stream has
+        quoted yet (orders flow before the streams are set up): its notional is checked at
+        it. None when IB sends no price in time; the check then refuses the order."""
+        try:
+            tickers = await asyncio.wait_for(self.ib.reqTickersAsync(contract), SNAPSHOT_TIMEOUT)
+        except TimeoutError:
+            return None
+        return quote_price(tickers[0].bid, tickers[0].ask, tickers[0].last) if tickers else None
 
     async def _modify(self, row: IntentRow) -> None:
         """A modification is a new intent for safety: refused, it fails and nothing is sent."""

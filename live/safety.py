@@ -111,6 +111,16 @@ def limit_is_a_price(intent: OrderIntent) -> bool:
     return intent.limit_price is not None and intent.order_type not in TRAILING
 
 
+def quote_price(bid: float | None, ask: float | None, last: float | None) -> float | None:
+    """The reference price of a quote: the last trade, else the midpoint (None if neither is a
+    positive number; IB sends NaN or -1 for a side it has no price for)."""
+    if last is not None and last > 0:
+        return float(last)
+    if bid is not None and ask is not None and bid > 0 and ask > 0:
+        return (bid + ask) / 2
+    return None
+
+
 def order_price(intent: OrderIntent, reference_price: float | None) -> float | None:
     """The price the notional cap is measured at: the limit, else a stop or trigger price, else
     the reference (a trailing amount or a relative offset is a distance, not a price)."""

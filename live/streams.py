@@ -41,6 +41,7 @@ from ibkr.pacer import RequestKey
 from ibkr.pacing_log import SharedPacer
 from live import refill as gaps
 from live.config import LiveConfig, ResolvedStream, resolve_streams
+from live.safety import quote_price
 from live.stream_state import (
     NO_RETRY,
     GatewayClock,
@@ -425,12 +426,7 @@ class StreamManager:
         st = self.states.get(con_id)
         if st is None or st.quote is None:
             return None
-        bid, ask, last = st.quote[:3]
-        if last is not None and last > 0:
-            return last
-        if bid is not None and ask is not None and bid > 0 and ask > 0:
-            return (bid + ask) / 2
-        return None
+        return quote_price(*st.quote[:3])
 
     def health(self) -> dict:
         """Per stream and in total: what the health file and `ibw live` show."""

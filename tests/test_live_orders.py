@@ -102,6 +102,24 @@ def test_mkt_and_lmt_fill_and_are_journaled_with_commissions(single, connect, jo
     assert ib.run(m.reconcile()).differences == found.differences  # positions add up
 
 
+def test_a_market_order_no_stream_has_quoted_is_checked_at_a_snapshot_quote(
+    single, connect, journal
+):
+    """Orders flow before the streams are set up (and on contracts never streamed): a market
+    order names no price, so its notional is checked at one snapshot quote, not refused."""
+    ib = connect(single, CLIENT)
+    m = OrderManager(ib, journal, OrderLimits(), TradingMode(), lambda con_id: None)
+    m.attach()
+    ib.run(m.reconcile())
+    journal.submit(buy("unquoted"))
+    journal.submit(buy("too-big", 9_000))  # about 1.8M at the snapshot's price: over 1M
+    pump_until(ib, m, lambda: journal.settled() and journal.get("unquoted").state == "done")
+    assert journal.get("unquoted").status == "Filled"
+    refused = journal.get("too-big")
+    assert refused.state == "refused" and "exceeds the limit of 1,000,000.00" in refused.reason
+    assert at_gateway(single, "too-big") == []
+
+
 def test_modify_then_cancel(single, connect, journal):
     ib = connect(single, CLIENT)
     m = manager(ib, journal)
