@@ -7,6 +7,7 @@ import dagster as dg
 
 from ibkr.errors import IBWError
 from ibkr.universe import UniverseError
+from warehouse.unreadable import UnreadableFile
 
 
 @contextmanager
@@ -14,5 +15,5 @@ def one_sentence_failures() -> Iterator[None]:
     """Turn the project's own errors into a dg.Failure whose description is their sentence."""
     try:
         yield
-    except (IBWError, UniverseError) as exc:
+    except (IBWError, UniverseError, UnreadableFile) as exc:
         raise dg.Failure(description=str(exc)) from exc

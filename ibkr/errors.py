@@ -425,6 +425,8 @@ def one_sentence(exc: BaseException) -> str:
     """Any exception as the single line a user sees: ours verbatim, the usual suspects explained."""
     if isinstance(exc, IBWError | UniverseError):  # already one sentence, written for users
         return str(exc)
+    if isinstance(said := getattr(exc, "sentence", None), str):  # storage's own, the same way
+        return said
     if isinstance(exc, RequestError):
         return str(from_request_error(exc))
     if isinstance(exc, BaseExceptionGroup) and exc.exceptions:

@@ -14,6 +14,5 @@ compaction), `live_orders` (its orders, fills and reconciliation differences), `
 ledger checked against the lake, lost sessions returned to the gaps) and `catalog` (the DuckDB
 file of views analysts open read-only).
 
-May import: polars, pyarrow, duckdb, pandera, `ibkr.exceptions` (the one-sentence errors) and
-the standard library; never IB or Dagster.
+May import: polars, pyarrow, duckdb, pandera and the standard library; never IB or Dagster.
 """

@@ -19,22 +19,29 @@ from pathlib import Path
 
 import polars as pl
 
-from ibkr.exceptions import IBWError, clean_text
 from warehouse import layout
 from warehouse.parquet import fsync_dir
 
+MAX_REASON = 200  # characters of the reader's own message quoted in the sentence
 
-class UnreadableFile(IBWError):
-    """A lake file that is not readable Parquet; the sentence names it and the repair."""
+
+class UnreadableFile(ValueError):
+    """A lake file that is not readable Parquet; its `sentence` names it and the repair (the
+    command line and Dagster show an error's `sentence` as it is)."""
 
     def __init__(self, path: Path, reason: str) -> None:
         self.path = path
-        self.reason = reason
-        super().__init__(
-            "not a readable Parquet file",
-            "run `ibw verify` to move it aside and return what it held to the gaps",
-            subject=str(path),
-            detail=reason,
+        self.reason = one_line(reason)
+        super().__init__(self.sentence)
+
+    @property
+    def sentence(self) -> str:
+        quoted = self.reason
+        if len(quoted) > MAX_REASON:
+            quoted = quoted[: MAX_REASON - 1] + "…"
+        return (
+            f'{self.path}: not a readable Parquet file ("{quoted}"); run `ibw verify` to move '
+            "it aside and return what it held to the gaps."
         )
 
 
@@ -65,7 +72,7 @@ def problem(path: Path, *, whole: bool = False) -> str | None:
     except FileNotFoundError:
         return None  # moved or replaced meanwhile: nothing to set aside
     except _BROKEN as exc:
-        return clean_text(exc) or type(exc).__name__
+        return one_line(exc) or type(exc).__name__
     return None
 
 
@@ -74,7 +81,7 @@ def read(path: Path, columns: Sequence[str] | None = None) -> pl.DataFrame:
     try:
         return pl.read_parquet(path, columns=list(columns) if columns else None)
     except _BROKEN as exc:
-        raise UnreadableFile(path, clean_text(exc)) from exc
+        raise UnreadableFile(path, str(exc)) from exc
 
 
 def read_many(files: Sequence[Path], columns: Sequence[str]) -> pl.DataFrame:
@@ -115,3 +122,8 @@ def set_aside_unreadable(home: Path, *, whole: bool = False) -> list[SetAside]:
         if reason and (done := set_aside(home, path, reason)):
             moved.append(done)
     return moved
+
+
+def one_line(text: object) -> str:
+    """A reader's message on one line: control characters and line breaks become spaces."""
+    return " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
