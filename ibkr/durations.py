@@ -3,8 +3,9 @@
 Owns, in one place: IB's bar-size strings and their seconds, the duration units and their
 limits, the availability limits the planner must respect, the longest span the planner asks
 for each bar size, and a small adaptive memory that halves a span IB refused. Pure: standard
-library only. Sources are research/ib-rules.md (§2.1 bar sizes, §2.2 units and limits, §2.3 the
-step table and the planner rule, §2.5 availability) and the references it cites.
+library only. Source: IB's TWS API documentation on historical bar data (the valid bar sizes,
+the duration units and their limits, the table of the longest duration per bar size, and the
+historical data limitations), cross-checked against the answers of the embedded gateway.
 """
 
 from __future__ import annotations

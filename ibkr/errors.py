@@ -1,6 +1,6 @@
 """IB's error codes as one sentence each, and the exceptions the project raises for them.
 
-Owns: the catalogue of IB message codes (research/ib-rules.md §3) with a class, a cause and a fix
+Owns: the catalogue of IB message codes (IB's "Message Codes" page) with a class, a cause and a fix
 written for a trader; the text-dependent variants of 162, 200, 322 and 420; the exception
 hierarchy rooted at `IBWError`; and `one_sentence`, which renders any exception as the single
 line the CLI and Dagster show instead of a traceback or a bare code. Imports ib_async and the

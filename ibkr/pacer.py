@@ -4,10 +4,11 @@ Owns the rules (`PacingBudget`), what the rules compare (`RequestKey`), one entr
 request log (`LogEntry`) and the decision over it (`earliest_send`, `slot_free_at`, `used`).
 The durable log shared by processes is `ibkr.pacing_log`. May import only the standard library.
 
-The rules (research/ib-rules.md §1): for bars of 30 s or less and head-timestamp requests, at
-most 60 requests in any 10 minutes (BID_ASK counts twice), no identical request within 15 s,
-fewer than 6 per contract/exchange/whatToShow within 2 s; for every historical request a cap on
-open requests (IB refuses beyond 50 with 322); bars of 1 min and longer only get a soft pace.
+The rules (IB's "Historical Data Limitations"): for bars of 30 s or less and head-timestamp
+requests, at most 60 requests in any 10 minutes (BID_ASK counts twice), no identical request
+within 15 s, fewer than 6 per contract/exchange/whatToShow within 2 s; for every historical
+request a cap on open requests (IB refuses beyond 50 with 322); bars of 1 min and longer only
+get a soft pace.
 
 The schedule is a queue per lane (small bars, larger bars): a request is never placed before a
 request of its lane already in the log. IB judges each request against the ones it accepted

@@ -4,7 +4,7 @@ Owns the step from gaps (what the coverage ledger lacks) to IB requests, and the
 `ibw plan` prints. Pure: no I/O, no clock (`now` is an argument), no calendar (the series'
 expected sessions are an argument), no pacing (the pacer decides when each request goes).
 
-How (research/ib-rules.md §2.2-2.6):
+How (IB's documentation of historical bar requests):
 - Durations count trading time: `N S` is N trading seconds and `N D` N sessions back from the
   end, so the planner lays the expected sessions end to end on a trading-time axis (seconds for
   bars of 30 s or less, whole sessions otherwise) and works there.

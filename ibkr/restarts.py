@@ -1,4 +1,4 @@
-"""IB's daily server reset windows per region (research/ib-rules.md §6): when a snapshot must
+"""IB's daily server reset windows per region (IB's System Status page): when a snapshot must
 not run, and when it may. Pure: the standard library only."""
 
 from __future__ import annotations

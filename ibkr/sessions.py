@@ -115,7 +115,7 @@ def _calendar_sessions(hours: Hours) -> list[tuple[date, datetime, datetime]]:
     import exchange_calendars as xcals  # slow to import: only when a calendar is needed
 
     with warnings.catch_warnings():
-        # exchange-calendars 4.13 on pandas 3 (research/stack.md §A5): correct, only noisy.
+        # exchange-calendars 4.13 on pandas 3 warns that .values drops the zone: only noisy.
         warnings.filterwarnings("ignore", message=r".*\.values returning an ndarray")
         calendar = xcals.get_calendar(hours.calendar, start=str(FIRST_DAY), end=str(LAST_DAY))
         schedule = calendar.schedule

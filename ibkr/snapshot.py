@@ -1,7 +1,7 @@
 """One account snapshot through ib_async: positions, account summary and values, portfolio, P&L,
 today's executions with their commissions, open and completed orders, the FA configuration.
 
-Owns the order of the requests (research/ib-rules.md §7: positions, summary and values,
+Owns the order of the requests (IB's account data pages: positions, summary and values,
 portfolio, P&L, executions, orders, FA), the waits for data IB streams (account updates one
 account at a time, P&L, late commission reports; each bounded) and the rows, as plain dicts, that
 the warehouse stores. Corrections: a fill whose execId differs only after the last dot replaces

@@ -1,5 +1,5 @@
 """Financial Advisor allocation, pure: how an order placed on an FA group or profile divides over
-the sub-accounts (research/ib-rules.md §5.6).
+the sub-accounts (IB's Financial Advisor allocation methods).
 
 An order's quantity is divided once, when it is placed, into a target per account: by the group's
 method (or the order's faMethod), or by the profile's allocations. Every fill is then divided over

@@ -84,7 +84,7 @@ class GatewayConfig:
     soft_throttle_bars_per_second: float = 25_000.0
     # Real seconds between keepUpToDate updates (IB resends the open bar every 4-6 s).
     update_interval: float = 5.0
-    # IB Gateway's daily auto-restart (research/ib-rules.md §6): real seconds the port refuses
+    # IB Gateway's daily auto-restart (its Auto Restart setting): real seconds the port refuses
     # connections after the clients are dropped. One observed restart let the client back in
     # after about 80 s (LEAN#242), retry delay included.
     restart_refusal: float = 60.0
@@ -92,7 +92,7 @@ class GatewayConfig:
     # asked, Gateway.restart). IBC's AutoRestartTime is local time; IB's resets follow New York.
     restart_at: time | None = None
     restart_zone: str = "America/New_York"
-    # Streaming (ibsim.streaming, research/ib-rules.md §4). Real seconds between sends of what
+    # Streaming (ibsim.streaming, IB's market data pages). Real seconds between sends of what
     # changed: IB refreshes US quotes every 250 ms.
     stream_interval: float = 0.25
     # Market data lines per login: each reqMktData and reqRealTimeBars holds one (101 beyond).

@@ -1,6 +1,6 @@
 """The order engine: the orders placed through the API, worked against the synthetic market at
-the gateway's time, with IB's states and errors (research/tws-protocol.md §3.6,
-research/ib-rules.md §5). This module owns each order's lifecycle: placing, modifying, cancelling,
+the gateway's time, with IB's states and errors (IB's order pages: order states, order types).
+This module owns each order's lifecycle: placing, modifying, cancelling,
 transmitting brackets, whatIf previews, the evaluation loop and the state changes; what a fill
 books and reports is `ibsim.fills`.
 

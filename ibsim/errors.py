@@ -1,4 +1,4 @@
-"""IB's error codes and texts, as the gateway sends them (research/ib-rules.md §2-3)."""
+"""IB's error codes and texts, as the gateway sends them (IB's "Message Codes" page)."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ FARM_NOTICES = tuple(FARM_STATUS[code] for code in (2104, 2106, 2158))  # at eve
 FARMS_BROKEN = tuple(FARM_STATUS[code] for code in (2103, 2105))  # when IB's link drops
 FARMS_OK = tuple(FARM_STATUS[code] for code in (2104, 2106))  # when it is back
 
-# The gateway's link to IB's servers (research/tws-protocol.md §4).
+# The gateway's link to IB's servers (codes 1100-1102 and the 2100s).
 CONNECTIVITY_LOST = IBError(1100, "Connectivity between IB and Trader Workstation has been lost.")
 RESTORED_DATA_LOST = IBError(
     1101, "Connectivity between IB and Trader Workstation has been restored - data lost."
@@ -121,7 +121,7 @@ RESTORED_DATA_KEPT = IBError(
     1102, "Connectivity between IB and Trader Workstation has been restored - data maintained."
 )
 
-# Streaming market data (research/ib-rules.md §3-4).
+# Streaming market data (IB's market data lines and their codes).
 MAX_TICKERS = IBError(101, "Max number of tickers has been reached.")
 DUPLICATE_TICKER = IBError(102, "Duplicate ticker ID.")
 MAX_TICK_BY_TICK = IBError(10190, "Max number of tick-by-tick requests has been reached.")

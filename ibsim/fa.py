@@ -1,5 +1,5 @@
 """The Financial Advisor configuration: requestFA (groups, profiles, aliases as IB's XML) and
-replaceFA (groups only), from and into `gateway.book` (research/ib-rules.md §5.6).
+replaceFA (groups only), from and into `gateway.book` (IB's Financial Advisor pages).
 
 Wire (server version 178, checked against both clients' decoders):
     requestFA   in   18 | 1 | faDataType                  (1 groups, 2 profiles, 3 aliases)

@@ -1,5 +1,5 @@
-"""Faults of IB's servers and of the Gateway, on demand or from a script (research/ib-rules.md
-§3, §6; research/tws-protocol.md §4).
+"""Faults of IB's servers and of the Gateway, on demand or from a script (IB's message codes
+1100-1102 and 2103-2106, and IB Gateway's daily restart).
 
 `GatewayFaults` holds the fault methods of ibsim.server.Gateway. They run on the gateway's loop
 (tests: `gw.call(gw.gateway.connectivity_lost)`) and touch only state the Gateway owns:

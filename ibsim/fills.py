@@ -1,5 +1,5 @@
 """The order engine's fills: how much of a working order one second fills, and what a fill
-does (research/tws-protocol.md §3.6, research/ib-rules.md §5).
+does (IB's order states, executions and commission reports).
 
 - **Size.** `ibsim.matching` says at what price and up to what size an order fills against the
   second's quote; fills in one second share its displayed size (per conId and side, or the

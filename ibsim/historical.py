@@ -1,6 +1,6 @@
 """Historical requests: bars (with keepUpToDate), head timestamps and trading schedules.
 
-Checks run in IB's order (research/ib-rules.md §3, 321 row); pacing and the open-request cap
+Checks run in IB's order (the 321 texts of IB's "Message Codes"); pacing and the open-request cap
 are the gateway's, shared by every client of this login.
 """
 

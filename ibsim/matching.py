@@ -8,7 +8,7 @@ When an order may work (sessions, expiry, the closing auction, an algo's window)
 (ibsim.fills) take the sizes a fill uses off what the second displays. The market is
 `ibsim.quotes.Quote`: a buy takes the ask, a sell the bid, at most the displayed size; a price
 pegged inside the spread (REL) fills when a trade prints at or through it, at most the size
-traded. Prices are kept on the instrument's tick grid (research/ib-rules.md §5.5 for the fields
+traded. Prices are kept on the instrument's tick grid (IB's order type pages for the fields
 each type needs). Imports only ibsim.
 """
 

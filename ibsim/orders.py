@@ -2,7 +2,7 @@
 field by field and handed to the gateway's order engine (ibsim.engine), which owns every order
 state and sends the news (openOrder, orderStatus, execDetails, commissionReport, errors).
 
-placeOrder at server versions 157-178 (research/tws-protocol.md §3.2), the same for ib_async 2.1
+placeOrder at server versions 157-178 (as the clients encode it), the same for ib_async 2.1
 (`client.py placeOrder`) and the official ibapi (`client.py placeOrder`): every field is read,
 including the count-dependent parts (combo legs, delta-neutral, scale, hedge, algo params, PEG
 BENCH, conditions, the PEG BEST / PEG MID / IBKRATS tail), so the fields after them stay aligned.

@@ -2,7 +2,7 @@
 
 Every value comes from `ibsim.valuation` (pure functions of the Book and the market at the
 gateway's now), so tests can compute what the gateway sends. Layouts at server version 178
-(research/tws-protocol.md §3.3), checked against ib_async's and ibapi's decoders. Accounts a
+(as the clients decode them), checked against ib_async's and ibapi's decoders. Accounts a
 request names are read with `Book.account_ids`: a sub-account, "All" (or ""), the master code
 with or without "A" (every sub-account), or an FA group name. Values are sent once, at the
 request: no periodic updates.

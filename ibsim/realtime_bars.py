@@ -5,7 +5,7 @@ from ibsim.bars over the same one-second atoms and are formatted by ibsim.barfor
 that wakes late (a fast clock) sends every window closed since the last one, in order; windows
 that close while IB's link is down or the session is stalled are never sent, which is the gap a
 client refills from history. Each subscription holds a market data line and counts against the
-small-bar pacing of the login (research/ib-rules.md §1.2, §4): 420 when over it.
+small-bar pacing of the login (IB's historical data limitations): 420 when over it.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def strike_text(value: float) -> str:
 
 
 def contract_details_fields(req_id: int, inst: Instrument, now) -> list[object]:
-    """msg 10 at server version 178: 42 fields with one secId (research/tws-protocol.md §3.4)."""
+    """msg 10 at server version 178: 42 fields with one secId, as the clients decode it."""
     venue = VENUES[inst.venue]
     sec_ids = [1, "ISIN", inst.isin] if inst.isin else [0]
     rules = ",".join([str(inst.market_rule)] * len(inst.valid_exchanges.split(",")))

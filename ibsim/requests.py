@@ -13,7 +13,7 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class ContractQuery:
-    """The 12-field contract block of a request (research/tws-protocol.md §3)."""
+    """The 12-field contract block of a request (as the clients encode it)."""
 
     con_id: int = 0
     symbol: str = ""

@@ -1,6 +1,6 @@
 """IB's request rules for historical data: bar sizes, durations, whatToShow, end dates.
 
-Each check raises the IBError IB sends (research/ib-rules.md §2), in the order IB checks them.
+Each check raises the IBError IB sends (IB's "Message Codes"), in the order IB checks them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ LEGAL_BAR_SIZES = (
 SMALL_BAR_SECONDS = 30  # bars of this size or less fall under the hard pacing rules
 
 # The step table: the longest duration, in seconds, IB serves per small bar size
-# (research/ib-rules.md §2.3, old docs' table with 1 secs at the Campus' 2000 S).
+# (IB's old API docs' table, with 1 secs at the 2000 S of IB's current docs).
 MAX_SMALL_BAR_SPAN = {1: 2_000, 5: 3_600, 10: 14_400, 15: 14_400, 30: 28_800}
 
 _IN_YEARS = "Historical data requests for durations longer than {} must be made in years."

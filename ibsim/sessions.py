@@ -110,7 +110,7 @@ def _calendar(name: str):
     import exchange_calendars as xcals
 
     with warnings.catch_warnings():
-        # exchange-calendars 4.13 on pandas 3 (research/stack.md §A5): correct, only noisy.
+        # exchange-calendars 4.13 on pandas 3 warns that .values drops the zone: only noisy.
         warnings.filterwarnings("ignore", message=r".*\.values returning an ndarray")
         return xcals.get_calendar(name, start=CALENDAR_START, end=CALENDAR_END)
 

@@ -5,7 +5,7 @@ it. One pump task per session wakes every `config.stream_interval` real seconds,
 gateway's clock and brings each subscription up to that second: it sends what is new, or, while
 IB's link is down (1100) or the session is stalled, lets it pass unsent, so a gap stays a gap.
 Prices come from ibsim.quotes, the market the historical bars and the order fills read too.
-Real-time bars: ibsim.realtime_bars. Limits: research/ib-rules.md §4.
+Real-time bars: ibsim.realtime_bars. Limits: IB's market data pages.
 """
 
 from __future__ import annotations

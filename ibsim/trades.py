@@ -1,7 +1,7 @@
 """Orders and fills: open and completed orders, executions and their commission reports.
 
 Everything is read from the gateway's Book (ibsim.book). Layouts are those of server versions
-157-178 (research/tws-protocol.md §3.3, §3.5), checked against the decoders of ib_async 2.1.0
+157-178, checked against the decoders of ib_async 2.1.0
 (`ib_async/decoder.py`) and the official ibapi 10.51 (`ibapi/decoder.py`, `ibapi/orderdecoder.py`).
 
 - reqExecutions (7): execDetails (11) for each of today's fills the filter matches, then

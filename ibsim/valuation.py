@@ -111,7 +111,7 @@ ACCOUNT_KEYS: tuple[tuple[str, bool], ...] = (
     ("SMA", True), ("TotalCashValue", True),
 )  # fmt: skip
 
-# reqAccountSummary tags (research/ib-rules.md §7, plus the spellings clients send), each with
+# reqAccountSummary tags (IB's account summary page, plus the spellings clients send), each with
 # the account value it reports and whether it carries the base currency. Plus $LEDGER,
 # $LEDGER:<currency> and $LEDGER:ALL.
 SUMMARY_TAGS: dict[str, tuple[str, bool]] = {

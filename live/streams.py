@@ -4,7 +4,7 @@ Owns `StreamManager`, which the service (live.service) drives: `subscribe_all` a
 (re)connect (ib_async forgets subscriptions with the socket), `on_error` for IB's codes, `flush`
 every `flush_every` seconds, `watch` every second or so, `refill` after a connect, and `health`.
 
-Why it is built this way (research/anchors.md §2: subscriptions that die silently after the
+Why it is built this way (users' most common complaint: subscriptions that die silently after the
 nightly reset or a farm blip are users' worst experience):
 - 1100 (IB unreachable): wait, no resubscribe storm. 1101 (data lost): cancel and request every
   stream again. 1102 (data kept): a feed that shows no data within a short grace is
@@ -13,7 +13,7 @@ nightly reset or a farm blip are users' worst experience):
 - A stream whose bars (or, without bars, ticks) stay silent for `stale_after` seconds while its
   market is in session is resubscribed (`stale_resubscribes`). Time is the gateway's, never this
   machine's (live.stream_state.GatewayClock).
-- Real-time bar requests count against IB's small-bar pacing (research/ib-rules.md §1.2), so
+- Real-time bar requests count against IB's small-bar pacing (IB's historical data limitations), so
   they wait for a slot in the login's shared pacing log, as the refills and the backfill do;
   but with priority: they may use the budget's reserve, which a backfill or a refill never
   fills, and go before those requests' reservations (ibkr.pacer).

@@ -1,6 +1,6 @@
 """Faults of the embedded gateway seen by unmodified ib_async clients: IB's link lost (1100) and
 restored with data kept (1102) or lost (1101), farm notices, dropped clients, stalls, and fault
-scripts (research/tws-protocol.md §4, research/ib-rules.md §3, §6).
+scripts (IB's message codes 1100, 1101, 1102 and 2103-2106, and the daily restart).
 
 The gateway's clock is a ManualClock, so which 5-second windows close during an outage is exact.
 Only outcomes are asserted, each behind a bounded wait."""

@@ -1,5 +1,5 @@
 """IB Gateway's daily restart: connected clients are dropped, connects are refused for a while,
-then accepted again, and the accounts are as they were (research/ib-rules.md §6).
+then accepted again, and the accounts are as they were (IB Gateway's auto-restart).
 
 Only outcomes are asserted, each behind a bounded wait; never how long anything took."""
 

@@ -1,6 +1,6 @@
 """Streaming from the embedded gateway through unmodified clients: market data ticks (live,
 delayed, snapshots), IB's market data lines, tick-by-tick, and real-time bars that equal the
-historical 5-second bars of the same windows (research/ib-rules.md §4).
+historical 5-second bars of the same windows (IB's market data pages).
 
 Clocks are the gateway's: a ManualClock stands still until the test moves it, a ShiftedClock runs
 fast. Only outcomes are asserted, each behind a bounded wait."""
