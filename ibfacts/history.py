@@ -1,0 +1,44 @@
+"""What IB's historical data service serves: how far back, for which contracts, which
+whatToShow per security type, and which requests take no end date.
+
+Sources: IB's TWS API documentation, "Historical Data Limitations"
+(https://interactivebrokers.github.io/tws-api/historical_limitations.html) and "Historical Bar
+Data" (https://interactivebrokers.github.io/tws-api/historical_bars.html, section whatToShow;
+the same tables on https://www.interactivebrokers.com/campus/ibkr-api-page/twsapi-doc/), and
+IB's "Message Codes" page for the refusals (10339, 321).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from types import MappingProxyType
+
+# Bars of 30 seconds or less are served for the last six months only: IB answers 162 "Historical
+# data requests for bars of 30 secs or less are limited to the last 6 months."
+SMALL_BAR_MAX_AGE = timedelta(days=183)
+
+# Expired futures keep their history for two years after expiry; expired options, futures
+# options and warrants keep none (162/166 "HMDS Expired Contract Violation").
+EXPIRED_FUTURE_YEARS = 2
+NO_EXPIRED_HISTORY = frozenset({"OPT", "FOP", "WAR", "IOPT"})
+
+# Requests that must leave endDateTime empty (they count back from now): continuous futures
+# (10339 "Setting end date/time for continuous future security type is not allowed") and
+# dividend-adjusted bars (321 "End date not supported with adjusted last").
+NO_END_DATE_SEC_TYPES = frozenset({"CONTFUT"})
+NO_END_DATE_WHAT = frozenset({"ADJUSTED_LAST"})
+
+# Which whatToShow IB serves historical bars (and head timestamps) for, per security type. Forex
+# has no trades; an index has only its computed value (TRADES); dividend-adjusted prices exist
+# for stocks only. IB refuses anything else with 321 "What to show value of ... rejected."
+QUOTE_WHAT = ("MIDPOINT", "BID", "ASK", "BID_ASK")
+WHAT_TO_SHOW = ("TRADES", "ADJUSTED_LAST", *QUOTE_WHAT)
+WHAT_TO_SHOW_FOR: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "STK": WHAT_TO_SHOW,
+    "FUT": ("TRADES", *QUOTE_WHAT),
+    "CONTFUT": ("TRADES", *QUOTE_WHAT),
+    "OPT": ("TRADES", *QUOTE_WHAT),
+    "CASH": QUOTE_WHAT,
+    "IND": ("TRADES",),
+})  # fmt: skip
