@@ -17,10 +17,11 @@ from pathlib import Path
 import polars as pl
 from ib_async import Contract
 
+from ibfacts.venues import Venue
 from ibkr import errors
 from ibkr.durations import SMALL_BAR_MAX_AGE, DurationTable, is_small_bar
 from ibkr.planner import Plan, Series, Session, plan
-from ibkr.sessions import Hours, expected_sessions, hours_for
+from ibkr.sessions import expected_sessions, hours_for
 from ibkr.universe import BarSpec
 from warehouse import heads, integrity, ledger
 from warehouse.parquet import read_dataset
@@ -55,7 +56,7 @@ class Target:
         return ledger.Series(self.con_id, self.spec.bar_size, self.what_to_show, self.spec.use_rth)
 
     @property
-    def hours(self) -> Hours:
+    def hours(self) -> Venue:
         return hours_for(self.sec_type, self.exchange, self.primary_exchange)
 
     @property

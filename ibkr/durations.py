@@ -1,11 +1,9 @@
 """How much one historical-data request may ask for, per bar size: the planner's table.
 
-Owns, in one place: IB's bar-size strings and their seconds, the duration units and their
-limits, the availability limits the planner must respect, the longest span the planner asks
-for each bar size, and a small adaptive memory that halves a span IB refused. Pure: standard
-library only. Source: IB's TWS API documentation on historical bar data (the valid bar sizes,
-the duration units and their limits, the table of the longest duration per bar size, and the
-historical data limitations), cross-checked against the answers of the embedded gateway.
+Owns the longest span the planner asks for each bar size, and a small adaptive memory that
+halves a span IB refused. IB's own facts (bar sizes, the step table, the duration units and
+their limits, how far back IB serves) live in `ibfacts`; this module is the planner's policy
+within them. Pure: standard library and `ibfacts` only.
 """
 
 from __future__ import annotations
@@ -16,47 +14,26 @@ from dataclasses import dataclass
 from datetime import timedelta
 from types import MappingProxyType
 
-# The 21 exact barSizeSetting strings IB accepts (§2.1: Campus §21.03.03, old docs
-# historical_bars). Day, week and month bars follow sessions; their seconds are nominal.
-BAR_SECONDS: Mapping[str, int] = MappingProxyType({
-    "1 secs": 1, "5 secs": 5, "10 secs": 10, "15 secs": 15, "30 secs": 30,
-    "1 min": 60, "2 mins": 120, "3 mins": 180, "5 mins": 300, "10 mins": 600,
-    "15 mins": 900, "20 mins": 1_200, "30 mins": 1_800, "1 hour": 3_600, "2 hours": 7_200,
-    "3 hours": 10_800, "4 hours": 14_400, "8 hours": 28_800,
-    "1 day": 86_400, "1 week": 604_800, "1 month": 2_592_000,
-})  # fmt: skip
-SMALL_BAR_SECONDS = 30  # bars of 30 s or less fall under IB's hard pacing rules (§1.1)
+from ibfacts.bars import (
+    BAR_SECONDS,
+    DURATION_UNITS,
+    MAX_BACKFILL_YEARS,
+    MIN_SECONDS,
+    SMALL_BAR_STEP,
+    UNIT_LIMITS,
+    is_small_bar,
+)
+from ibfacts.history import EXPIRED_FUTURE_YEARS
+from ibfacts.history import SMALL_BAR_MAX_AGE as HISTORY_SMALL_BAR_MAX_AGE
+from ibfacts.messages import SPAN_TOO_LONG
 
-
-def is_small_bar(bar_size: str) -> bool:
-    """Bars of 30 s or less: hard-paced, step-table spans, six months of history (§1, §2.5)."""
-    return BAR_SECONDS[bar_size] <= SMALL_BAR_SECONDS
-
-
-# Units and the largest count each takes before IB says "use years" (§2.2: rust-ibapi#837,
-# verified on a paper account for S and D; ibx for W and M). Y is capped by the server's
-# "Max API Backfill Years" (tag 6774, value for real accounts unknown ⚠), a setting here.
-UNIT_LIMITS: Mapping[str, int] = MappingProxyType({"S": 86_400, "D": 365, "W": 52, "M": 12})
-MIN_SECONDS = 30  # "N S" with N < 30 is "Historical data requested duration is invalid." (ibx)
-MAX_BACKFILL_YEARS = 30
+# IB's cut-off for small bars is six months back from the moment a request *arrives*: the
+# planner stops three days short of it, so a plan still holds when its last request is sent.
+SMALL_BAR_MAX_AGE = HISTORY_SMALL_BAR_MAX_AGE - timedelta(days=3)
+EXPIRED_FUTURE_MAX_AGE = timedelta(days=365 * EXPIRED_FUTURE_YEARS)
 SESSIONS_PER_YEAR = 252  # a five-day exchange calendar; only used to turn a halved Y into D
 
-# Availability (§2.5, Campus §21.01.04). IB's cut-off for small bars is six months back from
-# the moment a request *arrives*; 180 days leaves a few days for a plan to be sent.
-SMALL_BAR_MAX_AGE = timedelta(days=180)
-EXPIRED_FUTURE_MAX_AGE = timedelta(days=2 * 365)  # expired futures: two years after expiry
-
-# Bars of 30 s or less: the old docs' step table (duration -> smallest bar), with 1 secs at the
-# Campus "Max Duration Per Bar Size" 2000 S (LEAN uses 2000 S too). Chosen over the Campus'
-# looser 86400 S because a refused small-bar request still spends pacing budget (§2.3 planner
-# rule; 1 D of 1-s bars is refused with 162 "invalid step", wrighter/ib-scripts#1). Must match
-# ibsim.rules.MAX_SMALL_BAR_SPAN, the gateway's copy (a test checks).
-SMALL_BAR_STEP: Mapping[str, int] = MappingProxyType(
-    {"1 secs": 2_000, "5 secs": 3_600, "10 secs": 14_400, "15 secs": 14_400, "30 secs": 28_800}
-)
-
-_UNITS = "SDWMY"
-_SPAN = re.compile(r"^(\d+) ([SDWMY])$")
+_SPAN = re.compile(rf"^(\d+) ([{DURATION_UNITS}])$")
 
 
 @dataclass(frozen=True)
@@ -67,7 +44,7 @@ class Span:
     unit: str
 
     def __post_init__(self) -> None:
-        if self.unit not in _UNITS:
+        if self.unit not in DURATION_UNITS:
             raise ValueError(f"unknown duration unit {self.unit!r}")
         if self.count < (MIN_SECONDS if self.unit == "S" else 1):
             raise ValueError(f"duration {self} is below IB's minimum")
@@ -85,14 +62,15 @@ class Span:
         return cls(int(match.group(1)), match.group(2))
 
 
-# Bars of 1 min and longer (§2.3 planner rule: grow within the Campus limits, halve on refusal).
+# Bars of 1 min and longer (grow within IB's limits, halve when IB refuses).
 # One budget for every size: about 14,400 bars per answer, i.e. ten 24-hour sessions of 1-min
 # bars. That is about 1 MB on the wire, under 8 % of the 16 MiB frame (≈ 200,000 bars), so a
 # 23-hour futures or FX session and a 16-hour extended-hours stock session both fit with room,
 # and it keeps each answer small enough for IB's soft throttle (5 D of 1-min bars answered in
-# 8 s, 6 D once stalled past 60 s: ib_insync#268; LEAN asks 7 D). Sessions per request are then
-# 10 × the bar's minutes, in D up to IB's 365 D; past that, whole years at 260 sessions a year
-# (FX, the busiest calendar), rounded down. Y ends at MAX_BACKFILL_YEARS.
+# 8 s, 6 D once stalled past 60 s: github.com/erdewit/ib_insync issue 268; QuantConnect's LEAN
+# asks 7 D). Sessions per request are then 10 × the bar's minutes, in D up to IB's 365 D; past
+# that, whole years at 260 sessions a year (FX, the busiest calendar), rounded down. Y ends at
+# MAX_BACKFILL_YEARS.
 #   1 min   10 D  10 × 1,380 (23 h) = 13,800 bars      30 mins  300 D  300 × 46 = 13,800
 #   2 mins  20 D  20 × 690 = 13,800                    1 hour     2 Y  2 × 260 × 23 = 11,960
 #   3 mins  30 D  30 × 460 = 13,800                    2 hours    4 Y  4 × 260 × 12 = 12,480
@@ -101,7 +79,7 @@ class Span:
 #   15 mins 150 D 150 × 92 = 13,800                    8 hours   18 Y  18 × 260 × 3 = 14,040
 #   20 mins 200 D 200 × 69 = 13,800                    1 day, 1 week, 1 month: 30 Y ≤ 7,800
 # W and M are never used: 365 D reaches further than 52 W or 12 M. Y is calendar time; the
-# planner uses it only where D cannot reach (§2.2).
+# planner uses it only where D cannot reach.
 _LARGE_BAR_SPANS = {
     "1 min": "10 D", "2 mins": "20 D", "3 mins": "30 D", "5 mins": "50 D", "10 mins": "100 D",
     "15 mins": "150 D", "20 mins": "200 D", "30 mins": "300 D", "1 hour": "2 Y",
@@ -109,13 +87,11 @@ _LARGE_BAR_SPANS = {
     "1 day": "30 Y", "1 week": "30 Y", "1 month": "30 Y",
 }  # fmt: skip
 
-# 162 texts that mean "ask for less" (§2.3); a soft-throttle timeout means the same.
-HALVING_REFUSALS = ("invalid step", "Time length exceed max")
-
 
 def refusal_halves(code: int, text: str) -> bool:
-    """Whether IB's answer says the span was too long for the bar size."""
-    return code == 162 and any(marker in text for marker in HALVING_REFUSALS)
+    """Whether IB's answer says the span was too long for the bar size (a soft-throttle
+    timeout means the same, and the caller treats it so)."""
+    return code == 162 and any(marker in text for marker in SPAN_TOO_LONG)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 Owns: the catalogue of IB message codes (IB's "Message Codes" page) with a class, a cause and a fix
 written for a trader; the text-dependent variants of 162, 200, 322 and 420; the exception
 hierarchy rooted at `IBWError`; and `one_sentence`, which renders any exception as the single
-line the CLI and Dagster show instead of a traceback or a bare code. Imports ib_async and the
-standard library only.
+line the CLI and Dagster show instead of a traceback or a bare code. Imports ib_async,
+`ibfacts` (the texts the gateway also sends) and the standard library only.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from types import MappingProxyType
 
 from ib_async import Contract, RequestError
 
+from ibfacts.messages import INVALID_STEP, TIME_LENGTH_EXCEEDED
 from ibkr.exceptions import (
     MAX_DETAIL,
     MAX_SENTENCE,
@@ -62,7 +63,7 @@ __all__ = [
 
 
 class Kind(StrEnum):
-    """How much an IB message matters (the class column of ib-rules.md §3)."""
+    """How much an IB message matters: a notice, a warning, a failure, or a change of link."""
 
     INFORMATION = "information"  # nothing wrong: log at debug
     WARNING = "warning"  # worth noting; the request or order carries on
@@ -293,11 +294,11 @@ _VARIANTS: Mapping[int, tuple[tuple[str, ErrorInfo], ...]] = {
                  "the historical query was cancelled before it answered, usually after a timeout",
                  "ask for a shorter duration or let the pacer slow down, then retry",
                  RequestTimeout),
-        _variant(162, "time length exceed",
+        _variant(162, TIME_LENGTH_EXCEEDED.casefold(),
                  "the duration is longer than IB allows for this bar size",
                  "shorten the duration; the planner should have split it, so report it",
                  InvalidRequest),
-        _variant(162, "invalid step", "the bar size does not fit the duration (invalid step)",
+        _variant(162, INVALID_STEP, "the bar size does not fit the duration (invalid step)",
                  "use a bar size IB allows for this duration; the planner should have prevented "
                  "this, so report it", InvalidRequest),
         _variant(162, "different ip address", *_COMPETING, IBRequestError),

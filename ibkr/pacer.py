@@ -2,13 +2,13 @@
 
 Owns the rules (`PacingBudget`), what the rules compare (`RequestKey`), one entry of the shared
 request log (`LogEntry`) and the decision over it (`earliest_send`, `slot_free_at`, `used`).
-The durable log shared by processes is `ibkr.pacing_log`. May import only the standard library.
+The durable log shared by processes is `ibkr.pacing_log`. May import only the standard library
+and `ibfacts`.
 
-The rules (IB's "Historical Data Limitations"): for bars of 30 s or less and head-timestamp
-requests, at most 60 requests in any 10 minutes (BID_ASK counts twice), no identical request
-within 15 s, fewer than 6 per contract/exchange/whatToShow within 2 s; for every historical
-request a cap on open requests (IB refuses beyond 50 with 322); bars of 1 min and longer only
-get a soft pace.
+The rules are IB's (`ibfacts.pacing`): for bars of 30 s or less and head-timestamp requests, at
+most 60 requests in any 10 minutes (BID_ASK counts twice), no identical request within 15 s,
+fewer than 6 per contract/exchange/whatToShow within 2 s; for every historical request a cap on
+open requests (IB refuses beyond 50 with 322); bars of 1 min and longer only get a soft pace.
 
 The schedule is a queue per lane (small bars, larger bars): a request is never placed before a
 request of its lane already in the log. IB judges each request against the ones it accepted
@@ -30,18 +30,21 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from ibfacts import pacing
+from ibfacts.bars import BAR_SECONDS, is_small_bar
+
 SCALE_ENV = "IBW_PACING_SCALE"  # tests and benchmarks only: compress IB's windows in time
 RESERVE_ENV = "IBW_PACING_RESERVE"  # small-bar requests per window kept for real-time bars
 MIN_SLACK = 0.05  # seconds: a scaled budget keeps room for the network and the wake-up
-SMALL_BAR_UNIT = "sec"  # "1 secs" … "30 secs": IB's hard limits apply to these bar sizes only
 
 
 @dataclass(frozen=True)
 class PacingBudget:
     """The limits the pacer keeps, in seconds. The defaults are IB's, with headroom.
 
-    `window_limit` is 58 rather than IB's 60 (as LEAN does) so that a request this log cannot
-    see, from TWS itself or another tool on the login, does not cause a violation. `slack`
+    `window_limit` is two below IB's 60 (as QuantConnect's LEAN does) so that a request this log
+    cannot see, from TWS itself or another tool on the login, does not cause a violation; and
+    `max_open` is well below IB's 50, so that other tools on the login keep slots too. `slack`
     widens every window: a send may trail its reservation by up to half of it (the wake-up)
     and reach the gateway up to the other half later, and IB's windows still hold.
 
@@ -49,12 +52,12 @@ class PacingBudget:
     real-time bars) may fill: a backfill that used its whole share still leaves them room.
     """
 
-    window: float = 600.0  # rolling window for small bars ...
-    window_limit: int = 58  # ... holding at most this many (IB: 60; BID_ASK counts 2)
-    identical_window: float = 15.0  # no identical request within this span
-    burst_window: float = 2.0  # fewer than `burst_limit` per contract/exchange/whatToShow
-    burst_limit: int = 6
-    max_open: int = 20  # open requests across all processes (IB: 50)
+    window: float = pacing.WINDOW_SECONDS  # rolling window for small bars ...
+    window_limit: int = pacing.WINDOW_LIMIT - 2  # ... holding at most this many
+    identical_window: float = pacing.IDENTICAL_WINDOW_SECONDS  # no identical request within it
+    burst_window: float = pacing.BURST_WINDOW_SECONDS  # fewer than `burst_limit` in it ...
+    burst_limit: int = pacing.BURST_LIMIT  # ... per contract/exchange/whatToShow
+    max_open: int = 20  # open requests across all processes (IB: pacing.MAX_OPEN_REQUESTS)
     lease: float = 600.0  # an unreleased slot frees itself this long after the send
     large_interval: float = 0.0  # soft pace between requests for bars of 1 min and longer
     slack: float = 0.25
@@ -143,15 +146,15 @@ class RequestKey:
         """Under IB's hard limits: bars of 30 s or less, and every head-timestamp request."""
         if not self.bar_size:
             return True
-        parts = self.bar_size.split()
-        if len(parts) != 2:
+        bar_size = " ".join(self.bar_size.split())
+        if bar_size not in BAR_SECONDS:
             raise ValueError(f"not an IB bar size: {self.bar_size!r}")
-        return parts[1].startswith(SMALL_BAR_UNIT)
+        return is_small_bar(bar_size)
 
     @property
     def weight(self) -> int:
-        """IB counts BID_ASK twice (the gateway asks once for bids and once for asks)."""
-        return 2 if self.small and self.what_to_show.upper() == "BID_ASK" else 1
+        """Its cost in the small-bar window (BID_ASK counts twice); other requests count 1."""
+        return pacing.weight(self.what_to_show) if self.small else 1
 
     @property
     def key(self) -> str:

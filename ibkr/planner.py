@@ -32,20 +32,10 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import NamedTuple
 
-from ibkr.durations import (
-    BAR_SECONDS,
-    EXPIRED_FUTURE_MAX_AGE,
-    MIN_SECONDS,
-    SMALL_BAR_MAX_AGE,
-    UNIT_LIMITS,
-    DurationTable,
-    Span,
-    is_small_bar,
-)
-
-NO_END_DATE_SEC_TYPES = frozenset({"CONTFUT"})  # 10339 with an end date (§2.6)
-NO_END_DATE_WHAT = frozenset({"ADJUSTED_LAST"})  # 321 with an end date (§2.4)
-NO_EXPIRED_HISTORY = frozenset({"OPT", "FOP", "WAR", "IOPT"})  # §2.5
+from ibfacts import pacing
+from ibfacts.bars import BAR_SECONDS, MIN_SECONDS, UNIT_LIMITS, is_small_bar
+from ibfacts.history import NO_END_DATE_SEC_TYPES, NO_END_DATE_WHAT, NO_EXPIRED_HISTORY
+from ibkr.durations import EXPIRED_FUTURE_MAX_AGE, SMALL_BAR_MAX_AGE, DurationTable, Span
 
 
 class Session(NamedTuple):
@@ -105,7 +95,7 @@ class PlannedRequest:
         """Its cost in IB's small-bar budget: BID_ASK counts twice, bars of 1 min or more 0."""
         if not is_small_bar(self.bar_size):
             return 0
-        return 2 if self.what_to_show == "BID_ASK" else 1
+        return pacing.weight(self.what_to_show)
 
 
 @dataclass(frozen=True)
@@ -366,14 +356,19 @@ def lower_bound(trading_sessions: Sequence[Sequence], bar_size: str, table: Dura
     )
 
 
-def estimated_minutes(weight: int, *, budget: int = 60, window_s: float = 600.0) -> float:
+def estimated_minutes(
+    weight: int, *, budget: int = pacing.WINDOW_LIMIT, window_s: float = pacing.WINDOW_SECONDS
+) -> float:
     """Minutes to send `weight` small-bar units at the sustained pacing budget (IB: 60 per
     10 min; BID_ASK counts 2), the rate a long backfill settles to."""
     return weight / budget * window_s / 60
 
 
 def describe_cost(
-    requests: Sequence[PlannedRequest], *, budget: int = 60, window_s: float = 600.0
+    requests: Sequence[PlannedRequest],
+    *,
+    budget: int = pacing.WINDOW_LIMIT,
+    window_s: float = pacing.WINDOW_SECONDS,
 ) -> str:
     """`ibw plan`'s one line, e.g. '412 requests ≈ 69 min at 60 / 10 min'."""
     count = f"{len(requests)} request{'' if len(requests) == 1 else 's'}"

@@ -1,41 +1,12 @@
-"""IB's daily server reset windows per region (IB's System Status page): when a snapshot must
-not run, and when it may. Pure: the standard library only."""
+"""When the nightly snapshot runs: after IB's daily server reset of the region
+(`ibfacts.resets`), never inside it. Pure: the standard library and `ibfacts` only."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
+from ibfacts.resets import RESET_WINDOWS
 
-@dataclass(frozen=True)
-class ResetWindow:
-    """A daily window, in the region's local time, during which IB may be unavailable."""
-
-    start: time
-    end: time
-    tz: str
-
-    def contains(self, when: datetime) -> bool:
-        local = when.astimezone(ZoneInfo(self.tz)).time()
-        if self.start <= self.end:
-            return self.start <= local < self.end
-        return local >= self.start or local < self.end  # the window spans midnight
-
-    def ends_at(self, when: datetime) -> datetime:
-        """The end of the window `when` falls in (or the next end after it)."""
-        local = when.astimezone(ZoneInfo(self.tz))
-        end = local.replace(hour=self.end.hour, minute=self.end.minute, second=0, microsecond=0)
-        return end if end > local else end + timedelta(days=1)
-
-
-# IB's current schedule (systemstatus): North America 00:15-01:45 ET, Europe 06:25-07:45 CET,
-# Asia-Pacific 04:45-06:05 HKT. Schedules change: a region is a setting, not a constant in code.
-RESET_WINDOWS = {
-    "north_america": ResetWindow(time(0, 15), time(1, 45), "America/New_York"),
-    "europe": ResetWindow(time(6, 25), time(7, 45), "Europe/Zurich"),
-    "asia": ResetWindow(time(4, 45), time(6, 5), "Asia/Hong_Kong"),
-}
 SNAPSHOT_DELAY = timedelta(minutes=15)  # after the window's end, before the snapshot starts
 
 

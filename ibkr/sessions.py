@@ -1,22 +1,22 @@
 """The sessions a contract is expected to trade: what the coverage ledger counts as a gap.
 
-Owns the map from IB exchanges to trading hours. Regular hours come from exchange-calendars for
-the contract's exchange (holidays and early closes included); full hours (useRTH=0) are IB's
-published local template around each calendar session (US stocks 04:00-20:00 New York, CME
-Globex 17:00-16:00 Chicago). Where no calendar maps, as for IB's FX (IDEALPRO), the week is IB's
-own: 17:15 New York the evening before to 17:00, Monday to Friday. A session's date is the day it
-closes. May import the standard library and exchange-calendars.
+Owns the map from IB exchanges to venues, and each venue's sessions. A venue's hours are IB's
+facts (`ibfacts.venues`); regular hours come from exchange-calendars for its calendar (holidays
+and early closes included), clipped to the venue's local window; full hours (useRTH=0) are the
+venue's local template around each calendar session. Where there is no calendar, as for IB's FX
+(IDEALPRO), the week is IB's own, Monday to Friday. A session's date is the day it closes. May
+import the standard library, `ibfacts` and exchange-calendars.
 """
 
 from __future__ import annotations
 
 import bisect
 import warnings
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
+from ibfacts.venues import CME, IDEALPRO, NYMEX, US_INDICES, US_STOCKS, Venue
 from ibkr.exceptions import InvalidRequest
 from ibkr.planner import Session
 
@@ -24,34 +24,13 @@ FIRST_DAY = date(1980, 1, 2)  # exchange-calendars builds these quickly; IB's da
 LAST_DAY = date(2030, 12, 31)
 
 
-@dataclass(frozen=True)
-class Hours:
-    """When one family of exchanges trades, as a calendar plus local templates."""
-
-    calendar: str | None  # exchange-calendars name; None: IB's Monday-to-Friday week
-    tz: str
-    rth: tuple[time, time] | None = None  # a local window inside the calendar session
-    full_start: time | None = None  # full hours open at this local time ...
-    full_days_before: int = 0  # ... this many days before the session date
-    full_end: time | None = None  # ... and close here (clipped to an early close)
-    full_after_close: timedelta = timedelta(0)  # or: the calendar's close plus this
-
-
-US_STOCKS = Hours(
-    "XNYS", "America/New_York", full_start=time(4), full_after_close=timedelta(hours=4)
-)
-US_INDICES = Hours("XNYS", "America/New_York")
-CME = Hours("CMES", "America/Chicago", (time(8, 30), time(15)), time(17), 1, time(16))
-NYMEX = Hours("CMES", "America/Chicago", (time(8), time(13, 30)), time(17), 1, time(16))
-IDEALPRO = Hours(None, "America/New_York", None, time(17, 15), 1, time(17))
-
 _STOCK_EXCHANGES = ("NYSE", "NASDAQ", "ISLAND", "ARCA", "AMEX", "BATS", "IEX", "NYSENAT", "PINK")
 _INDEX_EXCHANGES = ("CBOE", "NASDAQ", "NYSE", "CBOT", "CME", "ARCA")
 _FUTURE_EXCHANGES = {"CME": CME, "GLOBEX": CME, "CBOT": CME, "ECBOT": CME, "NYMEX": NYMEX}
 _FUTURE_EXCHANGES |= {"COMEX": NYMEX}
 
 
-def hours_for(sec_type: str, exchange: str, primary_exchange: str = "") -> Hours:
+def hours_for(sec_type: str, exchange: str, primary_exchange: str = "") -> Venue:
     """The trading hours of a contract, from its security type and (primary) exchange."""
     where = (primary_exchange if exchange == "SMART" and primary_exchange else exchange).upper()
     if sec_type == "CASH" and where in ("IDEALPRO", "IDEAL"):
@@ -68,7 +47,7 @@ def hours_for(sec_type: str, exchange: str, primary_exchange: str = "") -> Hours
     )
 
 
-def expected_sessions(hours: Hours, use_rth: bool, first: date, last: date) -> list[Session]:
+def expected_sessions(hours: Venue, use_rth: bool, first: date, last: date) -> list[Session]:
     """The sessions dated `first` to `last` (inclusive), open and close in UTC, oldest first."""
     table = _table(hours, use_rth)
     lo = bisect.bisect_left(table, (first,))
@@ -80,7 +59,7 @@ _END = datetime.max.replace(tzinfo=UTC)
 
 
 @cache
-def _table(hours: Hours, use_rth: bool) -> list[Session]:
+def _table(hours: Venue, use_rth: bool) -> list[Session]:
     tz = ZoneInfo(hours.tz)
     rows = []
     for day, opened, closed in _calendar_sessions(hours):
@@ -97,7 +76,7 @@ def _table(hours: Hours, use_rth: bool) -> list[Session]:
     return rows
 
 
-def _calendar_sessions(hours: Hours) -> list[tuple[date, datetime, datetime]]:
+def _calendar_sessions(hours: Venue) -> list[tuple[date, datetime, datetime]]:
     """(date, open, close) of every session; IB's week where there is no calendar."""
     if hours.calendar is None:
         tz = ZoneInfo(hours.tz)
@@ -131,10 +110,6 @@ def _calendar_sessions(hours: Hours) -> list[tuple[date, datetime, datetime]]:
                 schedule.index, schedule["open"], schedule["close"], strict=True
             )
         ]
-
-
-def _utc(stamp) -> datetime:  # a pandas Timestamp
-    return stamp.to_pydatetime().astimezone(UTC)
 
 
 def _local(day: date, at: time, tz: ZoneInfo) -> datetime:

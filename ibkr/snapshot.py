@@ -5,15 +5,14 @@ Owns the order of the requests (IB's account data pages: positions, summary and 
 portfolio, P&L, executions, orders, FA), the waits for data IB streams (account updates one
 account at a time, P&L, late commission reports; each bounded) and the rows, as plain dicts, that
 the warehouse stores. Corrections: a fill whose execId differs only after the last dot replaces
-the earlier one. A commission that has not arrived is None, never 0. May import ib_async and the
-standard library.
+the earlier one. A commission that has not arrived is None, never 0. May import ib_async,
+`ibfacts` (which reads the FA XML) and the standard library.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -21,6 +20,7 @@ from typing import Any
 
 from ib_async import Fill, Trade
 
+from ibfacts import fa
 from ibkr.client import IBClient
 
 UNSET = 1.7976931348623157e308  # IB's Double.MAX: "no value"
@@ -186,9 +186,9 @@ def _order(trade: Trade, completed: bool = False) -> dict[str, Any]:
 
 async def _fa(client: IBClient, snap: Snapshot) -> None:
     ib = client.ib
-    groups = await client.call(ib.requestFAAsync(1), "FA groups")
-    aliases = await client.call(ib.requestFAAsync(3), "FA aliases")
-    profiles = await client.call(ib.requestFAAsync(2), "FA profiles")
+    groups = await client.call(ib.requestFAAsync(fa.GROUPS), "FA groups")
+    aliases = await client.call(ib.requestFAAsync(fa.ALIASES), "FA aliases")
+    profiles = await client.call(ib.requestFAAsync(fa.PROFILES), "FA profiles")
     snap.rows("fa_groups").extend(fa_groups(groups or ""))
     snap.rows("fa_profiles").extend(fa_profiles(profiles or ""))
     snap.rows("fa_aliases").extend(fa_aliases(aliases or ""))
@@ -196,40 +196,25 @@ async def _fa(client: IBClient, snap: Snapshot) -> None:
 
 def fa_groups(xml: str) -> list[dict[str, Any]]:
     """IB's groups XML (new and old shapes) as one row per (group, account)."""
-    rows = []
-    for group in _parse(xml).iter("Group"):
-        name, method = group.findtext("name", ""), group.findtext("defaultMethod", "")
-        for account in group.iter("Account"):
-            amount = account.findtext("amount")
-            rows.append({"group_name": name, "method": method,
-                         "account": account.findtext("acct", ""),
-                         "amount": float(amount) if amount else None})  # fmt: skip
-        for plain in group.iter("String"):  # the old shape lists bare account ids
-            rows.append({"group_name": name, "method": method, "account": plain.text or "",
-                         "amount": None})  # fmt: skip
-    return rows
+    return [
+        {"group_name": group.name, "method": group.method, "account": member.account,
+         "amount": float(member.amount) if member.amount else None}
+        for group in fa.read_groups(xml)
+        for member in group.members
+    ]  # fmt: skip
 
 
 def fa_profiles(xml: str) -> list[dict[str, Any]]:
-    rows = []
-    for profile in _parse(xml).iter("AllocationProfile"):
-        for allocation in profile.iter("Allocation"):
-            rows.append({"profile": profile.findtext("name", ""),
-                         "type": int(profile.findtext("type", "0") or 0),
-                         "account": allocation.findtext("acct", ""),
-                         "amount": float(allocation.findtext("amount", "0") or 0)})  # fmt: skip
-    return rows
+    return [
+        {"profile": profile.name, "type": int(profile.type or 0), "account": member.account,
+         "amount": float(member.amount or 0)}
+        for profile in fa.read_profiles(xml)
+        for member in profile.allocations
+    ]  # fmt: skip
 
 
 def fa_aliases(xml: str) -> list[dict[str, Any]]:
-    return [
-        {"account": alias.findtext("account", ""), "alias": alias.findtext("alias", "")}
-        for alias in _parse(xml).iter("AccountAlias")
-    ]
-
-
-def _parse(xml: str) -> ET.Element:
-    return ET.fromstring(xml) if xml.strip() else ET.Element("empty")
+    return [{"account": account, "alias": alias} for account, alias in fa.read_aliases(xml)]
 
 
 def _contract(contract: Any) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from ibkr.durations import BAR_SECONDS
+from ibfacts.bars import BAR_SECONDS
+from ibfacts.history import WHAT_TO_SHOW, WHAT_TO_SHOW_FOR
 from ibkr.exceptions import InvalidRequest
 
 KINDS = ("symbol", "pattern", "future", "fx", "index")
@@ -64,27 +65,12 @@ class OptionWindow:
         )
 
 
-QUOTE_WHAT = ("MIDPOINT", "BID", "ASK", "BID_ASK")
-WHAT_TO_SHOW = ("TRADES", "ADJUSTED_LAST", *QUOTE_WHAT)
 DERIVED_SIZES = ("1 week", "1 month")  # kept as daily bars; IB's weeks and months are derived
 BAR_SEC_TYPES = ("STK", "IND", "FUT", "CONTFUT", "CASH")
 _HISTORY = re.compile(r"^(\d+)\s*([dwmy])$")
 _HISTORY_DAYS = {"d": 1, "w": 7, "m": 31, "y": 366}  # generous: a plan never starts short
 MAX_HISTORY_YEARS = 100  # longer than any history IB keeps; bounds the dates a plan computes
 
-# Which whatToShow IB serves historical bars (and head timestamps) for, per security type: IB's
-# table of historical data types in the TWS API documentation ("Historical Bar Data", section
-# "whatToShow", interactivebrokers.github.io/tws-api/historical_bars.html, and the same table on
-# IBKR Campus' TWS API page). Forex has no trades; an index has only its computed value (TRADES);
-# adjusted prices exist for stocks only. IB refuses anything else with 321.
-WHAT_TO_SHOW_FOR: Mapping[str, tuple[str, ...]] = {
-    "STK": WHAT_TO_SHOW,
-    "FUT": ("TRADES", *QUOTE_WHAT),
-    "CONTFUT": ("TRADES", *QUOTE_WHAT),
-    "OPT": ("TRADES", *QUOTE_WHAT),
-    "CASH": QUOTE_WHAT,
-    "IND": ("TRADES",),
-}
 _SEC_TYPE_NAMES = {
     "STK": "stocks", "FUT": "futures", "CONTFUT": "continuous futures", "OPT": "options",
     "CASH": "forex pairs", "IND": "indices",

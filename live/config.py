@@ -19,8 +19,9 @@ import polars as pl
 import yaml
 from ib_async import Contract
 
+from ibfacts.venues import Venue
 from ibkr.exceptions import IBWError
-from ibkr.sessions import Hours, hours_for
+from ibkr.sessions import hours_for
 from live.safety import OrderLimits
 from warehouse.columns import SEC_TYPES
 from warehouse.parquet import read_dataset
@@ -261,7 +262,7 @@ class ResolvedStream:
         return "MIDPOINT" if self.sec_type in MIDPOINT_SEC_TYPES else "TRADES"
 
     @property
-    def hours(self) -> Hours:
+    def hours(self) -> Venue:
         return hours_for(self.sec_type, self.exchange, self.primary_exchange)
 
     def contract(self) -> Contract:

@@ -21,13 +21,14 @@ from pathlib import Path
 
 from ib_async import IB, BarData, Contract, RequestError
 
+from ibfacts.venues import Venue
 from ibkr import errors
 from ibkr.client import IBClient
 from ibkr.durations import DurationTable
 from ibkr.pacer import PacingBudget, RequestKey
 from ibkr.pacing_log import SharedPacer
 from ibkr.planner import PlannedRequest, Series, Session, plan
-from ibkr.sessions import Hours, expected_sessions
+from ibkr.sessions import expected_sessions
 from live.stream_state import StreamState, bar_row
 
 log = logging.getLogger("ibw.live")
@@ -38,7 +39,7 @@ REQUEST_TIMEOUT = 30.0
 ANSWERS_BEFORE_GIVING_UP = 2  # IB answered this often without a bar: it has none
 
 
-def sessions_around(hours: Hours, start: float, end: float) -> list[Session]:
+def sessions_around(hours: Venue, start: float, end: float) -> list[Session]:
     """The full-hours sessions that overlap [start, end] (epoch seconds)."""
     first = datetime.fromtimestamp(start, UTC).date() - timedelta(days=1)
     last = datetime.fromtimestamp(end, UTC).date() + timedelta(days=1)
@@ -49,7 +50,7 @@ def sessions_around(hours: Hours, start: float, end: float) -> list[Session]:
     ]
 
 
-def session_at(hours: Hours, at: float) -> Session | None:
+def session_at(hours: Venue, at: float) -> Session | None:
     """The full-hours session in progress at `at`, if any."""
     for s in sessions_around(hours, at, at):
         if s.open.timestamp() <= at < s.close.timestamp():
