@@ -6,6 +6,9 @@ from dataclasses import dataclass, field, replace
 from datetime import time
 from typing import TYPE_CHECKING
 
+from ibfacts import pacing
+from ibfacts.bars import MAX_BACKFILL_YEARS
+from ibfacts.history import EXPIRED_FUTURE_YEARS, SMALL_BAR_MAX_AGE
 from ibsim.book import Book
 from ibsim.clock import Clock, SystemClock
 
@@ -17,17 +20,18 @@ SERVER_VERSION = 178  # ib_async's maximum, and below the protobuf dialect (201+
 
 @dataclass(frozen=True)
 class PacingRules:
-    """IB's hard limits for bars of 30 s or less (and head-timestamp requests), in seconds."""
+    """IB's hard limits for bars of 30 s or less (and head-timestamp requests), in seconds, and
+    how far back IB serves. The defaults are IB's (`ibfacts`); tests shrink or relax them."""
 
-    window: float = 600.0  # rolling window ...
-    window_limit: int = 60  # ... holding at most this many requests (BID_ASK counts 2)
-    identical_window: float = 15.0  # no identical request within this span
-    burst_window: float = 2.0  # fewer than `burst_limit` per contract/exchange/whatToShow
-    burst_limit: int = 6
-    max_open: int = 50  # simultaneous open historical requests (322 beyond)
-    small_bar_max_age_days: int = 183  # no bars of 30 s or less older than six months
-    expired_future_years: int = 2  # history of expired futures ends this long after expiry
-    max_backfill_years: int = 30  # the 'Max API Backfill Years' cap for `N Y` durations
+    window: float = pacing.WINDOW_SECONDS  # rolling window ...
+    window_limit: int = pacing.WINDOW_LIMIT  # ... holding at most this many (BID_ASK counts 2)
+    identical_window: float = pacing.IDENTICAL_WINDOW_SECONDS  # no identical request within it
+    burst_window: float = pacing.BURST_WINDOW_SECONDS  # fewer than `burst_limit` in it ...
+    burst_limit: int = pacing.BURST_LIMIT  # ... per contract/exchange/whatToShow
+    max_open: int = pacing.MAX_OPEN_REQUESTS  # simultaneous open historical requests (322 beyond)
+    small_bar_max_age_days: int = SMALL_BAR_MAX_AGE.days  # no bars of 30 s or less older
+    expired_future_years: int = EXPIRED_FUTURE_YEARS  # expired futures' history ends after this
+    max_backfill_years: int = MAX_BACKFILL_YEARS  # the 'Max API Backfill Years' cap for `N Y`
 
     def scaled(self, factor: float) -> PacingRules:
         """The same rules with every window times `factor` (time-compressed tests)."""

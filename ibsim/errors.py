@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ibfacts.messages import TIME_LENGTH_EXCEEDED
+
 
 @dataclass(frozen=True)
 class IBError(Exception):
@@ -44,7 +46,7 @@ def no_data(local_symbol: str, exchange: str, what_to_show: str) -> IBError:
 
 
 def time_length_exceeded() -> IBError:
-    return hmds("Time length exceed max.")
+    return hmds(f"{TIME_LENGTH_EXCEEDED}.")
 
 
 def too_many_open(limit: int) -> IBError:

@@ -15,7 +15,7 @@ Refusals:
   version 207). The tag differs between builds; clients should match the cause. ibx gives the
   requestFA refusal reqId 2147483647, the Go client sees it without one; we send -1.
 - replaceFA of any type but 1: 585 `FA Profile is not supported anymore, use FA Group instead`
-  (ib-rules §5.6; ibapi raises the same code client-side for type 2).
+  (IB's "Message Codes"; ibapi raises the same code client-side for type 2).
 - replaceFA XML that does not parse, or names an unknown method or account: 320 (the
   simulator's code for a request it cannot read; IB's own answer is not documented).
 
@@ -23,6 +23,10 @@ requestFA(2) is still answered (ib_async sends it; ibapi refuses it client-side 
 server version 177). The save is immediate, so IB's 10230 (a requestFA while a replaceFA is
 being saved) never happens here. The replaceFAEnd text is not documented; ours is
 `Groups saved` (⚠ unverified).
+
+The XML's tags, the allocation methods and the reader are IB's facts (`ibfacts.fa`), shared with
+the client; what this gateway accepts on top of them (a named group, a known method, the
+login's accounts, numeric amounts) is its own check.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 
+from ibfacts import fa
+from ibfacts.fa import ALIASES, GROUPS, METHODS, OLD_METHODS, PROFILES, FAXMLError
 from ibsim import errors
 from ibsim.book import FAGroup, FAProfile
 from ibsim.dispatch import handles
@@ -40,11 +46,6 @@ from ibsim.session import ClientSession
 
 log = logging.getLogger("ibsim")
 
-GROUPS, PROFILES, ALIASES = 1, 2, 3
-# The new groups XML's defaultMethod values (ib-rules §5.6); the old names map onto them.
-METHODS = ("NetLiq", "AvailableEquity", "Equal", "ContractsOrShares", "MonetaryAmount",
-           "Percent", "Ratio", "PctChange")  # fmt: skip
-OLD_METHODS = {"EqualQuantity": "Equal"}
 _HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
 NOT_FA_CAUSE = "FA data operations ignored for non FA customers."
@@ -54,48 +55,44 @@ PROFILES_NOT_SUPPORTED = IBError(585, "FA Profile is not supported anymore, use 
 SAVED_TEXT = "Groups saved"
 
 
-class FAXMLError(ValueError):
-    """A groups XML that replaceFA cannot take."""
-
-
 # ----------------------------------------------------------------------------- building
 def groups_xml(groups: Iterable[FAGroup]) -> str:
     """The new groups XML: name, defaultMethod, and each account with its amount if it has one."""
-    root = ET.Element("ListOfGroups")
+    root = ET.Element(fa.GROUPS_ROOT)
     for group in groups:
-        node = ET.SubElement(root, "Group")
-        ET.SubElement(node, "name").text = group.name
-        ET.SubElement(node, "defaultMethod").text = group.method
-        accounts = ET.SubElement(node, "ListOfAccts", varName="list")
+        node = ET.SubElement(root, fa.GROUP)
+        ET.SubElement(node, fa.GROUP_NAME).text = group.name
+        ET.SubElement(node, fa.METHOD).text = group.method
+        accounts = ET.SubElement(node, fa.ACCOUNTS, varName="list")
         for i, account in enumerate(group.accounts):
-            entry = ET.SubElement(accounts, "Account")
-            ET.SubElement(entry, "acct").text = account
+            entry = ET.SubElement(accounts, fa.ACCOUNT)
+            ET.SubElement(entry, fa.ACCOUNT_ID).text = account
             if i < len(group.amounts):
-                ET.SubElement(entry, "amount").text = _number(group.amounts[i])
+                ET.SubElement(entry, fa.AMOUNT).text = _number(group.amounts[i])
     return _text(root)
 
 
 def profiles_xml(profiles: Iterable[FAProfile]) -> str:
     """The old allocation profiles XML: name, type (1 %, 2 ratios, 3 shares), allocations."""
-    root = ET.Element("ListOfAllocationProfiles")
+    root = ET.Element(fa.PROFILES_ROOT)
     for profile in profiles:
-        node = ET.SubElement(root, "AllocationProfile")
-        ET.SubElement(node, "name").text = profile.name
-        ET.SubElement(node, "type").text = str(profile.type)
-        allocations = ET.SubElement(node, "ListOfAllocations", varName="listOfAllocations")
+        node = ET.SubElement(root, fa.PROFILE)
+        ET.SubElement(node, fa.PROFILE_NAME).text = profile.name
+        ET.SubElement(node, fa.PROFILE_TYPE).text = str(profile.type)
+        allocations = ET.SubElement(node, fa.ALLOCATIONS, varName="listOfAllocations")
         for account, amount in profile.allocations.items():
-            entry = ET.SubElement(allocations, "Allocation")
-            ET.SubElement(entry, "acct").text = account
-            ET.SubElement(entry, "amount").text = _number(amount)
+            entry = ET.SubElement(allocations, fa.ALLOCATION)
+            ET.SubElement(entry, fa.ACCOUNT_ID).text = account
+            ET.SubElement(entry, fa.AMOUNT).text = _number(amount)
     return _text(root)
 
 
 def aliases_xml(aliases: Mapping[str, str]) -> str:
-    root = ET.Element("ListOfAccountAliases")
+    root = ET.Element(fa.ALIASES_ROOT)
     for account, alias in aliases.items():
-        node = ET.SubElement(root, "AccountAlias")
-        ET.SubElement(node, "account").text = account
-        ET.SubElement(node, "alias").text = alias
+        node = ET.SubElement(root, fa.ALIAS_ENTRY)
+        ET.SubElement(node, fa.ALIAS_ACCOUNT).text = account
+        ET.SubElement(node, fa.ALIAS).text = alias
     return _text(root)
 
 
@@ -112,65 +109,41 @@ def _text(root: ET.Element) -> str:
 def parse_groups(xml: str, known_accounts: Iterable[str] | None = None) -> tuple[FAGroup, ...]:
     """Read a groups XML (the new shape, or the old one with `<String>` accounts).
 
-    Raises FAXMLError for XML that does not parse, a group without a name, an unknown method,
-    or (when `known_accounts` is given) an account the login does not have.
+    Raises FAXMLError for empty text, XML that does not parse, a group without a name, an
+    unknown method, or (when `known_accounts` is given) an account the login does not have.
     """
-    root = _root(xml, "ListOfGroups")
+    if not xml.strip():
+        raise FAXMLError("the XML is empty")
     known = None if known_accounts is None else set(known_accounts)
     groups = []
-    for node in root.findall("Group"):
-        name = _child(node, "name")
-        if not name:
+    for group in fa.read_groups(xml):
+        if not group.name:
             raise FAXMLError("a Group has no name")
-        method = _child(node, "defaultMethod")
-        method = OLD_METHODS.get(method, method)
+        method = OLD_METHODS.get(group.method, group.method)
         if method not in METHODS:
-            raise FAXMLError(f"group {name}: unknown defaultMethod {method!r}")
-        accounts: list[str] = []
-        amounts: list[str] = []
-        for entry in node.findall("ListOfAccts/*"):
-            if entry.tag == "String":  # the old shape
-                accounts.append((entry.text or "").strip())
-                amounts.append("")
-            elif entry.tag == "Account":
-                accounts.append(_child(entry, "acct"))
-                amounts.append(_child(entry, "amount"))
+            raise FAXMLError(f"group {group.name}: unknown defaultMethod {method!r}")
+        accounts = tuple(member.account for member in group.members)
         for account in accounts:
             if not account or (known is not None and account not in known):
-                raise FAXMLError(f"group {name}: unknown account {account!r}")
-        groups.append(FAGroup(name, method, tuple(accounts), _amounts(name, amounts)))
+                raise FAXMLError(f"group {group.name}: unknown account {account!r}")
+        amounts = _amounts(group.name, [member.amount for member in group.members])
+        groups.append(FAGroup(group.name, method, accounts, amounts))
     return tuple(groups)
 
 
 def parse_profiles(xml: str) -> tuple[FAProfile, ...]:
-    root = _root(xml, "ListOfAllocationProfiles")
-    profiles = []
-    for node in root.findall("AllocationProfile"):
-        allocations = {
-            _child(a, "acct"): float(_child(a, "amount") or 0)
-            for a in node.findall("ListOfAllocations/Allocation")
-        }
-        profiles.append(FAProfile(_child(node, "name"), int(_child(node, "type")), allocations))
-    return tuple(profiles)
+    return tuple(
+        FAProfile(
+            profile.name,
+            int(profile.type),
+            {a.account: float(a.amount or 0) for a in profile.allocations},
+        )
+        for profile in fa.read_profiles(xml)
+    )
 
 
 def parse_aliases(xml: str) -> dict[str, str]:
-    root = _root(xml, "ListOfAccountAliases")
-    return {_child(n, "account"): _child(n, "alias") for n in root.findall("AccountAlias")}
-
-
-def _root(xml: str, tag: str) -> ET.Element:
-    try:
-        root = ET.fromstring(xml.strip())
-    except ET.ParseError as exc:
-        raise FAXMLError(f"the XML does not parse ({exc})") from None
-    if root.tag != tag:
-        raise FAXMLError(f"the XML's root is <{root.tag}>, not <{tag}>")
-    return root
-
-
-def _child(node: ET.Element, tag: str) -> str:
-    return (node.findtext(tag) or "").strip()
+    return dict(fa.read_aliases(xml))
 
 
 def _amounts(name: str, raw: list[str]) -> tuple[float, ...]:

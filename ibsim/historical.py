@@ -15,6 +15,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from ibfacts import pacing
+from ibfacts.history import NO_END_DATE_SEC_TYPES, NO_EXPIRED_HISTORY, WHAT_TO_SHOW
+from ibfacts.venues import VENUES
 from ibsim import barformat, errors, rules, wire
 from ibsim.bars import (
     Bars,
@@ -28,10 +31,10 @@ from ibsim.instruments import Instrument
 from ibsim.pacing import PacedRequest
 from ibsim.requests import ContractQuery, FieldReader
 from ibsim.session import ClientSession
-from ibsim.sessions import VENUES, sessions
+from ibsim.sessions import sessions
 
 log = logging.getLogger("ibsim")
-HEAD_TIMESTAMP_SOURCES = {"TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST"}
+HEAD_TIMESTAMP_SOURCES = frozenset(WHAT_TO_SHOW)
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def check_available(inst: Instrument, now: datetime, expired_future_years: int) 
     expiry = inst.expiry()
     if expiry is None or expiry >= now.date():
         return
-    if inst.sec_type == "OPT":
+    if inst.sec_type in NO_EXPIRED_HISTORY:
         raise errors.expired_contract()
     if now.date() - expiry > timedelta(days=365 * expired_future_years):
         raise errors.expired_contract()
@@ -131,7 +134,7 @@ def parse_bar_request(session: ClientSession, msg: FieldReader) -> BarRequest:
     keep_up_to_date = msg.bool()
     inst = resolve(session, query)
     end = rules.parse_end(end_raw)
-    if query.sec_type == "CONTFUT" and end.when is not None:
+    if query.sec_type in NO_END_DATE_SEC_TYPES and end.when is not None:
         raise errors.contfut_end_date()
     duration = rules.parse_duration(duration_raw)
     rules.check_duration_limits(duration, session.gateway.config.pacing.max_backfill_years)
@@ -173,8 +176,7 @@ def release(session: ClientSession, req_id: int) -> None:
 
 
 def _paced(session: ClientSession, key: tuple, identity: tuple, what: str) -> PacedRequest:
-    weight = 2 if what == "BID_ASK" else 1
-    return PacedRequest(session.now().timestamp(), key, identity, weight)
+    return PacedRequest(session.now().timestamp(), key, identity, pacing.weight(what))
 
 
 # ------------------------------------------------------------------- handlers

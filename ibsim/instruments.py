@@ -46,7 +46,7 @@ class Instrument:
     local_symbol: str
     trading_class: str
     long_name: str
-    venue: str  # ibsim.sessions.VENUES key
+    venue: str  # ibfacts.venues.VENUES key
     price: float  # typical price level
     decimals: int  # digits of a price
     tick_units: int  # minimum tick in units of 10**-decimals

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ibfacts.history import QUOTE_WHAT
 from ibsim.instruments import Instrument
 
 YEAR = 365.25 * 86_400
@@ -22,7 +23,6 @@ PERIODS = np.array([900.0, 9_000.0, 1.3, 6.1, 23.0, 97.0, 365.0, 1_500.0]) * np.
     [1, 1, 86_400, 86_400, 86_400, 86_400, 86_400, 86_400]
 )
 MAX_CYCLE = 90 * 86_400
-QUOTES = ("MIDPOINT", "BID", "ASK", "BID_ASK")
 _SALT = {"TRADES": 1, "ADJUSTED_LAST": 1, "MIDPOINT": 2, "BID": 2, "ASK": 2, "BID_ASK": 2}
 _U64 = np.uint64
 
@@ -103,7 +103,7 @@ def minute_atoms(inst: Instrument, starts: np.ndarray, what: str) -> Atoms:
         high, c = high + inst.tick_units, c + inst.tick_units
     else:
         o, high, low, c = o + shift, high + shift, low + shift, c + shift
-    if what in QUOTES or not inst.volume_per_minute:
+    if what in QUOTE_WHAT or not inst.volume_per_minute:
         volume = np.zeros(len(starts), dtype=np.int64)
     else:
         u = uniform(inst.con_id, starts, salt * 10 + 3)

@@ -1,6 +1,8 @@
 """IB's request rules for historical data: bar sizes, durations, whatToShow, end dates.
 
-Each check raises the IBError IB sends (IB's "Message Codes"), in the order IB checks them.
+Each check raises the IBError IB sends (IB's "Message Codes"), in the order IB checks them. The
+facts they check against (bar sizes, the step table, unit limits, whatToShow per security type)
+are `ibfacts`'; how the gateway judges a request is its own.
 """
 
 from __future__ import annotations
@@ -10,43 +12,43 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ibfacts import bars, history
+from ibfacts.bars import MIN_SECONDS, SMALL_BAR_SECONDS, SMALL_BAR_STEP
 from ibsim import errors
 
-# Bar size -> seconds; "day", "week" and "month" bars follow sessions instead.
-BAR_SECONDS = {
-    "1 secs": 1, "5 secs": 5, "10 secs": 10, "15 secs": 15, "30 secs": 30,
-    "1 min": 60, "2 mins": 120, "3 mins": 180, "5 mins": 300, "10 mins": 600,
-    "15 mins": 900, "20 mins": 1200, "30 mins": 1800, "1 hour": 3600, "2 hours": 7200,
-    "3 hours": 10800, "4 hours": 14400, "8 hours": 28800,
-}  # fmt: skip
+# Day, week and month bars follow sessions; the gateway also takes IB's short spellings 1W, 1M.
 SESSION_BARS = {"1 day": "day", "1 week": "week", "1W": "week", "1 month": "month", "1M": "month"}
+# Intraday bar size -> seconds.
+BAR_SECONDS = {size: s for size, s in bars.BAR_SECONDS.items() if size not in SESSION_BARS}
 LEGAL_BAR_SIZES = (
     "1 secs, 5 secs, 10 secs, 15 secs, 30 secs, 1 min, 2 mins, 3 mins, 5 mins, 10 mins, "
     "15 mins, 20 mins, 30 mins, 1 hour, 2 hours, 3 hours, 4 hours, 8 hours, 1 day, 1W, 1M"
-)
-SMALL_BAR_SECONDS = 30  # bars of this size or less fall under the hard pacing rules
+)  # IB's own text in the 321 refusal
 
-# The step table: the longest duration, in seconds, IB serves per small bar size
-# (IB's old API docs' table, with 1 secs at the 2000 S of IB's current docs).
-MAX_SMALL_BAR_SPAN = {1: 2_000, 5: 3_600, 10: 14_400, 15: 14_400, 30: 28_800}
+# The step table by bar seconds: the longest duration, in seconds, IB serves per small bar.
+MAX_SMALL_BAR_SPAN = {BAR_SECONDS[size]: span for size, span in SMALL_BAR_STEP.items()}
 
 _IN_YEARS = "Historical data requests for durations longer than {} must be made in years."
-UNIT_LIMITS = {
-    "S": (86_400, "Historical data request for greater than 86400 seconds rejected."),
-    "D": (365, _IN_YEARS.format("365 days")),
-    "W": (52, _IN_YEARS.format("52 weeks")),
-    "M": (12, _IN_YEARS.format("12 months")),
+_UNIT_NAMES = {"D": "days", "W": "weeks", "M": "months"}
+UNIT_LIMITS = {  # unit -> (IB's limit, IB's 321 text beyond it)
+    "S": (
+        bars.UNIT_LIMITS["S"],
+        f"Historical data request for greater than {bars.UNIT_LIMITS['S']} seconds rejected.",
+    ),
+    **{
+        unit: (bars.UNIT_LIMITS[unit], _IN_YEARS.format(f"{bars.UNIT_LIMITS[unit]} {name}"))
+        for unit, name in _UNIT_NAMES.items()
+    },
 }
 UNIT_SECONDS = {"S": 1, "D": 86_400, "W": 7 * 86_400, "M": 30 * 86_400, "Y": 365 * 86_400}
 
+# whatToShow -> the security types it is served for: IB's table (ibfacts.history), inverted.
+# The gateway also serves ADJUSTED_LAST for options, which IB's table does not list.
 WHAT_TO_SHOW = {
-    "TRADES": {"STK", "IND", "FUT", "CONTFUT", "OPT"},
-    "MIDPOINT": {"STK", "CASH", "FUT", "CONTFUT", "OPT"},
-    "BID": {"STK", "CASH", "FUT", "CONTFUT", "OPT"},
-    "ASK": {"STK", "CASH", "FUT", "CONTFUT", "OPT"},
-    "BID_ASK": {"STK", "CASH", "FUT", "CONTFUT", "OPT"},
-    "ADJUSTED_LAST": {"STK", "OPT"},
+    what: {t for t, whats in history.WHAT_TO_SHOW_FOR.items() if what in whats}
+    for what in history.WHAT_TO_SHOW
 }
+WHAT_TO_SHOW["ADJUSTED_LAST"].add("OPT")
 LIVE_UPDATE_SOURCES = {"TRADES", "MIDPOINT", "BID", "ASK"}
 _DURATION = re.compile(r"^(-?\d+) ([SDWMY])$")
 _END_FORMS = (
@@ -104,7 +106,7 @@ def parse_duration(value: str) -> Duration:
             "integer{SPACE}unit (S|D|W|M|Y)."
         )
     count, unit = int(match.group(1)), match.group(2)
-    if count < 1 or (unit == "S" and count < 30):
+    if count < 1 or (unit == "S" and count < MIN_SECONDS):
         raise errors.invalid_request("Historical data requested duration is invalid.")
     return Duration(count, unit)
 

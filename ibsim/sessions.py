@@ -1,7 +1,10 @@
 """Trading sessions per venue, from exchange-calendars, as epoch-second arrays.
 
-Regular hours come from the exchange calendar (holidays and early closes included); extended
-hours are a fixed local template around each calendar session, the way IB publishes them.
+The venues and their hours are IB's facts (`ibfacts.venues`). Regular hours come from the
+exchange calendar (holidays and early closes included), clipped to the venue's local window;
+extended hours are its local template around each calendar session. A venue without a calendar
+(IB's FX week) takes exchange-calendars' Monday-to-Friday "24/5" days, and its regular hours are
+its full ones.
 """
 
 from __future__ import annotations
@@ -14,78 +17,11 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from ibfacts.venues import VENUES, Venue
+
 CALENDAR_START = "2000-01-03"
 CALENDAR_END = "2030-12-31"
-
-
-@dataclass(frozen=True)
-class Venue:
-    """Where an instrument trades and when: a calendar plus local-time templates."""
-
-    name: str
-    calendar: str  # exchange-calendars name
-    tz: str  # IANA zone for local templates
-    ib_tz: str  # IB's timeZoneId spelling
-    # Full (useRTH=0) hours: a local start (days before the session date) and a local end,
-    # clipped to the calendar's close (early closes); None: the calendar's own open, or its close
-    # plus `ext_after`.
-    full_start: time | None = None
-    full_start_days_before: int = 0
-    full_end: time | None = None
-    ext_after: timedelta = timedelta(0)
-    # Regular (useRTH=1) hours: a local window clipped to the calendar session, None for the
-    # calendar's open/close, or the full hours when `rth_is_full` (FX).
-    rth_start: time | None = None
-    rth_end: time | None = None
-    rth_is_full: bool = False
-
-
-VENUES = {
-    v.name: v
-    for v in (
-        Venue(
-            "us_equity",
-            "XNYS",
-            "America/New_York",
-            "US/Eastern",
-            full_start=time(4, 0),
-            ext_after=timedelta(hours=4),
-        ),
-        Venue("us_index", "XNYS", "America/New_York", "US/Eastern"),
-        Venue(
-            "cme_globex",
-            "CMES",
-            "America/Chicago",
-            "US/Central",
-            full_start=time(17, 0),
-            full_start_days_before=1,
-            full_end=time(16, 0),  # the daily maintenance break, 16:00-17:00 Chicago
-            rth_start=time(8, 30),
-            rth_end=time(15, 0),
-        ),
-        Venue(
-            "nymex_globex",
-            "CMES",
-            "America/Chicago",
-            "US/Central",
-            full_start=time(17, 0),
-            full_start_days_before=1,
-            full_end=time(16, 0),
-            rth_start=time(8, 0),
-            rth_end=time(13, 30),
-        ),
-        Venue(
-            "fx_idealpro",
-            "24/5",
-            "America/New_York",
-            "US/Eastern",
-            full_start=time(17, 15),
-            full_start_days_before=1,
-            full_end=time(17, 0),
-            rth_is_full=True,
-        ),
-    )
-}
+WEEKDAYS_CALENDAR = "24/5"  # exchange-calendars' Monday to Friday, for venues without a calendar
 
 
 @dataclass(frozen=True)
@@ -125,22 +61,22 @@ def sessions(venue_name: str, rth: bool) -> Sessions:
     venue = VENUES[venue_name]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*\.values returning an ndarray")
-        schedule = _calendar(venue.calendar).schedule
+        schedule = _calendar(venue.calendar or WEEKDAYS_CALENDAR).schedule
         days = [ts.date() for ts in schedule.index]
         cal_open = [int(ts.timestamp()) for ts in schedule["open"]]
         cal_close = [int(ts.timestamp()) for ts in schedule["close"]]
     tz = ZoneInfo(venue.tz)
     opens, closes = [], []
     for day, o, c in zip(days, cal_open, cal_close, strict=True):
-        if rth and not venue.rth_is_full:
+        if rth and venue.calendar is not None:
             o2, c2 = o, c
-            if venue.rth_start is not None:  # a daytime window inside a longer session
-                o2 = max(o, _local(day, venue.rth_start, tz))
-                c2 = min(c, _local(day, venue.rth_end, tz))
+            if venue.rth is not None:  # a daytime window inside a longer session
+                o2 = max(o, _local(day, venue.rth[0], tz))
+                c2 = min(c, _local(day, venue.rth[1], tz))
         else:
             o2, c2 = o, _full_end(venue, day, c)
             if venue.full_start is not None:
-                before = timedelta(days=venue.full_start_days_before)
+                before = timedelta(days=venue.full_days_before)
                 o2 = _local(day - before, venue.full_start, tz)
         opens.append(o2)
         closes.append(c2)
@@ -154,7 +90,7 @@ def sessions(venue_name: str, rth: bool) -> Sessions:
 def _full_end(venue: Venue, day: date, calendar_close: int) -> int:
     if venue.full_end is not None:
         return min(calendar_close, _local(day, venue.full_end, ZoneInfo(venue.tz)))
-    return calendar_close + int(venue.ext_after.total_seconds())
+    return calendar_close + int(venue.full_after_close.total_seconds())
 
 
 def utc_offset(venue_name: str, epoch: int) -> int:
