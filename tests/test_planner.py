@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 
 from ibkr.durations import (
     BAR_SECONDS,
-    SMALL_BAR_STEP,
-    UNIT_LIMITS,
     DurationTable,
     Span,
     is_small_bar,
@@ -68,15 +66,6 @@ def run(bar_size, missing, cal, **kw) -> Plan:
 
 
 # ------------------------------------------------------------------- the duration table
-def test_table_agrees_with_the_gateway():
-    assert len(BAR_SECONDS) == 21
-    assert {BAR_SECONDS[s]: n for s, n in SMALL_BAR_STEP.items()} == rules.MAX_SMALL_BAR_SPAN
-    assert {s: n for s, n in BAR_SECONDS.items() if s in rules.BAR_SECONDS} == rules.BAR_SECONDS
-    assert set(BAR_SECONDS) - set(rules.BAR_SECONDS) == {"1 day", "1 week", "1 month"}
-    assert {u: limit for u, (limit, _) in rules.UNIT_LIMITS.items()} == dict(UNIT_LIMITS)
-    assert [s for s in BAR_SECONDS if is_small_bar(s)] == list(SMALL_BAR_STEP)
-
-
 @pytest.mark.parametrize("bar_size", list(BAR_SECONDS))
 def test_default_spans_pass_the_gateway_checks(bar_size):
     span = TABLE.span(bar_size)
