@@ -42,8 +42,8 @@ import dagster as dg
 import yaml
 from ib_async import IB, Contract
 
-from assets.contracts import contracts
 from assets.resources import IBResource, UniverseResource, WarehouseResource
+from assets.universe.contracts import contracts
 from ibkr.pacer import RESERVE_ENV, PacingBudget, RequestKey
 from ibkr.pacing_log import SharedPacer
 from ibsim.clock import ShiftedClock

@@ -35,8 +35,8 @@ import dagster as dg
 import duckdb
 from ib_async import IB, Contract, MarketOrder
 
-from assets.contracts import contracts
 from assets.resources import IBResource, UniverseResource, WarehouseResource
+from assets.universe.contracts import contracts
 from ibsim.clock import ShiftedClock
 from ibsim.config import GatewayConfig
 from ibsim.server import GatewayThread

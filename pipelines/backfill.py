@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from assets.backfill import Backfill, SeriesReport, connected
-from assets.bar_series import Target, targets
-from assets.resources import UniverseResource
+from engines.backfill import Backfill, SeriesReport, connected
+from engines.bar_series import Target, targets
+from engines.universe_file import load_universe, universe_path
 from ibkr.connection import ConnectionSettings
 from ibkr.durations import SMALL_BAR_MAX_AGE, is_small_bar
 from ibkr.errors import one_sentence
@@ -66,8 +66,8 @@ def _specs(args: argparse.Namespace) -> tuple[BarSpec, ...]:
         if args.what_to_show:
             item["what_to_show"] = args.what_to_show
         return (parse_bar_spec(item, "--bar-size", _FLAGS),)
-    path = args.universe or UniverseResource.from_env().path
-    specs = UniverseResource(path=path).load().bars
+    path = args.universe or universe_path()
+    specs = load_universe(path).bars
     if not specs:
         raise UniverseError(f"{path} has no 'bars' section; add one or pass --bar-size.")
     return specs

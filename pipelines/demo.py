@@ -22,12 +22,12 @@ import dagster as dg
 from rich.console import Console
 from rich.table import Table
 
-from assets.backfill import connected
-from assets.bar_series import targets
-from assets.contracts import contracts
-from assets.option_chains import option_chains
+from assets.account.assets import account_snapshot
 from assets.resources import IBResource, SnapshotResource, UniverseResource, WarehouseResource
-from assets.snapshots import account_snapshot
+from assets.universe.contracts import contracts
+from assets.universe.option_chains import option_chains
+from engines.backfill import connected
+from engines.bar_series import targets
 from ibkr.connection import ConnectionSettings
 from ibkr.universe import BarSpec
 from ibsim import GatewayConfig, GatewayThread
