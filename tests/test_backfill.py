@@ -343,7 +343,7 @@ def test_a_bar_between_sessions_goes_to_quarantine_and_one_before_the_range_is_d
 
     from ib_async import BarData
 
-    from assets.bar_batch import SessionBatch
+    from engines.bar_batch import SessionBatch
     from ibkr.planner import PlannedRequest
 
     target = target_of(home, AAPL, BarSpec("1 min", 10))
