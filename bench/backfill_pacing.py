@@ -160,7 +160,7 @@ def main() -> None:
             before = (pacer.admitted, pacer.refused)
             env = {**os.environ, "IB_PORT": str(gw.port), "IBW_PACING_SCALE": str(scale),
                    RESERVE_ENV: str(args.reserve)}  # fmt: skip
-            command = [sys.executable, "-m", "pipelines.cli", "backfill", "--home", str(home),
+            command = [sys.executable, "-m", "cli", "backfill", "--home", str(home),
                        "--universe", str(universe)]  # fmt: skip
             started = time.monotonic()
             with Recorder(gw) as recorder:

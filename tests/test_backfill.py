@@ -16,6 +16,7 @@ import pytest
 from assets.bars.asset import build_bars_asset, partition_key
 from assets.bars.backfill_sensor import build_backfill_sensor
 from assets.resources import IBResource, UniverseResource, WarehouseResource
+from cli.main import main
 from engines.backfill import Backfill, SeriesReport, connected, load_table
 from engines.bar_series import Target, targets
 from ibkr.connection import ConnectionSettings
@@ -24,7 +25,6 @@ from ibkr.pacer import PacingBudget, RequestKey
 from ibkr.pacing_log import SharedPacer
 from ibkr.planner import lower_bound
 from ibkr.universe import BarSpec
-from pipelines.cli import main
 from tests.conftest import NOW
 from tests.test_assets import write_universe
 from warehouse import bars as bar_store

@@ -13,9 +13,9 @@ import polars as pl
 import pytest
 
 from assets.resources import UniverseResource
+from cli.main import main
 from engines.bar_series import Target, targets
 from ibkr.universe import BarSpec
-from pipelines.cli import main
 from tests.test_backfill import bars_universe, resources
 from warehouse import bars as bar_store
 from warehouse import layout, ledger

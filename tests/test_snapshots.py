@@ -17,11 +17,11 @@ import pytest
 
 from assets.account.assets import account_snapshot
 from assets.resources import IBResource, SnapshotResource, WarehouseResource
+from cli.main import main
 from engines.snapshot import gateway_day, store_snapshot, take_snapshot
 from ibkr.connection import ConnectionSettings
 from ibsim.book import Book
 from ibsim.dispatch import HANDLERS
-from pipelines.cli import main
 from tests.conftest import NOW
 from tests.scenarios import FA_MASTER, SINGLE
 from tests.test_cli import IBW, ROOT, free_port

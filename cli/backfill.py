@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.interrupts import Interrupted, interruptible
 from engines.backfill import Backfill, SeriesReport, connected
 from engines.bar_series import Target, targets
 from engines.universe_file import load_universe, universe_path
@@ -25,7 +26,6 @@ from ibkr.durations import SMALL_BAR_MAX_AGE, is_small_bar
 from ibkr.errors import one_sentence
 from ibkr.planner import PlannedRequest, describe_cost
 from ibkr.universe import BarSpec, UniverseError, check_what_to_show, parse_bar_spec
-from pipelines.interrupts import Interrupted, interruptible
 from warehouse import ledger
 from warehouse.catalog import refresh_catalog
 from warehouse.layout import home as default_home
