@@ -1,10 +1,9 @@
-"""Dagster assets and asset checks: universe, option chains, bars, account snapshots; and the
-backfill they share with the command line.
+"""Dagster definitions by domain, one folder each exposing `definitions(...)`: `universe`
+(contracts, option chains), `bars` (the bars asset, its checks, the backfill sensor), `account`
+(the account snapshot assets, jobs and schedules) and `live` (the live service's datasets,
+observer and compaction). Shared by every domain: `resources` (IB, warehouse, universe,
+snapshot settings) and `failures` (one-sentence Dagster failures). The work itself runs in
+`engines`, which `ibw` calls without Dagster.
 
-Modules: `contracts`, `option_chains` and `bars` (the assets), `resources` (IB, warehouse,
-universe), `failures` (one-sentence Dagster failures), and, free of Dagster so `ibw backfill`
-starts fast: `bar_series` (a contract's bar series, its gaps and their cost), `bar_batch` (bars
-held per session until complete) and `backfill` (the paced fill of one series).
-
-May import: dagster, ibkr and warehouse; never live, pipelines or ibsim.
+May import: dagster, engines, ibkr and warehouse; never live, pipelines, cli or ibsim.
 """

@@ -1,4 +1,5 @@
-"""Dagster resources: the IB connection, the warehouse home and the universe file."""
+"""Dagster resources: the IB connection, the warehouse home, the universe file and the
+snapshot's settings (the last two wrap the engines' own, which `ibw` uses without Dagster)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
-import yaml
 
+from engines.snapshot import SnapshotSettings
+from engines.universe_file import DEFAULT_UNIVERSE, load_universe, universe_path
 from ibkr.client import IBClient
 from ibkr.connection import ConnectionSettings
-from ibkr.universe import Universe, UniverseError, parse_universe
-
-DEFAULT_UNIVERSE = Path(__file__).with_name("universe.yml")
+from ibkr.universe import Universe
 
 
 class IBResource(dg.ConfigurableResource):
@@ -75,28 +75,20 @@ class UniverseResource(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls) -> UniverseResource:
-        return cls(path=os.environ.get("IBW_UNIVERSE", str(DEFAULT_UNIVERSE)))
+        return cls(path=universe_path())
 
     def load(self) -> Universe:
-        try:
-            data = yaml.safe_load(Path(self.path).read_text())
-        except FileNotFoundError as exc:
-            raise UniverseError(
-                f"No universe file at {self.path}: create it or point IBW_UNIVERSE at one."
-            ) from exc
-        except yaml.YAMLError as exc:
-            raise UniverseError(f"{self.path} is not valid YAML: {exc}".replace("\n", " ")) from exc
-        return parse_universe(data, Path(self.path).name)
+        return load_universe(self.path)
 
 
 class SnapshotResource(dg.ConfigurableResource):
-    """When and how patiently the nightly snapshot runs: IB's region ($IBW_SNAPSHOT_REGION:
-    north_america, europe, asia; none for a gateway IB does not reset) sets the reset window it
-    avoids and the schedule; `deadline` bounds its retries while the gateway restarts."""
+    """The snapshot's settings (`engines.snapshot.SnapshotSettings`: IB's region, whose reset
+    window it avoids and which sets the schedule, and the deadline of its retries)."""
 
-    region: str = "north_america"
-    deadline: float = 900.0  # seconds
+    region: str = SnapshotSettings.region
+    deadline: float = SnapshotSettings.deadline  # seconds
 
     @classmethod
     def from_env(cls) -> SnapshotResource:
-        return cls(region=os.environ.get("IBW_SNAPSHOT_REGION", "north_america"))
+        settings = SnapshotSettings.from_env()
+        return cls(region=settings.region, deadline=settings.deadline)

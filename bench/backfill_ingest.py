@@ -1,8 +1,8 @@
 """Backfill ingest: the CPU the backfill spends turning decoded bars into validated Parquet, as a
 ratio to a plain polars `write_parquet` of the same bars.
 
-Every bar the backfill receives goes through `assets.backfill.SessionBatch` (a session per bar, the
-rows of the bars dataset), lineage columns, pandera (`warehouse.validation.split_valid`) and
+Every bar the backfill receives goes through `engines.bar_batch.SessionBatch` (a session per bar,
+the rows of the bars dataset), lineage columns, pandera (`warehouse.validation.split_valid`) and
 `warehouse.bars.write_sessions` (merge with the year's file, atomic replace, fsync). If that
 costs much more than writing the bars as they come, a long backfill is bound by its own CPU
 rather than by IB. So this fetches a real year of AAPL 1-min RTH bars from the embedded gateway
@@ -31,9 +31,9 @@ from pathlib import Path
 import polars as pl
 from ib_async import IB, BarData
 
-from assets.backfill import FLUSH_REQUESTS
-from assets.bar_batch import SessionBatch, bars_frame
-from assets.bar_series import Target
+from engines.backfill import FLUSH_REQUESTS
+from engines.bar_batch import SessionBatch, bars_frame
+from engines.bar_series import Target
 from ibkr.durations import DurationTable
 from ibkr.planner import PlannedRequest, Session, plan
 from ibkr.universe import BarSpec

@@ -42,8 +42,8 @@ import dagster as dg
 import yaml
 from ib_async import IB, Contract
 
-from assets.contracts import contracts
 from assets.resources import IBResource, UniverseResource, WarehouseResource
+from assets.universe.contracts import contracts
 from ibkr.pacer import RESERVE_ENV, PacingBudget, RequestKey
 from ibkr.pacing_log import SharedPacer
 from ibsim.clock import ShiftedClock
@@ -160,7 +160,7 @@ def main() -> None:
             before = (pacer.admitted, pacer.refused)
             env = {**os.environ, "IB_PORT": str(gw.port), "IBW_PACING_SCALE": str(scale),
                    RESERVE_ENV: str(args.reserve)}  # fmt: skip
-            command = [sys.executable, "-m", "pipelines.cli", "backfill", "--home", str(home),
+            command = [sys.executable, "-m", "cli", "backfill", "--home", str(home),
                        "--universe", str(universe)]  # fmt: skip
             started = time.monotonic()
             with Recorder(gw) as recorder:

@@ -35,8 +35,8 @@ import dagster as dg
 import duckdb
 from ib_async import IB, Contract, MarketOrder
 
-from assets.contracts import contracts
 from assets.resources import IBResource, UniverseResource, WarehouseResource
+from assets.universe.contracts import contracts
 from ibsim.clock import ShiftedClock
 from ibsim.config import GatewayConfig
 from ibsim.server import GatewayThread
@@ -70,7 +70,7 @@ def start_service(gw: GatewayThread, home: Path, log: Path, streams: str) -> sub
     config = home.parent / "live.yml"
     config.write_text(f"streams:\n{streams}flush_every: {FLUSH_EVERY}\n")
     env = {**os.environ, "IB_PORT": str(gw.port), "IBW_LIVE_CLIENT_ID": "77"}
-    command = [sys.executable, "-m", "pipelines.cli", "live", "--home", str(home),
+    command = [sys.executable, "-m", "cli", "live", "--home", str(home),
                "--config", str(config)]  # fmt: skip
     return subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.contracts import contracts
-from assets.option_chains import option_chains
 from assets.resources import IBResource, UniverseResource, WarehouseResource
+from assets.universe.contracts import contracts
+from assets.universe.option_chains import option_chains
 from ibsim import GatewayConfig, GatewayThread, ManualClock
 from ibsim.catalog import Catalog
 

@@ -33,14 +33,14 @@ import dagster as dg
 import polars as pl
 import yaml
 
-import pipelines.sensors as sensors
-from assets.bar_series import Estimate, Target, targets
-from assets.bars import build_bars_asset
-from assets.contracts import contracts
+import assets.bars.backfill_sensor as sensors
+from assets.bars.asset import build_bars_asset
+from assets.bars.backfill_sensor import build_backfill_sensor
 from assets.resources import IBResource, UniverseResource, WarehouseResource
+from assets.universe.contracts import contracts
+from engines.bar_series import Estimate, Target, targets
 from ibkr.sessions import _table as session_tables
 from ibsim.server import GatewayThread
-from pipelines.sensors import build_backfill_sensor
 from tests.conftest import NOW, test_config
 from warehouse import heads, ledger
 from warehouse.parquet import read_dataset, write_partition

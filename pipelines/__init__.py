@@ -1,4 +1,4 @@
-"""Entry points: the Dagster Definitions loaded by workspace.yaml, and the `ibw` command line.
+"""The Dagster code location loaded by workspace.yaml (`definitions`).
 
-May import: assets, live, ibkr, warehouse, and ibsim (only to start the embedded gateway).
+May import: assets and dagster; never cli.
 """

@@ -117,8 +117,8 @@ def seeded(gateway: GatewayThread, tmp_path_factory: pytest.TempPathFactory) -> 
     """A warehouse holding the default universe's security master (made once, then copied)."""
     import dagster as dg
 
-    from assets.contracts import contracts
     from assets.resources import IBResource, UniverseResource, WarehouseResource
+    from assets.universe.contracts import contracts
     from tests.test_assets import write_universe
 
     base = tmp_path_factory.mktemp("seed")

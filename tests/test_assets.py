@@ -15,9 +15,9 @@ import duckdb
 import pytest
 import yaml
 
-from assets.contracts import contracts
-from assets.option_chains import option_chains
 from assets.resources import DEFAULT_UNIVERSE, IBResource, UniverseResource, WarehouseResource
+from assets.universe.contracts import contracts
+from assets.universe.option_chains import option_chains
 from ibsim.instruments import STOCKS
 from tests.conftest import NOW
 

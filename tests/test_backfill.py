@@ -13,18 +13,18 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from assets.backfill import Backfill, SeriesReport, connected, load_table
-from assets.bar_series import Target, targets
-from assets.bars import build_bars_asset, partition_key
+from assets.bars.asset import build_bars_asset, partition_key
+from assets.bars.backfill_sensor import build_backfill_sensor
 from assets.resources import IBResource, UniverseResource, WarehouseResource
+from cli.main import main
+from engines.backfill import Backfill, SeriesReport, connected, load_table
+from engines.bar_series import Target, targets
 from ibkr.connection import ConnectionSettings
 from ibkr.durations import DurationTable
 from ibkr.pacer import PacingBudget, RequestKey
 from ibkr.pacing_log import SharedPacer
 from ibkr.planner import lower_bound
 from ibkr.universe import BarSpec
-from pipelines.cli import main
-from pipelines.sensors import build_backfill_sensor
 from tests.conftest import NOW
 from tests.test_assets import write_universe
 from warehouse import bars as bar_store
@@ -283,7 +283,7 @@ def test_a_session_whose_other_request_failed_is_never_recorded_complete(home):
 
     from ib_async import BarData
 
-    from assets.bar_batch import SessionBatch
+    from engines.bar_batch import SessionBatch
     from ibkr.planner import PlannedRequest
 
     target = target_of(home, AAPL, BarSpec("5 secs", 3))
@@ -343,7 +343,7 @@ def test_a_bar_between_sessions_goes_to_quarantine_and_one_before_the_range_is_d
 
     from ib_async import BarData
 
-    from assets.bar_batch import SessionBatch
+    from engines.bar_batch import SessionBatch
     from ibkr.planner import PlannedRequest
 
     target = target_of(home, AAPL, BarSpec("1 min", 10))

@@ -29,7 +29,7 @@ HISTORICAL_DATA = 20  # reqHistoricalData's message id
 
 
 def backfill_command(home: Path, universe: Path, *symbols: str) -> list[str]:
-    return [sys.executable, "-m", "pipelines.cli", "backfill", *symbols, "--home", str(home),
+    return [sys.executable, "-m", "cli", "backfill", *symbols, "--home", str(home),
             "--universe", str(universe)]  # fmt: skip
 
 

@@ -17,7 +17,7 @@ import pytest
 from ib_async import IB
 
 ROOT = Path(__file__).resolve().parents[1]
-IBW = [sys.executable, "-c", "import sys; from pipelines.cli import main; sys.exit(main())"]
+IBW = [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main())"]
 
 
 def free_port() -> int:

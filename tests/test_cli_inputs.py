@@ -9,10 +9,10 @@ import subprocess
 import pytest
 from ib_async import Contract
 
+from cli.main import main
 from ibkr import errors
 from ibkr.client import IBClient
 from ibkr.connection import ConnectionSettings
-from pipelines.cli import main
 from tests.test_cli import IBW, ROOT
 
 SPX = 416904

@@ -17,7 +17,7 @@ def test_code_location_loads_every_asset_check_and_resource():
 
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
-    from assets.account_snapshot import DATASETS
+    from engines.snapshot import DATASETS
 
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
         "contracts",

@@ -12,10 +12,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from assets.bar_series import Target, targets
 from assets.resources import UniverseResource
+from cli.main import main
+from engines.bar_series import Target, targets
 from ibkr.universe import BarSpec
-from pipelines.cli import main
 from tests.test_backfill import bars_universe, resources
 from warehouse import bars as bar_store
 from warehouse import layout, ledger
@@ -106,7 +106,7 @@ def test_one_truncated_file_never_takes_down_the_queries_of_the_rest(home, capsy
 
 
 def test_a_deleted_year_is_a_gap_again_for_plan_backfill_and_the_sensor(home, capsys):
-    from assets.bar_series import Holdings, estimate
+    from engines.bar_series import Holdings, estimate
     from ibkr.durations import DurationTable
     from tests.conftest import NOW
 
@@ -148,7 +148,7 @@ def test_a_corrupt_ledger_or_bars_file_is_named_in_one_sentence(home, capsys):
 
 
 def test_the_bars_in_lake_check_names_the_damaged_series_and_file(gateway, home, tmp_path, capsys):
-    from assets.bars import build_bars_asset, build_lake_check, partition_key
+    from assets.bars.asset import build_bars_asset, build_lake_check, partition_key
 
     universe = bars_universe(tmp_path, [{"bar_size": "1 day", "history": "3y"}])
     specs = UniverseResource(path=str(universe)).load().bars

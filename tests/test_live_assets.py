@@ -9,12 +9,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.live import (
-    HEALTH_FILE,
-    live_compaction,
-    live_compaction_daily,
-    live_observer,
-)
+from assets.live.compaction import live_compaction, live_compaction_daily
+from assets.live.observer import HEALTH_FILE, live_observer
 from assets.resources import WarehouseResource
 from tests.test_live_streams_storage import AAPL, EUR, bars, ticks
 from warehouse import live_streams as ls

@@ -80,7 +80,7 @@ def test_chaos(make_gateway, seeded_home: Path, tmp_path: Path, request) -> None
         "IBW_LIVE_CLIENT_ID": str(LIVE_CLIENT_ID),
         "IBW_PACING_SCALE": str(PACING / SPEED),  # the client's pacer, in real seconds
     }
-    command = [sys.executable, "-m", "pipelines.cli", "live", "--home", str(seeded_home),
+    command = [sys.executable, "-m", "cli", "live", "--home", str(seeded_home),
                "--config", str(config)]  # fmt: skip
     log = tmp_path / "live.log"
 
@@ -130,7 +130,7 @@ def test_a_stalled_connection_is_dropped_and_served_again(
     log = tmp_path / "live.log"
     with log.open("ab") as out:
         service = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "live", "--home", str(seeded_home),
+            [sys.executable, "-m", "cli", "live", "--home", str(seeded_home),
              "--config", str(config)], env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:

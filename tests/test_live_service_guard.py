@@ -28,7 +28,7 @@ def live(make_gateway, tmp_path: Path):
 
     def start(home: Path, log: Path, client_id: int = LIVE_CLIENT_ID) -> subprocess.Popen:
         env = {**os.environ, "IB_PORT": str(gw.port), "IBW_LIVE_CLIENT_ID": str(client_id)}
-        command = [sys.executable, "-m", "pipelines.cli", "live", "--home", str(home),
+        command = [sys.executable, "-m", "cli", "live", "--home", str(home),
                    "--config", str(config)]  # fmt: skip
         with log.open("ab") as out:
             started.append(subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT))

@@ -173,7 +173,7 @@ def start_service(gw, home: Path, log: Path, **env: str) -> subprocess.Popen:
     config.write_text("streams:\n  - {symbol: AAPL, ticks: true}\nflush_every: 0.5\n")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("IBW_")}
     environ |= {"IB_PORT": str(gw.port), "IBW_LIVE_CLIENT_ID": str(LIVE_CLIENT_ID), **env}
-    command = [sys.executable, "-m", "pipelines.cli", "live", "--home", str(home),
+    command = [sys.executable, "-m", "cli", "live", "--home", str(home),
                "--config", str(config)]  # fmt: skip
     with log.open("ab") as out:
         service = subprocess.Popen(command, env=environ, stdout=out, stderr=subprocess.STDOUT)

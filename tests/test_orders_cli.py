@@ -8,9 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from cli.main import main
 from live.journal import Journal
 from live.ledger import ExecutionRecord
-from pipelines.cli import main
 from warehouse.parquet import write_partition
 
 AAPL, ES = 265598, 495202409

@@ -15,13 +15,13 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from assets.account_snapshot import gateway_day, store_snapshot, take_snapshot
+from assets.account.assets import account_snapshot
 from assets.resources import IBResource, SnapshotResource, WarehouseResource
-from assets.snapshots import account_snapshot
+from cli.main import main
+from engines.snapshot import gateway_day, store_snapshot, take_snapshot
 from ibkr.connection import ConnectionSettings
 from ibsim.book import Book
 from ibsim.dispatch import HANDLERS
-from pipelines.cli import main
 from tests.conftest import NOW
 from tests.scenarios import FA_MASTER, SINGLE
 from tests.test_cli import IBW, ROOT, free_port
@@ -276,7 +276,7 @@ def test_a_commission_ib_has_not_sent_is_null_and_the_next_run_fills_it_in(make_
 
 
 def test_the_days_fills_run_alone_and_touch_no_other_dataset(fa_gateway, tmp_path):
-    from assets.snapshots import FILLS
+    from assets.account.schedules import FILLS
     from ibkr.snapshot import DATASETS as ASKED
     from warehouse.schemas import SNAPSHOT_SCHEMAS
 

@@ -9,7 +9,7 @@ import yaml
 
 from ibkr.universe import OptionWindow, UniverseError, parse_universe
 
-DEFAULT = Path(__file__).resolve().parents[1] / "assets" / "universe.yml"
+DEFAULT = Path(__file__).resolve().parents[1] / "engines" / "universe.yml"
 
 
 def test_the_default_universe_mixes_every_kind():

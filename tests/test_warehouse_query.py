@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from pipelines.query import add_query_command
+from cli.query import add_query_command
 from tests.test_warehouse import DAY, option_chain
 from warehouse.catalog import refresh_catalog
 from warehouse.parquet import write_partition

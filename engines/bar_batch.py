@@ -15,7 +15,7 @@ from datetime import date, datetime
 import polars as pl
 from ib_async import BarData
 
-from assets.bar_series import Target
+from engines.bar_series import Target
 from ibkr.planner import PlannedRequest, Session
 from warehouse import bars as bar_store
 from warehouse.columns import LINEAGE

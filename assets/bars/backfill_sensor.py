@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from assets.bar_series import Holdings, NoSecurityMaster, estimate, targets
-from assets.bars import contract_partitions, partition_key
+from assets.bars.asset import contract_partitions, partition_key
 from assets.resources import IBResource, UniverseResource, WarehouseResource
+from engines.bar_series import Holdings, NoSecurityMaster, estimate, targets
 from ibkr.durations import DurationTable
 from ibkr.errors import IBWError
 from ibkr.pacer import PacingBudget

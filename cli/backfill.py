@@ -17,15 +17,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from assets.backfill import Backfill, SeriesReport, connected
-from assets.bar_series import Target, targets
-from assets.resources import UniverseResource
+from cli.interrupts import Interrupted, interruptible
+from engines.backfill import Backfill, SeriesReport, connected
+from engines.bar_series import Target, targets
+from engines.universe_file import load_universe, universe_path
 from ibkr.connection import ConnectionSettings
 from ibkr.durations import SMALL_BAR_MAX_AGE, is_small_bar
 from ibkr.errors import one_sentence
 from ibkr.planner import PlannedRequest, describe_cost
 from ibkr.universe import BarSpec, UniverseError, check_what_to_show, parse_bar_spec
-from pipelines.interrupts import Interrupted, interruptible
 from warehouse import ledger
 from warehouse.catalog import refresh_catalog
 from warehouse.layout import home as default_home
@@ -66,8 +66,8 @@ def _specs(args: argparse.Namespace) -> tuple[BarSpec, ...]:
         if args.what_to_show:
             item["what_to_show"] = args.what_to_show
         return (parse_bar_spec(item, "--bar-size", _FLAGS),)
-    path = args.universe or UniverseResource.from_env().path
-    specs = UniverseResource(path=path).load().bars
+    path = args.universe or universe_path()
+    specs = load_universe(path).bars
     if not specs:
         raise UniverseError(f"{path} has no 'bars' section; add one or pass --bar-size.")
     return specs

@@ -4,15 +4,15 @@ at a time, and a snapshot is only whole if its parts are from the same moment).
 
 The assets can be run as a subset: IB reports fills and completed orders for its current day
 only, so the day's `executions`, `commissions` and `completed_orders` are taken before midnight
-New York (`fills_job`), while the nightly run after IB's reset takes the rest."""
+New York (`day_fills_job`), while the nightly run after IB's reset takes the rest (`schedules`)."""
 
 from datetime import date
 
 import dagster as dg
 
-from assets.account_snapshot import DATASETS, gateway_day, store_snapshot, take_snapshot
 from assets.failures import one_sentence_failures
 from assets.resources import IBResource, SnapshotResource, WarehouseResource
+from engines.snapshot import DATASETS, gateway_day, store_snapshot, take_snapshot
 from warehouse.catalog import refresh_catalog
 
 daily = dg.DailyPartitionsDefinition(
@@ -59,10 +59,3 @@ def account_snapshot(
                 "rows_quarantined": stored.quarantined,
             },
         )
-
-
-FILLS = ("executions", "commissions", "completed_orders")  # today's only, in IB's eyes
-snapshot_job = dg.define_asset_job(
-    "account_snapshot_job", selection=dg.AssetSelection.assets(account_snapshot)
-)
-fills_job = dg.define_asset_job("day_fills_job", selection=dg.AssetSelection.assets(*FILLS))

@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
 
 from ibsim import GatewayConfig, GatewayThread
-from ibsim.cli import load_scenario
+from ibsim.cli import load_scenario, port_number
+from warehouse.layout import home as default_home
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_ACCOUNTS = Path(__file__).with_name("demo_accounts.yml")  # an FA master, two sub-accounts
 STOP_TIMEOUT = 30.0
+
+
+def add_dev_command(commands: argparse._SubParsersAction) -> None:
+    """Register `dev` on the `ibw` subcommands."""
+    dev = commands.add_parser("dev", help="embedded gateway + Dagster webserver and daemon")
+    dev.add_argument("--home", default=str(default_home()), help="warehouse home ($IBW_HOME)")
+    dev.add_argument(
+        "--port",
+        type=partial(port_number, lowest=1),
+        default=3000,
+        help="Dagster UI port (default 3000)",
+    )
+    dev.add_argument("--gateway-port", type=port_number, default=4002, help="embedded gateway port")
+    dev.add_argument(
+        "--scenario", default=str(DEMO_ACCOUNTS), help="the gateway's accounts (YAML scenario)"
+    )
+    dev.set_defaults(run=_dev)
+
+
+def _dev(args: argparse.Namespace) -> int:
+    home, scenario = Path(args.home).resolve(), Path(args.scenario)
+    return run_dev(Console(), home, args.port, args.gateway_port, scenario)
 
 
 def run_dev(console: Console, home: Path, port: int, gateway_port: int, scenario: Path) -> int:

@@ -1,15 +1,20 @@
-"""The account snapshot schedules: the whole snapshot after IB's daily reset window in the
-configured region, and the day's fills just before IB's day turns at midnight New York (IB
-reports fills and completed orders for its current day only)."""
+"""The account snapshot's jobs and schedules: the whole snapshot after IB's daily reset window
+in the configured region, and the day's fills just before IB's day turns at midnight New York
+(IB reports fills and completed orders for its current day only)."""
 
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from assets.snapshots import fills_job, snapshot_job
+from assets.account.assets import account_snapshot
 from ibkr.restarts import snapshot_time
 
 NEW_YORK = ZoneInfo("America/New_York")
+FILLS = ("executions", "commissions", "completed_orders")  # today's only, in IB's eyes
+snapshot_job = dg.define_asset_job(
+    "account_snapshot_job", selection=dg.AssetSelection.assets(account_snapshot)
+)
+fills_job = dg.define_asset_job("day_fills_job", selection=dg.AssetSelection.assets(*FILLS))
 
 
 def build_snapshot_schedule(region: str) -> dg.ScheduleDefinition:

@@ -1,7 +1,7 @@
 """The backfill of one bar series: ledger gaps -> planned requests -> paced IB calls -> bars.
 
 Shared by the `bars` asset, `ibw backfill` and the demo; no Dagster here, so the command line
-starts fast. For each series (`assets.bar_series`): expected sessions bounded by the head
+starts fast. For each series (`engines.bar_series`): expected sessions bounded by the head
 timestamp, the expiry and IB's availability; gaps from the coverage ledger; the fewest requests
 (ibkr.planner); each request sent only when the shared pacer allows it. Bars are buffered per
 session until every request covering the session has answered, then validated, written (the
@@ -25,8 +25,8 @@ from pathlib import Path
 import polars as pl
 from ib_async import BarData
 
-from assets.bar_batch import SessionBatch
-from assets.bar_series import Target, plan_series
+from engines.bar_batch import SessionBatch
+from engines.bar_series import Target, plan_series
 from ibkr import errors
 from ibkr.client import IBClient
 from ibkr.connection import ConnectionSettings

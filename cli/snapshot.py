@@ -10,8 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from assets.account_snapshot import DATASETS, gateway_day, store_snapshot, take_snapshot
-from assets.resources import SnapshotResource
+from engines.snapshot import DATASETS, SnapshotSettings, gateway_day, store_snapshot, take_snapshot
 from ibkr.connection import ConnectionSettings
 from ibkr.errors import one_sentence
 from warehouse.catalog import refresh_catalog
@@ -30,7 +29,7 @@ def add_snapshot_command(commands: argparse._SubParsersAction) -> None:
         type=_seconds,
         metavar="SECONDS",
         help=f"give up after this long while the gateway is down or silent, or IB resets "
-        f"(default {SnapshotResource().deadline:.0f}; at most a day)",
+        f"(default {SnapshotSettings.deadline:.0f}; at most a day)",
     )
     command.set_defaults(run=run_snapshot)
 
@@ -55,7 +54,7 @@ def run_snapshot(args: argparse.Namespace) -> int:
     console = Console()
     home = Path(args.home).resolve()
     settings = ConnectionSettings.from_env()
-    config = SnapshotResource.from_env()
+    config = SnapshotSettings.from_env()
     try:
         with console.status("Taking the account snapshot..."):
             snap, now, accounts, attempts = take_snapshot(

@@ -10,6 +10,7 @@ the demo streams whatever the hour), then shows what landed and how to query it.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import secrets
@@ -22,13 +23,15 @@ import dagster as dg
 from rich.console import Console
 from rich.table import Table
 
-from assets.backfill import connected
-from assets.bar_series import targets
-from assets.contracts import contracts
-from assets.option_chains import option_chains
+from assets.account.assets import account_snapshot
 from assets.resources import IBResource, SnapshotResource, UniverseResource, WarehouseResource
-from assets.snapshots import account_snapshot
+from assets.universe.contracts import contracts
+from assets.universe.option_chains import option_chains
+from cli.dev import DEMO_ACCOUNTS
+from engines.backfill import connected
+from engines.bar_series import targets
 from ibkr.connection import ConnectionSettings
+from ibkr.errors import one_sentence
 from ibkr.universe import BarSpec
 from ibsim import GatewayConfig, GatewayThread
 from ibsim.cli import load_scenario
@@ -36,7 +39,6 @@ from ibsim.clock import ShiftedClock
 from live import OrderIntent, submit
 from live.config import LiveConfig
 from live.service import LiveService
-from pipelines.dev import DEMO_ACCOUNTS
 from warehouse.catalog import connect_readonly, refresh_catalog
 
 EXAMPLE_QUERIES = (
@@ -77,6 +79,24 @@ class DemoResult:
 def _shortest(path: Path) -> str:
     relative = os.path.relpath(path)
     return relative if not relative.startswith("..") else str(path)
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    """`ibw demo`: the demo into `--home`, its last word one sentence whatever failed."""
+    console = Console()
+    try:
+        run_demo(console, Path(args.home).resolve())
+    except Exception as exc:
+        console.print(f"[red]ibw demo:[/red] {one_sentence(_root_cause(exc))}")
+        return 1
+    return 0
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """Dagster wraps a failed step's exception; users need the one that explains it."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 def run_demo(console: Console, home: Path) -> DemoResult:
@@ -151,7 +171,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def _materialize(assets: list, resources: dict, partition_key: str | None = None) -> None:
     dg.materialize(
         assets, resources=resources, partition_key=partition_key, run_config=QUIET
-    )  # raises on failure; the CLI turns that into one sentence
+    )  # raises on failure; run_demo_command turns that into one sentence
 
 
 def _summarize(console: Console, home: Path) -> DemoResult:

@@ -5,11 +5,13 @@ the middle), never inside IB's reset window (by IB's clock), up to a deadline; t
 `ibkr.snapshot` on one connection. A restart in the middle throws the partial snapshot away and
 starts again, so what is stored is always a whole one. Storing it: each dataset validated
 (pandera; bad rows quarantined with their reason) and written as the day's partition, replacing
-the last run's. No Dagster here.
+the last run's. When and how patiently it runs (`SnapshotSettings`) comes from the environment;
+the Dagster resource wraps the same settings. No Dagster here.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -38,6 +40,20 @@ REQUEST_TIMEOUT = 30.0  # each request of an attempt; a silent gateway costs no 
 
 
 @dataclass(frozen=True)
+class SnapshotSettings:
+    """When and how patiently the nightly snapshot runs: IB's region ($IBW_SNAPSHOT_REGION:
+    north_america, europe, asia; none for a gateway IB does not reset) sets the reset window it
+    avoids and the schedule; `deadline` bounds its retries while the gateway restarts."""
+
+    region: str = "north_america"
+    deadline: float = 900.0  # seconds
+
+    @classmethod
+    def from_env(cls) -> SnapshotSettings:
+        return cls(region=os.environ.get("IBW_SNAPSHOT_REGION", cls.region))
+
+
+@dataclass(frozen=True)
 class Stored:
     day: date
     accounts: tuple[str, ...]
@@ -51,8 +67,8 @@ def take_snapshot(
     settings: ConnectionSettings,
     key: str,
     *,
-    region: str = "north_america",
-    deadline: float = 900.0,
+    region: str = SnapshotSettings.region,
+    deadline: float = SnapshotSettings.deadline,
     datasets: Iterable[str] = DATASETS,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,

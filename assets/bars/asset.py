@@ -8,7 +8,7 @@ per asset, and it stays there at 20,000 contracts. Sessions are deliberately not
 of a partition fills every gap of its series with the fewest requests (a day per partition would
 cost a request per day; a year of daily bars is one request for 30 years).
 
-A run writes through the backfill (`assets.backfill`): sessions replaced atomically in their
+A run writes through the backfill (`engines.backfill`): sessions replaced atomically in their
 year's file, validated by pandera, recorded in the ledger after the data. Its checks read back
 what the warehouse holds for the series: gaps left, duplicate bars, OHLC sanity. A check of its
 own (`bars_in_lake`, runnable without a run) compares the ledger with the lake: sessions called
@@ -18,10 +18,10 @@ complete whose bars are gone.
 import dagster as dg
 import polars as pl
 
-from assets.backfill import connected
-from assets.bar_series import Target, targets
 from assets.failures import one_sentence_failures
 from assets.resources import IBResource, UniverseResource, WarehouseResource
+from engines.backfill import connected
+from engines.bar_series import Target, targets
 from ibkr.universe import BarSpec
 from warehouse import bars as bar_store
 from warehouse import integrity, ledger
