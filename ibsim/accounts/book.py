@@ -21,9 +21,10 @@ A scenario is a mapping (a YAML file for `ibw gateway --scenario`):
 
 Valuations (market price, value, P&L, net liquidation) are computed from the synthetic market at
 the gateway's now, so they are deterministic too. Owns the state only: the messages that report
-it live in `portfolio`, `trades` and `fa`. The order engine (`ibsim.engine`, its fills in
-`ibsim.fills`) changes it through `put_order`, `put_execution` and `record_fill`, so everything
-that reports the Book reports the API's orders and fills too. Imports only ibsim.
+it live in `ibsim.handlers` (`portfolio`, `trades` and `fa`). The order engine
+(`ibsim.orders.engine`, its fills in `ibsim.orders.fills`) changes it through `put_order`,
+`put_execution` and `record_fill`, so everything that reports the Book reports the API's orders
+and fills too. Imports only ibsim.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class Order:
     fa_group: str = ""
     fa_method: str = ""
     fa_percentage: str = ""
-    # placed through the API (ibsim.engine); a scenario's orders keep the defaults
+    # placed through the API (ibsim.orders.engine); a scenario's orders keep the defaults
     outside_rth: bool = False
     oca_group: str = ""
     oca_type: int = 0  # 1 cancel the others, 2 / 3 reduce them
@@ -230,7 +231,7 @@ class Book:
     def positions_of(self, account_id: str) -> tuple[Position, ...]:
         return tuple(p for p in self.positions if p.account == account_id)
 
-    # ---------------------------------------------------- changes (ibsim.engine, ibsim.fills)
+    # ---------------------------------------------------- changes (ibsim.orders: engine, fills)
     def put_order(self, order: Order) -> None:
         """Store an order's latest state under its permId: a live one stays (or joins) the open
         orders in its place, a finished one moves to the completed orders."""

@@ -58,7 +58,7 @@ from ibsim.market.instruments import Instrument
 
 
 class Instruments(Protocol):
-    """What valuation needs from a catalog (ibsim.catalog.Catalog has it)."""
+    """What valuation needs from a catalog (ibsim.market.catalog.Catalog has it)."""
 
     def by_con_id(self, con_id: int) -> Instrument | None: ...
 

@@ -1,6 +1,6 @@
 """Account data: positions, account values and summary, portfolio, P&L and family codes.
 
-Every value comes from `ibsim.valuation` (pure functions of the Book and the market at the
+Every value comes from `ibsim.accounts.valuation` (pure functions of the Book and the market at the
 gateway's now), so tests can compute what the gateway sends. Layouts at server version 178
 (as the clients decode them), checked against ib_async's and ibapi's decoders. Accounts a
 request names are read with `Book.account_ids`: a sub-account, "All" (or ""), the master code
@@ -22,7 +22,8 @@ from ibsim.handlers.reference import strike_text
 from ibsim.market import errors
 from ibsim.market.instruments import Instrument
 
-MAX_ACCOUNT_SUMMARIES = 2  # open reqAccountSummary subscriptions per login (research §7)
+# Open reqAccountSummary subscriptions per login (IB's reqAccountSummary page)
+MAX_ACCOUNT_SUMMARIES = 2
 _EASTERN = ZoneInfo("US/Eastern")
 
 

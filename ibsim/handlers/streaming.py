@@ -120,7 +120,7 @@ quote = lru_cache(maxsize=8192)(quote_at)
 
 @lru_cache(maxsize=4096)
 def market_at(inst: Instrument, at: int) -> tuple[Quote, Day]:
-    """The quote in second `at` and the day it belongs to (full hours, as ibsim.quotes)."""
+    """The quote in second `at` and the day it belongs to (full hours, as ibsim.market.quotes)."""
     q = quote(inst, at)
     table = sessions(inst.venue, False)
     i = int(np.searchsorted(table.closes, q.at, side="right"))  # the session holding q.at

@@ -1,7 +1,7 @@
 """Reference data: the instruments the gateway knows, with IB's conIds and field formats.
 
 Stocks, ETFs, indices and FX are fixed rows; futures ladders are generated from a few
-parameters, and "live" or "expired" follows the gateway's clock. Options: ibsim.options.
+parameters, and "live" or "expired" follows the gateway's clock. Options: ibsim.market.options.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Instrument:
     local_symbol: str
     trading_class: str
     long_name: str
-    venue: str  # ibsim.sessions.VENUES key
+    venue: str  # ibsim.market.calendars.VENUES key
     price: float  # typical price level
     decimals: int  # digits of a price
     tick_units: int  # minimum tick in units of 10**-decimals

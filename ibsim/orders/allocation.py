@@ -6,8 +6,8 @@ method (or the order's faMethod), or by the profile's allocations. Every fill is
 what each account still has to get, so the accounts reach their targets exactly, whatever the
 partial fills. Divisions use the largest-remainder rule in whole units (whole shares for an order
 in whole shares, else ten-thousandths), so the parts always add up to the whole. NetLiq and
-AvailableEquity read the accounts' values from `ibsim.valuation` at the placement's instant.
-Imports only ibsim.
+AvailableEquity read the accounts' values from `ibsim.accounts.valuation` at the placement's
+instant. Imports only ibsim.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ gateway.
 
 `check` and `met` are pure: they read the market through the `Market` protocol, which
 `GatewayMarket` answers from the gateway's quotes and the login's executions. The engine
-(ibsim.engine) checks an order's conditions when it is placed and arms the order once they are
-met. Imports only ibsim.
+(ibsim.orders.engine) checks an order's conditions when it is placed and arms the order once
+they are met. Imports only ibsim.
 """
 
 from __future__ import annotations

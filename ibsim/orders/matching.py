@@ -3,13 +3,13 @@ not), when a working order triggers, and at what price and how much of it can fi
 quote of one second.
 
 When an order may work (sessions, expiry, the closing auction, an algo's window) is
-`ibsim.order_times`; its conditions are `ibsim.conditions`. No state of its own: the engine
-(ibsim.engine) keeps each order's trailing stop and trigger and passes them in, and its fills
-(ibsim.fills) take the sizes a fill uses off what the second displays. The market is
-`ibsim.quotes.Quote`: a buy takes the ask, a sell the bid, at most the displayed size; a price
-pegged inside the spread (REL) fills when a trade prints at or through it, at most the size
-traded. Prices are kept on the instrument's tick grid (IB's order type pages for the fields
-each type needs). Imports only ibsim.
+`ibsim.orders.order_times`; its conditions are `ibsim.orders.conditions`. No state of its own:
+the engine (ibsim.orders.engine) keeps each order's trailing stop and trigger and passes them
+in, and its fills (ibsim.orders.fills) take the sizes a fill uses off what the second displays.
+The market is `ibsim.market.quotes.Quote`: a buy takes the ask, a sell the bid, at most the
+displayed size; a price pegged inside the spread (REL) fills when a trade prints at or through
+it, at most the size traded. Prices are kept on the instrument's tick grid (IB's order type
+pages for the fields each type needs). Imports only ibsim.
 """
 
 from __future__ import annotations

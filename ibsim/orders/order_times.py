@@ -3,8 +3,8 @@ order types IB lets work outside regular hours), DAY and GTD expiry, the close a
 executes at, a VWAP or TWAP order's window and how much of it is due, and IB's order times
 (goodTillDate, an algo's startTime and endTime, a time condition).
 
-Times are epoch seconds; sessions are `ibsim.sessions`. A time IB would refuse raises
-`ibsim.matching.Refused`. Imports only ibsim.
+Times are epoch seconds; sessions are `ibsim.market.calendars`. A time IB would refuse raises
+`ibsim.orders.matching.Refused`. Imports only ibsim.
 """
 
 from __future__ import annotations

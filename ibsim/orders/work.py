@@ -1,8 +1,8 @@
 """`Work`: what the order engine remembers about one order between evaluations, beyond the
 Book's `Order`: its planned times, trailing stop, trigger, conditions and FA split.
 
-The engine (ibsim.engine) creates and changes it; its fills (ibsim.fills) read it and count
-each account's executions in it. Imports only ibsim.
+The engine (ibsim.orders.engine) creates and changes it; its fills (ibsim.orders.fills) read
+it and count each account's executions in it. Imports only ibsim.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Work:
 
     @property
     def terms(self) -> matching.Terms:
-        """What the order-type logic (ibsim.matching) reads of the order."""
+        """What the order-type logic (ibsim.orders.matching) reads of the order."""
         o = self.order
         return matching.Terms(
             o.action, o.order_type, o.quantity, o.limit_price, o.aux_price, o.trailing_percent,
