@@ -48,7 +48,7 @@ from ibkr.pacer import RESERVE_ENV, PacingBudget, RequestKey
 from ibkr.pacing_log import SharedPacer
 from ibsim.clock import ShiftedClock
 from ibsim.config import PacingRules
-from ibsim.pacing import PacedRequest
+from ibsim.market.pacing import PacedRequest
 from ibsim.server import GatewayThread
 from tests.conftest import NOW, test_config
 

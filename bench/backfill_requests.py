@@ -28,8 +28,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from ibkr.durations import BAR_SECONDS, SMALL_BAR_MAX_AGE, DurationTable
 from ibkr.planner import Series, Session, lower_bound, plan
-from ibsim import errors, rules
-from ibsim.sessions import sessions as venue_sessions
+from ibsim.market import errors, rules
+from ibsim.market.calendars import sessions as venue_sessions
 
 NOW = datetime(2025, 12, 31, 23, 30, tzinfo=UTC)  # the planner tests' clock
 TABLE = DurationTable.default()

@@ -30,17 +30,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 from ib_async import IB
 from ib_async.decoder import Decoder
 
-from ibsim import historical, wire
 from ibsim.clock import ManualClock
 from ibsim.config import GatewayConfig
-from ibsim.requests import FieldReader
+from ibsim.handlers import historical
+from ibsim.handlers.fields import FieldReader
 from ibsim.server import Gateway
+from ibsim.server import framing as wire
 
 NOW = datetime(2024, 7, 10, 15, 0, tzinfo=UTC)  # the tests' pinned clock
 END = "20240710-00:00:00"  # the close of 07-09's extended session (20:00 New York)
@@ -58,10 +58,9 @@ def request_fields(format_date: int) -> list[str]:
 
 def bar_request(gateway: Gateway, format_date: int) -> historical.BarRequest:
     """The BarRequest the gateway's handler builds, through its own parser and checks."""
-    session = SimpleNamespace(gateway=gateway, now=gateway.clock.now)
     msg = FieldReader(request_fields(format_date))
     msg.request_id()
-    return historical.parse_bar_request(session, msg)  # type: ignore[arg-type]
+    return historical.parse_bar_request(gateway.state, msg)
 
 
 def serve(req: historical.BarRequest) -> bytes:

@@ -21,7 +21,7 @@ from assets.resources import IBResource, UniverseResource, WarehouseResource
 from assets.universe.contracts import contracts
 from assets.universe.option_chains import option_chains
 from ibsim import GatewayConfig, GatewayThread, ManualClock
-from ibsim.catalog import Catalog
+from ibsim.market.catalog import Catalog
 
 NOW = datetime(2024, 7, 10, 15, 0, tzinfo=UTC)
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

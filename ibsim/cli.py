@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from ibsim.book import Book
+from ibsim.accounts.book import Book
 from ibsim.config import GatewayConfig
-from ibsim.faults import FaultScriptError, load_faults
-from ibsim.server import serve
+from ibsim.fault_script import FaultScriptError, load_faults
+from ibsim.server.gateway import serve
 
 
 class ScenarioError(ValueError):
@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenario",
         metavar="FILE.yml",
-        help="the accounts behind the gateway, as a YAML scenario (see ibsim.book); "
+        help="the accounts behind the gateway, as a YAML scenario (see ibsim.accounts.book); "
         "default: one paper account with cash",
     )
     parser.add_argument(
@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE.yml",
         help="a fault script to run from the start: a YAML list such as "
         "[{after: 30, fault: connectivity_lost}, {after: 35, fault: connectivity_restored}] "
-        "(see ibsim.faults)",
+        "(see ibsim.fault_script)",
     )
 
 
@@ -101,14 +101,16 @@ def load_scenario(path: str | Path, today: date | None = None) -> Book:
         at = f" at line {where.line + 1}" if where is not None else ""
         raise ScenarioError(f"The scenario {path} is not valid YAML{at}.") from None
     if not isinstance(data, Mapping) or not data.get("accounts"):
-        raise ScenarioError(f"The scenario {path} has no `accounts:` list (see ibsim.book).")
+        raise ScenarioError(
+            f"The scenario {path} has no `accounts:` list (see ibsim.accounts.book)."
+        )
     try:
         return Book.from_scenario(data)
     except KeyError as exc:
         raise ScenarioError(f"The scenario {path} lacks the field {exc} somewhere.") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise ScenarioError(
-            f"The scenario {path} does not fit ibsim.book's shape ({exc})."
+            f"The scenario {path} does not fit ibsim.accounts.book's shape ({exc})."
         ) from None
 
 

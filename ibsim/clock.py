@@ -1,4 +1,5 @@
-"""The gateway's notion of now: the wall clock, or a manual clock that tests move by hand."""
+"""The gateway's notion of now: the wall clock, or a manual clock that tests move by hand; and
+the gateway's time zone."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
+
+TWS_ZONE = ZoneInfo("America/New_York")  # the gateway's zone: its "today" and its time stamps
 
 
 class Clock(Protocol):

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import time
-from typing import TYPE_CHECKING
 
 from ibfacts import pacing
 from ibfacts.bars import MAX_BACKFILL_YEARS
 from ibfacts.history import EXPIRED_FUTURE_YEARS, SMALL_BAR_MAX_AGE
-from ibsim.book import Book
+from ibsim.accounts.book import Book
 from ibsim.clock import Clock, SystemClock
-
-if TYPE_CHECKING:
-    from ibsim.faults import Fault
+from ibsim.fault_script import Fault
 
 SERVER_VERSION = 178  # ib_async's maximum, and below the protobuf dialect (201+)
 
@@ -45,7 +42,7 @@ class PacingRules:
 
 @dataclass(frozen=True)
 class Commissions:
-    """IB-like tiered commissions per execution (ibsim.fills charges each fill), in the
+    """IB-like tiered commissions per execution (ibsim.orders.fills charges each fill), in the
     instrument's currency: stocks per share with a minimum and a cap of a share of the trade
     value, futures and options per contract, FX in basis points of the value."""
 
@@ -80,7 +77,7 @@ class GatewayConfig:
     port: int = 4002  # IB Gateway's paper port
     max_server_version: int = SERVER_VERSION
     accounts: tuple[str, ...] = ("DU123456",)  # used when no `book` is given: one paper account
-    book: Book | None = None  # the accounts and what is in them (ibsim.book)
+    book: Book | None = None  # the accounts and what is in them (ibsim.accounts.book)
     next_valid_id: int = 1
     clock: Clock = field(default_factory=SystemClock)
     pacing: PacingRules = field(default_factory=PacingRules)
@@ -96,8 +93,8 @@ class GatewayConfig:
     # asked, Gateway.restart). IBC's AutoRestartTime is local time; IB's resets follow New York.
     restart_at: time | None = None
     restart_zone: str = "America/New_York"
-    # Streaming (ibsim.streaming, IB's market data pages). Real seconds between sends of what
-    # changed: IB refreshes US quotes every 250 ms.
+    # Streaming (ibsim.handlers.streaming, IB's market data pages). Real seconds between sends
+    # of what changed: IB refreshes US quotes every 250 ms.
     stream_interval: float = 0.25
     # Market data lines per login: each reqMktData and reqRealTimeBars holds one (101 beyond).
     market_data_lines: int = 100
@@ -105,10 +102,10 @@ class GatewayConfig:
     tick_by_tick_lines: int | None = None
     # Gateway seconds delayed market data (reqMarketDataType 3 or 4) lags behind: 15 minutes.
     delayed_data_lag: int = 900
-    # A fault script run from the gateway's start (ibsim.faults.load_faults).
+    # A fault script run from the gateway's start (ibsim.fault_script.load_faults).
     faults: tuple[Fault, ...] = ()
-    # The order engine (ibsim.engine): real seconds between evaluations of the working orders,
-    # at the gateway's time; every placement or modification is also evaluated at once.
+    # The order engine (ibsim.orders.engine): real seconds between evaluations of the working
+    # orders, at the gateway's time; every placement or modification is also evaluated at once.
     order_interval: float = 0.1
     commissions: Commissions = field(default_factory=Commissions)
     # One commission report in four (by execId) comes this many real seconds after its fill.
@@ -116,5 +113,5 @@ class GatewayConfig:
     # Gateway seconds a VWAP or TWAP order without startTime/endTime spreads its slices over.
     algo_span: float = 600.0
     # whatIf: the initial margin a trade adds, as a share of its value when the instrument's
-    # own rate is unknown (stocks and the others use ibsim.valuation.MARGIN_RATES).
+    # own rate is unknown (stocks and the others use ibsim.accounts.valuation.MARGIN_RATES).
     what_if_margin: float = 0.25

@@ -142,7 +142,7 @@ def seeded_home(seeded: Path, tmp_path: Path) -> Path:
 @pytest.fixture
 def fa_gateway(make_gateway) -> GatewayThread:
     """A private gateway whose login is the FA master of tests/scenarios.py."""
-    from ibsim.book import Book
+    from ibsim.accounts.book import Book
     from tests.scenarios import FA_MASTER
 
     return make_gateway(book=Book.from_scenario(FA_MASTER))
@@ -151,7 +151,7 @@ def fa_gateway(make_gateway) -> GatewayThread:
 @pytest.fixture
 def single_gateway(make_gateway) -> GatewayThread:
     """A private gateway with the single paper account of tests/scenarios.py."""
-    from ibsim.book import Book
+    from ibsim.accounts.book import Book
     from tests.scenarios import SINGLE
 
     return make_gateway(book=Book.from_scenario(SINGLE))

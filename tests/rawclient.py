@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from ibsim import wire
+from ibsim.server import framing as wire
 
 
 def started(gateway, client_id: int) -> socket.socket:

@@ -18,7 +18,7 @@ import yaml
 from assets.resources import DEFAULT_UNIVERSE, IBResource, UniverseResource, WarehouseResource
 from assets.universe.contracts import contracts
 from assets.universe.option_chains import option_chains
-from ibsim.instruments import STOCKS
+from ibsim.market.instruments import STOCKS
 from tests.conftest import NOW
 
 TODAY = NOW.date().isoformat()  # the gateway's day

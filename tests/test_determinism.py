@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ib_async import Contract
 
-from ibsim.catalog import FIXED
-from ibsim.sessions import sessions
+from ibsim.market.calendars import sessions
+from ibsim.market.catalog import FIXED
 
 CONTRACTS = [i for i in FIXED if i.sec_type in ("STK", "IND", "CASH")]
 FIRST_HALF_2024 = (datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 6, 29, tzinfo=UTC))

@@ -8,7 +8,7 @@ import pytest
 
 from ibkr.exceptions import InvalidRequest
 from ibkr.sessions import CME, IDEALPRO, NYMEX, US_INDICES, US_STOCKS, expected_sessions, hours_for
-from ibsim.sessions import sessions as gateway_sessions
+from ibsim.market.calendars import sessions as gateway_sessions
 
 PAIRS = [
     ("us_equity", US_STOCKS),

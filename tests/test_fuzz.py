@@ -36,9 +36,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ib_async import IB, Stock
 
-from ibsim import wire
 from ibsim.server import GatewayThread
-from ibsim.session import START_API
+from ibsim.server import framing as wire
+from ibsim.server.connection import START_API
 from tests.conftest import NOW
 from tests.rawclient import read_frame, started
 
@@ -331,7 +331,7 @@ def asyncio_errors() -> Iterator[ErrorLog]:
 def state(gw: GatewayThread) -> tuple[int, frozenset[int], frozenset[tuple[int, int]]]:
     """Open sessions, registered clientIds and open request slots, read on the gateway's loop."""
     g = gw.gateway
-    return gw.call(lambda: (len(g._sessions), frozenset(g.clients), frozenset(g.open_requests)))
+    return gw.call(lambda: (len(g._connections), frozenset(g.clients), frozenset(g.open_requests)))
 
 
 def wait_for_state(gw: GatewayThread, expected: tuple, timeout: float = 10.0) -> None:

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from ib_async import IB
 
-from ibsim import portfolio, valuation
-from ibsim.book import Book
-from ibsim.catalog import Catalog
+from ibsim.accounts import valuation
+from ibsim.accounts.book import Book
 from ibsim.clock import ManualClock
-from ibsim.dispatch import HANDLERS
+from ibsim.handlers import portfolio
+from ibsim.market.catalog import Catalog
+from ibsim.server.table import HANDLERS
 from tests.conftest import NOW, request_error
 from tests.ibapi_harness import IBApiApp
 from tests.scenarios import AAPL, ESU4, FA_MASTER, MSFT, SINGLE, SPY_CALL, SUBS
@@ -109,11 +110,11 @@ def account_summary(
 
 # ----------------------------------------------------------------------------- the handlers
 def test_cancel_account_summary_is_handled_here_not_only_acknowledged():
-    # account.py lists 63 among the acknowledged requests; portfolio (imported after it by
-    # ibsim.server) must own it, or a cancel would never free a summary slot.
+    # 63 is not one of account.py's acknowledged requests: portfolio must own it in the table
+    # (ibsim.server.table), or a cancel would never free a summary slot.
     assert HANDLERS[63] is portfolio.cancel_account_summary
     for msg_id in (61, 6, 62, 74, 76, 80, 92, 94):
-        assert HANDLERS[msg_id].__module__ == "ibsim.portfolio"
+        assert HANDLERS[msg_id].__module__ == "ibsim.handlers.portfolio"
 
 
 # ----------------------------------------------------------------------------- single account

@@ -15,8 +15,8 @@ import yaml
 from ib_async import IB
 
 from ibsim import cli as gateway_cli
-from ibsim import fa
-from ibsim.book import Book, FAGroup
+from ibsim.accounts.book import Book, FAGroup
+from ibsim.handlers import fa
 from tests.conftest import _wait_for
 from tests.ibapi_harness import IBApiApp
 from tests.scenarios import FA_MASTER, SUBS

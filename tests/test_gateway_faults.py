@@ -17,7 +17,7 @@ from ib_async import IB, util
 
 from ibsim import cli as gateway_cli
 from ibsim.clock import ManualClock
-from ibsim.faults import Fault, FaultScriptError, load_faults, parse_faults
+from ibsim.fault_script import Fault, FaultScriptError, load_faults, parse_faults
 from ibsim.server import GatewayThread
 from tests.conftest import NOW
 from tests.test_gateway_streaming import WAIT, Errors, stock, sync, wait_for

@@ -33,12 +33,13 @@ from ibapi import order_condition
 from ibapi.order import Order as ApiOrder
 from ibapi.tag_value import TagValue as ApiTagValue
 
-from ibsim import allocation, wire
-from ibsim.book import Book
-from ibsim.catalog import Catalog
+from ibsim.accounts.book import Book
 from ibsim.clock import ManualClock, ShiftedClock
-from ibsim.quotes import Quote, quote_at
+from ibsim.market.catalog import Catalog
+from ibsim.market.quotes import Quote, quote_at
+from ibsim.orders import allocation
 from ibsim.server import GatewayThread
+from ibsim.server import framing as wire
 from tests.conftest import NOW
 from tests.ibapi_harness import stock as ibapi_stock
 from tests.rawclient import next_message, read_frame

@@ -17,7 +17,7 @@ import pytest
 from ib_async import IB, util
 
 from ibsim import cli as gateway_cli
-from ibsim.server import Gateway, seconds_until
+from ibsim.server.gateway import Gateway, seconds_until
 from tests import conftest
 from tests.ibapi_harness import IBApiApp
 

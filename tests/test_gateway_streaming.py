@@ -18,7 +18,7 @@ from ibapi.contract import Contract as ApiContract
 
 from ibsim.clock import ManualClock, ShiftedClock
 from ibsim.config import PacingRules
-from ibsim.quotes import quote_at
+from ibsim.market.quotes import quote_at
 from ibsim.server import GatewayThread
 from tests.conftest import NOW
 from tests.ibapi_harness import IBApiApp

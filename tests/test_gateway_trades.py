@@ -20,9 +20,11 @@ from ib_async import IB, ExecutionFilter, Fill
 from ib_async.ib import StartupFetch, StartupFetchALL
 from ibapi.execution import ExecutionFilter as ApiExecutionFilter
 
-from ibsim import trades, wire
-from ibsim.book import Book
+from ibsim.accounts.book import Book
+from ibsim.handlers import trades
+from ibsim.handlers.fields import UNSET_DOUBLE
 from ibsim.server import GatewayThread
+from ibsim.server import framing as wire
 from tests.ibapi_harness import IBApiApp
 from tests.rawclient import next_message, read_frame, started
 from tests.scenarios import AAPL, ESU4, FA_MASTER, MSFT, SINGLE, SUBS
@@ -135,7 +137,7 @@ def test_a_late_commission_is_sent_after_execdetailsend(fa_gateway):
         order = [f[0] for f in before_end if f[0] in ("11", "59")]
         assert order == ["11", "59", "11", "11", "59", "11", "59"]  # C1 C2 FIXED CORRECTION
         assert next_message(sock, "59") == [
-            "59", "1", C2, "0.4", "USD", wire.UNSET_DOUBLE, wire.UNSET_DOUBLE, ""
+            "59", "1", C2, "0.4", "USD", UNSET_DOUBLE, UNSET_DOUBLE, ""
         ]  # fmt: skip
     finally:
         sock.close()
@@ -440,7 +442,7 @@ def test_ibapi_decodes_executions_and_commissions(api):
     reports = [api.next_event("commission").args[0] for _ in range(4)]  # the late one last
     assert [r.execId for r in reports] == [C1, FIXED, CORRECTION, C2]
     assert [r.commissionAndFees for r in reports] == [0.6, 1.0, 1.0, 0.4]
-    assert reports[0].realizedPNL == float(wire.UNSET_DOUBLE)
+    assert reports[0].realizedPNL == float(UNSET_DOUBLE)
 
 
 def test_ibapi_decodes_open_and_completed_orders(api):

@@ -8,7 +8,7 @@ import socket
 import pytest
 from ib_async import IB
 
-from ibsim import wire
+from ibsim.server import framing as wire
 from tests.rawclient import next_error, next_message, read_frame, started
 
 

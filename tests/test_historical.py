@@ -10,7 +10,7 @@ import pytest
 from ib_async import ContFuture, Contract, Forex, Future, Index, Stock
 
 from ibsim.clock import ManualClock
-from ibsim.rules import BAR_SECONDS
+from ibsim.market.rules import BAR_SECONDS
 from tests.conftest import NOW, request_error
 
 AAPL = Stock("AAPL", "SMART", "USD")

@@ -37,7 +37,7 @@ from ibkr.errors import (
     lookup,
     one_sentence,
 )
-from ibsim import errors as sim
+from ibsim.market import errors as sim
 
 # ib-rules.md §3's table, the codes it describes elsewhere, and the ones the issue adds.
 REQUIRED = {

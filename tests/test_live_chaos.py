@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ibsim.bars import bars_between
-from ibsim.book import Book
+from ibsim.accounts.book import Book
 from ibsim.clock import ShiftedClock
 from ibsim.config import PacingRules
+from ibsim.market.bars import bars_between
 from live.api import cancel, modify, submit
 from live.intents import OrderIntent
 from live.journal import Journal, JournalError

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from ib_async import IB
 
-from ibsim.book import Book
-from ibsim.quotes import quote_at
+from ibsim.accounts.book import Book
+from ibsim.market.quotes import quote_at
 from live.intents import OrderIntent
 from live.journal import Journal
 from live.orders import OrderManager

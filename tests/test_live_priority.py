@@ -18,7 +18,7 @@ from ib_async import util
 from ibkr.connection import ConnectionSettings
 from ibkr.pacer import PacingBudget, RequestKey
 from ibkr.pacing_log import SharedPacer
-from ibsim.book import Book
+from ibsim.accounts.book import Book
 from ibsim.clock import ShiftedClock
 from live.config import LiveConfig
 from live.journal import Journal

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ibsim import allocation, conditions, matching, order_times
-from ibsim.book import UNSET, Book, Execution, FAGroup, FAProfile, Position
-from ibsim.catalog import Catalog
+from ibsim.accounts.book import UNSET, Book, Execution, FAGroup, FAProfile, Position
 from ibsim.clock import ManualClock
 from ibsim.config import Commissions
-from ibsim.matching import Refused, Terms
-from ibsim.quotes import Quote
+from ibsim.market.catalog import Catalog
+from ibsim.market.quotes import Quote
+from ibsim.orders import allocation, conditions, matching, order_times
+from ibsim.orders.matching import Refused, Terms
 from tests.scenarios import AAPL, ESU4
 
 NOW = datetime(2024, 7, 10, 15, 0, tzinfo=UTC)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from ib_async import IB
 
-from ibsim.book import Book
+from ibsim.accounts.book import Book
 from live.intents import OrderIntent
 from live.journal import IntentRow, Journal
 from live.orders import OrderManager

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from ibkr.pacer import LogEntry, PacingBudget, RequestKey, earliest_send, slot_free_at
 from ibkr.pacing_log import SCHEMA, Reservation, SharedPacer
 from ibsim.config import PacingRules
-from ibsim.pacing import PacedRequest, Pacer
+from ibsim.market.pacing import PacedRequest, Pacer
 
 T0 = 1_720_000_000.0
 BUDGET = PacingBudget()

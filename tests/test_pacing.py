@@ -11,7 +11,7 @@ from ib_async import Stock
 
 from ibsim.clock import ManualClock
 from ibsim.config import PacingRules
-from ibsim.pacing import PacedRequest, Pacer
+from ibsim.market.pacing import PacedRequest, Pacer
 from tests.conftest import NOW, request_error
 
 AAPL = Stock("AAPL", "SMART", "USD")

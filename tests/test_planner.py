@@ -29,10 +29,10 @@ from ibkr.planner import (
     lower_bound,
     plan,
 )
-from ibsim import rules
-from ibsim.bars import window_start_by_sessions, window_start_by_trading_seconds
-from ibsim.historical import _calendar_back
-from ibsim.sessions import sessions as venue_sessions
+from ibsim.handlers.historical import _calendar_back
+from ibsim.market import rules
+from ibsim.market.bars import window_start_by_sessions, window_start_by_trading_seconds
+from ibsim.market.calendars import sessions as venue_sessions
 
 TABLE = DurationTable.default()
 NOW = datetime(2025, 12, 31, 23, 30, tzinfo=UTC)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ibsim import rules
-from ibsim.errors import IBError
+from ibsim.market import rules
+from ibsim.market.errors import IBError
 
 
 @pytest.mark.parametrize(

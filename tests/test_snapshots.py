@@ -20,8 +20,8 @@ from assets.resources import IBResource, SnapshotResource, WarehouseResource
 from cli.main import main
 from engines.snapshot import gateway_day, store_snapshot, take_snapshot
 from ibkr.connection import ConnectionSettings
-from ibsim.book import Book
-from ibsim.dispatch import HANDLERS
+from ibsim.accounts.book import Book
+from ibsim.server.table import HANDLERS
 from tests.conftest import NOW
 from tests.scenarios import FA_MASTER, SINGLE
 from tests.test_cli import IBW, ROOT, free_port
@@ -127,7 +127,7 @@ def test_a_restart_in_the_middle_ends_in_a_whole_snapshot(fa_gateway, tmp_path, 
 
     def restart_once(session, msg):
         if not restarted:  # the gateway restarts just as the fills are asked for
-            restarted.append(asyncio.ensure_future(session.gateway.restart(0.5)))
+            restarted.append(asyncio.ensure_future(fa_gateway.gateway.restart(0.5)))
             return None
         return executions(session, msg)
 
@@ -213,7 +213,7 @@ def test_a_reset_window_that_outlasts_the_deadline_is_one_sentence(make_gateway)
 
 
 def test_valuations_in_the_warehouse_equal_the_gateways_to_the_cent(seeded_gateway, tmp_path):
-    from ibsim import valuation
+    from ibsim.accounts import valuation
 
     snapshot(seeded_gateway, tmp_path)
     book, catalog = seeded_gateway.gateway.book, seeded_gateway.gateway.catalog

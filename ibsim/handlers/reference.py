@@ -1,0 +1,98 @@
+"""Reference-data requests: contract details, matching symbols, option parameters, market rules."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ibsim.handlers.client import Client
+from ibsim.handlers.fields import FieldReader
+from ibsim.market import errors, options
+from ibsim.market.calendars import VENUES, trading_hours
+from ibsim.market.catalog import FIXED
+from ibsim.market.instruments import MARKET_RULES, Instrument
+
+MAX_MATCHING_SYMBOLS = 16
+# minSize, sizeIncrement, suggestedSizeIncrement by security type
+_SIZE_RULES = {"STK": ("0.0001", "0.0001", "100"), "CASH": ("0.01", "0.01", "1000")}
+
+
+def strike_text(value: float) -> str:
+    return f"{value:g}" if value else "0"
+
+
+def contract_details_fields(req_id: int, inst: Instrument, now) -> list[object]:
+    """msg 10 at server version 178: 42 fields with one secId, as the clients decode it."""
+    venue = VENUES[inst.venue]
+    sec_ids = [1, "ISIN", inst.isin] if inst.isin else [0]
+    rules = ",".join([str(inst.market_rule)] * len(inst.valid_exchanges.split(",")))
+    return [
+        10, req_id, inst.symbol, inst.sec_type, inst.last_trade_date, strike_text(inst.strike),
+        inst.right, inst.exchange, inst.currency, inst.local_symbol,
+        inst.trading_class, inst.trading_class, inst.con_id, repr(inst.min_tick),
+        inst.multiplier, inst.order_types, inst.valid_exchanges, 1, inst.under_con_id,
+        inst.long_name, inst.primary_exchange, inst.contract_month, inst.industry,
+        inst.category, inst.subcategory, venue.ib_tz,
+        trading_hours(inst.venue, False, now), trading_hours(inst.venue, True, now),
+        "", "", *sec_ids, 1, inst.under_symbol, inst.under_sec_type, rules,
+        inst.last_trade_date, inst.stock_type,
+        *_SIZE_RULES.get(inst.sec_type, ("1", "1", "1")),
+    ]  # fmt: skip
+
+
+def contract_details(client: Client, msg: FieldReader) -> None:
+    msg.skip()  # version
+    req_id = msg.request_id()
+    query = replace(msg.contract(), include_expired=msg.bool())
+    found = client.state.catalog.find(query)
+    if not found:
+        raise errors.NO_SECURITY
+    now = client.now()
+    for inst in found:
+        client.send(*contract_details_fields(req_id, inst, now))
+    client.send(52, 1, req_id)
+
+
+def matching_symbols(client: Client, msg: FieldReader) -> None:
+    req_id = msg.request_id()
+    pattern = msg.str().strip().upper()
+    hits = [
+        i
+        for i in FIXED
+        if pattern and (i.symbol.startswith(pattern) or pattern in i.long_name.upper())
+    ]
+    hits.sort(key=lambda i: (not i.symbol.startswith(pattern), len(i.symbol), i.symbol))
+    fields: list[object] = [79, req_id, len(hits[:MAX_MATCHING_SYMBOLS])]
+    for inst in hits[:MAX_MATCHING_SYMBOLS]:
+        fields += [inst.con_id, inst.symbol, inst.sec_type, inst.primary_exchange or inst.exchange]
+        fields += [inst.currency, len(inst.derivative_sec_types), *inst.derivative_sec_types]
+        fields += [inst.long_name, ""]
+    client.send(*fields)
+
+
+def option_parameters(client: Client, msg: FieldReader) -> None:
+    req_id = msg.request_id()
+    symbol = msg.str().strip().upper()
+    msg.str()  # futFopExchange: "" for stock options
+    msg.str()  # underlying secType
+    con_id = msg.int()
+    underlying = client.state.catalog.underlying(symbol)
+    if underlying and symbol in options.OPTION_UNDERLYINGS and con_id in (0, underlying.con_id):
+        expiries = options.option_expiries(client.now())
+        strikes = [strike_text(s) for s in options.option_strikes(underlying)]
+        for exchange in options.OPTION_EXCHANGES:
+            client.send(
+                75, req_id, exchange, underlying.con_id, symbol, "100",
+                len(expiries), *expiries, len(strikes), *strikes,
+            )  # fmt: skip
+    client.send(76, req_id)
+
+
+def market_rule(client: Client, msg: FieldReader) -> None:
+    rule_id = msg.int()
+    increments = MARKET_RULES.get(rule_id)
+    if increments is None:
+        raise errors.invalid_request(f"Market rule id {rule_id} is not known.")
+    fields: list[object] = [93, rule_id, len(increments)]
+    for low_edge, increment in increments:
+        fields += [repr(low_edge), repr(increment)]
+    client.send(*fields)

@@ -1,0 +1,179 @@
+"""The synthetic market: bars as a pure function of (contract, time, whatToShow).
+
+Every bar is built from atoms. One-minute atoms come straight from a smooth price path (a sum of
+sines with per-contract phases, so any instant is computed without history) plus hashed noise;
+one-second atoms are carved out of their minute so that they aggregate back to it exactly.
+Coarser bars are reductions of atoms, so any request chunking returns the same bars and a daily
+high is the highest one-minute high of its session. Prices are integers in units of
+10**-decimals until they are formatted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ibfacts.history import QUOTE_WHAT
+from ibsim.market.instruments import Instrument
+
+YEAR = 365.25 * 86_400
+TRADING_YEAR = 252 * 6.5 * 3_600
+PERIODS = np.array([900.0, 9_000.0, 1.3, 6.1, 23.0, 97.0, 365.0, 1_500.0]) * np.array(
+    [1, 1, 86_400, 86_400, 86_400, 86_400, 86_400, 86_400]
+)
+MAX_CYCLE = 90 * 86_400
+_SALT = {"TRADES": 1, "ADJUSTED_LAST": 1, "MIDPOINT": 2, "BID": 2, "ASK": 2, "BID_ASK": 2}
+_U64 = np.uint64
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a fast, well-spread hash of uint64 arrays."""
+    z = z + _U64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+    return z ^ (z >> _U64(31))
+
+
+def uniform(con_id: int, t: np.ndarray, salt: int) -> np.ndarray:
+    """Uniform [0, 1) numbers keyed by (contract, t, salt), the same on every call."""
+    key = _U64((con_id * 1_000_003 + salt * 7_919) % (1 << 64))
+    z = _mix(np.asarray(t, dtype=np.int64).astype(_U64) ^ _mix(np.full(1, key))[0])
+    return (z >> _U64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def mid_units(inst: Instrument, t: np.ndarray) -> np.ndarray:
+    """The mid price at instants `t` (epoch seconds), on the tick grid."""
+    phases = 2 * np.pi * uniform(inst.con_id, np.arange(len(PERIODS)), salt=99)
+    # Slow cycles are capped at a quarter's amplitude, so the level stays within about a third
+    # of the instrument's typical price over the years (AAPL stays an AAPL-like price).
+    amplitudes = inst.volatility * np.sqrt(np.minimum(PERIODS, MAX_CYCLE) / YEAR) * 0.6
+    angle = 2 * np.pi * np.asarray(t, dtype=np.float64)[:, None] / PERIODS + phases
+    price = inst.price * np.exp((amplitudes * np.sin(angle)).sum(axis=1))
+    ticks = np.maximum(np.rint(price / inst.min_tick), 1.0)
+    return ticks.astype(np.int64) * inst.tick_units
+
+
+@dataclass
+class Atoms:
+    """Consecutive building blocks of bars; prices in integer units."""
+
+    start: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    count: np.ndarray
+    wapv: np.ndarray  # wap * volume, so waps aggregate by summing
+
+    def take(self, index: np.ndarray | slice) -> Atoms:
+        return Atoms(*(getattr(self, f)[index] for f in _FIELDS))
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    @staticmethod
+    def concat(parts: list[Atoms]) -> Atoms:
+        return Atoms(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+
+
+_FIELDS = ("start", "open", "high", "low", "close", "volume", "count", "wapv")
+
+
+def _spread(inst: Instrument, what: str) -> int:
+    return {"BID": -inst.tick_units, "ASK": inst.tick_units}.get(what, 0)
+
+
+def minute_atoms(inst: Instrument, starts: np.ndarray, what: str) -> Atoms:
+    """One-minute atoms starting at `starts` (epoch seconds, multiples of 60)."""
+    starts = np.asarray(starts, dtype=np.int64)
+    salt = _SALT[what]
+    o = mid_units(inst, starts)
+    c = mid_units(inst, starts + 60)
+    sigma = inst.price * 10**inst.decimals * inst.volatility * np.sqrt(60 / TRADING_YEAR)
+    scale = max(sigma * 0.4 / inst.tick_units, 1.0)
+    up = np.floor(-np.log1p(-uniform(inst.con_id, starts, salt * 10 + 1)) * scale)
+    down = np.floor(-np.log1p(-uniform(inst.con_id, starts, salt * 10 + 2)) * scale)
+    high = np.maximum(o, c) + up.astype(np.int64) * inst.tick_units
+    low = np.maximum(np.minimum(o, c) - down.astype(np.int64) * inst.tick_units, inst.tick_units)
+    shift = _spread(inst, what)
+    if what == "BID_ASK":  # O/L from the bid, H/C from the ask
+        o, low = o - inst.tick_units, low - inst.tick_units
+        high, c = high + inst.tick_units, c + inst.tick_units
+    else:
+        o, high, low, c = o + shift, high + shift, low + shift, c + shift
+    if what in QUOTE_WHAT or not inst.volume_per_minute:
+        volume = np.zeros(len(starts), dtype=np.int64)
+    else:
+        u = uniform(inst.con_id, starts, salt * 10 + 3)
+        volume = np.floor(inst.volume_per_minute * (0.2 + 1.6 * u)).astype(np.int64)
+    count = np.where(volume > 0, np.maximum(volume // 100, 1), 0)
+    wapv = (high + low + c) / 3.0 * volume
+    return Atoms(starts, o, high, low, c, volume, count, wapv)
+
+
+def second_atoms(inst: Instrument, minutes: Atoms, what: str) -> Atoms:
+    """Sixty one-second atoms per minute atom that aggregate back to it exactly."""
+    k = len(minutes)
+    tick = inst.tick_units
+    o, h, lo, c = (x[:, None] for x in (minutes.open, minutes.high, minutes.low, minutes.close))
+    seconds = minutes.start[:, None] + np.arange(61)[None, :]
+    salt = _SALT[what] * 10
+    key = seconds.ravel()
+
+    def u(n: int) -> np.ndarray:
+        return uniform(inst.con_id, key, salt + n).reshape(k, 61)
+
+    lerp = o + (c - o) * (np.arange(61) / 60.0)
+    room = np.minimum(h - lerp, lerp - lo)
+    wiggle = (u(4) - 0.5) * 1.4 * room
+    wiggle[:, 0] = wiggle[:, 60] = 0.0
+    path = np.clip(np.rint((lerp + wiggle) / tick).astype(np.int64) * tick, lo, h)
+    path[:, 0], path[:, 60] = minutes.open, minutes.close
+    s_open, s_close = path[:, :60], path[:, 1:]
+    top, bottom = np.maximum(s_open, s_close), np.minimum(s_open, s_close)
+    s_high = top + np.floor(u(5)[:, :60] * (h - top) / tick / 2).astype(np.int64) * tick
+    s_low = bottom - np.floor(u(6)[:, :60] * (bottom - lo) / tick / 2).astype(np.int64) * tick
+    rows = np.arange(k)
+    j_high = (u(7)[:, 0] * 60).astype(np.int64)
+    j_low = (u(8)[:, 0] * 60).astype(np.int64)
+    s_high[rows, j_high] = minutes.high
+    s_low[rows, j_low] = minutes.low
+    weights = u(9)[:, :60] + 0.05
+    volume = _split(minutes.volume, weights, j_high)
+    count = _split(minutes.count, weights, j_high)
+    wapv = (s_high + s_low + s_close) / 3.0 * volume
+    return Atoms(
+        seconds[:, :60].ravel(),
+        s_open.ravel(),
+        s_high.ravel(),
+        s_low.ravel(),
+        s_close.ravel(),
+        volume.ravel(),
+        count.ravel(),
+        wapv.ravel(),
+    )
+
+
+def _split(total: np.ndarray, weights: np.ndarray, remainder_at: np.ndarray) -> np.ndarray:
+    """Integer shares of `total` in proportion to `weights` that sum to `total` exactly."""
+    shares = np.floor(total[:, None] * weights / weights.sum(axis=1, keepdims=True))
+    shares = shares.astype(np.int64)
+    shares[np.arange(len(total)), remainder_at] += total - shares.sum(axis=1)
+    return shares
+
+
+def aggregate(atoms: Atoms, group_starts: np.ndarray) -> Atoms:
+    """Reduce runs of atoms (each run starting at an index in `group_starts`) to bars."""
+    ends = np.append(group_starts[1:], len(atoms)) - 1
+    return Atoms(
+        atoms.start[group_starts],
+        atoms.open[group_starts],
+        np.maximum.reduceat(atoms.high, group_starts),
+        np.minimum.reduceat(atoms.low, group_starts),
+        atoms.close[ends],
+        np.add.reduceat(atoms.volume, group_starts),
+        np.add.reduceat(atoms.count, group_starts),
+        np.add.reduceat(atoms.wapv, group_starts),
+    )
