@@ -106,7 +106,7 @@ def bars_in(cal: Sequence[Session], bar_size: str) -> int:
 
 
 def served(full: Sequence[Session], end: datetime, duration: str, bar_size: str) -> int:
-    """Bars IB answers: S counts trading seconds, D sessions, Y calendar years (§2.2)."""
+    """Bars IB answers: S counts trading seconds, D sessions, Y calendar years (docs/IB-RULES.md)."""
     count, unit = int(duration.split()[0]), duration.split()[1]
     if unit == "S":
         return count // BAR_SECONDS[bar_size] if bar_size not in SESSION_BARS else 1

@@ -1,7 +1,7 @@
 """ib_async with the project's rules: errors raise, every request has a deadline, requests count.
 
 ib_async turns a timeout or an IB error into an empty list by default; here each request ends
-as data, or as an IBWError whose sentence names the cause and the fix (DESIGN.md §3).
+as data, or as an IBWError whose sentence names the cause and the fix.
 """
 
 from __future__ import annotations

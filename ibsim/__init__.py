@@ -11,8 +11,8 @@ Layers, each importing only the ones below it:
 - `market`: instruments, calendars, synthetic prices and bars, IB's request rules, pacing and
   error texts;
 - `clock`: the gateway's now.
-May import: the standard library, numpy, polars, pyyaml and exchange-calendars. Imports nothing
-from the rest of the project.
+May import: the standard library, numpy, polars, pyyaml and exchange-calendars, and IB's facts
+(`ibfacts`). Imports nothing else from the rest of the project.
 """
 
 from ibsim.clock import ManualClock, SystemClock
