@@ -1,0 +1,48 @@
+"""Bounded waits on an observable condition: a test waits for what it needs to see, never for a
+fixed number of seconds, so a slow machine only makes it slower, never red. The timeout only
+bounds a hang."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Callable
+
+from ib_async import IB
+
+WAIT = 60.0  # real seconds any one condition may take: generous, it only ends a hang
+
+
+def poll_until(
+    done: Callable[[], bool],
+    what: str,
+    timeout: float = WAIT,
+    every: float = 0.05,
+    alive: subprocess.Popen | None = None,
+) -> None:
+    """Until `done()` holds; fails naming `what` after `timeout`, or at once if `alive` died."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if alive is not None:
+            assert alive.poll() is None, f"the process died before {what}"
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        time.sleep(every)
+
+
+async def until(done: Callable[[], bool], timeout: float = WAIT, every: float = 0.01) -> None:
+    """Until `done()` holds, on the running event loop; TimeoutError after `timeout`."""
+
+    async def poll() -> None:
+        while not done():
+            await asyncio.sleep(every)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+def ib_until(ib: IB, done: Callable[[], bool], what: str = "the answer", timeout: float = WAIT):
+    """Let ib_async's loop run until `done()` holds; fails naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        ib.sleep(0.02)
