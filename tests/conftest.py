@@ -9,12 +9,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from ib_async import IB
 
+from ibsim.clock import ShiftedClock
+from ibsim.config import PacingRules
 from ibsim.server import GatewayThread
-from tests.kit.gateway import gateway_config
+from tests.kit.gateway import NOW, PACING_SCALE, gateway_config
 
 _client_ids = itertools.count(100)
+
+# Property tests judge what the code does, never how fast this machine runs an example.
+settings.register_profile(
+    "any_machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("any_machine")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,6 +53,12 @@ def make_gateway() -> Iterator[Callable[..., GatewayThread]]:
     yield make
     for gw in started:
         gw.stop()
+
+
+@pytest.fixture
+def compressed_gateway(make_gateway) -> GatewayThread:
+    """A private gateway enforcing IB's pacing at PACING_SCALE, its clock running from NOW."""
+    return make_gateway(clock=ShiftedClock(NOW), pacing=PacingRules().scaled(PACING_SCALE))
 
 
 @pytest.fixture

@@ -12,26 +12,18 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ibsim.clock import ShiftedClock
-from ibsim.config import PacingRules
 from ibsim.server import GatewayThread
-from tests.kit.gateway import NOW
+from tests.kit.gateway import PACING_SCALE
 from tests.kit.processes import backfill_command, environment
 from tests.kit.universe import write_universe
 from warehouse.parquet import read_dataset
 
-SCALE = 0.01  # IB's 10-minute window becomes 6 s
 ADMITTED = 12  # the fault lands once the gateway has admitted this many requests
 
 
 @pytest.fixture
-def paced_gateway(make_gateway) -> GatewayThread:
-    return make_gateway(clock=ShiftedClock(NOW), pacing=PacingRules().scaled(SCALE))
-
-
-@pytest.fixture
 def start_backfill(
-    paced_gateway, seeded_home, tmp_path
+    compressed_gateway, seeded_home, tmp_path
 ) -> Iterator[Callable[[], subprocess.Popen]]:
     """`ibw backfill` of two stocks' 5-s bars (dozens of requests) as a process of its own."""
     universe = write_universe(
@@ -41,7 +33,7 @@ def start_backfill(
 
     def start() -> subprocess.Popen:
         command = backfill_command(seeded_home, universe, "AAPL", "MSFT")
-        env = environment(paced_gateway.port, IBW_PACING_SCALE=str(SCALE))
+        env = environment(compressed_gateway.port, IBW_PACING_SCALE=str(PACING_SCALE))
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -66,10 +58,10 @@ def wait_for_admitted(gw: GatewayThread, process: subprocess.Popen, count: int) 
 
 @pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stopped_backfill_says_what_it_kept(
-    paced_gateway, start_backfill, seeded_home, stop, code
+    compressed_gateway, start_backfill, seeded_home, stop, code
 ):
     process = start_backfill()
-    wait_for_admitted(paced_gateway, process, ADMITTED)
+    wait_for_admitted(compressed_gateway, process, ADMITTED)
     process.send_signal(stop)
     output = process.communicate(timeout=60)[0]
     assert process.returncode == code, output
@@ -85,10 +77,10 @@ def test_a_stopped_backfill_says_what_it_kept(
     assert kept == read_dataset(seeded_home, "coverage").height > 0  # the ledger says the same
 
 
-def test_a_gateway_that_hangs_up_mid_backfill_is_one_sentence(paced_gateway, start_backfill):
+def test_a_gateway_that_hangs_up_mid_backfill_is_one_sentence(compressed_gateway, start_backfill):
     process = start_backfill()
-    wait_for_admitted(paced_gateway, process, ADMITTED)
-    paced_gateway.call(paced_gateway.gateway.drop_clients)
+    wait_for_admitted(compressed_gateway, process, ADMITTED)
+    compressed_gateway.call(compressed_gateway.gateway.drop_clients)
     output = process.communicate(timeout=60)[0]
     assert process.returncode == 1, output
     assert "Traceback" not in output and "Task exception was never retrieved" not in output

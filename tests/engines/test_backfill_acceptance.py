@@ -15,9 +15,7 @@ from ib_async import IB, Contract
 
 from ibkr.pacer import PacingBudget, RequestKey
 from ibkr.pacing_log import SharedPacer
-from ibsim.clock import ShiftedClock
-from ibsim.config import PacingRules
-from tests.kit.gateway import NOW
+from tests.kit.gateway import PACING_SCALE
 from tests.kit.processes import backfill_command, environment
 from tests.kit.universe import write_universe
 from warehouse.parquet import read_dataset
@@ -92,15 +90,14 @@ def test_kill_9_at_random_moments_then_resume_equals_a_clean_run(
     assert complete.sort(pl.all()).equals(with_bars.sort(pl.all()))  # the ledger agrees
 
 
-SCALE = 0.01  # IB's 10-minute window becomes 6 s, 15 s becomes 0.15 s, 2 s becomes 0.02 s
-
-
-def test_two_processes_and_a_third_client_never_break_pacing(make_gateway, seeded_home, tmp_path):
-    gw = make_gateway(clock=ShiftedClock(NOW), pacing=PacingRules().scaled(SCALE))
+def test_two_processes_and_a_third_client_never_break_pacing(
+    compressed_gateway, seeded_home, tmp_path
+):
+    gw = compressed_gateway
     universe = write_universe(
         tmp_path, bars=[{"bar_size": "5 secs", "history": "16d"}], entries=[{"symbol": "AAPL"}]
     )
-    env = environment(gw.port, IBW_PACING_SCALE=str(SCALE))
+    env = environment(gw.port, IBW_PACING_SCALE=str(PACING_SCALE))
     processes = [
         subprocess.Popen(backfill_command(seeded_home, universe, *symbols), env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -123,7 +120,7 @@ def test_two_processes_and_a_third_client_never_break_pacing(make_gateway, seede
 def third_client(port: int, home: Path, requests: int) -> int:
     """Another tool on the same login (the live job refilling a gap): its own 5-s requests,
     each through the shared pacer. Returns how many it got answered."""
-    budget = PacingBudget().scaled(SCALE)
+    budget = PacingBudget().scaled(PACING_SCALE)
     ib = IB()
     ib.connect("127.0.0.1", port, clientId=77, timeout=10)
     contract = Contract(conId=76792991, exchange="SMART")  # TSLA

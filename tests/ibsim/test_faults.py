@@ -8,7 +8,6 @@ Only outcomes are asserted, each behind a bounded wait."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 from time import monotonic
 
@@ -19,7 +18,7 @@ from ibsim import cli as gateway_cli
 from ibsim.faults import Fault, FaultScriptError, load_faults, parse_faults
 from ibsim.server import GatewayThread
 from tests.kit.gateway import NOW, Errors, stock, sync
-from tests.kit.waiting import WAIT, ib_until
+from tests.kit.waiting import WAIT, ib_until, until_disconnected
 
 LINK = {1100, 1101, 1102, 2103, 2104, 2105, 2106}
 
@@ -139,23 +138,14 @@ def test_a_client_connecting_during_the_outage_hears_the_farms_are_broken(gw, co
         ib.disconnect()
 
 
-def wait_until_disconnected(ib: IB) -> None:
-    """ib_async raises the disconnect's ConnectionError out of whatever it runs: expected."""
-    deadline = monotonic() + WAIT
-    while ib.isConnected():
-        assert monotonic() < deadline, "the client still thinks it is connected"
-        with contextlib.suppress(ConnectionError):
-            util.run(asyncio.sleep(0.05))
-
-
 def test_drop_clients_hangs_up_and_the_gateway_keeps_listening(gw, connect):
     first, second = connect(gw, client_id=751), connect(gw, client_id=752)
     assert gw.call(gw.gateway.drop_clients, 751) == 1
-    wait_until_disconnected(first)
+    until_disconnected(first)
     assert second.isConnected() and second.reqCurrentTime()
 
     assert gw.call(gw.gateway.drop_clients) == 1
-    wait_until_disconnected(second)
+    until_disconnected(second)
     again = connect(gw, client_id=751)
     assert again.isConnected() and again.reqCurrentTime()
     assert gw.gateway.restarts == 0

@@ -41,6 +41,7 @@ from ibsim.server import GatewayThread
 from ibsim.session import START_API
 from tests.kit.gateway import NOW
 from tests.kit.rawclient import read_frame, started
+from tests.kit.waiting import WAIT
 
 SOCKET_TIMEOUT = 10.0  # every raw socket operation; only a hung gateway ever reaches it
 CI_EXAMPLES, FULL_SIZE_EXAMPLES = 60, 600
@@ -334,7 +335,7 @@ def state(gw: GatewayThread) -> tuple[int, frozenset[int], frozenset[tuple[int, 
     return gw.call(lambda: (len(g._sessions), frozenset(g.clients), frozenset(g.open_requests)))
 
 
-def wait_for_state(gw: GatewayThread, expected: tuple, timeout: float = 10.0) -> None:
+def wait_for_state(gw: GatewayThread, expected: tuple, timeout: float = WAIT) -> None:
     """Poll until the gateway has dropped every raw session (bounded: a leak fails the test)."""
     deadline = time.monotonic() + timeout
     while (current := state(gw)) != expected and time.monotonic() < deadline:

@@ -17,6 +17,8 @@ from tests.kit.waiting import until
 NOW = datetime(2024, 7, 10, 15, 0, tzinfo=UTC)
 RELAXED = PacingRules(window_limit=1_000_000, identical_window=0.0, burst_limit=1_000_000)
 FARM_NOTICES = (2104, 2106, 2158)
+# IB's pacing compressed in time: the 10-minute window becomes 6 s, 15 s 0.15 s, 2 s 0.02 s
+PACING_SCALE = 0.01
 
 
 def gateway_config(**overrides) -> GatewayConfig:

@@ -5,11 +5,12 @@ bounds a hang."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import time
 from collections.abc import Callable
 
-from ib_async import IB
+from ib_async import IB, util
 
 WAIT = 60.0  # real seconds any one condition may take: generous, it only ends a hang
 
@@ -46,3 +47,13 @@ def ib_until(ib: IB, done: Callable[[], bool], what: str = "the answer", timeout
     while not done():
         assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
         ib.sleep(0.02)
+
+
+def until_disconnected(*clients: IB) -> None:
+    """Run ib_async's loop until none of `clients` is connected (ib_async raises the
+    disconnect's ConnectionError out of whatever it is running at that moment: expected)."""
+    deadline = time.monotonic() + WAIT
+    while any(ib.isConnected() for ib in clients):
+        assert time.monotonic() < deadline, "a client still thinks it is connected"
+        with contextlib.suppress(ConnectionError):
+            util.run(asyncio.sleep(0.05))
