@@ -47,7 +47,7 @@ def request_error(ib: IB, coro, timeout: float = 15.0) -> tuple[int, str]:
     ib.errorEvent += on_error
     task = asyncio.ensure_future(coro)
     try:
-        ib.run(until(lambda: bool(seen) or task.done(), timeout))
+        ib.run(until(lambda: bool(seen) or task.done(), "the request's end", timeout))
     finally:
         ib.errorEvent -= on_error
         if not task.done():

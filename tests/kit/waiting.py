@@ -31,14 +31,17 @@ def poll_until(
         time.sleep(every)
 
 
-async def until(done: Callable[[], bool], timeout: float = WAIT, every: float = 0.01) -> None:
-    """Until `done()` holds, on the running event loop; TimeoutError after `timeout`."""
-
-    async def poll() -> None:
-        while not done():
-            await asyncio.sleep(every)
-
-    await asyncio.wait_for(poll(), timeout)
+async def until(
+    done: Callable[[], bool],
+    what: str = "the condition",
+    timeout: float = WAIT,
+    every: float = 0.01,
+) -> None:
+    """Until `done()` holds, on the running event loop; fails naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        await asyncio.sleep(every)
 
 
 def ib_until(ib: IB, done: Callable[[], bool], what: str = "the answer", timeout: float = WAIT):

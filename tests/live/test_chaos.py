@@ -36,6 +36,7 @@ from live.intents import OrderIntent
 from live.journal import Journal, JournalError
 from tests.kit.live import LIVE_CLIENT_ID, wait_until_serving
 from tests.kit.processes import live_command
+from tests.kit.waiting import poll_until
 from warehouse.catalog import connect_readonly
 
 SPEED = 10.0
@@ -133,10 +134,11 @@ def test_a_stalled_connection_is_dropped_and_served_again(
         wait_until_serving(seeded_home, service)  # a stall during the connect itself is absorbed
         first = gw.gateway.clients[LIVE_CLIENT_ID]
         gw.call(gw.gateway.stall, 8.0, LIVE_CLIENT_ID)  # longer than the heartbeat's 5 s
-        deadline = time.monotonic() + SETTLE_TIMEOUT
-        while gw.gateway.clients.get(LIVE_CLIENT_ID) in (None, first):
-            assert time.monotonic() < deadline, "the service did not reconnect after the stall"
-            time.sleep(0.1)
+        poll_until(
+            lambda: gw.gateway.clients.get(LIVE_CLIENT_ID) not in (None, first),
+            "the service reconnected after the stall",
+            SETTLE_TIMEOUT,
+        )
     finally:
         service.send_signal(signal.SIGTERM)
         assert service.wait(timeout=30) == 0, log.read_text()[-3000:]
@@ -215,11 +217,12 @@ class Driver:
 
 
 def wait_until_connected(gw, service: subprocess.Popen) -> None:
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while LIVE_CLIENT_ID not in gw.gateway.clients:
-        assert service.poll() is None, "the live service died on its own"
-        assert time.monotonic() < deadline, "the live service did not reconnect"
-        time.sleep(0.05)
+    poll_until(
+        lambda: LIVE_CLIENT_ID in gw.gateway.clients,
+        "the live service reconnected",
+        SETTLE_TIMEOUT,
+        alive=service,
+    )
 
 
 def wait_until_settled(home: Path, service: subprocess.Popen) -> None:

@@ -16,6 +16,7 @@ from live.safety import OrderLimits, TradingMode
 from tests.kit.gateway import NOW
 from tests.kit.live import AAPL, CLIENT, TIMEOUT, at_gateway, buy, manager, pump_until
 from tests.kit.scenarios import FA_MASTER, SUBS
+from tests.kit.waiting import poll_until
 
 
 def gateway_fills(gw, key: str) -> list:
@@ -123,10 +124,7 @@ def test_fills_made_while_away_are_recorded_exactly_once(single_gateway, connect
     pump_until(ib, m, lambda: journal.get("away").status == "Submitted")
     ib.disconnect()
     single_gateway.call(single_gateway.gateway.clock.advance, later)
-    deadline = time.monotonic() + TIMEOUT
-    while not gateway_fills(single_gateway, "away"):
-        assert time.monotonic() < deadline, "the gateway never filled the limit order"
-        time.sleep(0.05)
+    poll_until(lambda: bool(gateway_fills(single_gateway, "away")), "the limit order filled")
     ib.connect("127.0.0.1", single_gateway.port, clientId=CLIENT, timeout=10)
     first = ib.run(m.reconcile())
     assert first.new_fills == len(gateway_fills(single_gateway, "away"))

@@ -8,8 +8,6 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,8 +25,9 @@ from live.service import LiveService
 from tests.kit.gateway import NOW
 from tests.kit.live import at_gateway, buy
 from tests.kit.scenarios import SINGLE
+from tests.kit.waiting import until
 
-WAIT = 30.0  # real seconds any one condition may take; IB's pacing window here is 600
+WAIT = 30.0  # real seconds the service may take to stop; IB's pacing window here is 600
 CONFIG = LiveConfig.parse(
     {"streams": [{"symbol": "AAPL", "bars": True}, {"symbol": "SPY", "bars": True}]}
 )
@@ -44,13 +43,6 @@ def fill_the_backfills_share(pacer: SharedPacer) -> int:
             return sent
         pacer.release(pacer.wait(reservation))
         sent += 1
-
-
-async def until(done: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not done():
-        assert time.monotonic() < deadline, f"not within {WAIT:.0f} s: {what}"
-        await asyncio.sleep(0.05)
 
 
 def test_an_order_goes_out_while_the_refill_waits_for_pacing(
