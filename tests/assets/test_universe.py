@@ -110,6 +110,7 @@ def test_a_malformed_row_lands_in_quarantine_with_its_reason(make_gateway, home,
     assert query(home, "SELECT count(*) FROM security_master WHERE con_id = 999001") == [(0,)]
 
 
+@pytest.mark.slow
 def test_option_chains_stay_inside_the_window(gateway, home, universe):
     res = dagster_resources(gateway, home, universe, CLIENT_ID)
     assert dg.materialize([contracts], resources=res).success
@@ -148,6 +149,7 @@ for line in sys.stdin:
 """
 
 
+@pytest.mark.slow
 def test_an_analysts_read_only_connection_survives_a_rematerialization(gateway, home, universe):
     res = dagster_resources(gateway, home, universe, CLIENT_ID)
     assert dg.materialize([contracts], resources=res).success

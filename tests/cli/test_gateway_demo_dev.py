@@ -14,6 +14,8 @@ from ib_async import IB
 
 from tests.kit.processes import IBW, ROOT, OutputWatcher, free_port, wait_for_http
 
+pytestmark = pytest.mark.slow  # real `ibw` processes, seconds to minutes each
+
 
 @pytest.mark.parametrize(
     ("command", "stop"),

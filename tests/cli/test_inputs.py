@@ -115,6 +115,7 @@ def test_a_year_of_one_second_bars_is_planned_as_six_months_and_the_plan_says_so
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [

@@ -18,6 +18,8 @@ from tests.kit.processes import backfill_command, environment
 from tests.kit.universe import write_universe
 from warehouse.parquet import read_dataset
 
+pytestmark = pytest.mark.slow  # real `ibw` processes, seconds to minutes each
+
 ADMITTED = 12  # the fault lands once the gateway has admitted this many requests
 
 

@@ -250,6 +250,7 @@ def test_the_session_that_just_closed_is_fetched_next(make_gateway, home):
     assert stored.filter(pl.col("session_date") == NOW.date()).height == 390
 
 
+@pytest.mark.slow
 def test_a_span_ib_refuses_is_halved_and_remembered(home, open_backfill):
     from ibkr.durations import Span
 

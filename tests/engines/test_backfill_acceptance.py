@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 from ib_async import IB, Contract
 
 from ibkr.pacer import PacingBudget, RequestKey
@@ -19,6 +20,8 @@ from tests.kit.gateway import PACING_SCALE
 from tests.kit.processes import backfill_command, environment
 from tests.kit.universe import write_universe
 from warehouse.parquet import read_dataset
+
+pytestmark = pytest.mark.slow  # real `ibw` processes, seconds to minutes each
 
 LINEAGE = ["request_id", "fetched_at", "source", "year"]
 SERIES = ["con_id", "bar_size", "what_to_show", "use_rth"]

@@ -306,6 +306,7 @@ def run_ibw_snapshot(port: int, home: Path, deadline: str) -> subprocess.Complet
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_gateway_that_is_down_says_why_on_every_retry(tmp_path):
     port = free_port()  # nothing listens there
     result = run_ibw_snapshot(port, tmp_path, "4")
@@ -322,6 +323,7 @@ def test_a_gateway_that_is_down_says_why_on_every_retry(tmp_path):
     assert lines[-1].startswith("ibw snapshot: The gateway was still unavailable after 4 s")
 
 
+@pytest.mark.slow
 def test_a_silent_gateway_says_why_on_every_retry(tmp_path):
     with socket.socket() as silent:  # accepts connections (the backlog) and never answers
         silent.bind(("127.0.0.1", 0))
@@ -334,6 +336,7 @@ def test_a_silent_gateway_says_why_on_every_retry(tmp_path):
     assert lines[-1].startswith("ibw snapshot: The gateway was still unavailable after 4 s")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("deadline", ["0", "86401", "soon", "nan"])
 def test_the_deadline_is_bounded(tmp_path, deadline):
     result = run_ibw_snapshot(free_port(), tmp_path, deadline)

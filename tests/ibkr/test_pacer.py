@@ -418,6 +418,7 @@ steps = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps, st.sampled_from([3, 30]))
 def test_interleaved_processes_never_break_a_rule(script, max_open):
@@ -537,6 +538,7 @@ COMPRESSED = PacingBudget(
 )
 
 
+@pytest.mark.slow
 def test_three_processes_share_one_login(tmp_path: Path):
     log = tmp_path / "pacing.sqlite"
     budget = json.dumps(asdict(COMPRESSED))

@@ -211,6 +211,7 @@ def test_requests_on_one_client_do_not_disturb_another(fa_gateway, connect):
 
 
 # ---------------------------------------------------------------------- ibw gateway --scenario
+@pytest.mark.slow
 def test_gateway_command_serves_a_scenario_file(tmp_path):
     scenario = tmp_path / "fa.yml"
     scenario.write_text(yaml.safe_dump(FA_MASTER))

@@ -370,6 +370,7 @@ def assert_healthy(gw: GatewayThread, ib: IB, baseline_bars: list) -> None:
 
 
 # ------------------------------------------------------------------- the tests
+@pytest.mark.slow
 def test_junk_on_raw_sockets_never_hurts_the_gateway_or_a_good_client(
     make_gateway: Callable[..., GatewayThread],
     connect: Callable[[GatewayThread], IB],

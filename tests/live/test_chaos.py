@@ -2,12 +2,13 @@
 
 `ibw live` runs as a real process against an embedded gateway whose clock runs SPEED times the
 wall clock (a 5-s bar every 5/SPEED s). While a driver places, modifies and cancels orders
-through the journal (limit, market, stop, a VWAP algo, FA-allocated orders), it injects, at
-seeded random moments, at least N_EACH faults of each kind: the daily restart, 1100 then 1101,
-1100 then 1102, a dropped socket, and kill -9 of the service (which is started again). Then the
-service stops cleanly and three records must agree exactly: the journal, the warehouse and the
-gateway's own book. Every fill once, with its commission; no order twice; no intent lost; and
-every 5-s bar of the period, equal to the gateway's historical bar.
+through the journal (limit, market, stop, a VWAP algo, FA-allocated orders), it injects at
+least N_EACH faults of each kind, each at a seeded random moment of the service's progress
+(after the k-th request the gateway receives, never after so many seconds): the daily restart,
+1100 then 1101, 1100 then 1102, a dropped socket, and kill -9 of the service (which is started
+again). Then the service stops cleanly and three records must agree exactly: the journal, the
+warehouse and the gateway's own book. Every fill once, with its commission; no order twice; no
+intent lost; and every 5-s bar of the period, equal to the gateway's historical bar.
 
 CI runs N_EACH = 20 (100 faults); `--full-size` runs 60 of each.
 """
@@ -33,11 +34,13 @@ from ibsim.clock import ShiftedClock
 from ibsim.config import PacingRules
 from live.api import cancel, modify, submit
 from live.intents import OrderIntent
-from live.journal import Journal, JournalError
+from live.journal import IntentRow, Journal, JournalError
 from tests.kit.live import LIVE_CLIENT_ID, wait_until_serving
 from tests.kit.processes import live_command
 from tests.kit.waiting import poll_until
 from warehouse.catalog import connect_readonly
+
+pytestmark = pytest.mark.slow  # real `ibw` processes, seconds to minutes each
 
 SPEED = 10.0
 PACING = 0.1
@@ -96,10 +99,22 @@ def test_chaos(make_gateway, seeded_home: Path, tmp_path: Path, request) -> None
             for _ in range(rng.randint(0, 2)):
                 driver.act()
             wait_until_connected(gw, service)  # every fault hits a live session ...
-            time.sleep(rng.uniform(0.0, 1.5))  # ... at a random moment of it
+            # ... at a moment of its progress, never of the wall clock: after the k-th request
+            # the gateway receives from here on (the service's startup, orders and heartbeats)
+            after = requests_received(gw) + rng.randint(0, 10)
+            poll_until(
+                lambda after=after: requests_received(gw) >= after,
+                "the service's next requests",
+                SETTLE_TIMEOUT,
+                every=0.005,
+                alive=service,
+            )
             service = inject(fault, gw, service, start, rng)
         for _ in range(5):
             driver.act()
+        # the modifications among the faults land or not as this machine's speed has it: one
+        # with no fault beside it makes sure the run exercises modify whatever that speed
+        driver.modify_undisturbed(service)
         period_end = gw.gateway.clock.now()
         # Nothing may fill after the service stops; and with algos working, some fill is always
         # waiting for its late commission, so the journal only settles once they are cancelled.
@@ -211,9 +226,41 @@ class Driver:
         submit(intent, home=self.home)
         self.keys.append(intent.key)
 
+    def modify_undisturbed(self, service: subprocess.Popen) -> None:
+        """A limit far below the market rests at the gateway; then its price is modified."""
+        key = f"lmt-{len(self.keys)}"
+        intent = OrderIntent(
+            key=key, account=SUBS[0], con_id=AAPL, action="BUY", quantity=10,
+            order_type="LMT", limit_price=100.0,
+        )  # fmt: skip
+        submit(intent, home=self.home)
+        self.keys.append(key)
+        poll_until(
+            lambda: self.row(key).status == "Submitted",
+            "the resting order is working",
+            SETTLE_TIMEOUT,
+            alive=service,
+        )
+        modify(key, limit_price=101.0, home=self.home)
+        poll_until(
+            lambda: self.row(key).modification_state == "applied",
+            "the modification is applied",
+            SETTLE_TIMEOUT,
+            alive=service,
+        )
+
+    def row(self, key: str) -> IntentRow:
+        with Journal.open(self.home) as journal:
+            return journal.get(key)
+
     def cancel_all(self) -> None:
         for key in self.keys:
             cancel(key, home=self.home)
+
+
+def requests_received(gw) -> int:
+    """Every request the gateway has received so far, from any client (read on its loop)."""
+    return gw.call(lambda: sum(gw.gateway.requests_received.values()))
 
 
 def wait_until_connected(gw, service: subprocess.Popen) -> None:

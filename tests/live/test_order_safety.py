@@ -201,6 +201,7 @@ def stop(service: subprocess.Popen) -> None:
     assert service.wait(timeout=WAIT) == 0
 
 
+@pytest.mark.slow
 def test_ibw_order_modify_cannot_raise_an_order_past_the_limits_or_the_mode(
     make_gateway, seeded_home: Path, tmp_path: Path
 ):

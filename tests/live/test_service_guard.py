@@ -15,6 +15,8 @@ import pytest
 from tests.kit.live import LIVE_CLIENT_ID, wait_until_serving
 from tests.kit.processes import live_command
 
+pytestmark = pytest.mark.slow  # real `ibw` processes, seconds to minutes each
+
 WAIT = 60.0  # real seconds any one condition may take
 
 

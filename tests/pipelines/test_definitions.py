@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 from tests.kit.processes import ROOT
 
@@ -51,6 +52,7 @@ def test_code_location_loads_every_asset_check_and_resource():
     assert nightly.execution_timezone == fills.execution_timezone == "America/New_York"
 
 
+@pytest.mark.slow
 def test_instance_settings_are_valid(tmp_path):
     shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
     result = subprocess.run(

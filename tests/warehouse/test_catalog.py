@@ -171,6 +171,7 @@ def test_a_new_connection_in_the_same_process_sees_the_refreshed_catalog(tmp_pat
     assert one(before, "SELECT count(*) FROM quarantine") == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["plain", "connect_readonly"])
 def test_a_reader_in_another_process_keeps_working_across_writes_and_refreshes(tmp_path, mode):
     write_partition(tmp_path, "security_master", merge_versions(pl.DataFrame(), contracts(), T1))
@@ -220,6 +221,7 @@ def test_a_reader_in_another_process_keeps_working_across_writes_and_refreshes(t
         reader.stop()
 
 
+@pytest.mark.slow
 def test_a_writer_killed_at_any_moment_leaves_the_lake_readable(tmp_path):
     writer = Child(WRITER, str(tmp_path))
     try:

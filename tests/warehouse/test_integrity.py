@@ -148,6 +148,7 @@ def test_a_corrupt_ledger_or_bars_file_is_named_in_one_sentence(home, capsys):
     assert str(bars_file) in str(raised.value)
 
 
+@pytest.mark.slow
 def test_the_bars_in_lake_check_names_the_damaged_series_and_file(gateway, home, tmp_path, capsys):
     from assets.bars import build_bars_asset, build_lake_check, partition_key
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import duckdb
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,6 +65,7 @@ def test_series_are_kept_apart_and_rerecording_never_duplicates(tmp_path):
     assert counts == [("1 day", 1), ("1 min", len(DAYS))]
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(DAYS), st.sampled_from(["complete", "empty", "failed"]))))
 def test_gaps_are_expected_minus_covered(tmp_path_factory, events):
