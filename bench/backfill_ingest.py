@@ -38,7 +38,7 @@ from ibkr.durations import DurationTable
 from ibkr.planner import PlannedRequest, Session, plan
 from ibkr.universe import BarSpec
 from ibsim.server import GatewayThread
-from tests.conftest import NOW, test_config
+from tests.kit.gateway import NOW, gateway_config
 from warehouse import bars as bar_store
 from warehouse.validation import split_valid
 
@@ -54,7 +54,7 @@ def fetch(sessions: Sequence[Session]) -> Answers:
         now=NOW, expiry=None,
     )  # fmt: skip
     answers: Answers = []
-    with GatewayThread(test_config()) as gw:
+    with GatewayThread(gateway_config()) as gw:
         ib = IB()
         ib.connect("127.0.0.1", gw.port, clientId=91, timeout=10)
         try:

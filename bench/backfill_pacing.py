@@ -50,7 +50,7 @@ from ibsim.clock import ShiftedClock
 from ibsim.config import PacingRules
 from ibsim.market.pacing import PacedRequest
 from ibsim.server import GatewayThread
-from tests.conftest import NOW, test_config
+from tests.kit.gateway import NOW, gateway_config
 
 IB_LIMIT = 60
 GOAL = 0.95
@@ -154,7 +154,7 @@ def main() -> None:
         universe = root / "universe.yml"
         spec = {"bar_size": "5 secs", "history": args.history}
         universe.write_text(yaml.safe_dump({"entries": [{"symbol": "AAPL"}], "bars": [spec]}))
-        with GatewayThread(test_config(clock=ShiftedClock(NOW), pacing=rules)) as gw:
+        with GatewayThread(gateway_config(clock=ShiftedClock(NOW), pacing=rules)) as gw:
             seed(gw, home)
             pacer = gw.gateway.pacer
             before = (pacer.admitted, pacer.refused)

@@ -3,13 +3,13 @@
 Every request waits on IB: bars of 30 s or less get 60 per 10 minutes per login, and larger
 bars are slowed by the size of each answer. So a backfill's cost is its request count. For each
 workload shape this counts the requests for the same fetchable sessions (the gateway's own
-calendar, `ibsim.sessions`; NOW is fixed, so the figures never change) of
+calendar, `ibsim.market.calendars`; NOW is fixed, so the figures never change) of
   planner   ibkr.planner.plan over every session, against ibkr.planner.lower_bound
             (trading time ÷ the longest span of the planner's default table);
   1 D each  one `1 D` request per session, as download scripts do;
   Y/D/S     NautilusTrader's `_calculate_duration_segments`: one `N Y`, one `N D` and one
             `N S` request over the calendar span, whatever the bar size.
-Each baseline request is checked with the embedded gateway's rules (ibsim.rules: units, year
+Each baseline request is checked with the embedded gateway's rules (ibsim.market.rules: units, year
 cap, small-bar step table) and against the largest answer one message can carry. "Made legal"
 re-splits each refused request at the planner table's spans (the lower bound of what that
 request was meant to cover) and keeps the others.
@@ -106,7 +106,7 @@ def bars_in(cal: Sequence[Session], bar_size: str) -> int:
 
 
 def served(full: Sequence[Session], end: datetime, duration: str, bar_size: str) -> int:
-    """Bars IB answers: S counts trading seconds, D sessions, Y calendar years (docs/IB-RULES.md)."""
+    """Bars IB answers: S counts trading seconds, D sessions, Y calendar years."""
     count, unit = int(duration.split()[0]), duration.split()[1]
     if unit == "S":
         return count // BAR_SECONDS[bar_size] if bar_size not in SESSION_BARS else 1

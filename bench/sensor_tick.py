@@ -41,7 +41,7 @@ from assets.universe.contracts import contracts
 from engines.bar_series import Estimate, Target, targets
 from ibkr.sessions import _table as session_tables
 from ibsim.server import GatewayThread
-from tests.conftest import NOW, test_config
+from tests.kit.gateway import NOW, gateway_config
 from warehouse import heads, ledger
 from warehouse.parquet import read_dataset, write_partition
 
@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--complete", type=int, default=COMPLETE, help="contracts backfilled")
     args = parser.parse_args()
     logging.disable(logging.INFO)  # the sensor logs a line per tick
-    with tempfile.TemporaryDirectory() as tmp, GatewayThread(test_config()) as gw:
+    with tempfile.TemporaryDirectory() as tmp, GatewayThread(gateway_config()) as gw:
         root = Path(tmp)
         home = root / "ibw"
         write_partition(home, "security_master", master(gw, root))

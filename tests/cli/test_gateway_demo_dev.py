@@ -1,0 +1,119 @@
+"""The command line: `ibw gateway` (and `python -m ibsim`), `ibw demo` and `ibw dev`."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+from ib_async import IB
+
+from tests.kit.processes import IBW, ROOT, OutputWatcher, free_port, wait_for_http
+
+pytestmark = pytest.mark.slow  # real `ibw` processes, seconds to minutes each
+
+
+@pytest.mark.parametrize(
+    ("command", "stop"),
+    [
+        ([*IBW, "gateway"], signal.SIGINT),
+        ([sys.executable, "-m", "ibsim"], signal.SIGTERM),
+    ],
+)
+def test_gateway_runs_in_the_foreground_and_stops_cleanly(command, stop):
+    port = free_port()
+    with subprocess.Popen(
+        [*command, "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
+        output = OutputWatcher(proc)
+        try:
+            output.wait_for(f"listening on 127.0.0.1:{port}")
+            ib = IB()
+            ib.connect("127.0.0.1", port, clientId=5, timeout=10)
+            assert ib.reqCurrentTime()
+            ib.disconnect()
+            output.wait_for("client 5 disconnected")
+            proc.send_signal(stop)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()  # by its pid, never by name
+                proc.wait(timeout=10)
+        log = output.finish()
+    assert "client 5 connected" in log
+    assert "client 5 disconnected" in log
+    assert "embedded IB Gateway stopped" in log
+
+
+def test_gateway_reports_a_busy_port_in_one_sentence():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [*IBW, "gateway", "--port", str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert f"Cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_builds_a_warehouse_from_its_own_gateway(tmp_path):
+    home = tmp_path / "ibw"
+    result = subprocess.run(
+        [*IBW, "demo", "--home", str(home)], cwd=ROOT, capture_output=True, text=True,
+        timeout=300, env={**os.environ, "COLUMNS": "160"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    landed = re.search(
+        r"(\d+) contracts, (\d+) option contracts and ([\d,]+) bars landed in", result.stdout
+    )
+    assert landed and int(landed.group(1)) > 20 and int(landed.group(2)) > 0
+    assert int(landed.group(3).replace(",", "")) > 1_000
+    assert "security_master_current" in result.stdout and "option_chains" in result.stdout
+    assert "FROM bars JOIN" in result.stdout
+    assert "account snapshot of" in result.stdout and "DU9990001" in result.stdout
+    assert "of `ibw live`" in result.stdout and "FROM live_bars" in result.stdout
+    assert re.search(r"demo-[0-9a-f]{8} +. DU9990001 . BOT +. 10\.0", result.stdout)
+    assert (home / "warehouse.duckdb").exists()
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_dev_serves_dagster_with_the_gateway_and_stops_both_on_ctrl_c(tmp_path):
+    ui_port, gateway_port = free_port(), free_port()
+    command = [*IBW, "dev", "--home", str(tmp_path / "ibw"), "--port", str(ui_port)]
+    command += ["--gateway-port", str(gateway_port)]
+    with subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        output = OutputWatcher(proc)
+        try:
+            info = wait_for_http(f"http://127.0.0.1:{ui_port}/server_info", timeout=180)
+            assert "dagster_webserver_version" in info
+            ib = IB()
+            ib.connect("127.0.0.1", gateway_port, clientId=9, timeout=10)
+            assert ib.reqCurrentTime()
+            ib.disconnect()
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=90) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()  # by its pid
+                proc.wait(timeout=30)
+        log = output.finish()
+    assert "Stopped the Dagster webserver, its daemon and the embedded gateway." in log
+    for port in (ui_port, gateway_port):
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more

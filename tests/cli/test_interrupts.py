@@ -1,0 +1,90 @@
+"""`ibw backfill` cut short (issue 12): Ctrl-C, SIGTERM and a gateway that hangs up each end in
+one line, never a traceback. The process is real, the gateway in-process with IB's pacing
+compressed, and each fault lands after the gateway has admitted the k-th request."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from ibsim.server import GatewayThread
+from tests.kit.gateway import PACING_SCALE
+from tests.kit.processes import backfill_command, environment
+from tests.kit.universe import write_universe
+from warehouse.parquet import read_dataset
+
+pytestmark = pytest.mark.slow  # real `ibw` processes, seconds to minutes each
+
+ADMITTED = 12  # the fault lands once the gateway has admitted this many requests
+
+
+@pytest.fixture
+def start_backfill(
+    compressed_gateway, seeded_home, tmp_path
+) -> Iterator[Callable[[], subprocess.Popen]]:
+    """`ibw backfill` of two stocks' 5-s bars (dozens of requests) as a process of its own."""
+    universe = write_universe(
+        tmp_path, bars=[{"bar_size": "5 secs", "history": "4d"}], entries=[{"symbol": "AAPL"}]
+    )
+    started: list[subprocess.Popen] = []
+
+    def start() -> subprocess.Popen:
+        command = backfill_command(seeded_home, universe, "AAPL", "MSFT")
+        env = environment(compressed_gateway.port, IBW_PACING_SCALE=str(PACING_SCALE))
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()  # by its pid
+            process.wait(timeout=30)
+
+
+def wait_for_admitted(gw: GatewayThread, process: subprocess.Popen, count: int) -> None:
+    """Until the gateway has admitted `count` requests (the backfill is mid-way), or 120 s."""
+    deadline = time.monotonic() + 120
+    while gw.gateway.pacer.admitted < count:
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, "the backfill never got going"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_backfill_says_what_it_kept(
+    compressed_gateway, start_backfill, seeded_home, stop, code
+):
+    process = start_backfill()
+    wait_for_admitted(compressed_gateway, process, ADMITTED)
+    process.send_signal(stop)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == code, output
+    assert "Traceback" not in output and "Task" not in output
+    said = re.fullmatch(
+        r"ibw backfill: interrupted: (\d+) requests answered, (\d+) sessions kept; [12] of 2 "
+        r"series unfinished; run it again to continue\.",
+        output.strip().splitlines()[-1],
+    )
+    assert said, output
+    answered, kept = int(said.group(1)), int(said.group(2))
+    assert answered >= ADMITTED - 4  # the head timestamps, and the request still in flight
+    assert kept == read_dataset(seeded_home, "coverage").height > 0  # the ledger says the same
+
+
+def test_a_gateway_that_hangs_up_mid_backfill_is_one_sentence(compressed_gateway, start_backfill):
+    process = start_backfill()
+    wait_for_admitted(compressed_gateway, process, ADMITTED)
+    compressed_gateway.call(compressed_gateway.gateway.drop_clients)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 1, output
+    assert "Traceback" not in output and "Task exception was never retrieved" not in output
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ibw backfill: "), output

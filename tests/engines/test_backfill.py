@@ -1,0 +1,349 @@
+"""The backfill against the embedded gateway, into real Parquet in a temp $IBW_HOME: what lands,
+what the ledger says, what a rerun sends, how gaps and failures are handled, and the `bars`
+asset, its checks and the sensor through Dagster."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from assets.bars.asset import build_bars_asset, partition_key
+from assets.bars.backfill_sensor import build_backfill_sensor
+from assets.resources import UniverseResource
+from cli.main import main
+from engines.backfill import Backfill, SeriesReport, connected, load_table
+from engines.bar_series import Target, targets
+from ibkr.connection import ConnectionSettings
+from ibkr.durations import DurationTable
+from ibkr.pacer import PacingBudget, RequestKey
+from ibkr.pacing_log import SharedPacer
+from ibkr.planner import lower_bound
+from ibkr.universe import BarSpec
+from tests.kit.gateway import NOW
+from tests.kit.universe import dagster_resources, write_universe
+from warehouse import bars as bar_store
+from warehouse import ledger
+
+_ids = itertools.count(400)
+AAPL, EURUSD = 265598, 12087792
+CLIENT_ID = 360  # of the Dagster runs
+
+
+@pytest.fixture
+def home(seeded_home: Path) -> Path:
+    return seeded_home
+
+
+@pytest.fixture
+def open_backfill(gateway, home) -> Iterator[Callable[[], Backfill]]:
+    """Backfills on their own connections to the session gateway, closed after the test."""
+    with_stack = []
+
+    def make() -> Backfill:
+        settings = ConnectionSettings("127.0.0.1", gateway.port, next(_ids), 10)
+        context = connected(settings, home, f"test-{next(_ids)}")
+        with_stack.append(context)
+        return context.__enter__()
+
+    yield make
+    for context in reversed(with_stack):
+        context.__exit__(None, None, None)
+
+
+def target_of(home: Path, con_id: int, spec: BarSpec) -> Target:
+    [found] = [t for t in targets(home, [spec]) if t.con_id == con_id]
+    return found
+
+
+def run(backfill: Backfill, target: Target) -> SeriesReport:
+    report = backfill.run(target)
+    assert not report.errors, report.errors
+    return report
+
+
+def test_a_series_lands_whole_and_the_ledger_agrees(home, open_backfill):
+    target = target_of(home, AAPL, BarSpec("1 min", 10))
+    report = run(open_backfill(), target)
+    assert report.requests == 1 and report.gaps_left == 0
+    stored = bar_store.read_series(home, target.key)
+    per_session = dict(stored.group_by("session_date").len().iter_rows())
+    expected = [date(2024, 7, d) for d in (1, 2, 3, 5, 8, 9)]  # 07-04 is a holiday
+    assert sorted(per_session) == expected
+    assert per_session[date(2024, 7, 3)] == 210 and per_session[date(2024, 7, 2)] == 390
+    held = ledger.read_series(home, target.key)
+    assert dict(held.select("session_date", "status").iter_rows()) == dict.fromkeys(
+        expected, "complete"
+    )
+    assert stored["ts"].is_sorted() and stored["ts"].n_unique() == stored.height
+    assert stored["ts"].min().isoformat() == "2024-07-01T13:30:00+00:00"  # 09:30 New York
+
+
+def test_a_second_run_sends_nothing(home, open_backfill):
+    backfill = open_backfill()
+    for spec in (BarSpec("1 day", 400), BarSpec("1 hour", 60)):
+        run(backfill, target_of(home, EURUSD, spec))
+    paced = len(backfill.pacer.log())
+    for spec in (BarSpec("1 day", 400), BarSpec("1 hour", 60)):
+        assert run(backfill, target_of(home, EURUSD, spec)).requests == 0
+    assert len(backfill.pacer.log()) == paced  # not even a head timestamp: it is kept
+
+
+def test_fx_uses_midpoints_without_volume(home, open_backfill):
+    target = target_of(home, EURUSD, BarSpec("1 hour", 10))
+    run(open_backfill(), target)
+    stored = bar_store.read_series(home, target.key)
+    assert target.what_to_show == "MIDPOINT"
+    assert stored.height and stored["volume"].null_count() == stored.height
+
+
+def test_an_injected_gap_is_refilled_with_one_request_and_nothing_else(home, open_backfill):
+    target = target_of(home, AAPL, BarSpec("1 min", 365))
+    backfill = open_backfill()
+    first = run(backfill, target)
+    assert first.requests == 26  # 251 sessions at 10 sessions a request
+    before = bar_store.read_series(home, target.key)
+    hole = date(2024, 3, 14)
+    bar_store.remove_sessions(home, target.key, [hole])
+    ledger.forget(home, target.key, [hole])
+    backfill.request_id = "refill"
+    again = run(backfill, target)
+    assert again.requests == 1 and again.complete == 1
+    after = bar_store.read_series(home, target.key)
+    assert set(after.filter(pl.col("request_id") == "refill")["session_date"]) == {hole}
+    lineage = ["request_id", "fetched_at", "source"]
+    assert after.drop(lineage).equals(before.drop(lineage))
+
+
+def test_small_bars_take_the_fewest_legal_requests(home, open_backfill, monkeypatch):
+    monkeypatch.setenv("IBW_PACING_SCALE", "0.001")  # the session gateway does not pace
+    target = target_of(home, AAPL, BarSpec("5 secs", 3))
+    backfill = open_backfill()
+    sessions = target.expected(NOW, None)
+    report = run(backfill, target)
+    assert report.requests == lower_bound(sessions, "5 secs", DurationTable.default()) == 13
+    stored = bar_store.read_series(home, target.key)
+    assert set(stored.group_by("session_date").len()["len"]) == {23_400 // 5}
+
+
+def test_a_contract_ib_does_not_know_fails_once_permanently(home, open_backfill):
+    real = target_of(home, AAPL, BarSpec("1 day", 30))
+    ghost = Target(999_999_999, "GHOST", "STK", "SMART", "NASDAQ", "USD", None, real.spec)
+    report = open_backfill().run(ghost)
+    assert report.failed > 0 and report.requests == 0
+    assert "no security definition" in report.errors[0].lower() or "not found" in (
+        report.errors[0].lower()
+    )
+    held = ledger.read_series(home, ghost.key)
+    assert held["permanent"].all() and held["status"].unique().to_list() == ["failed"]
+    assert open_backfill().run(ghost).failed == 0  # not retried
+
+
+def test_another_process_holding_the_series_is_left_alone(home, open_backfill):
+    from warehouse.locks import try_lock
+
+    target = target_of(home, AAPL, BarSpec("1 day", 30))
+    with try_lock(home, f"bars {target.key}") as held:
+        assert held
+        report = open_backfill().run(target)
+    assert report.skipped and report.requests == 0
+
+
+# ------------------------------------------------------------------ Dagster
+def test_the_bars_asset_fills_a_partition_and_checks_it(gateway, home, tmp_path):
+    universe = write_universe(tmp_path, bars=[{"bar_size": "1 min", "history": "10d"}])
+    specs = UniverseResource(path=str(universe)).load().bars
+    asset = build_bars_asset(specs)
+    key = partition_key(target_of(home, AAPL, specs[0]))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("bar_contracts", [str(AAPL)])
+        result = dg.materialize(
+            [asset],
+            resources=dagster_resources(gateway, home, universe, CLIENT_ID),
+            partition_key=str(key),
+            instance=instance,
+        )
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("bars")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert metadata["requests"] == 1 and metadata["dagster/row_count"] == 2160
+    assert metadata["gaps_left"] == 0 and "of 52" in metadata["pacing_budget_used"]
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"bars_no_gaps": True, "bars_no_duplicates": True, "bars_ohlc_sane": True}
+
+
+def test_the_sensor_requests_each_series_with_gaps_once(gateway, home, tmp_path, open_backfill):
+    universe = write_universe(
+        tmp_path, bars=[{"bar_size": "1 day", "history": "30d", "symbols": ["AAPL", "MSFT", "SPY"]}]
+    )
+    specs = UniverseResource(path=str(universe)).load().bars
+    sensor = build_backfill_sensor(build_bars_asset(specs))
+    run(open_backfill(), target_of(home, AAPL, specs[0]))  # AAPL is already whole
+    ctx = dagster_resources(gateway, home, universe, CLIENT_ID)
+    with dg.instance_for_test() as instance:
+        result = sensor(dg.build_sensor_context(instance=instance, resources=ctx))
+        requested = {str(r.partition_key) for r in result.run_requests}
+        assert requested == {"272093|1 day auto rth", "756733|1 day auto rth"}
+        [added] = result.dynamic_partitions_requests
+        assert set(added.partition_keys) == {"265598", "272093", "756733"}
+        again = sensor(
+            dg.build_sensor_context(instance=instance, cursor=result.cursor, resources=ctx)
+        )
+        assert again.run_requests == []  # requested a moment ago: no duplicate run
+
+
+def test_the_sensor_keeps_small_bar_runs_inside_the_budget(gateway, home, tmp_path):
+    universe = write_universe(tmp_path, bars=[{"bar_size": "5 secs", "history": "2d"}])
+    specs = UniverseResource(path=str(universe)).load().bars
+    sensor = build_backfill_sensor(build_bars_asset(specs))
+    budget = PacingBudget()
+    ctx = dagster_resources(gateway, home, universe, CLIENT_ID)
+    with SharedPacer.for_login(home, "127.0.0.1", gateway.port, "DU123456", budget=budget) as p:
+        for n in range(budget.backfill_limit):  # another backfill took its whole share
+            with p.slot(RequestKey(n + 1, "SMART", "TRADES", "5 secs", "", "3600 S")):
+                pass
+        with dg.instance_for_test() as instance:
+            full = sensor(dg.build_sensor_context(instance=instance, resources=ctx))
+        assert full.run_requests == []
+    assert len(full.dynamic_partitions_requests) == 1  # partitions are still registered
+
+
+# ------------------------------------------------------------------ command line
+def test_ibw_plan_then_backfill_then_nothing(gateway, home, monkeypatch, capsys):
+    monkeypatch.setenv("IB_PORT", str(gateway.port))
+    args = ["AAPL", "--home", str(home), "--bar-size", "1 min", "--history", "30d"]
+    assert main(["plan", *args]) == 0
+    out = capsys.readouterr().out
+    assert "AAPL 1 min TRADES" in out and "2 requests" in out
+    assert main(["backfill", *args]) == 0
+    out = capsys.readouterr().out
+    assert "Backfilled 1 series with 2 requests" in out and "0 sessions still missing" in out
+    assert main(["backfill", *args]) == 0
+    assert "Nothing to fetch for 1 series" in capsys.readouterr().out
+
+
+def test_ibw_backfill_without_a_security_master_says_what_to_do(gateway, tmp_path, capsys):
+    code = main(["backfill", "--home", str(tmp_path / "empty"), "--bar-size", "1 day"])
+    assert code == 1
+    err = capsys.readouterr().out
+    assert "no security master yet" in err and "ibw demo" in err
+
+
+def test_the_session_that_just_closed_is_fetched_next(make_gateway, home):
+    from ibsim.clock import ManualClock
+
+    clock = ManualClock(NOW)  # 11:00 New York: today's session is still open
+    gw = make_gateway(clock=clock)
+    settings = ConnectionSettings("127.0.0.1", gw.port, next(_ids), 10)
+    target = target_of(home, AAPL, BarSpec("1 min", 10))
+    with connected(settings, home, "incremental") as backfill:
+        assert run(backfill, target).complete == 6
+        clock.advance(6 * 3600)  # 17:00 New York: closed
+        after_close = run(backfill, target)
+    assert (after_close.requests, after_close.complete) == (1, 1)
+    stored = bar_store.read_series(home, target.key)
+    assert stored.filter(pl.col("session_date") == NOW.date()).height == 390
+
+
+@pytest.mark.slow
+def test_a_span_ib_refuses_is_halved_and_remembered(home, open_backfill):
+    from ibkr.durations import Span
+
+    backfill = open_backfill()
+    spans = {**DurationTable.default().spans, "1 min": Span(365, "D")}
+    backfill.table = DurationTable(spans)  # 365 sessions of 16 h: too big for one answer
+    target = target_of(home, AAPL, BarSpec("1 min", 730, use_rth=False))
+    report = run(backfill, target)
+    assert backfill.table.span("1 min") == Span(182, "D")
+    assert report.gaps_left == 0 and report.requests == 3  # 502 sessions in 182-session spans
+    assert load_table(home).span("1 min") == Span(182, "D")  # the next run starts there
+
+
+def test_a_session_whose_other_request_failed_is_never_recorded_complete(home):
+    from datetime import timedelta
+
+    from ib_async import BarData
+
+    from engines.bar_batch import SessionBatch
+    from ibkr.planner import PlannedRequest
+
+    target = target_of(home, AAPL, BarSpec("5 secs", 3))
+    sessions = target.expected(NOW, None)
+    day, opened = sessions[-1].day, sessions[-1].open
+    late = PlannedRequest("20240709-20:00:00", "3600 S", "5 secs", "TRADES", True, (day,))
+    early = PlannedRequest("20240709-19:00:00", "3600 S", "5 secs", "TRADES", True, (day,))
+    batch = SessionBatch(target, sessions, [late, early])
+    bar = BarData(opened + timedelta(hours=6), 1.0, 2.0, 0.5, 1.5, 10, 1.2, 3)
+    batch.add(late, [bar])
+    assert batch.fail(early) == [day]
+    days, frame = batch.take_finished()
+    assert days == [] and frame.is_empty()  # neither complete nor empty: a gap, retried later
+
+
+def test_on_a_fresh_warehouse_the_sensor_resolves_the_universe_first(gateway, tmp_path):
+    universe = write_universe(tmp_path, bars=[{"bar_size": "1 day", "history": "30d"}])
+    sensor = build_backfill_sensor(
+        build_bars_asset(UniverseResource(path=str(universe)).load().bars)
+    )
+    ctx = dagster_resources(gateway, tmp_path / "fresh", universe, CLIENT_ID)
+    with dg.instance_for_test() as instance:
+        first = sensor(dg.build_sensor_context(instance=instance, resources=ctx))
+        [request] = first.run_requests
+        assert [k.to_user_string() for k in request.asset_selection] == ["contracts"]
+        again = sensor(
+            dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=ctx)
+        )
+    assert isinstance(again, dg.SkipReason) and "no security master yet" in again.skip_message
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        (["--bar-size", "2 min"], "'2 min' is not an IB bar size; use one of 1 secs"),
+        (["--bar-size", "1 min", "--history", "ten"], "history is a count and a unit"),
+        (["--bar-size", "1 min", "--what-to-show", "PRICE"], "what_to_show must be one of"),
+        (["NOPE", "--bar-size", "1 min"], "no contract in the security master matches"),
+    ],
+)
+def test_bad_backfill_input_is_one_sentence(gateway, home, monkeypatch, capsys, args, sentence):
+    monkeypatch.setenv("IB_PORT", str(gateway.port))
+    assert main(["backfill", "--home", str(home), *args]) == 1
+    out = capsys.readouterr().out
+    assert sentence in out and "Traceback" not in out and len(out.strip().splitlines()) <= 3
+
+
+def test_a_gateway_that_is_down_is_one_sentence(home, monkeypatch, capsys):
+    monkeypatch.setenv("IB_PORT", "1")  # nothing listens there
+    assert main(["plan", "--home", str(home), "--bar-size", "1 day"]) == 1
+    out = capsys.readouterr().out
+    assert "ibw plan:" in out and "Traceback" not in out
+
+
+def test_a_bar_between_sessions_goes_to_quarantine_and_one_before_the_range_is_dropped(home):
+    from datetime import timedelta
+
+    from ib_async import BarData
+
+    from engines.bar_batch import SessionBatch
+    from ibkr.planner import PlannedRequest
+
+    target = target_of(home, AAPL, BarSpec("1 min", 10))
+    sessions = target.expected(NOW, None)
+    first = sessions[0]
+    request = PlannedRequest("20240701-20:00:00", "1 D", "1 min", "TRADES", True, (first.day,))
+    evening = first.close + timedelta(hours=1)  # after the close, inside the range
+    before = first.open - timedelta(days=3)  # a `N Y` span reaching past the range
+    batch = SessionBatch(target, sessions, [request])
+    batch.add(
+        request,
+        [BarData(at, 1.0, 2.0, 0.5, 1.5, 10, 1.2, 3) for at in (before, first.open, evening)],
+    )
+    days, frame = batch.take_finished()
+    assert days == [first.day]
+    assert frame["ts"].to_list() == [first.open, evening]
+    assert frame["session_date"].to_list() == [first.day, None]

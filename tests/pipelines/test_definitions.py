@@ -1,0 +1,67 @@
+"""The Dagster code location and instance settings load as Dagster reads them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+from tests.kit.processes import ROOT
+
+
+def test_code_location_loads_every_asset_check_and_resource():
+    from pipelines.definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    from engines.snapshot import DATASETS
+
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
+        "contracts",
+        "option_chains",
+        "bars",
+        *DATASETS,
+        "live_ticks",
+        "live_bars",
+        "live_orders",
+        "live_fills",
+        "live_differences",
+        "live_compaction",
+    }
+    checks = {k.name for k in graph.asset_check_keys}
+    assert checks == {
+        "universe_entries_resolve",
+        "rows_pass_validation",
+        "chain_inside_window",
+        "bars_no_gaps",
+        "bars_no_duplicates",
+        "bars_ohlc_sane",
+        "bars_in_lake",
+    }
+    assert set(defs.resources) == {"ib", "warehouse", "universe", "snapshot"}
+    sensor, _ = defs.sensors  # the other one observes the live datasets (tests/assets/test_live.py)
+    assert sensor.name == "bars_backfill"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    schedules = {s.name: s for s in defs.schedules}
+    nightly, fills = schedules["nightly_account_snapshot"], schedules["end_of_day_fills"]
+    assert nightly.cron_schedule == "0 2 * * *"  # after IB's 00:15-01:45 New York reset
+    assert fills.cron_schedule == "50 23 * * *"  # before IB's day (and its fills) turns
+    assert nightly.execution_timezone == fills.execution_timezone == "America/New_York"
+
+
+@pytest.mark.slow
+def test_instance_settings_are_valid(tmp_path):
+    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "instance", "info"],
+        env={"DAGSTER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "free_slots_after_run_end_seconds: 300" in result.stdout
+    assert "max_concurrent_runs: 4" in result.stdout
