@@ -12,7 +12,7 @@ import pytest
 
 from ibfacts import bars, fa, history, messages, pacing, resets, venues
 
-PACKAGE = Path(__file__).resolve().parents[1] / "ibfacts"
+PACKAGE = Path(__file__).resolve().parents[2] / "ibfacts"
 
 SIZES = {
     "1 secs": 1, "5 secs": 5, "10 secs": 10, "15 secs": 15, "30 secs": 30, "1 min": 60,
