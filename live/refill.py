@@ -128,7 +128,7 @@ def _give_back(pacer: SharedPacer, reserving: asyncio.Future) -> None:
 
 
 def pacer_for(ib: IB, home: Path) -> SharedPacer:
-    """The pacing log of this login, shared with the backfill (named as assets.backfill does)."""
+    """The pacing log of this login, shared with the backfill (named as engines.backfill does)."""
     login = ",".join(sorted(ib.managedAccounts())) or "default"
     return SharedPacer.for_login(
         home, ib.client.host, ib.client.port, login, budget=PacingBudget.from_env()

@@ -39,7 +39,7 @@ from ibkr.errors import (
 )
 from ibsim.market import errors as sim
 
-# ib-rules.md §3's table, the codes it describes elsewhere, and the ones the issue adds.
+# The codes of IB's "Message Codes" page the project meets (docs/IB-RULES.md), and a few more.
 REQUIRED = {
     100, 101, 102, 103, 104, 110, 135, 161, 162, 165, 166, 200, 201, 202, 321, 322, 326, 354,
     366, 399, 404, 420, 434, 435, 436, 439, 502, 504, 585, 1100, 1101, 1102, 2100, 2102, 2103,
