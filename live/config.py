@@ -26,7 +26,7 @@ from live.safety import OrderLimits
 from warehouse.columns import SEC_TYPES
 from warehouse.parquet import read_dataset
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "pipelines" / "live.yml"
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "live.yml"
 MIDPOINT_SEC_TYPES = frozenset({"CASH", "IND"})  # no trades: their bars are built from quotes
 MIN_STALE_AFTER = 10.0  # two 5-s bars: anything shorter resubscribes healthy streams
 _TOP = ("streams", "flush_every", "stale_after", "account", "limits")
@@ -38,7 +38,7 @@ class LiveConfigError(IBWError):
     """The live config cannot be used as written; the sentence names the key and the fix."""
 
     default_cause = "the live configuration is invalid"
-    default_fix = "correct pipelines/live.yml"
+    default_fix = "correct live/live.yml"
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class LiveConfig:
         path = Path(path)
         if not path.is_file():
             raise LiveConfigError(
-                f"no live config at {path}", "create it (see pipelines/live.yml) or pass --config"
+                f"no live config at {path}", "create it (see live/live.yml) or pass --config"
             )
         try:
             data = yaml.safe_load(path.read_text())
@@ -89,7 +89,7 @@ class LiveConfig:
             raise LiveConfigError(
                 "expected a mapping with a 'streams' list",
                 subject=source,
-                fix="start from pipelines/live.yml",
+                fix="start from live/live.yml",
             )
         _known(data, _TOP, source)
         items = data.get("streams")
