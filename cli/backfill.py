@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,7 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.interrupts import Interrupted, interruptible
+from cli.interrupts import Interrupted, Stop, interruptible
+from cli.progress import PlainProgress
 from engines.backfill import Backfill, SeriesReport, connected
 from engines.bar_series import Target, targets
 from engines.universe_file import load_universe, universe_path
@@ -165,18 +168,7 @@ def run_backfill(args: argparse.Namespace) -> int:
                 backfill.pacer.sleep = stop.sleep  # a pacing wait ends at Ctrl-C
                 rows = _plan_all(backfill, found)
                 total = sum(len(r.requests) for r in rows)
-                columns = (
-                    TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(),
-                )  # fmt: skip
-                with Progress(*columns, console=console, transient=True) as progress:
-                    task = progress.add_task("requests", total=total or None)
-
-                    def advance(target: Target, request: object) -> None:
-                        stop.check()  # between requests: what is answered is written
-                        progress.update(task, advance=1, description=target.name)
-
-                    backfill.on_request = advance
+                with _progress(console, total, backfill, stop):
                     for row in rows:
                         reports.append(SeriesReport(row.target))
                         backfill.run(row.target, report=reports[-1])
@@ -196,6 +188,38 @@ def run_backfill(args: argparse.Namespace) -> int:
         for error in report.errors:
             console.print(f"[yellow]{report.target.name}:[/yellow] {error}", soft_wrap=True)
     return 1 if any(r.errors for r in reports) else 0  # scripts see that something failed
+
+
+@contextmanager
+def _progress(console: Console, total: int, backfill: Backfill, stop: Stop) -> Iterator[None]:
+    """A live bar on a terminal; elsewhere a plain line per request and per pacing wait."""
+    if not console.is_terminal:
+        plain = PlainProgress(console, total)
+
+        def sleep(seconds: float) -> None:
+            plain.waiting(seconds)
+            stop.sleep(seconds)
+
+        def sent(target: Target, request: PlannedRequest) -> None:
+            stop.check()  # between requests: what is answered is written
+            end = request.end_date_time or "now"
+            plain.request(target.name, f"{request.duration} of {request.bar_size} ending {end}")
+
+        backfill.pacer.sleep, backfill.on_request = sleep, sent
+        yield
+        return
+    columns = (
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    )  # fmt: skip
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("requests", total=total or None)
+
+        def advance(target: Target, request: PlannedRequest) -> None:
+            stop.check()  # between requests: what is answered is written
+            progress.update(task, advance=1, description=target.name)
+
+        backfill.on_request = advance
+        yield
 
 
 def _kept(reports: list[SeriesReport], finished: int, series: int) -> str:
