@@ -250,7 +250,7 @@ def _contract(home: Path, con_id: int | None, symbol: str) -> tuple[int, str, st
     if found.height == 0:
         raise OrderCommandError(
             f"{symbol} is not in the security master",
-            "materialize the contracts (`ibw demo` or Dagster) or give --con-id",
+            "run `ibw universe` (with the symbol in the universe file) or give --con-id",
         )
     if found.height > 1:
         stocks = found.filter(pl.col("sec_type") == "STK")

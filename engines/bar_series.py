@@ -85,7 +85,7 @@ class Target:
 
 class NoSecurityMaster(errors.IBWError):
     default_cause = "the warehouse has no security master yet"
-    default_fix = "run `ibw demo` or materialize the contracts asset in Dagster first"
+    default_fix = "run `ibw universe` first to resolve the universe file into it"
 
 
 def targets(home: Path, specs: Iterable[BarSpec], symbols: Sequence[str] = ()) -> list[Target]:

@@ -1,13 +1,12 @@
-"""The universe and option chains through Dagster, against the embedded gateway, into a temp
-$IBW_HOME: what lands, what is refused and why, and what an analyst's connection sees."""
+"""Option chains through Dagster, against the embedded gateway, into a temp $IBW_HOME: what
+lands, what is refused and why, and what an analyst's connection sees. (The security master's
+own tests are in test_contracts.py.)"""
 
 from __future__ import annotations
 
 import select
-import socket
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -15,10 +14,8 @@ import duckdb
 import pytest
 import yaml
 
-from assets.resources import IBResource, UniverseResource, WarehouseResource
 from assets.universe.contracts import contracts
 from assets.universe.option_chains import option_chains
-from ibsim.market.instruments import STOCKS
 from tests.kit.gateway import NOW
 from tests.kit.universe import dagster_resources, write_universe
 
@@ -44,70 +41,6 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def universe(tmp_path: Path) -> Path:
     return write_universe(tmp_path)
-
-
-def test_every_security_type_lands_in_the_security_master(gateway, home, universe):
-    result = dg.materialize(
-        [contracts], resources=dagster_resources(gateway, home, universe, CLIENT_ID)
-    )
-    assert result.success and check(result, "universe_entries_resolve").passed
-    kinds = dict(query(home, "SELECT sec_type, count(*) FROM security_master_current GROUP BY 1"))
-    assert set(kinds) == {"STK", "FUT", "CASH", "IND"}
-    symbols = {r[0] for r in query(home, "SELECT symbol FROM security_master_current")}
-    assert {"AAPL", "MSFT", "SPY", "QQQ", "TSLA", "ES", "CL", "EUR", "USD", "SPX", "VIX"} <= symbols
-    [(aapl,)] = query(home, "SELECT con_id FROM security_master_current WHERE symbol = 'AAPL'")
-    assert aapl == 265598
-    expired = query(
-        home,
-        f"SELECT local_symbol FROM security_master_current WHERE symbol = 'ES' "
-        f"AND expiry < DATE '{TODAY}'",
-    )
-    assert expired  # ES expired within the last year is there (expired_years: 1)
-    lineage = query(home, "SELECT DISTINCT source FROM security_master")
-    assert lineage == [(f"ib://127.0.0.1:{gateway.port}",)]
-
-
-def test_bad_entries_fail_the_check_with_one_sentence_and_the_rest_lands(gateway, home, tmp_path):
-    universe = write_universe(
-        tmp_path, [{"symbol": "NOPE"}, {"symbol": "ES", "sec_type": "FUT", "exchange": "CME"}]
-    )
-    result = dg.materialize(
-        [contracts], resources=dagster_resources(gateway, home, universe, CLIENT_ID)
-    )
-    assert result.success  # the universe is not sunk by two bad entries
-    evaluation = check(result, "universe_entries_resolve")
-    assert not evaluation.passed
-    text = evaluation.description
-    assert "symbol NOPE (STK SMART): no security definition was found" in text
-    assert "symbol ES (FUT CME): the contract description matches more than one" in text
-    assert "candidates: ESU4" in text
-    assert "\n" not in text
-    assert query(home, "SELECT count(*) FROM security_master_current WHERE symbol = 'AAPL'") == [
-        (1,)
-    ]
-
-
-def test_a_rerun_replaces_and_never_duplicates(gateway, home, universe):
-    for _ in range(2):
-        assert dg.materialize(
-            [contracts], resources=dagster_resources(gateway, home, universe, CLIENT_ID)
-        ).success
-    [(rows, con_ids)] = query(home, "SELECT count(*), count(DISTINCT con_id) FROM security_master")
-    assert rows == con_ids  # nothing changed, so one version per contract
-    [(current,)] = query(home, "SELECT count(*) FROM security_master_current")
-    assert current == con_ids
-
-
-def test_a_malformed_row_lands_in_quarantine_with_its_reason(make_gateway, home, tmp_path):
-    gw = make_gateway()
-    broken = replace(STOCKS[0], con_id=999001, symbol="BADT", local_symbol="BADT", tick_units=0)
-    gw.call(gw.gateway.catalog.add, broken)  # IB reports a minimum tick of 0
-    universe = write_universe(tmp_path, [{"symbol": "BADT"}])
-    result = dg.materialize([contracts], resources=dagster_resources(gw, home, universe, CLIENT_ID))
-    assert result.success and not check(result, "rows_pass_validation").passed
-    [(dataset, reason, row)] = query(home, "SELECT dataset, reason, row FROM quarantine")
-    assert dataset == "security_master" and "min_tick" in reason and "999001" in row
-    assert query(home, "SELECT count(*) FROM security_master WHERE con_id = 999001") == [(0,)]
 
 
 @pytest.mark.slow
@@ -178,49 +111,3 @@ def ask(reader: subprocess.Popen, sql: str, timeout: float = 30.0) -> int:
     ready, _, _ = select.select([reader.stdout], [], [], timeout)
     assert ready, f"the reader did not answer {sql!r} within {timeout:.0f} s"
     return int(reader.stdout.readline())
-
-
-def test_a_symbol_change_is_a_new_version_not_a_lost_contract(make_gateway, home, tmp_path):
-    gw = make_gateway()
-    before = replace(STOCKS[0], con_id=999002, symbol="OLDN", local_symbol="OLDN")
-    gw.call(gw.gateway.catalog.add, before)
-    universe = write_universe(tmp_path, [{"symbol": "OLDN"}, {"symbol": "NEWN"}])
-    assert dg.materialize(
-        [contracts], resources=dagster_resources(gw, home, universe, CLIENT_ID)
-    ).success
-    gw.call(gw.gateway.catalog.add, replace(before, symbol="NEWN", local_symbol="NEWN"))
-    assert dg.materialize(
-        [contracts], resources=dagster_resources(gw, home, universe, CLIENT_ID)
-    ).success
-    versions = query(
-        home,
-        "SELECT symbol, valid_to IS NULL, first_seen FROM security_master "
-        "WHERE con_id = 999002 ORDER BY valid_from",
-    )
-    assert [(v[0], v[1]) for v in versions] == [("OLDN", False), ("NEWN", True)]
-    assert versions[0][2] == versions[1][2]  # first seen when it was still OLDN
-
-
-def test_a_gateway_that_is_down_fails_the_run_with_one_sentence(home, universe):
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    res = {
-        "ib": IBResource(port=port, connect_timeout=2),
-        "warehouse": WarehouseResource(home=str(home)),
-        "universe": UniverseResource(path=str(universe)),
-    }
-    with pytest.raises(dg.Failure) as failure:
-        dg.materialize([contracts], resources=res)
-    assert failure.value.description.startswith(f"Nothing is listening at 127.0.0.1:{port}")
-    assert "\n" not in failure.value.description
-
-
-def test_a_broken_universe_file_fails_the_run_with_one_sentence(gateway, home, tmp_path):
-    broken = tmp_path / "broken.yml"
-    broken.write_text("entries:\n  - symbl: AAPL\n")
-    with pytest.raises(dg.Failure) as failure:
-        dg.materialize([contracts], resources=dagster_resources(gateway, home, broken, CLIENT_ID))
-    assert failure.value.description == (
-        "broken.yml entry 1: give exactly one of symbol, pattern, future, fx, index."
-    )

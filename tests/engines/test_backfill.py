@@ -231,7 +231,7 @@ def test_ibw_backfill_without_a_security_master_says_what_to_do(gateway, tmp_pat
     code = main(["backfill", "--home", str(tmp_path / "empty"), "--bar-size", "1 day"])
     assert code == 1
     err = capsys.readouterr().out
-    assert "no security master yet" in err and "ibw demo" in err
+    assert "no security master yet" in err and "run `ibw universe` first" in err
 
 
 def test_the_session_that_just_closed_is_fetched_next(make_gateway, home):
