@@ -13,7 +13,9 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -22,7 +24,7 @@ from rich.table import Table
 from cli.interrupts import Interrupted, Stop, interruptible
 from cli.progress import PlainProgress
 from engines.backfill import Backfill, SeriesReport, connected
-from engines.bar_series import Target, targets
+from engines.bar_series import Span, Target, known_head, plan_series, targets
 from engines.universe_file import load_universe, universe_path
 from ibkr.connection import ConnectionSettings
 from ibkr.durations import SMALL_BAR_MAX_AGE, is_small_bar
@@ -32,6 +34,8 @@ from ibkr.universe import BarSpec, UniverseError, check_what_to_show, parse_bar_
 from warehouse import ledger
 from warehouse.catalog import refresh_catalog
 from warehouse.layout import home as default_home
+
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def add_backfill_commands(commands: argparse._SubParsersAction) -> None:
@@ -45,13 +49,42 @@ def add_backfill_commands(commands: argparse._SubParsersAction) -> None:
         command.add_argument("--home", default=str(default_home()), help="warehouse ($IBW_HOME)")
         command.add_argument("--universe", help="universe file (default: $IBW_UNIVERSE)")
         command.add_argument("--bar-size", help='one series instead of the file\'s, e.g. "1 min"')
-        command.add_argument("--history", default="30d", help="with --bar-size: e.g. 5d, 6m, 20y")
+        command.add_argument(
+            "--history",
+            default="30d",
+            help="with --bar-size: e.g. 5d (the last five sessions), 6m, 20y (calendar months, "
+            "years)",
+        )
+        command.add_argument(
+            "--start",
+            type=_moment,
+            help="from this date or time (YYYY-MM-DD [HH:MM]) in each contract's exchange zone; "
+            "instead of --history",
+        )
+        command.add_argument(
+            "--end", type=_moment, help="up to this date or time (default: now); same form"
+        )
         command.add_argument("--what-to-show", default="", help="with --bar-size: e.g. MIDPOINT")
         command.add_argument("--all-hours", action="store_true", help="with --bar-size: useRTH=0")
         command.set_defaults(run=run)
 
 
 _FLAGS = {"bar_size": "--bar-size", "history": "--history", "what_to_show": "--what-to-show"}
+_MOMENT_FORMS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
+
+
+def _moment(text: str) -> date | datetime:
+    """An argparse type: a date, or a date and time, as the exchange's clock reads them."""
+    for form in _MOMENT_FORMS:
+        try:
+            moment = datetime.strptime(text.strip(), form)
+        except ValueError:
+            continue
+        return moment.date() if form == "%Y-%m-%d" else moment
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is neither a date nor a time; write YYYY-MM-DD or 'YYYY-MM-DD HH:MM' "
+        "(the exchange's local time)"
+    )
 
 
 @dataclass(frozen=True)
@@ -61,6 +94,7 @@ class _Planned:
     held: int
     requests: tuple[PlannedRequest, ...]
     unavailable: int
+    head_unknown: bool  # the backfill will ask IB for the head timestamp first
 
 
 def _specs(args: argparse.Namespace) -> tuple[BarSpec, ...]:
@@ -81,10 +115,31 @@ def _setup(args: argparse.Namespace) -> tuple[Path, list[Target]]:
     specs = _specs(args)
     if args.bar_size and args.what_to_show:
         _check_named(home, specs[0], args.symbols)
-    found = targets(home, specs, args.symbols)
+    found = targets(home, specs, args.symbols, _span(args))
     if not found:
         raise UniverseError("no contract in the security master matches; check the symbols.")
     return home, found
+
+
+def _span(args: argparse.Namespace) -> Span:
+    span = Span(args.start, args.end)
+    start, end = span.start_at(UTC_ZONE), span.end_at(UTC_ZONE)  # one zone: only the order counts
+    if start is not None and end is not None and end <= start:
+        raise UniverseError(
+            f"--end {args.end} is not after --start {args.start}; give an end later than the start."
+        )
+    return span
+
+
+def _check_started(found: list[Target], now: datetime) -> None:
+    """A --start after the gateway's now: nothing could be fetched, so say so instead."""
+    for target in found:
+        start = target.span.start_at(ZoneInfo(target.hours.tz))
+        if start is not None and start > now:
+            raise UniverseError(
+                f"--start {target.span.start} is in the future for {target.symbol} (the "
+                f"gateway's time is {now:%Y-%m-%d %H:%M} UTC); give a start in the past."
+            )
 
 
 def _check_named(home: Path, spec: BarSpec, symbols: list[str]) -> None:
@@ -106,15 +161,23 @@ def _availability_notes(specs: list[BarSpec]) -> list[str]:
     ]
 
 
-def _plan_all(backfill: Backfill, found: list[Target]) -> list[_Planned]:
+def _plan_all(backfill: Backfill, found: list[Target], *, ask_heads: bool) -> list[_Planned]:
+    """Every series' plan. Without `ask_heads` nothing is sent to IB (a head timestamp counts
+    against the small-bar budget): a series whose head is not known yet is planned over the
+    whole window asked for, and flagged, so the plan can say what the backfill will ask first."""
     now = backfill.now()
+    _check_started(found, now)
     rows = []
     for target in found:
-        planned, sessions = backfill.plan(target, now)
+        head = backfill.head(target, now) if ask_heads else known_head(backfill.home, target)
+        planned, sessions = plan_series(target, backfill.home, now, backfill.table, head)
         held = ledger.read_series(backfill.home, target.key)
         done = held.filter(held["status"].is_in(["complete", "empty"])).height
+        unknown = head is None and not ask_heads and bool(planned.requests)
         rows.append(
-            _Planned(target, len(sessions), done, planned.requests, len(planned.unavailable))
+            _Planned(
+                target, len(sessions), done, planned.requests, len(planned.unavailable), unknown
+            )
         )
     return rows
 
@@ -127,7 +190,7 @@ def run_plan(args: argparse.Namespace) -> int:
             key = f"plan-{os.getpid()}"
             with connected(ConnectionSettings.from_env(), home, key) as backfill:
                 backfill.pacer.sleep = stop.sleep
-                rows = _plan_all(backfill, found)
+                rows = _plan_all(backfill, found, ask_heads=False)
     except Interrupted as interrupted:
         console.print("[red]ibw plan:[/red] interrupted; nothing was planned.", soft_wrap=True)
         return interrupted.exit_code
@@ -152,6 +215,14 @@ def run_plan(args: argparse.Namespace) -> int:
     budget = backfill.pacer.budget
     cost = describe_cost(requests, budget=budget.backfill_limit, window_s=budget.window)
     console.print(f"{len(rows)} series: {cost}.")
+    heads = sum(row.head_unknown for row in rows)
+    if heads:
+        console.print(
+            f"The backfill will first ask IB for {heads} head timestamp{'s' * (heads != 1)} "
+            f"({heads} small-bar request{'s' * (heads != 1)}), then may plan fewer requests "
+            "where a contract's data starts later; this plan sent none.",
+            soft_wrap=True,
+        )
     return 0
 
 
@@ -166,7 +237,7 @@ def run_backfill(args: argparse.Namespace) -> int:
             key = f"backfill-{os.getpid()}"
             with connected(ConnectionSettings.from_env(), home, key) as backfill:
                 backfill.pacer.sleep = stop.sleep  # a pacing wait ends at Ctrl-C
-                rows = _plan_all(backfill, found)
+                rows = _plan_all(backfill, found, ask_heads=True)
                 total = sum(len(r.requests) for r in rows)
                 with _progress(console, total, backfill, stop):
                     for row in rows:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import polars as pl
 from ib_async import Contract
@@ -28,6 +29,31 @@ from warehouse.parquet import read_dataset
 
 
 @dataclass(frozen=True)
+class Span:
+    """The stretch of time a series is asked for (`--start/--end`), read in each contract's
+    exchange zone: a date takes its sessions whole (from, or through, that day), a time keeps
+    the sessions closing after the start and by the end. None: the history back from now."""
+
+    start: date | datetime | None = None  # naive: a wall time of the exchange
+    end: date | datetime | None = None
+
+    def start_at(self, zone: ZoneInfo) -> datetime | None:
+        return None if self.start is None else _local(self.start, zone)
+
+    def end_at(self, zone: ZoneInfo) -> datetime | None:
+        if self.end is None:
+            return None
+        if isinstance(self.end, datetime):
+            return _local(self.end, zone)
+        return _local(self.end + timedelta(days=1), zone)  # through the end of that day
+
+
+def _local(moment: date | datetime, zone: ZoneInfo) -> datetime:
+    wall = moment if isinstance(moment, datetime) else datetime.combine(moment, time())
+    return wall.replace(tzinfo=zone)
+
+
+@dataclass(frozen=True)
 class Target:
     """One bar series of one contract: what to ask IB and where the answer goes."""
 
@@ -39,6 +65,7 @@ class Target:
     currency: str
     expiry: date | None
     spec: BarSpec
+    span: Span = Span()
 
     @property
     def what_to_show(self) -> str:
@@ -72,15 +99,34 @@ class Target:
         )  # fmt: skip
 
     def expected(self, now: datetime, head: datetime | None) -> list[Session]:
-        """The closed sessions this series should hold, oldest first."""
-        today = now.date()
-        first = self.spec.first_day(today)
-        if is_small_bar(self.spec.bar_size):
-            first = max(first, (now - SMALL_BAR_MAX_AGE).date() + timedelta(days=1))
-        last = min(today, self.expiry) if self.expiry else today
-        sessions = expected_sessions(self.hours, self.spec.use_rth, first, last)
+        """The closed sessions this series should hold, oldest first: those of the span, or
+        the history back from the span's end (default now); a history in days counts sessions,
+        so `5d` is the last five sessions, as a trader means it, not five calendar days."""
+        zone = ZoneInfo(self.hours.tz)
+        end = self.span.end_at(zone)
+        until = now if end is None else min(now, end)
+        last = (until + timedelta(days=1)).date()  # generous: the closes are compared below
+        if self.expiry:
+            last = min(last, self.expiry)
+        start = self.span.start_at(zone)
+        if start is not None:
+            first = start.date() - timedelta(days=1)
+        elif self.spec.in_sessions:  # enough calendar days to hold the sessions asked for
+            first = last - timedelta(days=2 * self.spec.history_days + 10)
+        else:
+            first = self.spec.first_day(until.date())
+        closed = [
+            s
+            for s in expected_sessions(self.hours, self.spec.use_rth, first, last)
+            if s.close <= until and (start is None or s.close > start)
+        ]
+        if start is None and self.spec.in_sessions:
+            closed = closed[-self.spec.history_days :]
+        if is_small_bar(self.spec.bar_size):  # IB keeps no older small bars
+            oldest = (now - SMALL_BAR_MAX_AGE).date() + timedelta(days=1)
+            closed = [s for s in closed if s.day >= oldest]
         after = head.timestamp() if head else float("-inf")
-        return [s for s in sessions if s.close <= now and s.close.timestamp() > after]
+        return [s for s in closed if s.close.timestamp() > after]
 
 
 class NoSecurityMaster(errors.IBWError):
@@ -88,9 +134,11 @@ class NoSecurityMaster(errors.IBWError):
     default_fix = "run `ibw universe` first to resolve the universe file into it"
 
 
-def targets(home: Path, specs: Iterable[BarSpec], symbols: Sequence[str] = ()) -> list[Target]:
+def targets(
+    home: Path, specs: Iterable[BarSpec], symbols: Sequence[str] = (), span: Span = Span()
+) -> list[Target]:
     """Every (contract, spec) pair the universe asks for, from the current security master;
-    `symbols` keeps only those contracts (symbol or local symbol)."""
+    `symbols` keeps only those contracts (symbol or local symbol); `span` bounds their time."""
     master = read_dataset(home, "security_master")
     if master.is_empty():
         raise NoSecurityMaster()
@@ -107,10 +155,15 @@ def targets(home: Path, specs: Iterable[BarSpec], symbols: Sequence[str] = ()) -
                     Target(
                         row["con_id"], row["local_symbol"] or row["symbol"], row["sec_type"],
                         row["exchange"], row["primary_exchange"] or "", row["currency"],
-                        row["expiry"], spec,
+                        row["expiry"], spec, span,
                     )
                 )  # fmt: skip
     return found
+
+
+def known_head(home: Path, target: Target) -> datetime | None:
+    """The series' head timestamp if IB was asked for it before (never asks: it costs budget)."""
+    return heads.read_head(home, target.con_id, target.what_to_show, target.spec.use_rth)
 
 
 @dataclass(frozen=True)

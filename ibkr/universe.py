@@ -104,6 +104,7 @@ class BarSpec:
     use_rth: bool = True
     sec_types: tuple[str, ...] = BAR_SEC_TYPES
     symbols: tuple[str, ...] = ()  # empty: every contract of those types
+    in_sessions: bool = False  # history given in days counts trading sessions ('5d': five)
 
     @property
     def key(self) -> str:
@@ -275,6 +276,7 @@ def parse_bar_spec(item: Any, where: str, flags: Mapping[str, str] | None = None
         use_rth=use_rth,
         sec_types=sec_types,
         symbols=tuple(str(s).upper() for s in item.get("symbols", ())),
+        in_sessions=str(item["history"]).strip().lower().endswith("d"),
     )
 
 

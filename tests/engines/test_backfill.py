@@ -171,7 +171,8 @@ def test_the_bars_asset_fills_a_partition_and_checks_it(gateway, home, tmp_path)
     assert result.success
     [materialization] = result.asset_materializations_for_node("bars")
     metadata = {k: v.value for k, v in materialization.metadata.items()}
-    assert metadata["requests"] == 1 and metadata["dagster/row_count"] == 2160
+    # 10d is the last ten sessions: nine of 390 bars and the early close of 07-03 (210)
+    assert metadata["requests"] == 1 and metadata["dagster/row_count"] == 9 * 390 + 210
     assert metadata["gaps_left"] == 0 and "of 52" in metadata["pacing_budget_used"]
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"bars_no_gaps": True, "bars_no_duplicates": True, "bars_ohlc_sane": True}
@@ -216,13 +217,14 @@ def test_the_sensor_keeps_small_bar_runs_inside_the_budget(gateway, home, tmp_pa
 # ------------------------------------------------------------------ command line
 def test_ibw_plan_then_backfill_then_nothing(gateway, home, monkeypatch, capsys):
     monkeypatch.setenv("IB_PORT", str(gateway.port))
+    # 30d is 30 sessions: three requests of a week of 1-min bars
     args = ["AAPL", "--home", str(home), "--bar-size", "1 min", "--history", "30d"]
     assert main(["plan", *args]) == 0
     out = capsys.readouterr().out
-    assert "AAPL 1 min TRADES" in out and "2 requests" in out
+    assert "AAPL 1 min TRADES" in out and "3 requests" in out
     assert main(["backfill", *args]) == 0
     out = capsys.readouterr().out
-    assert "Backfilled 1 series with 2 requests" in out and "0 sessions still missing" in out
+    assert "Backfilled 1 series with 3 requests" in out and "0 sessions still missing" in out
     assert main(["backfill", *args]) == 0
     assert "Nothing to fetch for 1 series" in capsys.readouterr().out
 
