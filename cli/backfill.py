@@ -248,7 +248,7 @@ def run_backfill(args: argparse.Namespace) -> int:
                 budget = backfill.pacer.budget.backfill_limit
             refresh_catalog(home)
     except Interrupted as interrupted:
-        said = _kept(reports, finished, len(rows))
+        said = _kept(interrupted, reports, finished, len(rows))
         console.print(f"[red]ibw backfill:[/red] {said}", soft_wrap=True)
         return interrupted.exit_code
     except Exception as exc:
@@ -293,14 +293,18 @@ def _progress(console: Console, total: int, backfill: Backfill, stop: Stop) -> I
         yield
 
 
-def _kept(reports: list[SeriesReport], finished: int, series: int) -> str:
-    """What a stopped backfill kept: a session is written as soon as it is whole."""
+def _kept(interrupted: Interrupted, reports: list[SeriesReport], finished: int, series: int) -> str:
+    """What a stopped backfill kept: every session whose requests all answered is written and
+    in the ledger; one only partly answered is not (it is fetched again next time)."""
+    stopped = f"stopped by {interrupted.signame}"
     if not series:
-        return "interrupted while planning; no bars were fetched."
+        return f"{stopped} while planning; no bars were fetched."
     answered = sum(r.requests for r in reports)
     kept = sum(r.complete + r.empty for r in reports)
+    partial = sum(r.partial for r in reports)
     return (
-        f"interrupted: {answered} requests answered, {kept} sessions kept; "
+        f"{stopped}: kept {answered} answered request{'s' * (answered != 1)}: {kept} "
+        f"session{'s' * (kept != 1)}; {partial} partial (not recorded); "
         f"{series - finished} of {series} series unfinished; run it again to continue."
     )
 

@@ -31,6 +31,11 @@ class Interrupted(KeyboardInterrupt):
     def exit_code(self) -> int:
         return 128 + self.signum
 
+    @property
+    def signame(self) -> str:
+        """SIGINT is what Ctrl-C sends; users know it by that name."""
+        return "Ctrl-C" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
+
 
 class Stop:
     """The first stop signal received, and the safe points where it is raised."""

@@ -97,6 +97,7 @@ class SeriesReport:
     failed: int = 0
     quarantined: int = 0
     gaps_left: int = 0
+    partial: int = 0  # sessions partly answered when the run was cut short: not recorded
     skipped: str = ""  # why nothing was done (another process holds the series)
     errors: list[str] = field(default_factory=list)
 
@@ -202,6 +203,7 @@ class Backfill:
                     self._flush(batch, now, report)
         finally:
             self._flush(batch, now, report)  # whatever is finished is kept, even on the way out
+            report.partial = len(batch.partial)
         return False
 
     def _halve_for(self, exc: errors.IBWError, target: Target) -> bool:

@@ -50,6 +50,7 @@ class SessionBatch:
         self.received: list[pl.DataFrame] = []  # answers not yet placed in their sessions
         self.placed = self.locate([])  # bars of sessions still waiting for a request
         self.finished: list[date] = []
+        self.touched: set[date] = set()  # sessions some answered request covers
         self.rows = 0
         self.answered = 0
 
@@ -58,11 +59,18 @@ class SessionBatch:
         self.received.append(frame)
         self.rows += frame.height
         self.answered += 1
+        self.touched.update(request.covers)
         for day in request.covers:
             if self.waiting.get(day, 0) > 0:
                 self.waiting[day] -= 1
                 if self.waiting[day] == 0:
                     self.finished.append(day)
+
+    @property
+    def partial(self) -> list[date]:
+        """Sessions some requests answered while others are still due: a run cut short here
+        records none of them (the ledger never claims half a session)."""
+        return sorted(d for d in self.touched if self.waiting.get(d, 0) > 0)
 
     def fail(self, request: PlannedRequest | None) -> list[date]:
         """A request failed (None: the whole series did): the sessions it leaves unfinished

@@ -12,11 +12,17 @@ import time
 import pytest
 
 from ibsim.server import GatewayThread
+from tests.kit.gateway import PACING_SCALE
+from tests.kit.processes import OutputWatcher, backfill_command, environment
+from tests.kit.universe import write_universe
+from warehouse import bars as bar_store
+from warehouse import ledger
 from warehouse.parquet import read_dataset
 
 pytestmark = pytest.mark.slow  # real `ibw` processes, seconds to minutes each
 
 ADMITTED = 12  # the fault lands once the gateway has admitted this many requests
+AAPL = 265598
 
 
 def wait_for_admitted(gw: GatewayThread, process: subprocess.Popen, count: int) -> None:
@@ -39,7 +45,8 @@ def test_a_stopped_backfill_says_what_it_kept(
     assert process.returncode == code, output
     assert "Traceback" not in output and "Task" not in output
     said = re.fullmatch(
-        r"ibw backfill: interrupted: (\d+) requests answered, (\d+) sessions kept; [12] of 2 "
+        rf"ibw backfill: stopped by {'Ctrl-C' if stop == signal.SIGINT else 'SIGTERM'}: kept "
+        r"(\d+) answered requests?: (\d+) sessions?; \d+ partial \(not recorded\); [12] of 2 "
         r"series unfinished; run it again to continue\.",
         output.strip().splitlines()[-1],
     )
@@ -47,6 +54,43 @@ def test_a_stopped_backfill_says_what_it_kept(
     answered, kept = int(said.group(1)), int(said.group(2))
     assert answered >= ADMITTED - 4  # the head timestamps, and the request still in flight
     assert kept == read_dataset(seeded_home, "coverage").height > 0  # the ledger says the same
+
+
+def test_sigterm_after_15_answers_keeps_every_session_they_finished(
+    compressed_gateway, seeded_home, tmp_path
+):
+    """Issue 14's report: a backfill stopped by SIGTERM after 15 answered small-bar requests
+    must keep what they brought. The signal goes when the 16th request's line is out, so 15
+    answers have landed (the 16th may land too)."""
+    bars = [{"bar_size": "30 secs", "history": "25d"}]
+    universe = write_universe(tmp_path, bars=bars, entries=[{"symbol": "AAPL"}])
+    env = environment(compressed_gateway.port, IBW_PACING_SCALE=str(PACING_SCALE))
+    with subprocess.Popen(
+        backfill_command(seeded_home, universe, "AAPL"),
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    ) as process:  # fmt: skip
+        try:
+            watcher = OutputWatcher(process)
+            watcher.wait_for("[16/", timeout=120)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 128 + signal.SIGTERM
+            output = watcher.finish()
+        finally:
+            if process.poll() is None:
+                process.kill()  # by its pid
+                process.wait(timeout=30)
+    said = re.fullmatch(
+        r"ibw backfill: stopped by SIGTERM: kept (1[56]) answered requests: (\d+) sessions; "
+        r"([01]) partial \(not recorded\); 1 of 1 series unfinished; run it again to continue\.",
+        output.strip().splitlines()[-1],
+    )
+    assert said, output
+    kept = int(said.group(2))
+    key = ledger.Series(AAPL, "30 secs", "TRADES", True)
+    held = ledger.read_series(seeded_home, key)
+    assert kept >= 15 and held.height == kept and set(held["status"]) == {"complete"}
+    stored = bar_store.read_series(seeded_home, key)
+    assert set(stored["session_date"]) == set(held["session_date"])  # the lake holds them
 
 
 def test_a_gateway_that_hangs_up_mid_backfill_is_one_sentence(compressed_gateway, start_backfill):

@@ -154,6 +154,45 @@ def test_another_process_holding_the_series_is_left_alone(home, open_backfill):
     assert report.skipped and report.requests == 0
 
 
+class Cut(KeyboardInterrupt):
+    """What Ctrl-C or SIGTERM raise in `ibw backfill` (cli.interrupts.Interrupted is one)."""
+
+
+@pytest.mark.parametrize("answered", [1, 7, 15])
+def test_a_run_cut_short_keeps_every_session_its_answers_finished(
+    home, open_backfill, monkeypatch, answered
+):
+    """Issue 14: a backfill stopped after `answered` answers keeps exactly the sessions all of
+    whose requests answered (in the lake and the ledger), and none that only some answered."""
+    monkeypatch.setenv("IBW_PACING_SCALE", "0.001")  # the session gateway does not pace
+    target = target_of(home, AAPL, BarSpec("30 secs", 40))  # requests straddle sessions
+    backfill = open_backfill()
+    planned, _ = backfill.plan(target, NOW)
+    requests = list(planned.requests)
+    assert len(requests) > answered
+    sent = []
+
+    def cut_at_the_next(series: Target, request) -> None:
+        if len(sent) == answered:
+            raise Cut()  # the (answered+1)-th request is never sent
+        sent.append(request)
+
+    backfill.on_request = cut_at_the_next
+    report = SeriesReport(target)
+    with pytest.raises(Cut):
+        backfill.run(target, NOW, report)
+    done = requests[:answered]
+    due = {d for r in requests[answered:] for d in r.covers}
+    finished = {d for r in done for d in r.covers} - due
+    started = {d for r in done for d in r.covers} & due
+    held = ledger.read_series(home, target.key)
+    assert set(held["session_date"]) == finished and set(held["status"]) == {"complete"}
+    stored = bar_store.read_series(home, target.key)
+    assert set(stored["session_date"]) == finished  # the lake says the same
+    assert report.requests == answered and report.complete == len(finished)
+    assert report.partial == len(started)
+
+
 # ------------------------------------------------------------------ Dagster
 def test_the_bars_asset_fills_a_partition_and_checks_it(gateway, home, tmp_path):
     universe = write_universe(tmp_path, bars=[{"bar_size": "1 min", "history": "10d"}])
