@@ -14,10 +14,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from ibfacts.venues import US_STOCKS
 from ibsim.accounts.book import Book
+from ibsim.clock import TWS_ZONE, Clock, ShiftedClock, SystemClock
 from ibsim.config import GatewayConfig
 from ibsim.fault_script import FaultScriptError, load_faults
+from ibsim.market.calendars import sessions
 from ibsim.server.gateway import serve
+
+MAX_SPEED = 1000.0  # beyond it a 5-s bar is due every 5 ms: more than a client can keep up with
 
 
 class ScenarioError(ValueError):
@@ -57,6 +62,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the time zone of --restart-at (default %(default)s)",
     )
     parser.add_argument(
+        "--replay",
+        type=replay_start,
+        metavar="DAY",
+        help="replay a regular session of DAY (YYYY-MM-DD, from the 09:30 New York open, or "
+        "'YYYY-MM-DD HH:MM' New York time) instead of following the wall clock, so ticks, 5-s "
+        "bars and fills happen at any hour",
+    )
+    parser.add_argument(
+        "--speed",
+        type=replay_speed,
+        metavar="N",
+        help="with --replay: N times the real pace (default 1)",
+    )
+    parser.add_argument(
         "--faults",
         metavar="FILE.yml",
         help="a fault script to run from the start: a YAML list such as "
@@ -82,6 +101,49 @@ def _clock_time(text: str) -> time:
         return time.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a time of day like 23:45") from None
+
+
+def replay_start(text: str) -> datetime:
+    """An argparse type: the moment a replay starts, a US stock trading day's open or a New York
+    time on one (the session is what makes ticks, bars and fills happen)."""
+    text = text.strip()
+    try:
+        moment = (
+            datetime.strptime(text, "%Y-%m-%d %H:%M")
+            if " " in text
+            else datetime.combine(date.fromisoformat(text), time(9, 30))
+        )
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a day; write YYYY-MM-DD or 'YYYY-MM-DD HH:MM' (New York time)"
+        ) from None
+    table = sessions(US_STOCKS.name, rth=True)
+    if moment.date() not in set(table.dates.astype(object)):
+        raise argparse.ArgumentTypeError(
+            f"{moment:%Y-%m-%d} ({moment:%A}) is not a trading day of the US exchanges; give a "
+            "weekday they were open, e.g. 2024-07-10"
+        )
+    return moment.replace(tzinfo=TWS_ZONE)
+
+
+def replay_speed(text: str) -> float:
+    """An argparse type: how many times faster than real time a replay runs."""
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = 0.0
+    if not 0 < speed <= MAX_SPEED:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a speed; give a number above 0 and at most {MAX_SPEED:g}, e.g. 10"
+        )
+    return speed
+
+
+def _clock(args: argparse.Namespace) -> Clock:
+    """The wall clock, or a replay of `--replay` at `--speed`."""
+    if args.replay is None:
+        return SystemClock()
+    return ShiftedClock(args.replay, speed=args.speed or 1.0)
 
 
 def load_scenario(path: str | Path, today: date | None = None) -> Book:
@@ -126,6 +188,14 @@ def run(args: argparse.Namespace) -> int:
     except (ZoneInfoNotFoundError, ValueError):
         print(f"Unknown time zone {args.restart_zone!r} for --restart-zone.", file=sys.stderr)
         return 2
+    if args.speed is not None and args.replay is None:
+        print("--speed needs --replay DAY: the wall clock runs at its own pace.", file=sys.stderr)
+        return 2
+    if args.replay is not None:
+        logging.getLogger("ibsim").info(
+            "replaying %s New York at %gx the real pace", f"{args.replay:%Y-%m-%d %H:%M}",
+            args.speed or 1.0,
+        )  # fmt: skip
     config = GatewayConfig(
         host=args.host,
         port=args.port,
@@ -134,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
         restart_at=args.restart_at,
         restart_zone=args.restart_zone,
         faults=faults,
+        clock=_clock(args),
     )
 
     async def main() -> None:
