@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import secrets
 from dataclasses import dataclass
@@ -32,12 +33,13 @@ from engines.backfill import connected
 from engines.bar_series import targets
 from ibkr.connection import ConnectionSettings
 from ibkr.errors import one_sentence
-from ibkr.universe import BarSpec
+from ibkr.universe import parse_bar_spec
 from ibsim import GatewayConfig, GatewayThread
 from ibsim.cli import load_scenario
 from ibsim.clock import ShiftedClock
 from live import OrderIntent, submit
 from live.config import LiveConfig
+from live.reconcile import log as reconcile_log
 from live.service import LiveService
 from warehouse.catalog import connect_readonly, refresh_catalog
 
@@ -57,7 +59,10 @@ EXAMPLE_QUERIES = (
     "SELECT key, account, side, shares, price, commission FROM live_fills "
     "WHERE superseded_by IS NULL ORDER BY time DESC LIMIT 5",
 )
-DEMO_BARS = (BarSpec("1 day", 365), BarSpec("1 min", 5))
+DEMO_BARS = tuple(
+    parse_bar_spec({"bar_size": size, "history": history}, "the demo")
+    for size, history in (("1 day", "1y"), ("1 min", "5d"))  # 5d: the last five sessions
+)
 DEMO_SYMBOLS = ("AAPL", "SPY", "EUR.USD")
 # The live segment replays 2024-07-10 from 10:00 New York at ten times the pace.
 LIVE_START, LIVE_SPEED, LIVE_SECONDS = datetime(2024, 7, 10, 14, 0, tzinfo=UTC), 10.0, 8.0
@@ -134,14 +139,51 @@ def run_demo(console: Console, home: Path) -> DemoResult:
             f"[green]✓[/green] account snapshot of {day}: positions, account values, portfolio, "
             "P&L, fills with commissions, orders and the FA configuration"
         )
-    with console.status("Running the live service (ticks, 5-s bars and an order)..."):
+    seeded = SeededOrders(book)
+    with console.status("Running the live service (ticks, 5-s bars and an order)..."), seeded:
         counters = _live(home, book)
     console.print(
         f"[green]✓[/green] live: {LIVE_SECONDS:g} s of `ibw live` ({counters.connects} "
         f"connection) on a replay of {LIVE_START:%Y-%m-%d} at {LIVE_SPEED:g}x: ticks and "
         "5-s bars of AAPL and SPY, and a 10-share market order through the journal"
     )
+    if seeded.found:
+        console.print(
+            f"  The service's first reconciliation found {len(seeded.found)} orders at the "
+            f"gateway that its journal never sent (permIds {', '.join(map(str, seeded.found))}): "
+            "the seeded demo accounts' own orders, placed before the demo started, not errors. "
+            "A real login's orders from TWS or another tool show the same way, in "
+            "live_differences.",
+            soft_wrap=True,
+        )
     return _summarize(console, home)
+
+
+class SeededOrders(logging.Filter):
+    """The demo accounts come with orders of their own (a filled BUY, a resting take-profit), so
+    the live service's first reconciliation rightly reports them as orders its journal did not
+    send. Its warning reads as an error to a new user: the demo holds those lines back while
+    the live segment runs and says in its own words what they are. The service is unchanged."""
+
+    def __init__(self, book) -> None:
+        super().__init__()
+        self.perm_ids = {o.perm_id for o in (*book.open_orders, *book.completed_orders)}
+        self.found: list[int] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if not text.startswith("reconciliation difference:"):
+            return True
+        seeded = [p for p in sorted(self.perm_ids) if f"order permId {p} " in text]
+        self.found += seeded
+        return not seeded
+
+    def __enter__(self) -> SeededOrders:
+        reconcile_log.addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        reconcile_log.removeFilter(self)
 
 
 def _live(home: Path, book):

@@ -87,6 +87,11 @@ def test_demo_builds_a_warehouse_from_its_own_gateway(tmp_path):
     assert "account snapshot of" in result.stdout and "DU9990001" in result.stdout
     assert "of `ibw live`" in result.stdout and "FROM live_bars" in result.stdout
     assert re.search(r"demo-[0-9a-f]{8} +. DU9990001 . BOT +. 10\.0", result.stdout)
+    said = " ".join(result.stdout.split())  # rich wraps long lines at COLUMNS
+    assert "the seeded demo accounts' own orders, placed before the demo started, not errors" in (
+        said
+    )
+    assert "reconciliation difference" not in result.stdout + result.stderr
     assert (home / "warehouse.duckdb").exists()
     assert "Traceback" not in result.stdout + result.stderr
 
