@@ -117,7 +117,7 @@ def test_two_processes_and_a_third_client_never_break_pacing(
     pacer = gw.gateway.pacer
     assert pacer.refused == 0 and third == 30
     assert pacer.admitted >= 300
-    assert all("0 sessions still missing" in out and "162" not in out for out in outputs)
+    assert all("0 sessions still missing" in out and "(IB 162)" not in out for out in outputs)
 
 
 def third_client(port: int, home: Path, requests: int) -> int:
