@@ -18,6 +18,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.resources import IBResource, UniverseResource, WarehouseResource
+from assets.trading_days import instance_with_days
 from assets.universe.contracts import contracts
 from assets.universe.option_chains import option_chains
 from ibsim import GatewayConfig, GatewayThread, ManualClock
@@ -51,6 +52,7 @@ def main() -> None:
             resources=resources,
             partition_key=NOW.date().isoformat(),
             run_config=QUIET,
+            instance=instance_with_days(NOW.date().isoformat()),
         )
     meta = {
         k: v.value

@@ -25,6 +25,7 @@ from rich.table import Table
 
 from assets.account.assets import account_snapshot
 from assets.resources import IBResource, SnapshotResource, UniverseResource, WarehouseResource
+from assets.trading_days import instance_with_days
 from assets.universe.contracts import contracts
 from assets.universe.option_chains import option_chains
 from cli.dev import DEMO_ACCOUNTS
@@ -169,9 +170,11 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _materialize(assets: list, resources: dict, partition_key: str | None = None) -> None:
+    instance = instance_with_days(partition_key) if partition_key else None
     dg.materialize(
-        assets, resources=resources, partition_key=partition_key, run_config=QUIET
-    )  # raises on failure; run_demo_command turns that into one sentence
+        assets, resources=resources, partition_key=partition_key, run_config=QUIET,
+        instance=instance,
+    )  # fmt: skip  # raises on failure; run_demo_command turns that into one sentence
 
 
 def _summarize(console: Console, home: Path) -> DemoResult:
