@@ -94,7 +94,8 @@ def account_snapshot(
     """Positions, account summary and values, portfolio, P&L, executions and commissions, open
     and completed orders, FA groups, profiles and aliases, for every (sub-)account."""
     day = date.fromisoformat(context.partition_key)
-    selected = [key.to_user_string() for key in context.selected_asset_keys]
+    # in DATASETS' order, which Dagster needs: a dataset after the ones it depends on
+    selected = [d for d in DATASETS if dg.AssetKey(d) in context.selected_asset_keys]
     with one_sentence_failures():
         snap, now, accounts, attempts = take_snapshot(
             ib.settings, context.run.run_id, region=snapshot.region, deadline=snapshot.deadline,

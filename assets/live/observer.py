@@ -128,7 +128,8 @@ def _service_verdict(key: dg.AssetKey, service: Service) -> Verdict:
         ),
         "connected": bool(service.health.get("connected")),
     }
-    return Verdict(key, SERVICE_CHECK, service.running, f"{SERVICE}: {service.state}.", metadata)
+    sentence = f"{service.state[0].upper()}{service.state[1:]}."
+    return Verdict(key, SERVICE_CHECK, service.running, sentence, metadata)
 
 
 def _stream(
