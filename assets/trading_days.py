@@ -40,14 +40,12 @@ def new_york_day(when: datetime) -> date:
     return when.astimezone(NEW_YORK).date()
 
 
-def run_for_day(
-    instance: dg.DagsterInstance, partitions: dg.DynamicPartitionsDefinition, day: date
-) -> dg.RunRequest:
-    """A run of `day`'s partition, its key added first when it is new."""
+def run_for_day(instance: dg.DagsterInstance, partitions: str, day: date) -> dg.RunRequest:
+    """A run of `day`'s partition of the dynamic partitions named `partitions`, its key added
+    first when it is new."""
     key = day.isoformat()
-    assert partitions.name is not None
-    if not instance.has_dynamic_partition(partitions.name, key):
-        instance.add_dynamic_partitions(partitions.name, [key])
+    if not instance.has_dynamic_partition(partitions, key):
+        instance.add_dynamic_partitions(partitions, [key])
     return dg.RunRequest(partition_key=key)
 
 
@@ -56,7 +54,7 @@ def trading_day_run(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg
     day = new_york_day(context.scheduled_execution_time)
     if not is_trading_day(day):
         return dg.SkipReason(not_a_trading_day(day))
-    return run_for_day(context.instance, TRADING_DAYS, day)
+    return run_for_day(context.instance, TRADING_DAYS_NAME, day)
 
 
 def today_partition(instance: dg.DagsterInstance, today: date) -> dg.SensorResult | dg.SkipReason:
@@ -107,12 +105,13 @@ def daily_check(
     return decorate
 
 
-def instance_with_days(*days: str) -> dg.DagsterInstance:
+@contextmanager
+def instance_with_days(*days: str) -> Iterator[dg.DagsterInstance]:
     """An ephemeral instance whose `trading_days` hold `days`: what `dg.materialize` needs to run
     a day's partition outside a Dagster deployment (the demo, benchmarks, tests)."""
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(TRADING_DAYS_NAME, list(days))
-    return instance
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(TRADING_DAYS_NAME, list(days))
+        yield instance
 
 
 def definitions() -> dg.Definitions:

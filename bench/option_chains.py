@@ -40,6 +40,7 @@ def main() -> None:
         GatewayThread(
             GatewayConfig(port=0, clock=ManualClock(NOW), soft_throttle_bars_per_second=0)
         ) as gateway,
+        instance_with_days(NOW.date().isoformat()) as instance,
     ):
         resources = {
             "ib": IBResource(port=gateway.port),
@@ -52,7 +53,7 @@ def main() -> None:
             resources=resources,
             partition_key=NOW.date().isoformat(),
             run_config=QUIET,
-            instance=instance_with_days(NOW.date().isoformat()),
+            instance=instance,
         )
     meta = {
         k: v.value

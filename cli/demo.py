@@ -170,11 +170,11 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _materialize(assets: list, resources: dict, partition_key: str | None = None) -> None:
-    instance = instance_with_days(partition_key) if partition_key else None
-    dg.materialize(
-        assets, resources=resources, partition_key=partition_key, run_config=QUIET,
-        instance=instance,
-    )  # fmt: skip  # raises on failure; run_demo_command turns that into one sentence
+    with instance_with_days(*([partition_key] if partition_key else [])) as instance:
+        dg.materialize(
+            assets, resources=resources, partition_key=partition_key, run_config=QUIET,
+            instance=instance,
+        )  # fmt: skip  # raises on failure; run_demo_command turns that into one sentence
 
 
 def _summarize(console: Console, home: Path) -> DemoResult:

@@ -78,4 +78,4 @@ def live_compaction_daily(
         return dg.SkipReason(
             f"The live service wrote no ticks or bars on {day}: nothing to compact."
         )
-    return run_for_day(context.instance, LIVE_DAYS, day)
+    return run_for_day(context.instance, LIVE_DAYS_NAME, day)

@@ -58,11 +58,15 @@ def test_the_snapshot_through_dagster_checks_every_dataset_of_the_day_with_numbe
         "warehouse": WarehouseResource(home=str(tmp_path)),
         "snapshot": SnapshotResource(region="none"),
     }
-    instance = instance_with_days(DAY)
-    result = dg.materialize(
-        [account_snapshot], resources=resources, partition_key=DAY, instance=instance
-    )
+    with instance_with_days(DAY) as instance:
+        result = dg.materialize(
+            [account_snapshot], resources=resources, partition_key=DAY, instance=instance
+        )
+        key = dg.AssetCheckKey(dg.AssetKey("pnl"), CHECK)
+        [record] = instance.event_log_storage.get_asset_check_execution_history(key, limit=5)
     assert result.success
+    # the check of that day is kept per partition: a later day would not overwrite it
+    assert (record.partition, record.status.value) == (DAY, "SUCCEEDED")
     materialized = {
         e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata
         for e in result.get_asset_materialization_events()
@@ -88,20 +92,15 @@ def test_the_snapshot_through_dagster_checks_every_dataset_of_the_day_with_numbe
     fa_rows = evaluations["fa_groups"].metadata["rows"].value
     assert (fa_rows > 0) == (scenario == "fa")
 
-    # the check of that day is kept per partition: a later day would not overwrite it
-    key = dg.AssetCheckKey(dg.AssetKey("pnl"), CHECK)
-    [record] = instance.event_log_storage.get_asset_check_execution_history(key, limit=5)
-    assert (record.partition, record.status.value) == (DAY, "SUCCEEDED")
-
 
 # ------------------------------------------------------------------ schedules and freshness
 def tick(schedule: dg.ScheduleDefinition, instance, at: datetime):
     from pipelines.definitions import defs
 
-    context = dg.build_schedule_context(
+    with dg.build_schedule_context(
         instance=instance, scheduled_execution_time=at, repository_def=defs.get_repository_def()
-    )
-    return schedule.evaluate_tick(context)
+    ) as context:
+        return schedule.evaluate_tick(context)
 
 
 def test_the_schedules_run_on_trading_days_only_and_say_why_not() -> None:

@@ -58,10 +58,10 @@ def test_definitions_declare_the_live_assets() -> None:
 def evaluate(instance: dg.DagsterInstance, home: Path) -> tuple[dict, dict, dg.SensorResult]:
     """One tick of the observer, its events reported to `instance` as the daemon does:
     (observations by asset, check evaluations by (asset, check), the result)."""
-    context = dg.build_sensor_context(
+    with dg.build_sensor_context(
         instance=instance, resources={"warehouse": WarehouseResource(home=str(home))}
-    )
-    result = live_observer(context)
+    ) as context:
+        result = live_observer(context)
     assert isinstance(result, dg.SensorResult)
     observed, checked = {}, {}
     for event in result.asset_events:
@@ -197,14 +197,14 @@ def test_compaction_materializes_a_day_the_service_wrote(tmp_path: Path) -> None
     ls.append(tmp_path, ls.BARS, bars(AAPL, [0, 5]))
     ls.append(tmp_path, ls.BARS, bars(AAPL, [5, 10], source="refill", received=3))
     ls.append(tmp_path, ls.TICKS, ticks(EUR, [0.1]))
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("live_days", [DAY.isoformat()])
-    result = dg.materialize(
-        [live_compaction],
-        partition_key=DAY.isoformat(),
-        resources={"warehouse": WarehouseResource(home=str(tmp_path))},
-        instance=instance,
-    )
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("live_days", [DAY.isoformat()])
+        result = dg.materialize(
+            [live_compaction],
+            partition_key=DAY.isoformat(),
+            resources={"warehouse": WarehouseResource(home=str(tmp_path))},
+            instance=instance,
+        )
     assert result.success
     [done] = result.asset_materializations_for_node("live_compaction")
     meta = {k: v.value for k, v in done.metadata.items()}
@@ -214,12 +214,12 @@ def test_compaction_materializes_a_day_the_service_wrote(tmp_path: Path) -> None
 
 
 def compaction_tick(instance: dg.DagsterInstance, home: Path, at: datetime):
-    context = dg.build_schedule_context(
+    with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=at,
         resources={"warehouse": WarehouseResource(home=str(home))},
-    )
-    return live_compaction_daily(context)
+    ) as context:
+        return live_compaction_daily(context)
 
 
 def test_the_schedule_compacts_a_day_the_service_wrote_and_skips_the_others(tmp_path) -> None:

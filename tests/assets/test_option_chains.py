@@ -4,6 +4,7 @@ its numbers, and a click on a past day that stores nothing and turns nothing red
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
 
@@ -46,6 +47,13 @@ def universe(tmp_path: Path) -> Path:
     return write_universe(tmp_path)
 
 
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """A real instance that has seen the platform run yesterday and today."""
+    with instance_with_days(YESTERDAY, TODAY) as instance:
+        yield instance
+
+
 # ------------------------------------------------------------------ partitions and the schedule
 def test_partitions_start_empty_and_only_trading_days_are_added() -> None:
     with dg.instance_for_test() as instance:
@@ -69,7 +77,8 @@ def test_partitions_start_empty_and_only_trading_days_are_added() -> None:
 def test_the_sensor_adds_today_on_its_first_tick_of_a_trading_day() -> None:
     today = datetime.now(NEW_YORK).date()
     with dg.instance_for_test() as instance:
-        result = trading_day_partitions(dg.build_sensor_context(instance=instance))
+        with dg.build_sensor_context(instance=instance) as context:
+            result = trading_day_partitions(context)
         assert result == today_partition(instance, today)  # today, whatever day the test runs
 
 
@@ -77,12 +86,12 @@ def chain_tick(instance: dg.DagsterInstance, day: date):
     """The schedule's tick at 10:00 New York on `day`, as the daemon evaluates it."""
     from pipelines.definitions import defs
 
-    context = dg.build_schedule_context(
+    with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=datetime.combine(day, time(10), NEW_YORK),
         repository_def=defs.get_repository_def(),
-    )
-    return daily_option_chains.evaluate_tick(context)
+    ) as context:
+        return daily_option_chains.evaluate_tick(context)
 
 
 def test_the_chain_schedule_skips_a_holiday_and_requests_a_trading_day() -> None:
@@ -103,9 +112,10 @@ def test_the_chain_schedule_skips_a_holiday_and_requests_a_trading_day() -> None
 
 
 # ------------------------------------------------------------------ runs against the gateway
-def test_a_past_day_stores_nothing_logs_why_and_turns_nothing_red(gateway, home, universe):
+def test_a_past_day_stores_nothing_logs_why_and_turns_nothing_red(
+    gateway, home, universe, instance
+):
     res = dagster_resources(gateway, home, universe, CLIENT_ID)
-    instance = instance_with_days(YESTERDAY, TODAY)
     result = dg.materialize(
         [option_chains, chain_inside_window],
         resources=res,
@@ -126,10 +136,9 @@ def test_a_past_day_stores_nothing_logs_why_and_turns_nothing_red(gateway, home,
 
 @pytest.mark.slow
 def test_todays_chain_stays_inside_the_window_and_a_past_click_leaves_it_green(
-    gateway, home, universe
+    gateway, home, universe, instance
 ):
     res = dagster_resources(gateway, home, universe, CLIENT_ID)
-    instance = instance_with_days(YESTERDAY, TODAY)
     assert dg.materialize([contracts], resources=res, instance=instance).success
     chains = [option_chains, chain_inside_window]
     result = dg.materialize(chains, resources=res, partition_key=TODAY, instance=instance)

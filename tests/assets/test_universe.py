@@ -132,10 +132,10 @@ def test_an_analysts_read_only_connection_survives_a_rematerialization(gateway, 
             sql = "SELECT count(*) FROM security_master_current"
             before = ask(reader, sql)
             assert dg.materialize([contracts], resources=res).success
-            today = instance_with_days(TODAY)  # the chains are partitioned by trading day
-            assert dg.materialize(
-                [option_chains], resources=res, partition_key=TODAY, instance=today
-            ).success
+            with instance_with_days(TODAY) as today:  # chains are partitioned by trading day
+                assert dg.materialize(
+                    [option_chains], resources=res, partition_key=TODAY, instance=today
+                ).success
             assert ask(reader, sql) == before > 0
         finally:
             reader.stdin.close()
