@@ -29,7 +29,8 @@ from warehouse.validation import split_valid
 DATASET = "option_chains"
 QUALIFY_BATCH = 50
 # The schedule takes the chain at 10:00 New York, after the open, so every underlying has a last
-# price; a chain missing at 11:00 on a weekday turns the asset's freshness red.
+# price; a chain missing at 11:00 on a weekday turns the asset's freshness red (cron knows no
+# holidays: on an XNYS holiday it stays red until the next trading day's chain lands).
 SNAPSHOT_AT = time(10)
 FRESHNESS = dg.FreshnessPolicy.cron(
     deadline_cron="0 11 * * 1-5",
