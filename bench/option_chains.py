@@ -18,6 +18,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.resources import IBResource, UniverseResource, WarehouseResource
+from assets.trading_days import instance_with_days
 from assets.universe.contracts import contracts
 from assets.universe.option_chains import option_chains
 from ibsim import GatewayConfig, GatewayThread, ManualClock
@@ -39,6 +40,7 @@ def main() -> None:
         GatewayThread(
             GatewayConfig(port=0, clock=ManualClock(NOW), soft_throttle_bars_per_second=0)
         ) as gateway,
+        instance_with_days(NOW.date().isoformat()) as instance,
     ):
         resources = {
             "ib": IBResource(port=gateway.port),
@@ -51,6 +53,7 @@ def main() -> None:
             resources=resources,
             partition_key=NOW.date().isoformat(),
             run_config=QUIET,
+            instance=instance,
         )
     meta = {
         k: v.value

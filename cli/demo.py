@@ -26,6 +26,7 @@ from rich.table import Table
 
 from assets.account.assets import account_snapshot
 from assets.resources import IBResource, SnapshotResource, UniverseResource, WarehouseResource
+from assets.trading_days import instance_with_days
 from assets.universe.contracts import contracts
 from assets.universe.option_chains import option_chains
 from cli.dev import DEMO_ACCOUNTS
@@ -211,9 +212,11 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _materialize(assets: list, resources: dict, partition_key: str | None = None) -> None:
-    dg.materialize(
-        assets, resources=resources, partition_key=partition_key, run_config=QUIET
-    )  # raises on failure; run_demo_command turns that into one sentence
+    with instance_with_days(*([partition_key] if partition_key else [])) as instance:
+        dg.materialize(
+            assets, resources=resources, partition_key=partition_key, run_config=QUIET,
+            instance=instance,
+        )  # fmt: skip  # raises on failure; run_demo_command turns that into one sentence
 
 
 def _summarize(console: Console, home: Path) -> DemoResult:

@@ -58,9 +58,13 @@ class Stored:
     day: date
     accounts: tuple[str, ...]
     rows: dict[str, int]
-    quarantined: int
+    rejected: dict[str, int]  # rows quarantined, per dataset
     attempts: int
     requests: int
+
+    @property
+    def quarantined(self) -> int:
+        return sum(self.rejected.values())
 
 
 def take_snapshot(
@@ -148,7 +152,7 @@ def store_snapshot(
 ) -> Stored:
     """Each of `datasets` as the day's partition (replacing a rerun's), validated."""
     request_id, fetched_at = uuid.uuid4().hex, datetime.now(UTC)
-    rows, quarantined = {}, 0
+    rows, rejected_rows = {}, {}
     for dataset in datasets:
         stored = polars_schema(dataset)
         own = [c for c in stored if c != "snapshot_date" and c not in LINEAGE]
@@ -167,8 +171,8 @@ def store_snapshot(
         write_partition(home, dataset, valid, {"snapshot_date": day.isoformat()})
         write_quarantine(home, rejected, dataset, origin)
         rows[dataset] = valid.height
-        quarantined += rejected.height
-    return Stored(day, accounts, rows, quarantined, attempts, snap.requests)
+        rejected_rows[dataset] = rejected.height
+    return Stored(day, accounts, rows, rejected_rows, attempts, snap.requests)
 
 
 def gateway_day(now: datetime) -> date:

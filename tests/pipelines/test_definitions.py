@@ -40,16 +40,33 @@ def test_code_location_loads_every_asset_check_and_resource():
         "bars_no_duplicates",
         "bars_ohlc_sane",
         "bars_in_lake",
+        "live_service_running",
+        "live_ticks_fresh",
+        "live_bars_fresh",
     }
     assert set(defs.resources) == {"ib", "warehouse", "universe", "snapshot"}
-    sensor, _ = defs.sensors  # the other one observes the live datasets (tests/assets/test_live.py)
-    assert sensor.name == "bars_backfill"
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    sensors = {s.name: s for s in defs.sensors}
+    # live_observer: tests/assets/test_live.py; trading_day_partitions: test_option_chains.py
+    assert set(sensors) == {"bars_backfill", "live_observer", "trading_day_partitions"}
+    assert {s.default_status for s in sensors.values()} == {dg.DefaultSensorStatus.RUNNING}
     schedules = {s.name: s for s in defs.schedules}
     nightly, fills = schedules["nightly_account_snapshot"], schedules["end_of_day_fills"]
     assert nightly.cron_schedule == "0 2 * * *"  # after IB's 00:15-01:45 New York reset
     assert fills.cron_schedule == "50 23 * * *"  # before IB's day (and its fills) turns
     assert nightly.execution_timezone == fills.execution_timezone == "America/New_York"
+    assert set(schedules) == {
+        "nightly_account_snapshot",
+        "end_of_day_fills",
+        "daily_option_chains",
+        "live_compaction_daily",
+    }
+    jobs = {job.name for job in defs.jobs}
+    assert {
+        "account_snapshot_job",
+        "day_fills_job",
+        "option_chains_job",
+        "live_compaction_job",
+    } <= jobs
 
 
 @pytest.mark.slow
