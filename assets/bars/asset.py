@@ -96,17 +96,21 @@ def _bars_asset(contracts_per_run: int) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
         universe: UniverseResource,
     ):
-        home = warehouse.path
+        home, stored = warehouse.path, False
         with one_sentence_failures():
             series = by_contract(targets(home, universe.load().bars))
-            with connected(ib.settings, home, context.run.run_id, ib.request_timeout) as backfill:
-                _log_progress(context.log, backfill)
-                for key in context.partition_keys:
-                    found = series.get(con_id_of(key), [])
-                    reports = [backfill.run(target) for target in found]
-                    if any(r.complete or r.empty for r in reports):
-                        refresh_catalog(home)
-                    yield from partition_events(context.asset_key, key, reports, backfill)
+            session = connected(ib.settings, home, context.run.run_id, ib.request_timeout)
+            try:
+                with session as backfill:
+                    _log_progress(context.log, backfill)
+                    for key in context.partition_keys:
+                        found = series.get(con_id_of(key), [])
+                        reports = [backfill.run(target) for target in found]
+                        stored |= any(r.complete or r.empty for r in reports)
+                        yield from partition_events(context.asset_key, key, reports, backfill)
+            finally:  # once a run: the views read the lake's files, new ones included
+                if stored:
+                    refresh_catalog(home)
         for spec in context.assets_def.check_specs:  # every check was reported per partition
             yield dg.Output(None, context.assets_def.get_output_name_for_asset_check_key(spec.key))
 

@@ -136,11 +136,16 @@ def build_backfill_sensor(
             return dg.SkipReason(str(exc))
 
         series = by_contract(found)
-        keys = {c: contract_partition_key(found[0].symbol, c) for c, found in series.items()}
+        keys = {
+            con_id: contract_partition_key(ts[0].symbol, con_id) for con_id, ts in series.items()
+        }
         known = context.instance.get_dynamic_partitions(contract_partitions.name)
-        new = [key for key in keys.values() if key not in set(known)]
-        order = [*known, *new]
-        queued, failed = held_by_runs(context.instance, order)
+        queued, failed = held_by_runs(context.instance, known)
+        current, kept = set(keys.values()), set(known)
+        # a contract no series applies to any more (the universe changed) loses its partition
+        stale = [key for key in known if key not in current and key not in queued]
+        new = [key for key in keys.values() if key not in kept]
+        order = [*(key for key in known if key not in stale), *new]
         materialized = context.instance.get_materialized_partitions(bars.key)
         used, limit = pacing_used(warehouse, ib)
         table, held = DurationTable.default(), Holdings.read(home)  # one scan of the ledger
@@ -164,12 +169,16 @@ def build_backfill_sensor(
                 continue
             weights += weight
             due.add(key)
+            if len(due) == MAX_RUNS_PER_TICK * contracts_per_run:
+                break  # enough for this tick; the rest is estimated on the next
         ranges = list(contiguous_ranges(order, due, contracts_per_run))[:MAX_RUNS_PER_TICK]
         runs = [
             dg.RunRequest(job_name=bars_job.name, tags={**SENSOR_TAGS, **partition_range_tags(r)})
             for r in ranges
         ]
-        add = [contract_partitions.build_add_request(new)] if new else []
+        changes = [contract_partitions.build_add_request(new)] if new else []
+        if stale:
+            changes.append(contract_partitions.build_delete_request(stale))
         if runs:
             context.log.info(
                 f"{len(runs)} runs requested for {sum(map(len, ranges))} of {len(series)} "
@@ -177,7 +186,7 @@ def build_backfill_sensor(
                 f"{len(new)} new contracts; previous round at {context.cursor or 'none'}."
             )
             return dg.SensorResult(
-                run_requests=runs, dynamic_partitions_requests=add, asset_events=done,
+                run_requests=runs, dynamic_partitions_requests=changes, asset_events=done,
                 cursor=now.isoformat(timespec="seconds"),
             )  # fmt: skip
         reasons = [f"{up_to_date} of {len(series)} contracts are up to date"]
@@ -194,7 +203,7 @@ def build_backfill_sensor(
             minutes = AFTER_A_FAILED_RUN.seconds // 60
             reasons.append(f"{cooling} contracts wait {minutes} min after a failed run")
         return dg.SensorResult(
-            skip_reason="; ".join(reasons), dynamic_partitions_requests=add, asset_events=done,
+            skip_reason="; ".join(reasons), dynamic_partitions_requests=changes, asset_events=done,
             cursor=context.cursor,
         )  # fmt: skip
 
