@@ -9,8 +9,9 @@ universe with two bar specs (1 day over 20 y, 1 min over 30 d: 1,000 series), an
 contracts fully backfilled (ledgers complete, head timestamps cached); the other 250 are new.
 Against an embedded gateway (the sensor asks it for the time) it times in wall seconds, with a
 fresh cursor and Dagster test instance:
-  shipped    the sensor as it is: it stops after MAX_RUNS_PER_TICK (20) run requests, so it
-             estimates the 250 complete daily series and the first 20 new ones;
+  shipped    the sensor as it is: it stops when MAX_RUNS_PER_TICK (20) runs of
+             CONTRACTS_PER_RUN (10) contracts are due, so it estimates the 250 complete
+             contracts and the first 200 new ones;
   full walk  the same with the cap lifted, so it estimates all 1,000 series: what a tick costs
              when nothing stops it early (when every series is complete, it walks them all).
 The first, cold tick is reported apart; then best of 3. Ratio = tick seconds ÷ 60. With
@@ -34,8 +35,7 @@ import polars as pl
 import yaml
 
 import assets.bars.backfill_sensor as sensors
-from assets.bars.asset import build_bars_asset
-from assets.bars.backfill_sensor import build_backfill_sensor
+from assets import bars
 from assets.resources import IBResource, UniverseResource, WarehouseResource
 from assets.universe.contracts import contracts
 from engines.bar_series import Estimate, Target, targets
@@ -138,12 +138,15 @@ def main() -> None:
             f"{CONTRACTS} contracts × {len(specs)} specs = {len(found)} series, {complete} "
             f"complete (setup {time.perf_counter() - started:.0f} s)"
         )
-        sensor = build_backfill_sensor(build_bars_asset(specs))
         resources = {
             "ib": IBResource(port=gw.port, client_id=360),
             "warehouse": WarehouseResource(home=str(home)),
             "universe": UniverseResource(path=str(universe)),
         }
+        domain = dg.Definitions.merge(
+            bars.definitions(), dg.Definitions(assets=[contracts], resources=resources)
+        )
+        sensor = domain.resolve_sensor_def("bars_backfill")
         session_tables.cache_clear()  # the first tick builds them, as in a fresh code server
         shipped = [tick(sensor, resources) for _ in range(4)]
         cap = sensors.MAX_RUNS_PER_TICK

@@ -112,6 +112,9 @@ class Backfill:
     source: str
     table: DurationTable = field(default_factory=DurationTable.default)
     on_request: Callable[[Target, PlannedRequest], None] = lambda target, request: None
+    # progress hooks (the bars asset's run log): a series' plan made, a year file written
+    on_plan: Callable[[Target, Plan], None] = lambda target, plan: None
+    on_written: Callable[[Target, dict[Path, int]], None] = lambda target, rows_by_file: None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def now(self) -> datetime:
@@ -173,6 +176,7 @@ class Backfill:
     def _fill_once(self, target: Target, now: datetime, report: SeriesReport) -> bool:
         """Send the series' plan; True when IB refused a span and the plan must be redone."""
         planned, sessions = self.plan(target, now)
+        self.on_plan(target, planned)
         by_reason: dict[str, list[date]] = defaultdict(list)
         for day, reason in planned.unavailable.items():
             by_reason[reason.value].append(day)
@@ -271,6 +275,10 @@ class Backfill:
         if rejected.height:
             write_quarantine(self.home, rejected, bar_store.DATASET, origin)
         bar_store.write_sessions(self.home, target.key, valid, days)
+        per_year = valid.group_by(pl.col("session_date").dt.year()).len().iter_rows()
+        self.on_written(
+            target, {bar_store.year_file(self.home, target.key, y): n for y, n in per_year if y}
+        )
         with_bars = set(valid["session_date"].to_list())
         full = [d for d in days if d in with_bars]
         empty = [d for d in days if d not in with_bars]

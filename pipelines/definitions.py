@@ -23,8 +23,7 @@ def resources() -> dict[str, dg.ConfigurableResource]:
 
 defs = dg.Definitions.merge(
     universe.definitions(),
-    # The bar series come from the universe file, read once when the code location loads.
-    bars.definitions(UniverseResource.from_env().load().bars),
+    bars.definitions(),
     account.definitions(SnapshotResource.from_env().region),
     live.definitions(),
     trading_days.definitions(),

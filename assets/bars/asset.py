@@ -1,71 +1,94 @@
-"""The `bars` asset: historical bars, one partition per (bar series, contract).
+"""The `bars` asset: historical bars, one partition per contract, and its checks.
 
-Partitioning. Two dimensions: `series`, the universe's bar specs (`1 min auto rth`, `1 day auto
-rth`: a handful), and `contract`, the conIds of the security master (dynamic; the backfill sensor
-adds them). 500 contracts × 4 series is 2,000 partitions, far inside Dagster's limit of 100,000
-per asset, and it stays there at 20,000 contracts. Sessions are deliberately not partitions:
-500 contracts × 20 years is 2.5 million sessions, so the coverage ledger tracks them, and one run
-of a partition fills every gap of its series with the fewest requests (a day per partition would
-cost a request per day; a year of daily bars is one request for 30 years).
+Partitioning. One dimension, the contract (`assets.bars.partitions`: `AAPL.265598`); a run of a
+partition fills every bar series of the universe that applies to the contract (`1 day` for SPX,
+`1 day` and `1 min` for AAPL), so no partition stands for a series that can never exist. 500
+contracts are 500 partitions, far inside Dagster's limit of 100,000 per asset. Sessions are
+deliberately not partitions: 500 contracts × 20 years is 2.5 million sessions, so the coverage
+ledger tracks them, and one run fills every gap of a series with the fewest requests.
+
+Batching. A run takes a range of up to `CONTRACTS_PER_RUN` contracts (the sensor's runs and, by
+the backfill policy, a backfill launched in the UI), since a run's start-up costs more than a
+contract's work. The run reports each contract as its own materialization and its own check
+results, with numbers, so the UI shows every partition's state and plots.
 
 A run writes through the backfill (`engines.backfill`): sessions replaced atomically in their
-year's file, validated by pandera, recorded in the ledger after the data. Its checks read back
-what the warehouse holds for the series: gaps left, duplicate bars, OHLC sanity. A check of its
-own (`bars_in_lake`, runnable without a run) compares the ledger with the lake: sessions called
-complete whose bars are gone.
+year's file, validated by pandera, recorded in the ledger after the data. Its run log says each
+request sent, each pacing wait and each file written.
 """
+
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
+from assets.bars.partitions import con_id_of, contract_partitions
 from assets.failures import one_sentence_failures
+from assets.metadata import OWNERS, dataset_metadata
 from assets.resources import IBResource, UniverseResource, WarehouseResource
-from engines.backfill import connected
+from engines.backfill import Backfill, SeriesReport, connected
 from engines.bar_series import Target, targets
-from ibkr.universe import BarSpec
+from ibkr.planner import Plan, PlannedRequest
 from warehouse import bars as bar_store
 from warehouse import integrity, ledger
 from warehouse.catalog import refresh_catalog
-from warehouse.unreadable import UnreadableFile
 
-SERIES = "series"
-CONTRACT = "contract"
-contract_partitions = dg.DynamicPartitionsDefinition(name="bar_contracts")
+CONTRACTS_PER_RUN = 10  # a run's start-up is 10-20 s, a contract's work a few seconds
 GAPS_CHECK = "bars_no_gaps"
 DUPLICATES_CHECK = "bars_no_duplicates"
 OHLC_CHECK = "bars_ohlc_sane"
 LAKE_CHECK = "bars_in_lake"
+CHECKS = {
+    GAPS_CHECK: "Sessions of the contract's series that the ledger still lacks and IB can serve "
+    "(metric: gaps). A warning: the sensor fetches them as the pacing budget allows.",
+    DUPLICATES_CHECK: "Bars sharing a timestamp with another bar of the same series (metric: "
+    "duplicates); the writer replaces whole sessions, so any is a defect.",
+    OHLC_CHECK: "Bars whose open or close lies outside [low, high] (metric: bad_bars).",
+    LAKE_CHECK: "Sessions the coverage ledger calls complete that have no bars in the lake "
+    "(metric: sessions_lost); a run refetches them, `ibw verify` repairs the whole lake.",
+}
+DESCRIPTION = """Historical bars from IB: one partition per contract (`AAPL.265598`: local symbol
+and conId), holding every bar series of the universe file's `bars:` section that applies to the
+contract (e.g. daily bars for SPX, daily and 1-min bars for AAPL). A run fetches each series'
+missing sessions within IB's pacing rules; the `bars_backfill` sensor requests runs in batches.
+Query it in DuckDB as the view `bars` (join `security_master_current` on `con_id` for names)."""
+WAIT_WORTH_A_LINE = 1.0  # seconds; shorter sleeps are the pacer's polling
 
 
-def bars_partitions(specs: tuple[BarSpec, ...]) -> dg.MultiPartitionsDefinition:
-    return dg.MultiPartitionsDefinition(
-        {
-            SERIES: dg.StaticPartitionsDefinition([s.key for s in specs]),
-            CONTRACT: contract_partitions,
-        }
-    )
+def build_bars_asset(contracts_per_run: int = CONTRACTS_PER_RUN) -> dg.AssetsDefinition:
+    """The asset, its backfills batched `contracts_per_run` contracts a run (each run reads the
+    universe's bar series afresh)."""
+    # Partitioned checks are a preview and backfill policies a beta in Dagster 1.13: both are
+    # chosen knowingly so `dg dev` starts without their warnings.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return _bars_asset(contracts_per_run)
 
 
-def partition_key(target: Target) -> dg.MultiPartitionKey:
-    return dg.MultiPartitionKey({SERIES: target.spec.key, CONTRACT: str(target.con_id)})
-
-
-def build_bars_asset(specs: tuple[BarSpec, ...]) -> dg.AssetsDefinition:
-    """The asset for the universe's bar specs (read when the code location loads)."""
+def _bars_asset(contracts_per_run: int) -> dg.AssetsDefinition:
     checks = [
-        dg.AssetCheckSpec(GAPS_CHECK, asset="bars", description="no expected session missing"),
-        dg.AssetCheckSpec(DUPLICATES_CHECK, asset="bars", description="one bar per timestamp"),
-        dg.AssetCheckSpec(OHLC_CHECK, asset="bars", description="low ≤ open, close ≤ high"),
+        dg.AssetCheckSpec(name, asset="bars", description=text, partitions_def=contract_partitions)
+        for name, text in CHECKS.items()
     ]
 
     @dg.asset(
         name="bars",
         group_name="bars",
+        description=DESCRIPTION,
         kinds={"ib", "parquet"},
+        owners=OWNERS,
+        metadata=dataset_metadata("bars"),
         pool="ib_gateway",
-        partitions_def=bars_partitions(specs),
+        partitions_def=contract_partitions,
+        backfill_policy=dg.BackfillPolicy.multi_run(contracts_per_run),
         deps=["contracts"],
         check_specs=checks,
+        output_required=False,  # each contract is reported as its own materialization
     )
     def bars(
         context: dg.AssetExecutionContext,
@@ -73,112 +96,174 @@ def build_bars_asset(specs: tuple[BarSpec, ...]) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
         universe: UniverseResource,
     ):
-        """Every missing session of one bar series of one contract, fetched paced and stored."""
-        keys = context.partition_key.keys_by_dimension
-        home = warehouse.path
+        home, stored = warehouse.path, False
         with one_sentence_failures():
-            target = _target(home, universe.load().bars, keys[SERIES], int(keys[CONTRACT]))
-            with connected(ib.settings, home, context.run.run_id, ib.request_timeout) as backfill:
-                report = backfill.run(target)
-                used = backfill.pacer.used()
-                budget = backfill.pacer.budget.backfill_limit
-        if report.complete or report.empty:
-            refresh_catalog(home)
-        stored = bar_store.read_series(home, target.key)
-        duplicates = stored.height - stored.select("ts").n_unique()
-        low, high = pl.col("low"), pl.col("high")
-        insane = stored.filter(
-            (low > high) | (pl.col("open") > high) | (pl.col("open") < low)
-            | (pl.col("close") > high) | (pl.col("close") < low)
-        ).height  # fmt: skip
-        yield dg.MaterializeResult(
-            metadata={
-                "series": target.name,
-                "dagster/row_count": stored.height,
-                "bars_written": report.bars,
-                "requests": report.requests,
-                "sessions_complete": report.complete,
-                "sessions_empty": report.empty,
-                "sessions_failed": report.failed,
-                "bars_quarantined": report.quarantined,
-                "gaps_left": report.gaps_left,
-                "pacing_budget_used": f"{used} of {budget} small-bar requests per window",
-                "skipped": report.skipped or "no",
-                "errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in report.errors) or "none"),
-            }
-        )
-        yield dg.AssetCheckResult(
-            check_name=GAPS_CHECK,
-            passed=report.gaps_left == 0,
-            severity=dg.AssetCheckSeverity.WARN,
-            description=f"{report.gaps_left} expected sessions are still missing.",
-        )
-        yield dg.AssetCheckResult(
-            check_name=DUPLICATES_CHECK,
-            passed=duplicates == 0,
-            description=f"{duplicates} bars share a timestamp with another.",
-        )
-        yield dg.AssetCheckResult(
-            check_name=OHLC_CHECK,
-            passed=insane == 0,
-            description=f"{insane} bars have open or close outside [low, high].",
-        )
+            series = by_contract(targets(home, universe.load().bars))
+            session = connected(ib.settings, home, context.run.run_id, ib.request_timeout)
+            try:
+                with session as backfill:
+                    _log_progress(context.log, backfill)
+                    for key in context.partition_keys:
+                        found = series.get(con_id_of(key), [])
+                        reports = [backfill.run(target) for target in found]
+                        stored |= any(r.complete or r.empty for r in reports)
+                        yield from partition_events(context.asset_key, key, reports, backfill)
+            finally:  # once a run: the views read the lake's files, new ones included
+                if stored:
+                    refresh_catalog(home)
+        for spec in context.assets_def.check_specs:  # every check was reported per partition
+            yield dg.Output(None, context.assets_def.get_output_name_for_asset_check_key(spec.key))
 
     return bars
 
 
-def build_lake_check(bars: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
-    """The check that every session the ledger calls complete has its bars in the lake.
+def by_contract(found: list[Target]) -> dict[int, list[Target]]:
+    """The universe's series grouped by contract, in the universe's order of series."""
+    grouped: dict[int, list[Target]] = {}
+    for target in found:
+        grouped.setdefault(target.con_id, []).append(target)
+    return grouped
 
-    After a run of `bars` it checks that run's partition; run on its own it checks every
-    partition at once (Dagster's partitioned checks are still a preview). It names each damaged
-    series and the year files that should hold its sessions."""
 
-    @dg.asset_check(
-        asset=bars,
-        name=LAKE_CHECK,
-        description="every session the ledger calls complete has bars in the lake",
-    )
-    def bars_in_lake(
-        context: dg.AssetCheckExecutionContext,
-        warehouse: WarehouseResource,
-        universe: UniverseResource,
-    ) -> dg.AssetCheckResult:
-        home = warehouse.path
-        try:
-            if context.has_partition_key:
-                keys = context.partition_key.keys_by_dimension
-                with one_sentence_failures():
-                    target = _target(home, universe.load().bars, keys[SERIES], int(keys[CONTRACT]))
-                held = ledger.read_series(home, target.key)
-                days = integrity.lost_sessions(home, target.key, held)
-                lost = {target.key: days} if days else {}
-            else:
-                lost = integrity.lost_everywhere(home)
-        except UnreadableFile as exc:  # a ledger or year file: the check names it
-            return dg.AssetCheckResult(passed=False, description=exc.sentence)
-        lines = [integrity.describe_lost(home, series, days) for series, days in lost.items()]
-        return dg.AssetCheckResult(
-            passed=not lost,
-            description=(
-                "\n".join(f"- {line}" for line in lines) + "\n\nRun `ibw verify`, then backfill."
-                if lost
-                else "Every session the ledger calls complete has bars in the lake."
-            ),
-            metadata={"series_damaged": len(lost), "sessions_lost": sum(map(len, lost.values()))},
+def series_label(target: Target) -> str:
+    """The series' prefix in metadata keys: `1_day_auto_rth.bars_written`."""
+    return target.spec.key.replace(" ", "_")
+
+
+@dataclass(frozen=True)
+class Quality:
+    """What the warehouse holds for one series, as the checks count it."""
+
+    rows: int
+    duplicates: int
+    bad_bars: int
+    lost: list[date]
+
+    @classmethod
+    def of(cls, home: Path, target: Target) -> "Quality":
+        stored = bar_store.read_series(home, target.key)
+        low, high = pl.col("low"), pl.col("high")
+        bad = stored.filter(
+            (low > high) | (pl.col("open") > high) | (pl.col("open") < low)
+            | (pl.col("close") > high) | (pl.col("close") < low)
+        ).height  # fmt: skip
+        held = ledger.read_series(home, target.key)
+        lost = integrity.lost_sessions(home, target.key, held)
+        return cls(stored.height, stored.height - stored.select("ts").n_unique(), bad, lost)
+
+
+def partition_events(
+    asset_key: dg.AssetKey, key: str, reports: list[SeriesReport], backfill: Backfill
+) -> list[dg.AssetMaterialization | dg.AssetCheckEvaluation]:
+    """One contract's materialization, with numbers, and its four check results."""
+    home = backfill.home
+    quality = [Quality.of(home, r.target) for r in reports]
+    total = {
+        "requests": sum(r.requests for r in reports),
+        "bars_written": sum(r.bars for r in reports),
+        "sessions_complete": sum(r.complete for r in reports),
+        "sessions_empty": sum(r.empty for r in reports),
+        "sessions_failed": sum(r.failed for r in reports),
+        "bars_quarantined": sum(r.quarantined for r in reports),
+        "gaps_left": sum(r.gaps_left for r in reports),
+    }
+    metadata: dict[str, object] = {
+        "status": status(reports, total),
+        "series": len(reports),
+        "dagster/row_count": sum(q.rows for q in quality),
+        **total,
+        "pacing_budget_used": backfill.pacer.used(),
+        "pacing_budget_limit": backfill.pacer.budget.backfill_limit,
+    }
+    for report in reports:
+        label = series_label(report.target)
+        metadata[f"{label}.bars_written"] = report.bars
+        metadata[f"{label}.requests"] = report.requests
+        metadata[f"{label}.gaps_left"] = report.gaps_left
+    errors = [e for r in reports for e in r.errors]
+    if errors:
+        metadata["errors"] = dg.MetadataValue.md("\n".join(f"- {e}" for e in errors))
+    duplicates = sum(q.duplicates for q in quality)
+    bad_bars = sum(q.bad_bars for q in quality)
+    lost = {r.target.key: q.lost for r, q in zip(reports, quality, strict=True) if q.lost}
+    lost_lines = [integrity.describe_lost(home, series, days) for series, days in lost.items()]
+
+    def check(name: str, passed: bool, description: str, numbers: dict, **kwargs):
+        return dg.AssetCheckEvaluation(
+            asset_key=asset_key, check_name=name, passed=passed, partition=key,
+            description=description, metadata=numbers, **kwargs,
+        )  # fmt: skip
+
+    return [
+        dg.AssetMaterialization(asset_key, partition=key, metadata=metadata),
+        check(
+            GAPS_CHECK, total["gaps_left"] == 0,
+            f"{total['gaps_left']} expected sessions are still missing.",
+            {"gaps": total["gaps_left"]}, severity=dg.AssetCheckSeverity.WARN,
+        ),
+        check(
+            DUPLICATES_CHECK, duplicates == 0,
+            f"{duplicates} bars share a timestamp with another.", {"duplicates": duplicates},
+        ),
+        check(
+            OHLC_CHECK, bad_bars == 0,
+            f"{bad_bars} bars have open or close outside [low, high].", {"bad_bars": bad_bars},
+        ),
+        check(
+            LAKE_CHECK, not lost,
+            "\n".join(f"- {line}" for line in lost_lines) + "\n\nRun `ibw verify`, then backfill."
+            if lost else "Every session the ledger calls complete has bars in the lake.",
+            {"sessions_lost": sum(map(len, lost.values())), "series_damaged": len(lost)},
+        ),
+    ]  # fmt: skip
+
+
+def status(reports: list[SeriesReport], total: dict[str, int]) -> str:
+    """One line for the partition's state: what was fetched, or why nothing was."""
+    if not reports:
+        return "nothing to fetch: no bar series of the universe applies to this contract"
+    if skipped := [r.skipped for r in reports if r.skipped]:
+        return f"skipped: {skipped[0]}"
+    if total["requests"]:
+        return (
+            f"fetched {total['sessions_complete'] + total['sessions_empty']} sessions in "
+            f"{total['requests']} requests; {total['gaps_left']} still missing"
+        )
+    if total["gaps_left"]:
+        return f"{total['gaps_left']} sessions missing; IB refused them (see errors)"
+    failed = total["sessions_failed"]
+    out_of_reach = f"; {failed} out of IB's reach" if failed else ""
+    return f"nothing to fetch: every session IB can serve is held{out_of_reach}"
+
+
+def _log_progress(log, backfill: Backfill) -> None:
+    """The run log: each series' plan, each request sent (n of the plan), each pacing wait,
+    each year file written."""
+    home, sent, planned = backfill.home, {}, {}
+
+    def on_plan(target: Target, plan: Plan) -> None:
+        planned[target], sent[target] = len(plan.requests), 0
+
+    def on_request(target: Target, request: PlannedRequest) -> None:
+        sent[target] = sent.get(target, 0) + 1
+        end = request.end_date_time or "now"
+        log.info(
+            f"{target.name}: {request.duration} ending {end} "
+            f"({sent[target]} of {planned.get(target, '?')})"
         )
 
-    return bars_in_lake
+    def sleep(seconds: float) -> None:
+        if seconds >= WAIT_WORTH_A_LINE:
+            pacer = backfill.pacer
+            log.info(
+                f"waiting {seconds:.1f} s for IB's pacing rules ({pacer.used()} of "
+                f"{pacer.budget.backfill_limit} small-bar requests used in the window)"
+            )
+        time.sleep(seconds)
 
+    def on_written(target: Target, rows_by_file: dict[Path, int]) -> None:
+        for path, rows in rows_by_file.items():
+            log.info(f"{target.name}: wrote {rows:,} bars to {path.relative_to(home)}")
 
-def _target(home, specs: tuple[BarSpec, ...], series: str, con_id: int) -> Target:
-    spec = next((s for s in specs if s.key == series), None)
-    if spec is None:
-        raise dg.Failure(f"The universe has no bar series {series!r}: add it under 'bars'.")
-    found = [t for t in targets(home, [spec]) if t.con_id == con_id]
-    if not found:
-        raise dg.Failure(
-            f"Contract {con_id} is not in the security master or {series!r} does not apply to "
-            "it: materialize contracts, or check the series' sec_types and symbols."
-        )
-    return found[0]
+    backfill.on_plan, backfill.on_request, backfill.on_written = on_plan, on_request, on_written
+    backfill.pacer.sleep = sleep

@@ -1,24 +1,31 @@
-"""The backfill sensor: each tick, the bar series with gaps that the pacing budget can carry
-become runs of the `bars` asset.
+"""The backfill sensor: each tick, the contracts whose bar series have gaps that the pacing budget
+can carry become runs of `bars_job`, up to `CONTRACTS_PER_RUN` contracts a run.
 
 It asks IB for one thing, the time (IB's clock decides which sessions have closed; a gateway that
 is down means no runs this tick); gaps come from the coverage ledger, costs from the planner with
-the cached head timestamps, and the budget left from the login's shared pacing log. A partition
-is requested again only when no run of it is queued or running and the cursor says it was not
-requested in the last few minutes, so a tick never duplicates a run. The gateway pool
-(`ib_gateway`) decides how many of the requested runs talk to IB at once; the pacer inside each
-run keeps IB's rules whatever runs. On a fresh warehouse (no security master) it requests the
+the cached head timestamps, and the budget left from the login's shared pacing log. A contract
+is requested only when no unfinished run covers it (the instance's runs say so, by their
+partition tags) and its last run did not fail in the last few minutes. Its runs go at a lower
+priority than a user's click and carry the `ibw/backfill` tag the instance limits to one run at
+a time, so a click never waits behind the backfill. A contract with nothing left to fetch that
+was never materialized is reported materialized by the sensor itself, with the reason, so the
+UI shows no "Missing" partition that no run could fill. Every tick that requests nothing says
+why, in words and numbers. On a fresh warehouse (no security master) it requests the
 `contracts` run first, so `ibw dev` fills itself without a click.
 """
 
-import json
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from assets.bars.asset import contract_partitions, partition_key
+from assets.bars.asset import by_contract
+from assets.bars.partitions import contract_partition_key, contract_partitions, keys_of_run
+from assets.bars.partitions import range_tags as partition_range_tags
 from assets.resources import IBResource, UniverseResource, WarehouseResource
-from engines.bar_series import Holdings, NoSecurityMaster, estimate, targets
+from engines.bar_series import Holdings, NoSecurityMaster, Target, estimate, targets
 from ibkr.durations import DurationTable
 from ibkr.errors import IBWError
 from ibkr.pacer import PacingBudget
@@ -26,10 +33,11 @@ from ibkr.pacing_log import SharedPacer, login_logs
 from ibkr.universe import UniverseError
 
 TAG = "ibw/backfill"
+SENSOR_TAGS = {TAG: "bars", "dagster/priority": "-1"}  # a user's click has priority 0
 CONTRACTS = dg.AssetKey("contracts")  # requested once when the security master is missing
 SENSOR_CLIENT_KEY = "bars-backfill-sensor"
 MAX_RUNS_PER_TICK = 20
-REQUEST_AGAIN_AFTER = timedelta(minutes=10)  # unless its run is still queued or running
+AFTER_A_FAILED_RUN = timedelta(minutes=10)  # a contract whose run failed waits this long
 UNFINISHED = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -38,24 +46,72 @@ UNFINISHED = [
 ]
 
 
-def budget_left(warehouse: WarehouseResource, ib: IBResource) -> int:
-    """Small-bar requests a backfill on the busiest login of this gateway may still send in the
-    window (the reserve is the live service's)."""
+def pacing_used(warehouse: WarehouseResource, ib: IBResource) -> tuple[int, int]:
+    """Small-bar requests used in the window on the busiest login of this gateway, and the
+    backfill's limit (the reserve above it is the live service's)."""
     budget = PacingBudget.from_env()
     used = 0
     for path in login_logs(warehouse.path, ib.host, ib.port):
         with SharedPacer(path, budget) as pacer:
             used = max(used, pacer.used())
-    return max(0, budget.backfill_limit - used)
+    return used, budget.backfill_limit
 
 
-def build_backfill_sensor(bars: dg.AssetsDefinition) -> dg.SensorDefinition:
+def held_by_runs(instance: dg.DagsterInstance, order: Sequence[str]) -> tuple[set[str], set[str]]:
+    """The contracts that unfinished runs cover (a user's click included), and those whose
+    sensor run failed recently (retried after AFTER_A_FAILED_RUN)."""
+    unfinished = instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED))
+    since = datetime.now(UTC) - AFTER_A_FAILED_RUN
+    failed = instance.get_runs(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.FAILURE], tags={TAG: "bars"}, updated_after=since
+        )
+    )
+    covered = {key for run in unfinished for key in keys_of_run(run.tags, order)}
+    return covered, {key for run in failed for key in keys_of_run(run.tags, order)} - covered
+
+
+def contiguous_ranges(order: Sequence[str], due: set[str], size: int) -> Iterator[list[str]]:
+    """The `due` keys in runs of at most `size` keys, each contiguous in `order`."""
+    current: list[str] = []
+    for key in order:
+        if key not in due or len(current) == size:
+            if current:
+                yield current
+            current = []
+        if key in due:
+            current.append(key)
+    if current:
+        yield current
+
+
+def nothing_to_fetch(asset_key: dg.AssetKey, key: str, found: list[Target], now: datetime):
+    """The materialization of a contract no run has to fill: every series is held."""
+    expiry = found[0].expiry
+    why = f"every expected session of its {len(found)} series is held"
+    if expiry is not None and expiry < now.date():
+        why = f"expired {expiry}; every session IB can serve up to its expiry is held"
+    return dg.AssetMaterialization(
+        asset_key, partition=key, metadata={"status": f"nothing to fetch: {why}",
+                                            "series": len(found), "gaps_left": 0},
+    )  # fmt: skip
+
+
+def build_backfill_sensor(
+    bars: dg.AssetsDefinition,
+    bars_job: dg.UnresolvedAssetJobDefinition,
+    bootstrap_job: dg.UnresolvedAssetJobDefinition,
+    contracts_per_run: int,
+) -> dg.SensorDefinition:
     @dg.sensor(
         name="bars_backfill",
-        asset_selection=[bars.key, CONTRACTS],
+        jobs=[bars_job, bootstrap_job],
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Requests `bars` runs for series with gaps, within the pacing budget.",
+        description=(
+            f"Requests `{bars_job.name}` runs of up to {contracts_per_run} contracts for the "
+            "bar series with gaps, within IB's pacing budget, at a lower priority than a click."
+        ),
     )
     def bars_backfill(
         context: dg.SensorEvaluationContext,
@@ -68,52 +124,87 @@ def build_backfill_sensor(bars: dg.AssetsDefinition) -> dg.SensorDefinition:
             with ib.client(SENSOR_CLIENT_KEY) as client:
                 now = client.run(client.now()).astimezone(UTC)
             specs = universe.load().bars
-        except (IBWError, UniverseError) as exc:  # the gateway is down, or a broken universe
-            return dg.SkipReason(str(exc))
-        recent = {
-            key: at
-            for key, at in json.loads(context.cursor or "{}").items()
-            if now - datetime.fromisoformat(at) < REQUEST_AGAIN_AFTER
-        }
-        running = context.instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED))
-        busy = {run.tags.get("dagster/partition", run.tags.get(TAG)) for run in running}
-        try:
             found = targets(home, specs)
         except NoSecurityMaster as exc:  # a fresh warehouse: resolve the universe first
-            if CONTRACTS.to_user_string() in busy | set(recent):
-                return dg.SkipReason(str(exc))
-            recent[CONTRACTS.to_user_string()] = now.isoformat()
-            bootstrap = dg.RunRequest(asset_selection=[CONTRACTS], tags={TAG: "contracts"})
-            return dg.SensorResult(run_requests=[bootstrap], cursor=json.dumps(recent))
-        known = set(context.instance.get_dynamic_partitions(contract_partitions.name))
-        new_contracts = sorted({str(t.con_id) for t in found} - known)
-        left = budget_left(warehouse, ib)
-        table = DurationTable.default()
-        held = Holdings.read(home)  # one scan of the ledger and the head timestamps
-        runs, weights = [], 0
-        for target in found:
-            key = partition_key(target)
-            if str(key) in busy or str(key) in recent:
+            if context.instance.get_runs(
+                filters=dg.RunsFilter(statuses=UNFINISHED, tags={TAG: "contracts"}), limit=1
+            ):
+                return dg.SkipReason(f"{exc} (the contracts run is queued)")
+            bootstrap = dg.RunRequest(job_name=bootstrap_job.name, tags={TAG: "contracts"})
+            return dg.SensorResult(run_requests=[bootstrap])
+        except (IBWError, UniverseError) as exc:  # the gateway is down, or a broken universe
+            return dg.SkipReason(str(exc))
+
+        series = by_contract(found)
+        keys = {
+            con_id: contract_partition_key(ts[0].symbol, con_id) for con_id, ts in series.items()
+        }
+        known = context.instance.get_dynamic_partitions(contract_partitions.name)
+        queued, failed = held_by_runs(context.instance, known)
+        current, kept = set(keys.values()), set(known)
+        # a contract no series applies to any more (the universe changed) loses its partition
+        stale = [key for key in known if key not in current and key not in queued]
+        new = [key for key in keys.values() if key not in kept]
+        order = [*(key for key in known if key not in stale), *new]
+        materialized = context.instance.get_materialized_partitions(bars.key)
+        used, limit = pacing_used(warehouse, ib)
+        table, held = DurationTable.default(), Holdings.read(home)  # one scan of the ledger
+        due, done, weights = set(), [], 0
+        up_to_date = over_budget = waiting = cooling = 0
+        for con_id, found_here in series.items():
+            key = keys[con_id]
+            if key in queued or key in failed:
+                waiting += key in queued
+                cooling += key in failed
                 continue
-            cost = estimate(target, held, now, table)
-            if not cost.missing:
+            costs = [estimate(target, held, now, table) for target in found_here]
+            if not any(cost.missing for cost in costs):
+                up_to_date += 1
+                if key not in materialized:
+                    done.append(nothing_to_fetch(bars.key, key, found_here, now))
                 continue
-            if cost.weight and weights + cost.weight > left and (weights or left <= 0):
-                continue  # a run too big for the window goes alone, when the window is free
-            weights += cost.weight
-            runs.append(
-                dg.RunRequest(partition_key=key, asset_selection=[bars.key], tags={TAG: "bars"})
+            weight = sum(cost.weight for cost in costs)
+            if weight and weights + weight > limit - used and (weights or used >= limit):
+                over_budget += 1  # a run too big for the window goes alone, when it is free
+                continue
+            weights += weight
+            due.add(key)
+            if len(due) == MAX_RUNS_PER_TICK * contracts_per_run:
+                break  # enough for this tick; the rest is estimated on the next
+        ranges = list(contiguous_ranges(order, due, contracts_per_run))[:MAX_RUNS_PER_TICK]
+        runs = [
+            dg.RunRequest(job_name=bars_job.name, tags={**SENSOR_TAGS, **partition_range_tags(r)})
+            for r in ranges
+        ]
+        changes = [contract_partitions.build_add_request(new)] if new else []
+        if stale:
+            changes.append(contract_partitions.build_delete_request(stale))
+        if runs:
+            context.log.info(
+                f"{len(runs)} runs requested for {sum(map(len, ranges))} of {len(series)} "
+                f"contracts; small-bar budget {used} of {limit} used, {weights} planned; "
+                f"{len(new)} new contracts; previous round at {context.cursor or 'none'}."
             )
-            recent[str(key)] = now.isoformat()
-            if len(runs) == MAX_RUNS_PER_TICK:
-                break
-        add = [contract_partitions.build_add_request(new_contracts)] if new_contracts else []
-        context.log.info(
-            f"{len(runs)} runs requested for {len(found)} series; small-bar budget left {left}, "
-            f"planned {weights}; {len(new_contracts)} new contracts."
-        )
+            return dg.SensorResult(
+                run_requests=runs, dynamic_partitions_requests=changes, asset_events=done,
+                cursor=now.isoformat(timespec="seconds"),
+            )  # fmt: skip
+        reasons = [f"{up_to_date} of {len(series)} contracts are up to date"]
+        if up_to_date == len(series):
+            reasons = [f"all {len(series)} contracts are up to date"]
+        if over_budget:
+            reasons.append(
+                f"pacing budget spent: {used} of {limit} small-bar requests in the window "
+                f"({over_budget} contracts wait for it)"
+            )
+        if waiting:
+            reasons.append(f"{waiting} contracts wait for runs already queued")
+        if cooling:
+            minutes = AFTER_A_FAILED_RUN.seconds // 60
+            reasons.append(f"{cooling} contracts wait {minutes} min after a failed run")
         return dg.SensorResult(
-            run_requests=runs, dynamic_partitions_requests=add, cursor=json.dumps(recent)
-        )
+            skip_reason="; ".join(reasons), dynamic_partitions_requests=changes, asset_events=done,
+            cursor=context.cursor,
+        )  # fmt: skip
 
     return bars_backfill

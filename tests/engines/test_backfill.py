@@ -1,6 +1,6 @@
 """The backfill against the embedded gateway, into real Parquet in a temp $IBW_HOME: what lands,
-what the ledger says, what a rerun sends, how gaps and failures are handled, and the `bars`
-asset, its checks and the sensor through Dagster."""
+what the ledger says, what a rerun sends, how gaps and failures are handled (the `bars` asset and
+its sensor through Dagster: tests/assets/test_bars.py)."""
 
 from __future__ import annotations
 
@@ -9,30 +9,22 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import pytest
 
-from assets.bars.asset import build_bars_asset, partition_key
-from assets.bars.backfill_sensor import build_backfill_sensor
-from assets.resources import UniverseResource
 from cli.main import main
 from engines.backfill import Backfill, SeriesReport, connected, load_table
 from engines.bar_series import Target, targets
 from ibkr.connection import ConnectionSettings
 from ibkr.durations import DurationTable
-from ibkr.pacer import PacingBudget, RequestKey
-from ibkr.pacing_log import SharedPacer
 from ibkr.planner import lower_bound
 from ibkr.universe import BarSpec
 from tests.kit.gateway import NOW
-from tests.kit.universe import dagster_resources, write_universe
 from warehouse import bars as bar_store
 from warehouse import ledger
 
 _ids = itertools.count(400)
 AAPL, EURUSD = 265598, 12087792
-CLIENT_ID = 360  # of the Dagster runs
 
 
 @pytest.fixture
@@ -193,66 +185,6 @@ def test_a_run_cut_short_keeps_every_session_its_answers_finished(
     assert report.partial == len(started)
 
 
-# ------------------------------------------------------------------ Dagster
-def test_the_bars_asset_fills_a_partition_and_checks_it(gateway, home, tmp_path):
-    universe = write_universe(tmp_path, bars=[{"bar_size": "1 min", "history": "10d"}])
-    specs = UniverseResource(path=str(universe)).load().bars
-    asset = build_bars_asset(specs)
-    key = partition_key(target_of(home, AAPL, specs[0]))
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("bar_contracts", [str(AAPL)])
-        result = dg.materialize(
-            [asset],
-            resources=dagster_resources(gateway, home, universe, CLIENT_ID),
-            partition_key=str(key),
-            instance=instance,
-        )
-    assert result.success
-    [materialization] = result.asset_materializations_for_node("bars")
-    metadata = {k: v.value for k, v in materialization.metadata.items()}
-    # 10d is the last ten sessions: nine of 390 bars and the early close of 07-03 (210)
-    assert metadata["requests"] == 1 and metadata["dagster/row_count"] == 9 * 390 + 210
-    assert metadata["gaps_left"] == 0 and "of 52" in metadata["pacing_budget_used"]
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"bars_no_gaps": True, "bars_no_duplicates": True, "bars_ohlc_sane": True}
-
-
-def test_the_sensor_requests_each_series_with_gaps_once(gateway, home, tmp_path, open_backfill):
-    universe = write_universe(
-        tmp_path, bars=[{"bar_size": "1 day", "history": "30d", "symbols": ["AAPL", "MSFT", "SPY"]}]
-    )
-    specs = UniverseResource(path=str(universe)).load().bars
-    sensor = build_backfill_sensor(build_bars_asset(specs))
-    run(open_backfill(), target_of(home, AAPL, specs[0]))  # AAPL is already whole
-    ctx = dagster_resources(gateway, home, universe, CLIENT_ID)
-    with dg.instance_for_test() as instance:
-        result = sensor(dg.build_sensor_context(instance=instance, resources=ctx))
-        requested = {str(r.partition_key) for r in result.run_requests}
-        assert requested == {"272093|1 day auto rth", "756733|1 day auto rth"}
-        [added] = result.dynamic_partitions_requests
-        assert set(added.partition_keys) == {"265598", "272093", "756733"}
-        again = sensor(
-            dg.build_sensor_context(instance=instance, cursor=result.cursor, resources=ctx)
-        )
-        assert again.run_requests == []  # requested a moment ago: no duplicate run
-
-
-def test_the_sensor_keeps_small_bar_runs_inside_the_budget(gateway, home, tmp_path):
-    universe = write_universe(tmp_path, bars=[{"bar_size": "5 secs", "history": "2d"}])
-    specs = UniverseResource(path=str(universe)).load().bars
-    sensor = build_backfill_sensor(build_bars_asset(specs))
-    budget = PacingBudget()
-    ctx = dagster_resources(gateway, home, universe, CLIENT_ID)
-    with SharedPacer.for_login(home, "127.0.0.1", gateway.port, "DU123456", budget=budget) as p:
-        for n in range(budget.backfill_limit):  # another backfill took its whole share
-            with p.slot(RequestKey(n + 1, "SMART", "TRADES", "5 secs", "", "3600 S")):
-                pass
-        with dg.instance_for_test() as instance:
-            full = sensor(dg.build_sensor_context(instance=instance, resources=ctx))
-        assert full.run_requests == []
-    assert len(full.dynamic_partitions_requests) == 1  # partitions are still registered
-
-
 # ------------------------------------------------------------------ command line
 def test_ibw_plan_then_backfill_then_nothing(gateway, home, monkeypatch, capsys):
     monkeypatch.setenv("IB_PORT", str(gateway.port))
@@ -324,22 +256,6 @@ def test_a_session_whose_other_request_failed_is_never_recorded_complete(home):
     assert batch.fail(early) == [day]
     days, frame = batch.take_finished()
     assert days == [] and frame.is_empty()  # neither complete nor empty: a gap, retried later
-
-
-def test_on_a_fresh_warehouse_the_sensor_resolves_the_universe_first(gateway, tmp_path):
-    universe = write_universe(tmp_path, bars=[{"bar_size": "1 day", "history": "30d"}])
-    sensor = build_backfill_sensor(
-        build_bars_asset(UniverseResource(path=str(universe)).load().bars)
-    )
-    ctx = dagster_resources(gateway, tmp_path / "fresh", universe, CLIENT_ID)
-    with dg.instance_for_test() as instance:
-        first = sensor(dg.build_sensor_context(instance=instance, resources=ctx))
-        [request] = first.run_requests
-        assert [k.to_user_string() for k in request.asset_selection] == ["contracts"]
-        again = sensor(
-            dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=ctx)
-        )
-    assert isinstance(again, dg.SkipReason) and "no security master yet" in again.skip_message
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,11 @@ def test_code_location_loads_every_asset_check_and_resource():
     # live_observer: tests/assets/test_live.py; trading_day_partitions: test_option_chains.py
     assert set(sensors) == {"bars_backfill", "live_observer", "trading_day_partitions"}
     assert {s.default_status for s in sensors.values()} == {dg.DefaultSensorStatus.RUNNING}
+    sensor = sensors["bars_backfill"]
+    assert {t.job_name for t in sensor.targets} == {"bars_job", "bars_bootstrap_job"}
+    bars = graph.get(dg.AssetKey("bars"))
+    assert bars.backfill_policy == dg.BackfillPolicy.multi_run(10)  # ten contracts a run
+    assert bars.partitions_def == dg.DynamicPartitionsDefinition(name="bar_contracts")
     schedules = {s.name: s for s in defs.schedules}
     nightly, fills = schedules["nightly_account_snapshot"], schedules["end_of_day_fills"]
     assert nightly.cron_schedule == "0 2 * * *"  # after IB's 00:15-01:45 New York reset

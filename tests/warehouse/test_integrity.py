@@ -149,41 +149,34 @@ def test_a_corrupt_ledger_or_bars_file_is_named_in_one_sentence(home, capsys):
 
 
 @pytest.mark.slow
-def test_the_bars_in_lake_check_names_the_damaged_series_and_file(gateway, home, tmp_path, capsys):
-    from assets.bars.asset import build_bars_asset, build_lake_check, partition_key
+def test_a_run_of_the_partition_refills_a_deleted_year_and_its_lake_check_passes(
+    gateway, home, tmp_path, capsys
+):
+    from assets import bars
+    from assets.bars.partitions import contract_partition_key, range_tags
 
     universe = write_universe(tmp_path, bars=[{"bar_size": "1 day", "history": "3y"}])
     specs = UniverseResource(path=str(universe)).load().bars
     code, out = ibw(capsys, "backfill", "AAPL", "--home", str(home), "--universe", str(universe))
     assert code == 0, out
     [aapl] = [t for t in targets(home, specs) if t.con_id == AAPL]  # the partition damaged
-    asset = build_bars_asset(specs)
-    check = build_lake_check(asset)
-
-    def evaluate() -> dg.AssetCheckEvaluation:
-        result = dg.materialize(
-            [asset, check], selection=dg.AssetSelection.checks(check),
-            resources=dagster_resources(gateway, home, universe, CLIENT_ID),
-        )  # fmt: skip
-        [evaluation] = result.get_asset_check_evaluations()
-        return evaluation
-
-    assert evaluate().passed
     damaged = year_file(home, aapl, 2023)
+    lost = complete_in(home, aapl, 2023)
     damaged.unlink()
-    failed = evaluate()
-    assert not failed.passed and f"conId {AAPL} 1 day TRADES rth" in failed.description
-    assert str(damaged) in failed.description
-    assert "ibw verify" in failed.description
-
-    with dg.instance_for_test() as instance:  # a run of the partition refills, then checks it
-        instance.add_dynamic_partitions("bar_contracts", [str(AAPL)])
-        result = dg.materialize(
-            [asset, check], resources=dagster_resources(gateway, home, universe, CLIENT_ID),
-            partition_key=str(partition_key(aapl)), instance=instance,
-        )  # fmt: skip
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks["bars_in_lake"] and damaged.is_file()
+    defs = dg.Definitions.merge(
+        bars.definitions(),
+        dg.Definitions(resources=dagster_resources(gateway, home, universe, CLIENT_ID)),
+    )
+    key = contract_partition_key(aapl.symbol, AAPL)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("bar_contracts", [key])
+        job = defs.resolve_job_def("bars_job")
+        result = job.execute_in_process(instance=instance, tags=range_tags([key]))
+    [materialization] = result.asset_materializations_for_node("bars")
+    assert materialization.metadata["sessions_complete"].value == len(lost)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["bars_in_lake"].passed and damaged.is_file()
+    assert checks["bars_in_lake"].metadata["sessions_lost"].value == 0
 
 
 def test_the_backfill_sets_a_truncated_year_aside_itself_and_refills_it(home, capsys):
