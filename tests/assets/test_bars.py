@@ -16,6 +16,7 @@ from assets import bars
 from assets.bars.asset import CHECKS, CONTRACTS_PER_RUN
 from assets.bars.backfill_sensor import TAG
 from assets.bars.partitions import con_id_of, contract_partition_key, range_tags
+from assets.resources import UniverseResource
 from assets.universe.contracts import contracts
 from engines.backfill import connected
 from engines.bar_series import targets
@@ -36,6 +37,13 @@ def keys_of(home: Path, *con_ids: int) -> list[str]:
     """The partition keys of `con_ids`, as the sensor names them."""
     master = {t.con_id: t.symbol for t in targets(home, [BarSpec("1 day", 1)])}
     return [contract_partition_key(master[c], c) for c in con_ids]
+
+
+def series_of(home: Path, universe: Path, con_id: int):
+    """The series of `con_id` under the single bar spec of `universe`."""
+    [spec] = UniverseResource(path=str(universe)).load().bars
+    [target] = [t for t in targets(home, [spec]) if t.con_id == con_id]
+    return target
 
 
 def domain(gw, home: Path, universe: Path, per_run: int = CONTRACTS_PER_RUN) -> dg.Definitions:
@@ -140,7 +148,7 @@ def test_only_contracts_with_gaps_are_requested(gateway, seeded_home, tmp_path):
     universe = write_universe(
         tmp_path, bars=[{"bar_size": "1 day", "history": "30d", "symbols": ["AAPL", "MSFT", "SPY"]}]
     )
-    [aapl_daily] = [t for t in targets(seeded_home, [BarSpec("1 day", 30)]) if t.con_id == AAPL]
+    aapl_daily = series_of(seeded_home, universe, AAPL)
     settings = ConnectionSettings("127.0.0.1", gateway.port, 373, 10)
     with connected(settings, seeded_home, "aapl-first") as backfill:
         backfill.run(aapl_daily)  # AAPL is already whole
@@ -196,7 +204,7 @@ def test_a_spent_budget_is_the_reason_in_numbers(gateway, seeded_home, tmp_path)
 
 
 def test_an_expired_future_with_nothing_to_fetch_is_shown_done(gateway, seeded_home, daily):
-    [esh4] = [t for t in targets(seeded_home, [BarSpec("1 day", 30)]) if t.con_id == ESH4]
+    esh4 = series_of(seeded_home, daily, ESH4)
     settings = ConnectionSettings("127.0.0.1", gateway.port, 371, 10)
     with connected(settings, seeded_home, "before-dagster") as backfill:
         backfill.run(esh4)  # held by a backfill outside Dagster
@@ -225,7 +233,11 @@ def test_a_ranged_run_reports_each_contract_with_its_own_numbers(gateway, seeded
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("bar_contracts", [aapl, msft, spy])
         settings = ConnectionSettings("127.0.0.1", gateway.port, 372, 10)
-        [msft_daily] = [t for t in targets(seeded_home, [BarSpec("1 day", 20)]) if t.con_id == MSFT]
+        [msft_daily] = [
+            t
+            for t in targets(seeded_home, [BarSpec("1 day", 20, in_sessions=True)])
+            if t.con_id == MSFT
+        ]
         with connected(settings, seeded_home, "part-of-msft") as backfill:
             backfill.run(msft_daily)  # MSFT's older sessions are held already
         result = run_range(defs, instance, [aapl, msft, spy])
@@ -234,11 +246,15 @@ def test_a_ranged_run_reports_each_contract_with_its_own_numbers(gateway, seeded
         by_key = {r.partition_key: r.asset_materialization.metadata for r in records}
         assert set(by_key) == {aapl, msft, spy}
         written = {k: m["bars_written"].value for k, m in by_key.items()}
-        assert (written[aapl], written[msft], written[spy]) == (20, 7, 20)
+        assert (written[aapl], written[msft], written[spy]) == (
+            30,
+            10,
+            30,
+        )  # 30 sessions, of which MSFT held 20
         limit = PacingBudget.from_env().backfill_limit
         assert all(isinstance(m["pacing_budget_used"].value, int) for m in by_key.values())
         assert all(m["pacing_budget_limit"].value == limit for m in by_key.values())
-        assert by_key[aapl]["1_day_auto_rth.bars_written"].value == 20
+        assert by_key[aapl]["1_day_auto_rth.bars_written"].value == 30
         for check in CHECKS:
             key = dg.AssetCheckKey(dg.AssetKey("bars"), check)
             history = instance.event_log_storage.get_asset_check_execution_history(key, limit=10)
@@ -248,7 +264,7 @@ def test_a_ranged_run_reports_each_contract_with_its_own_numbers(gateway, seeded
             assert all(h.status.value == "SUCCEEDED" for h in history)
         logs = [e.message for e in instance.all_logs(result.run_id)]
     assert any("AAPL 1 day TRADES: " in m and "(1 of 1)" in m for m in logs)
-    assert any(m.startswith("AAPL 1 day TRADES: wrote 20 bars to lake/bars/") for m in logs)
+    assert any(m.startswith("AAPL 1 day TRADES: wrote 30 bars to lake/bars/") for m in logs)
 
 
 # ------------------------------------------------------------------ retries
@@ -279,7 +295,7 @@ def test_a_gateway_restart_mid_run_is_retried_and_the_rest_of_the_range_lands(
     kinds = [e.event_type_value for e in result.all_events]
     assert kinds.count("STEP_UP_FOR_RETRY") == 1 and "STEP_RESTARTED" in kinds
     status = {}
-    for target in targets(seeded_home, [BarSpec("1 day", 30)]):
+    for target in targets(seeded_home, UniverseResource(path=str(daily)).load().bars):
         held = ledger.read_series(seeded_home, target.key)
         status[target.con_id] = set(held["status"])
     # the cut request's sessions wait for the ledger's retry; the rest of the range landed

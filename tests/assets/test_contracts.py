@@ -12,6 +12,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+import assets.failures
 from assets.resources import IBResource, UniverseResource, WarehouseResource
 from assets.universe.contracts import contracts
 from ibsim.market.instruments import STOCKS
@@ -128,7 +129,8 @@ def test_a_symbol_change_is_a_new_version_not_a_lost_contract(make_gateway, home
     assert versions[0][2] == versions[1][2]  # first seen when it was still OLDN
 
 
-def test_a_gateway_that_is_down_fails_the_run_with_one_sentence(home, universe):
+def test_a_gateway_that_is_down_fails_the_run_with_one_sentence(home, universe, monkeypatch):
+    monkeypatch.setattr(assets.failures, "GATEWAY_RETRY_WAIT", 0.0)  # retried at once
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -140,6 +142,7 @@ def test_a_gateway_that_is_down_fails_the_run_with_one_sentence(home, universe):
     with pytest.raises(dg.Failure) as failure:
         dg.materialize([contracts], resources=res)
     assert failure.value.description.startswith(f"Nothing is listening at 127.0.0.1:{port}")
+    assert failure.value.description.endswith("(Tried 5 more times, 0 s apart.)")
     assert "\n" not in failure.value.description
 
 
