@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
@@ -18,8 +20,22 @@ from ibsim.cli import load_scenario, port_number
 from warehouse.layout import home as default_home
 
 ROOT = Path(__file__).resolve().parents[1]
+# Not in the repository root: `dagster dev` warns about a dagster.yaml in its working directory
+# that is not DAGSTER_HOME's.
+INSTANCE_SETTINGS = ROOT / "pipelines" / "dagster.yaml"
 DEMO_ACCOUNTS = Path(__file__).with_name("demo_accounts.yml")  # an FA master, two sub-accounts
-STOP_TIMEOUT = 30.0
+# `dg dev` wraps this same `dagster dev` and needs the dagster-dg-cli package and a dg project
+# layout; until that pays, the command stays and only its "use dg dev" notice is silenced.
+DAGSTER_DEV = [
+    sys.executable,
+    "-W",
+    "ignore:Function `dev_command` is superseded",
+    "-m",
+    "dagster",
+    "dev",
+]
+STOP_TIMEOUT = 20.0  # Dagster's own shutdown takes ~6 s (its daemon's threads: 5 s)
+PROCESSES = Path("/proc")
 
 
 def add_dev_command(commands: argparse._SubParsersAction) -> None:
@@ -48,7 +64,7 @@ def run_dev(console: Console, home: Path, port: int, gateway_port: int, scenario
     """`scenario`: the accounts behind the embedded gateway (default: the demo's FA master)."""
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    shutil.copy(INSTANCE_SETTINGS, dagster_home / "dagster.yaml")
     book = load_scenario(scenario)
     with GatewayThread(GatewayConfig(port=gateway_port, book=book)) as gateway:
         env = {
@@ -59,39 +75,59 @@ def run_dev(console: Console, home: Path, port: int, gateway_port: int, scenario
             "IB_PORT": str(gateway.port),
             "IBW_SNAPSHOT_REGION": "none",  # the embedded gateway keeps no IB reset window
         }
-        command = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml")]
+        command = [*DAGSTER_DEV, "-w", str(ROOT / "workspace.yaml")]
         command += ["-h", "127.0.0.1", "-p", str(port)]
         console.print(
             f"Embedded IB Gateway on 127.0.0.1:{gateway.port}; Dagster UI on "
             f"http://127.0.0.1:{port} (warehouse {home}). Ctrl-C stops both."
         )
-        dagster = subprocess.Popen(command, cwd=ROOT, env=env)
-        stop = _forward_stop_signals(dagster)
-        code = dagster.wait()
-        if stop.requested:
+        # SIGINT too: a shell may have started `ibw` ignoring it, and Dagster would inherit that.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.default_int_handler)
+        # A process group of its own: a terminal's Ctrl-C reaches `ibw` alone, and every process
+        # Dagster starts (webserver, daemon, code server, run workers) is found by the group's id.
+        dagster = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+        try:
+            code = dagster.wait()
+        except KeyboardInterrupt:
+            _stop(dagster)
             console.print("Stopped the Dagster webserver, its daemon and the embedded gateway.")
             return 0
+        _stop(dagster)  # what outlived it
     console.print(f"[red]ibw dev:[/red] dagster dev exited with code {code}.")
     return code or 1
 
 
-class _StopRequest:
-    requested = False
-
-
-def _forward_stop_signals(child: subprocess.Popen) -> _StopRequest:
-    """On SIGINT or SIGTERM, stop Dagster through its parent process (by pid), then wait."""
-    stop = _StopRequest()
-
-    def handler(signum, frame) -> None:
-        stop.requested = True
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                child.kill()
-
+def _stop(dagster: subprocess.Popen) -> None:
+    """SIGTERM to Dagster's process group, as a terminal's Ctrl-C reaches a plain `dagster dev`
+    (Dagster reads it as an interrupt: the services shut down, a run in flight records its
+    failure); SIGKILL for what still runs after STOP_TIMEOUT."""
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
-    return stop
+        signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+    group, deadline = dagster.pid, time.monotonic() + STOP_TIMEOUT
+    with contextlib.suppress(ProcessLookupError):  # an empty group: nothing left to stop
+        os.killpg(group, signal.SIGTERM)
+        while dagster.poll() is None or runs_in_group(group):
+            if time.monotonic() > deadline:
+                os.killpg(group, signal.SIGKILL)
+                break
+            time.sleep(0.1)
+    dagster.wait()
+
+
+def runs_in_group(group: int) -> bool:
+    """Whether a process of `group` still runs; an ended one waiting to be reaped does not."""
+    if not PROCESSES.is_dir():  # no /proc: any member, ended or not
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in PROCESSES.glob("[0-9]*/stat"):
+        try:  # "pid (name) state ppid pgrp ...": the name may hold spaces and parentheses
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError):
+            continue  # ended while we looked
+        if int(pgrp) == group and state != "Z":
+            return True
+    return False

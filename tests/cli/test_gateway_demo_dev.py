@@ -8,11 +8,15 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from ib_async import IB
 
+from cli.dev import runs_in_group
 from tests.kit.processes import IBW, ROOT, OutputWatcher, free_port, wait_for_http
+from tests.ui.conftest import UNIVERSE as SMALL_UNIVERSE
+from tests.ui.dagster_api import DagsterAPI
 
 pytestmark = pytest.mark.slow  # real `ibw` processes, seconds to minutes each
 
@@ -96,29 +100,44 @@ def test_demo_builds_a_warehouse_from_its_own_gateway(tmp_path):
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_dev_serves_dagster_with_the_gateway_and_stops_both_on_ctrl_c(tmp_path):
+def test_dev_serves_dagster_quietly_and_stops_everything_on_ctrl_c(tmp_path):
     ui_port, gateway_port = free_port(), free_port()
     command = [*IBW, "dev", "--home", str(tmp_path / "ibw"), "--port", str(ui_port)]
     command += ["--gateway-port", str(gateway_port)]
+    env = {**os.environ, "IBW_UNIVERSE": str(SMALL_UNIVERSE)}
     with subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as proc:
         output = OutputWatcher(proc)
         try:
-            info = wait_for_http(f"http://127.0.0.1:{ui_port}/server_info", timeout=180)
+            url = f"http://127.0.0.1:{ui_port}"
+            info = wait_for_http(f"{url}/server_info", timeout=180)
             assert "dagster_webserver_version" in info
             ib = IB()
             ib.connect("127.0.0.1", gateway_port, clientId=9, timeout=10)
             assert ib.reqCurrentTime()
             ib.disconnect()
+            # the sensor's first run (the security master) has gone through Dagster's console
+            DagsterAPI(url).wait_for_runs("a run to succeed", 180, ["SUCCESS"])
+            group = os.getpgid(_dagster_pid(proc.pid))
             proc.send_signal(signal.SIGINT)
-            assert proc.wait(timeout=90) == 0
+            assert proc.wait(timeout=90) == 0  # a bound on a hang, not a speed
         finally:
             if proc.poll() is None:
                 proc.kill()  # by its pid
                 proc.wait(timeout=30)
         log = output.finish()
     assert "Stopped the Dagster webserver, its daemon and the embedded gateway." in log
+    noisy = [x for x in log.splitlines() if re.search(r"warning|deprecat| - DEBUG - ", x, re.I)]
+    assert not noisy, noisy  # no start-up warning, no DEBUG event of any run
     for port in (ui_port, gateway_port):
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
+    assert not runs_in_group(group)  # no webserver, daemon, code server or run worker is left
+
+
+def _dagster_pid(ibw: int) -> int:
+    """The `dagster dev` child of the `ibw dev` process `ibw` (its process group's leader)."""
+    children = Path(f"/proc/{ibw}/task/{ibw}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])

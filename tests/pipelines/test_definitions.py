@@ -9,7 +9,7 @@ import sys
 import dagster as dg
 import pytest
 
-from tests.kit.processes import ROOT
+from cli.dev import INSTANCE_SETTINGS
 
 
 def test_code_location_loads_every_asset_check_and_resource():
@@ -76,7 +76,7 @@ def test_code_location_loads_every_asset_check_and_resource():
 
 @pytest.mark.slow
 def test_instance_settings_are_valid(tmp_path):
-    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(INSTANCE_SETTINGS, tmp_path / "dagster.yaml")
     result = subprocess.run(
         [sys.executable, "-m", "dagster", "instance", "info"],
         env={"DAGSTER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
@@ -86,4 +86,9 @@ def test_instance_settings_are_valid(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "free_slots_after_run_end_seconds: 300" in result.stdout
-    assert "max_concurrent_runs: 4" in result.stdout
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:  # as the daemon reads it
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue.max_concurrent_runs == 4
+        assert queue.tag_concurrency_limits == [{"key": "ibw/backfill", "limit": 1}]
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 2
+        assert instance.python_log_level == "INFO"
