@@ -40,6 +40,19 @@ def new_york_day(when: datetime) -> date:
     return when.astimezone(NEW_YORK).date()
 
 
+def is_gateway_today(context: dg.AssetExecutionContext, gateway_today: date, what: str) -> bool:
+    """Whether the run's day is the gateway's today. IB keeps no history of `what`, so another
+    day stores nothing, which the run's log says as a warning: a failure would turn the asset and
+    its checks red although its last good day is as it was."""
+    day = date.fromisoformat(context.partition_key)
+    if day != gateway_today:
+        context.log.warning(
+            f"IB keeps no history of {what}, so only the gateway's today ({gateway_today}) can "
+            f"be snapshotted, not {day}: nothing was stored; materialize that partition."
+        )
+    return day == gateway_today
+
+
 def run_for_day(instance: dg.DagsterInstance, partitions: str, day: date) -> dg.RunRequest:
     """A run of `day`'s partition of the dynamic partitions named `partitions`, its key added
     first when it is new."""

@@ -5,7 +5,8 @@ when a silent stream counts as stale, the default account and the order limits),
 from YAML: an unknown key or a bad value is refused with one sentence naming the key and the
 fix, because a typo in a long-running service's config would otherwise stream the wrong thing
 for days. `resolve_streams` turns each entry into a `ResolvedStream` from the current version of
-the security master (the `contracts` asset writes it), so the service never guesses a conId.
+the security master (`ibw universe` or the `contracts` asset writes it), so the service never
+guesses a conId.
 """
 
 from __future__ import annotations
@@ -281,7 +282,7 @@ def resolve_streams(home: Path, config: LiveConfig) -> list[ResolvedStream]:
     if master.is_empty():
         raise LiveConfigError(
             f"the warehouse at {home} has no security master yet",
-            "run the contracts asset (or `ibw demo`) first",
+            "run `ibw universe` (or `ibw demo`) first to resolve the universe file into it",
         )
     current = master.filter(pl.col("valid_to").is_null())
     return [_resolve(current, spec, home) for spec in config.streams]

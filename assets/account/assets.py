@@ -16,13 +16,14 @@ import polars as pl
 from assets.failures import one_sentence_failures
 from assets.metadata import OWNERS, dataset_metadata
 from assets.resources import IBResource, SnapshotResource, WarehouseResource
-from assets.trading_days import TRADING_DAYS, per_partition_checks
+from assets.trading_days import TRADING_DAYS, is_gateway_today, per_partition_checks
 from engines.snapshot import DATASETS, Stored, gateway_day, store_snapshot, take_snapshot
 from warehouse import layout
 from warehouse.catalog import refresh_catalog
 from warehouse.schemas import polars_schema
 
 CHECK = "rows_pass_validation"
+UNKEPT = "positions, orders and fills"  # what IB reports for its today only
 _FA = "An FA master's only: empty on a login that is not a financial advisor's."
 DESCRIPTIONS = {
     "positions": "Every position of every (sub-)account: contract, quantity and average cost, as "
@@ -97,15 +98,16 @@ def account_snapshot(
     # in DATASETS' order, which Dagster needs: a dataset after the ones it depends on
     selected = [d for d in DATASETS if dg.AssetKey(d) in context.selected_asset_keys]
     with one_sentence_failures():
+        with ib.client(context.run.run_id) as client:
+            today = gateway_day(client.run(client.now()))
+        if not is_gateway_today(context, today, UNKEPT):
+            return
         snap, now, accounts, attempts = take_snapshot(
             ib.settings, context.run.run_id, region=snapshot.region, deadline=snapshot.deadline,
             datasets=selected, on_wait=context.log.info,
         )  # fmt: skip
-    if gateway_day(now) != day:
-        raise dg.Failure(
-            f"IB reports positions, orders and fills for its today ({gateway_day(now)}) only, "
-            f"so the {day} snapshot cannot be taken now: materialize today's partition."
-        )
+    if not is_gateway_today(context, gateway_day(now), UNKEPT):  # the day turned meanwhile
+        return
     context.log.info(
         f"IB answered {snap.requests} requests for {len(accounts)} account(s) "
         f"({', '.join(accounts)}) in {attempts} attempt(s)."

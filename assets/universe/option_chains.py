@@ -16,7 +16,13 @@ from ib_async import Contract, ContractDetails, Option
 from assets.failures import one_sentence_failures
 from assets.metadata import OWNERS, dataset_metadata
 from assets.resources import IBResource, UniverseResource, WarehouseResource
-from assets.trading_days import NEW_YORK, TRADING_DAYS, daily_check
+from assets.trading_days import (
+    NEW_YORK,
+    TRADING_DAYS,
+    daily_check,
+    is_gateway_today,
+    new_york_day,
+)
 from ibkr import errors
 from ibkr.client import IBClient
 from ibkr.universe import OptionWindow
@@ -67,13 +73,9 @@ def option_chains(
         home = warehouse.path
         underlyings = _underlyings(read_dataset(home, "security_master"), windows)
         with ib.client(context.run.run_id) as client:
-            gateway_day = client.run(client.now()).astimezone(NEW_YORK).date()
-            if gateway_day != day:
-                context.log.warning(
-                    f"IB keeps no history of option chains, so only the gateway's today "
-                    f"({gateway_day}) can be snapshotted, not {day}: nothing was stored; "
-                    "materialize that partition."
-                )
+            if not is_gateway_today(
+                context, new_york_day(client.run(client.now())), "option chains"
+            ):
                 return
             stats: dict[str, dict] = {}
             frames = []

@@ -4,7 +4,7 @@ that reports numbers, and the schedules on trading days only."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -91,6 +91,32 @@ def test_the_snapshot_through_dagster_checks_every_dataset_of_the_day_with_numbe
     assert "accounts_covered" not in evaluations["commissions"].metadata  # no account column
     fa_rows = evaluations["fa_groups"].metadata["rows"].value
     assert (fa_rows > 0) == (scenario == "fa")
+
+
+def test_a_past_day_stores_nothing_logs_why_and_turns_nothing_red(gateway, tmp_path):
+    """IB reports positions, orders and fills for its today only: a click on an earlier day
+    asks IB nothing more than its clock, stores nothing and fails nothing."""
+    yesterday = (NOW.date() - timedelta(days=1)).isoformat()
+    resources = {
+        "ib": IBResource(port=gateway.port, client_id=541),
+        "warehouse": WarehouseResource(home=str(tmp_path)),
+        "snapshot": SnapshotResource(region="none"),
+    }
+    with instance_with_days(yesterday) as instance:
+        result = dg.materialize(
+            [account_snapshot], resources=resources, partition_key=yesterday, instance=instance
+        )
+        warnings = [e.message for e in instance.all_logs(result.run_id) if e.level == 30]
+        failed = instance.fetch_failed_materializations(dg.AssetKey("positions"), limit=5)
+    assert result.success and failed.records == []
+    assert result.get_asset_materialization_events() == []
+    assert result.get_asset_check_evaluations() == []
+    assert warnings == [
+        f"IB keeps no history of positions, orders and fills, so only the gateway's today "
+        f"({DAY}) can be snapshotted, not {yesterday}: nothing was stored; materialize that "
+        "partition."
+    ]
+    assert not (tmp_path / "lake").exists()
 
 
 # ------------------------------------------------------------------ schedules and freshness

@@ -98,5 +98,5 @@ def test_unknown_and_ambiguous_symbols_say_what_to_do(seeded_home: Path, tmp_pat
         resolve_streams(seeded_home, parse("streams: [{symbol: ZZZZ, bars: true}]"))
     with pytest.raises(LiveConfigError, match=r"ES matches .* contracts.*con_id"):
         resolve_streams(seeded_home, parse("streams: [{symbol: ES, bars: true}]"))
-    with pytest.raises(LiveConfigError, match=r"no security master yet.*contracts asset"):
+    with pytest.raises(LiveConfigError, match=r"no security master yet.*ibw universe"):
         resolve_streams(tmp_path, parse("streams: [{symbol: AAPL, bars: true}]"))

@@ -60,10 +60,11 @@ class DagsterAPI:
         return run["status"]
 
     def partitions(self, asset: str) -> dict:
-        """{"keys": {dimension: [keys]}, "stats": {numMaterialized, numPartitions, ...}}."""
+        """{"keys": [keys], "stats": {numMaterialized, numPartitions, ...}} of a one-dimension
+        partitioned asset."""
         node = self.query(PARTITIONS, path=[asset])["assetNodeOrError"]
-        keys = {d["name"]: d["partitionKeys"] for d in node["partitionKeysByDimension"]}
-        return {"keys": keys, "stats": node["partitionStats"]}
+        (dimension,) = node["partitionKeysByDimension"]
+        return {"keys": dimension["partitionKeys"], "stats": node["partitionStats"]}
 
     def wait_for_runs(self, what: str, timeout: float, statuses: list[str], **tags: str) -> list:
         """Until some run with `tags` has one of `statuses`; returns those runs."""

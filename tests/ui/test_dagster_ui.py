@@ -19,7 +19,6 @@ pytestmark = pytest.mark.slow  # `ibw dev`, a browser and a backfill: minutes
 
 READABLE = re.compile(r"^[A-Z][A-Z0-9.]*\.\d+$")  # the agreed key: <symbol>.<conId>
 CLICKED = "AAPL"  # the contract whose partition the user materializes by hand
-DAILY = "1 day"  # ... and its series
 BACKFILL = 900.0  # seconds the sensor's backfill of the small universe may take, at most
 ASSETS = ["contracts", "option_chains", "bars", "account_summary", "positions", "live_bars"]
 
@@ -42,15 +41,13 @@ def test_a_click_on_materialize_starts_while_the_backfill_runs(dev, page, screen
     )
     assert all(r["tags"].get("dagster/priority") == "-1" for r in backfill), backfill
     contract = _partition_of(dev, CLICKED)
-    series = next(s for s in dev.api.partitions("bars")["keys"]["series"] if s.startswith(DAILY))
     page.goto(f"{dev.url}/assets/bars?view=partitions")
     page.get_by_role("button", name="Materialize…").click()
     dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize bars")
-    for key in (contract, series):  # one partition per dimension, as a user picks them
-        dialog.get_by_text("Select a partition or create one").first.click()
-        page.get_by_placeholder("Filter partitions").fill(key)
-        page.get_by_role("menuitem").filter(has_text=key).first.click()
-        dialog.get_by_text("Launch runs to materialize bars").click()  # closes the list
+    dialog.get_by_text("Select a partition or create one").first.click()
+    page.get_by_placeholder("Filter partitions").fill(contract)
+    page.get_by_role("menuitem").filter(has_text=contract).first.click()
+    dialog.get_by_text("Launch runs to materialize bars").click()  # closes the list
     screenshot("materialize")
     dialog.get_by_role("button", name="Launch 1 run").click()
 
@@ -72,7 +69,7 @@ def test_a_click_on_materialize_starts_while_the_backfill_runs(dev, page, screen
 
 
 def test_the_partitions_are_readable_and_none_is_missing_for_good(dev, page, screenshot):
-    contracts = dev.api.partitions("bars")["keys"]["contract"]
+    contracts = dev.api.partitions("bars")["keys"]
     assert contracts and all(READABLE.match(k) for k in contracts), contracts
 
     def backfill_done() -> bool:
@@ -100,7 +97,7 @@ def test_the_checks_page_shows_per_partition_results_with_numbers(dev, page, scr
 
 
 def _partition_of(dev, symbol: str) -> str:
-    contracts = dev.api.partitions("bars")["keys"]["contract"]
+    contracts = dev.api.partitions("bars")["keys"]
     found = [k for k in contracts if k.startswith(f"{symbol}.")]
     assert found, f"no partition key for {symbol} among {contracts}"
     return found[0]
@@ -109,4 +106,4 @@ def _partition_of(dev, symbol: str) -> str:
 def _is_click(run: dict, contract: str) -> bool:
     """A run launched from the UI for a partition of `contract`."""
     tags = run["tags"]
-    return tags.get("dagster/from_ui") == "true" and contract in tags.get("dagster/partition", "")
+    return tags.get("dagster/from_ui") == "true" and tags.get("dagster/partition") == contract
