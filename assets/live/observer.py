@@ -44,6 +44,7 @@ JOURNALED = {
     live_differences.key: "last_seen",
 }
 OPEN_ORDER_STATES = ("new", "sending", "working")
+NEVER_RAN = "service not running (no health file yet: start `ibw live`)"
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,21 @@ class Service:
     health: dict = field(default_factory=dict)
     age_seconds: float | None = None  # since the health file was written
 
+    @property
+    def severity(self) -> dg.AssetCheckSeverity:
+        """A warning while no service has ever run on this warehouse (nothing is broken, the
+        live side is just not in use yet); an error once one ran and died, lags or is cut off."""
+        return (
+            dg.AssetCheckSeverity.WARN if self.state == NEVER_RAN else dg.AssetCheckSeverity.ERROR
+        )
+
 
 def read_health(home: Path, now: datetime) -> Service:
     """The service's state from `$IBW_HOME/live/health.json`."""
     try:
         health = json.loads((home / HEALTH_FILE).read_text())
     except FileNotFoundError:
-        return Service("service not running (no health file yet: start `ibw live`)", False)
+        return Service(NEVER_RAN, False)
     except (OSError, ValueError):
         return Service("service state unknown (its health file cannot be read)", False)
     try:
@@ -85,6 +94,8 @@ class Verdict:
     description: str
     metadata: dict[str, object]
 
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+
     def evaluation(self) -> dg.AssetCheckEvaluation:
         return dg.AssetCheckEvaluation(
             asset_key=self.asset_key,
@@ -92,6 +103,7 @@ class Verdict:
             passed=self.passed,
             description=self.description,
             metadata=self.metadata,
+            severity=self.severity,
         )
 
     def result(self) -> dg.AssetCheckResult:
@@ -101,6 +113,7 @@ class Verdict:
             passed=self.passed,
             description=self.description,
             metadata=self.metadata,
+            severity=self.severity,
         )
 
 
@@ -129,7 +142,7 @@ def _service_verdict(key: dg.AssetKey, service: Service) -> Verdict:
         "connected": bool(service.health.get("connected")),
     }
     sentence = f"{service.state[0].upper()}{service.state[1:]}."
-    return Verdict(key, SERVICE_CHECK, service.running, sentence, metadata)
+    return Verdict(key, SERVICE_CHECK, service.running, sentence, metadata, service.severity)
 
 
 def _stream(
@@ -181,6 +194,7 @@ def _stream(
             "streams_not_ok": len(not_ok),
             "rows_today": today.rows,
         },
+        service.severity,
     )
     return observation, verdict
 

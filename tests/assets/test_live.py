@@ -86,7 +86,8 @@ def write_health(home: Path, written_at: datetime, streams: list[dict]) -> None:
     (home / HEALTH_FILE).write_text(json.dumps(health))
 
 
-def test_no_service_turns_every_live_check_red(tmp_path: Path) -> None:
+def test_a_service_that_never_ran_warns_on_every_live_check(tmp_path: Path) -> None:
+    """Yellow, not red: nothing is broken while the live side is not in use yet."""
     with dg.instance_for_test() as instance:
         observed, checked, result = evaluate(instance, tmp_path)
         assert set(observed) == set(LIVE_SCHEMAS)
@@ -100,6 +101,7 @@ def test_no_service_turns_every_live_check_red(tmp_path: Path) -> None:
         assert checked[("live_ticks", SERVICE_CHECK)].description == (
             "Service not running (no health file yet: start `ibw live`)."
         )
+        assert {c.severity for c in checked.values()} == {dg.AssetCheckSeverity.WARN}
         assert result.dynamic_partitions_requests == []  # no day written, no partition
 
 
@@ -143,6 +145,7 @@ def test_a_running_service_is_green_with_lag_rows_and_files_and_a_stale_one_red(
         assert latest_status(instance, "live_bars", SERVICE_CHECK) == "FAILED"
         assert latest_status(instance, "live_bars", "live_bars_fresh") == "FAILED"
         assert checked[("live_bars", SERVICE_CHECK)].metadata["health_age_seconds"].value >= 600
+        assert checked[("live_bars", SERVICE_CHECK)].severity == dg.AssetCheckSeverity.ERROR
 
 
 def test_a_lagging_service_turns_the_freshness_check_red(tmp_path: Path) -> None:
@@ -163,6 +166,7 @@ def test_a_lagging_service_turns_the_freshness_check_red(tmp_path: Path) -> None
             "heard."
         )
         assert checked[("live_bars", SERVICE_CHECK)].passed  # alive, but lagging
+        assert fresh.severity == dg.AssetCheckSeverity.ERROR
 
 
 def test_the_order_datasets_are_observed_with_numbers(tmp_path: Path) -> None:
