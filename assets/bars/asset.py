@@ -25,6 +25,10 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
+from dagster_shared.record import replace
 
 from assets.bars.partitions import con_id_of, contract_partitions
 from assets.failures import one_sentence_failures
@@ -107,7 +111,10 @@ def _bars_asset(contracts_per_run: int) -> dg.AssetsDefinition:
                         found = series.get(con_id_of(key), [])
                         reports = [backfill.run(target) for target in found]
                         stored |= any(r.complete or r.empty for r in reports)
-                        yield from partition_events(context.asset_key, key, reports, backfill)
+                        for event in partition_events(context.asset_key, key, reports, backfill):
+                            if isinstance(event, dg.AssetCheckEvaluation):
+                                event = aimed_at_latest(context.instance, event)
+                            yield event
             finally:  # once a run: the views read the lake's files, new ones included
                 if stored:
                     refresh_catalog(home)
@@ -216,6 +223,22 @@ def partition_events(
             {"sessions_lost": sum(map(len, lost.values())), "series_damaged": len(lost)},
         ),
     ]  # fmt: skip
+
+
+def aimed_at_latest(
+    instance: dg.DagsterInstance, evaluation: dg.AssetCheckEvaluation
+) -> dg.AssetCheckEvaluation:
+    """The evaluation pinned to its partition's materialization, stored just before it. Dagster
+    pins a check result to its materialization only in a one-partition step; a ranged run must do
+    it itself, or the UI holds every check of the range for out of date ("Not evaluated")."""
+    [record] = instance.fetch_materializations(
+        dg.AssetRecordsFilter(evaluation.asset_key, asset_partitions=[evaluation.partition]),
+        limit=1,
+    ).records
+    target = AssetCheckEvaluationTargetMaterializationData(
+        storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+    )
+    return replace(evaluation, target_materialization_data=target)
 
 
 def status(reports: list[SeriesReport], total: dict[str, int]) -> str:

@@ -244,6 +244,7 @@ def test_a_ranged_run_reports_each_contract_with_its_own_numbers(gateway, seeded
         assert result.success
         records = instance.fetch_materializations(dg.AssetKey("bars"), limit=10).records
         by_key = {r.partition_key: r.asset_materialization.metadata for r in records}
+        stored = {r.partition_key: r.storage_id for r in records}
         assert set(by_key) == {aapl, msft, spy}
         written = {k: m["bars_written"].value for k, m in by_key.items()}
         assert (written[aapl], written[msft], written[spy]) == (
@@ -262,6 +263,13 @@ def test_a_ranged_run_reports_each_contract_with_its_own_numbers(gateway, seeded
             numbers = [h.event.asset_check_evaluation.metadata for h in history]
             assert all(isinstance(next(iter(n.values())).value, int) for n in numbers)
             assert all(h.status.value == "SUCCEEDED" for h in history)
+            # each result is pinned to its partition's materialization, as the UI needs it to
+            # call the partition's check current rather than "Not evaluated"
+            targets_of = {
+                h.partition: h.event.asset_check_evaluation.target_materialization_data.storage_id
+                for h in history
+            }
+            assert targets_of == {k: stored[k] for k in (aapl, msft, spy)}, check
         logs = [e.message for e in instance.all_logs(result.run_id)]
     assert any("AAPL 1 day TRADES: " in m and "(1 of 1)" in m for m in logs)
     assert any(m.startswith("AAPL 1 day TRADES: wrote 30 bars to lake/bars/") for m in logs)

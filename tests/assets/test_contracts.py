@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import socket
 from dataclasses import replace
-from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 import assets.failures
@@ -17,38 +15,19 @@ from assets.resources import IBResource, UniverseResource, WarehouseResource
 from assets.universe.contracts import contracts
 from ibsim.market.instruments import STOCKS
 from tests.kit.gateway import NOW
-from tests.kit.universe import dagster_resources, write_universe
+from tests.kit.universe import check_named, dagster_resources, write_universe
+from tests.kit.warehouse import query
 
 TODAY = NOW.date().isoformat()  # the gateway's day
 CLIENT_ID = 300
 CONTRACTS = dg.AssetKey("contracts")
 
 
-def query(home: Path, sql: str) -> list[tuple]:
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        return con.sql(sql).fetchall()
-
-
-def check(result: dg.ExecuteInProcessResult, name: str):
-    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
-    return evaluation
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "ibw"
-
-
-@pytest.fixture
-def universe(tmp_path: Path) -> Path:
-    return write_universe(tmp_path)
-
-
 def test_every_security_type_lands_in_the_security_master(gateway, home, universe):
     result = dg.materialize(
         [contracts], resources=dagster_resources(gateway, home, universe, CLIENT_ID)
     )
-    assert result.success and check(result, "universe_entries_resolve").passed
+    assert result.success and check_named(result, "universe_entries_resolve").passed
     kinds = dict(query(home, "SELECT sec_type, count(*) FROM security_master_current GROUP BY 1"))
     assert set(kinds) == {"STK", "FUT", "CASH", "IND"}
     symbols = {r[0] for r in query(home, "SELECT symbol FROM security_master_current")}
@@ -73,7 +52,7 @@ def test_bad_entries_fail_the_check_with_one_sentence_and_the_rest_lands(gateway
         [contracts], resources=dagster_resources(gateway, home, universe, CLIENT_ID)
     )
     assert result.success  # the universe is not sunk by two bad entries
-    evaluation = check(result, "universe_entries_resolve")
+    evaluation = check_named(result, "universe_entries_resolve")
     assert not evaluation.passed
     text = evaluation.description
     assert "symbol NOPE (STK SMART): no security definition was found" in text
@@ -102,7 +81,7 @@ def test_a_malformed_row_lands_in_quarantine_with_its_reason(make_gateway, home,
     gw.call(gw.gateway.catalog.add, broken)  # IB reports a minimum tick of 0
     universe = write_universe(tmp_path, [{"symbol": "BADT"}])
     result = dg.materialize([contracts], resources=dagster_resources(gw, home, universe, CLIENT_ID))
-    assert result.success and not check(result, "rows_pass_validation").passed
+    assert result.success and not check_named(result, "rows_pass_validation").passed
     [(dataset, reason, row)] = query(home, "SELECT dataset, reason, row FROM quarantine")
     assert dataset == "security_master" and "min_tick" in reason and "999001" in row
     assert query(home, "SELECT count(*) FROM security_master WHERE con_id = 999001") == [(0,)]
@@ -160,12 +139,12 @@ def test_a_passing_entries_check_carries_numbers_and_no_failure_table(gateway, h
     result = dg.materialize(
         [contracts], resources=dagster_resources(gateway, home, universe, CLIENT_ID)
     )
-    evaluation = check(result, "universe_entries_resolve")
+    evaluation = check_named(result, "universe_entries_resolve")
     assert evaluation.passed and "failed" not in evaluation.metadata
     entries = evaluation.metadata["entries"].value
     assert isinstance(entries, int) and entries > 0
     assert evaluation.metadata["entries_failed"].value == 0
-    rows = check(result, "rows_pass_validation").metadata["rows_quarantined"]
+    rows = check_named(result, "rows_pass_validation").metadata["rows_quarantined"]
     assert rows.value == 0
 
 
@@ -174,7 +153,7 @@ def test_a_failing_entries_check_names_each_entry_in_a_table(gateway, home, tmp_
     result = dg.materialize(
         [contracts], resources=dagster_resources(gateway, home, universe, CLIENT_ID)
     )
-    evaluation = check(result, "universe_entries_resolve")
+    evaluation = check_named(result, "universe_entries_resolve")
     assert not evaluation.passed
     assert evaluation.metadata["entries_failed"].value == 1
     assert "| symbol NOPE (STK SMART) |" in evaluation.metadata["failed"].value

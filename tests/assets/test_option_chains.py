@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime, time
-from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 import yaml
 
@@ -24,27 +22,13 @@ from assets.universe.contracts import contracts
 from assets.universe.option_chains import chain_inside_window, option_chains
 from assets.universe.schedules import daily_option_chains
 from tests.kit.gateway import NOW
-from tests.kit.universe import dagster_resources, write_universe
+from tests.kit.universe import dagster_resources
+from tests.kit.warehouse import query
 
 TODAY = NOW.date().isoformat()  # the gateway's day, a Wednesday
 YESTERDAY = "2024-07-09"
 CLIENT_ID = 310
 CHAIN_CHECK = dg.AssetCheckKey(option_chains.key, "chain_inside_window")
-
-
-def query(home: Path, sql: str) -> list[tuple]:
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        return con.sql(sql).fetchall()
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "ibw"
-
-
-@pytest.fixture
-def universe(tmp_path: Path) -> Path:
-    return write_universe(tmp_path)
 
 
 @pytest.fixture

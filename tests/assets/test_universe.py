@@ -7,40 +7,19 @@ from __future__ import annotations
 import select
 import subprocess
 import sys
-from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from assets.trading_days import instance_with_days
 from assets.universe.contracts import contracts
 from assets.universe.option_chains import option_chains
 from tests.kit.gateway import NOW
-from tests.kit.universe import dagster_resources, write_universe
+from tests.kit.universe import dagster_resources
+from tests.kit.warehouse import query
 
 TODAY = NOW.date().isoformat()  # the gateway's day
 CLIENT_ID = 300
-
-
-def query(home: Path, sql: str) -> list[tuple]:
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        return con.sql(sql).fetchall()
-
-
-def check(result: dg.ExecuteInProcessResult, name: str):
-    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
-    return evaluation
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "ibw"
-
-
-@pytest.fixture
-def universe(tmp_path: Path) -> Path:
-    return write_universe(tmp_path)
 
 
 READER = """

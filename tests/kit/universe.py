@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import dagster as dg
 import yaml
 
 from assets.resources import DEFAULT_UNIVERSE, IBResource, UniverseResource, WarehouseResource
@@ -37,3 +38,9 @@ def dagster_resources(gw, home: Path, universe: Path, client_id: int) -> dict:
         "warehouse": WarehouseResource(home=str(home)),
         "universe": UniverseResource(path=str(universe)),
     }
+
+
+def check_named(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckEvaluation:
+    """The one evaluation of check `name` in a run's result."""
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
+    return evaluation

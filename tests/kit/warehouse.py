@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from cli.query import add_query_command
@@ -81,3 +83,9 @@ def run_query(*argv: str) -> int:
     add_query_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["query", *argv])
     return args.run(args)
+
+
+def query(home: Path, sql: str) -> list[tuple]:
+    """`sql` on the warehouse's DuckDB catalog, read-only, as an analyst runs it."""
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        return con.sql(sql).fetchall()

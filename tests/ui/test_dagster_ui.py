@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.kit.waiting import poll_until
 from tests.ui.dagster_api import UNFINISHED, check_executions
@@ -91,6 +92,8 @@ def test_the_checks_page_shows_per_partition_results_with_numbers(dev, page, scr
     assert all(e["numbers"] for e in evaluations), evaluations
     page.goto(f"{dev.url}/assets/bars?view=checks")
     page.get_by_text("bars_no_gaps").first.click()
+    # every check's summary counts its partitions' results, none says "Not evaluated"
+    expect(page.get_by_text("Not evaluated")).to_have_count(0)
     page.get_by_text("Execution history").click()
     page.get_by_text(_partition_of(dev, CLICKED)).first.wait_for()
     screenshot("checks")
