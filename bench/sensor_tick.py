@@ -81,7 +81,9 @@ def backfilled(home: Path, found: list[Target], contracts: int) -> int:
         if target.con_id >= FIRST_CON_ID + contracts:
             continue
         days = [s.day for s in target.expected(NOW, HEAD)]
-        ledger.record(home, target.key, days, "complete", NOW)
+        # Settled as IB-confirmed empty: the sensor prices it as it prices complete, and needs
+        # no bars file per year (complete sessions without one count as lost and are gaps).
+        ledger.record(home, target.key, days, "empty", NOW)
         heads.write_head(home, target.con_id, target.what_to_show, target.spec.use_rth, HEAD, NOW)
         done += 1
     return done

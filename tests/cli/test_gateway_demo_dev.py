@@ -15,10 +15,10 @@ from ib_async import IB
 
 from cli.dev import runs_in_group
 from tests.kit.processes import IBW, ROOT, OutputWatcher, free_port, wait_for_http
-from tests.ui.conftest import UNIVERSE as SMALL_UNIVERSE
 from tests.ui.dagster_api import DagsterAPI
 
 pytestmark = pytest.mark.slow  # real `ibw` processes, seconds to minutes each
+SMALL_UNIVERSE = ROOT / "tests" / "ui" / "universe.yml"  # the UI test's: a few runs' backfill
 
 
 @pytest.mark.parametrize(
