@@ -1,6 +1,7 @@
 """Failures as Dagster shows them: the one sentence that names the cause and the fix, and a
-retry when the gateway went away in the middle of a run (IB Gateway restarts daily, and a
-restart drops every client), so a run outlives a restart without a click."""
+retry when the gateway or the shared state's PostgreSQL went away in the middle of a run (IB
+Gateway restarts daily, and a restart drops every client; a database restarts for upgrades), so
+a run outlives a restart without a click."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +10,7 @@ import dagster as dg
 
 from ibkr.errors import GatewayUnavailable, IBWError
 from ibkr.universe import UniverseError
+from shared_state.database import SharedStateError
 from warehouse.unreadable import UnreadableFile
 
 GATEWAY_RETRIES = 5  # attempts after the first, while the gateway stays unreachable
@@ -21,7 +23,7 @@ def one_sentence_failures() -> Iterator[None]:
     unreachable gateway into a retry of the step first (bad input is never retried)."""
     try:
         yield
-    except GatewayUnavailable as exc:
+    except (GatewayUnavailable, SharedStateError) as exc:
         if _retries_so_far() < GATEWAY_RETRIES:
             raise dg.RetryRequested(GATEWAY_RETRIES, GATEWAY_RETRY_WAIT) from exc
         retried = f"(Tried {GATEWAY_RETRIES} more times, {GATEWAY_RETRY_WAIT:.0f} s apart.)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from cli.backfill import add_backfill_commands
 from cli.dev import add_dev_command
@@ -15,6 +16,7 @@ from cli.query import add_query_command
 from cli.snapshot import add_snapshot_command
 from cli.universe import add_universe_command
 from cli.verify import add_verify_command
+from shared_state.database import SharedStateError
 from warehouse.layout import home as default_home
 
 
@@ -45,4 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     add_order_commands(commands)
     add_verify_command(commands)
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except SharedStateError as exc:  # any command that paces or locks, with PostgreSQL set
+        print(f"ibw {args.command}: {exc}", file=sys.stderr)
+        return 1

@@ -1,10 +1,11 @@
 """The durable request log one IB login shares across processes, and the pacer over it.
 
-Owns `SharedPacer`: one SQLite file per login under `$IBW_HOME/pacing/`, in WAL mode. Every
-decision reads the log and records its reservation in one `BEGIN IMMEDIATE` transaction (a write
-lock taken before the read), so two processes or threads can never both decide on the same state:
+Owns `SharedPacer`: one log per login, an SQLite file under `$IBW_HOME/pacing/` by default or
+rows of one PostgreSQL table when IBW_POSTGRES_URL is set (`shared_state`). Every decision reads
+the log and records its reservation in one transaction that holds the login's write lock from
+before the read, so two threads, processes or machines can never both decide on the same state:
 each sees the reservations of all the others. The decision itself is `ibkr.pacer`. May import
-the standard library and `ibkr.pacer`.
+the standard library, `shared_state` and `ibkr.pacer`.
 
 A reservation is a row in the log from the moment it is made: it counts against every rule and
 holds an open slot until released or until its lease ends (a killed process frees its slot).
@@ -16,19 +17,23 @@ to the back of the queue instead of letting it go.
 from __future__ import annotations
 
 import re
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ibkr.pacer import LogEntry, PacingBudget, RequestKey, earliest_send, slot_free_at, used
+from shared_state.database import PostgresDatabase, SQLiteDatabase, Statements
+from shared_state.settings import postgres_url
 
-SCHEMA = """
+# The same columns in both databases; PostgreSQL keeps every login in one table, so a row says
+# whose it is (an SQLite file is one login's, its rows have login '').
+SCHEMAS = {
+    "sqlite": """
 CREATE TABLE IF NOT EXISTS sends (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a stale id never hits a new row
+    login TEXT NOT NULL DEFAULT '',
     at REAL NOT NULL,
     weight INTEGER NOT NULL,
     key TEXT NOT NULL,
@@ -38,8 +43,29 @@ CREATE TABLE IF NOT EXISTS sends (
     block INTEGER NOT NULL,
     sent INTEGER NOT NULL DEFAULT 0,
     priority INTEGER NOT NULL DEFAULT 0
-)
-"""
+)""",
+    "postgresql": """
+CREATE TABLE IF NOT EXISTS pacing_sends (
+    id BIGSERIAL PRIMARY KEY,
+    login TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,  -- epoch seconds: REAL would round them to minutes
+    weight INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    small INTEGER NOT NULL,
+    holds_until DOUBLE PRECISION NOT NULL,
+    block INTEGER NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS pacing_sends_login_at ON pacing_sends (login, at)""",
+}
+TABLES = {"sqlite": "sends", "postgresql": "pacing_sends"}
+# Columns added since the first SQLite logs: (name, definition); a log without them gets them.
+ADDED_COLUMNS = [
+    ("priority", "INTEGER NOT NULL DEFAULT 0"),
+    ("login", "TEXT NOT NULL DEFAULT ''"),
+]
 COLUMNS = "at, weight, key, identity, small, holds_until, block, priority"
 
 
@@ -55,40 +81,35 @@ class Reservation:
 
 
 class SharedPacer:
-    """IB's pacing for every process on one login, through a shared SQLite log."""
+    """IB's pacing for every process on one login, through a shared log: the SQLite file at
+    `log` (a path), or the login's rows in a PostgreSQL database (`log`: a PostgresDatabase,
+    with `login` naming the login)."""
 
     def __init__(
         self,
-        path: Path,
+        log: Path | PostgresDatabase,
         budget: PacingBudget | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         poll: float = 0.5,
-        busy_timeout: float = 30.0,
+        login: str = "",
     ) -> None:
-        self.path = Path(path)
+        self.path = None if isinstance(log, PostgresDatabase) else Path(log)
         self.budget = budget or PacingBudget()
         self.clock = clock
         self.sleep = sleep
         self.poll = poll  # how often a request waiting for an open slot looks again
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection for the pacer's life: closing the last connection to a WAL file
-        # checkpoints it, which would cost more than the decision. The lock serialises threads;
-        # BEGIN IMMEDIATE serialises processes.
-        self._db = sqlite3.connect(
-            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        self._lock = threading.Lock()
+        self.login = login
+        self._db = log if isinstance(log, PostgresDatabase) else SQLiteDatabase(Path(log))
+        self._table = TABLES[self._db.dialect]
         try:
-            self._db.execute("PRAGMA journal_mode = WAL")  # kept by the file: readers never block
-            # In WAL mode NORMAL survives a killed process; only power loss can drop the last
-            # commits, and a power loss also ends the IB session these entries pace.
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            with self._transaction() as db:
-                db.execute(SCHEMA)
-                columns = {row[1] for row in db.execute("PRAGMA table_info(sends)")}
-                if "priority" not in columns:  # a log written before the reserve existed
-                    db.execute("ALTER TABLE sends ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+            with self._db.transaction() as db:
+                db.execute(SCHEMAS[self._db.dialect])
+                if self._db.dialect == "sqlite":  # a log written before a column existed
+                    columns = {row[1] for row in db.execute("PRAGMA table_info(sends)")}
+                    for name, definition in ADDED_COLUMNS:
+                        if name not in columns:
+                            db.execute(f"ALTER TABLE sends ADD COLUMN {name} {definition}")
         except BaseException:
             self._db.close()
             raise
@@ -104,11 +125,15 @@ class SharedPacer:
 
     @classmethod
     def for_login(cls, home: Path, host: str, port: int, login_key: str, **kwargs) -> SharedPacer:
-        """The pacer of one login: IB paces per login, so every process on it shares the file.
+        """The pacer of one login: IB paces per login, so every process on it shares its log,
+        in PostgreSQL when IBW_POSTGRES_URL is set (every machine), else under `home`.
 
         `login_key` names the login (an account id, a user name), never a secret.
         """
-        name = "_".join(_safe(part) for part in (host, str(port), login_key))
+        name = login_name(host, port, login_key)
+        url = postgres_url()
+        if url:
+            return cls(PostgresDatabase(url, f"pacing {name}"), login=name, **kwargs)
         return cls(Path(home) / "pacing" / f"{name}.sqlite", **kwargs)
 
     # ----------------------------------------------------------------- the decision
@@ -141,7 +166,10 @@ class SharedPacer:
         budget, request, priority = self.budget, reservation.request, reservation.priority
         with self._transaction() as db:
             now = self.clock()
-            row = db.execute("SELECT at FROM sends WHERE id = ?", (reservation.id,)).fetchone()
+            [row] = db.execute(
+                f"SELECT at FROM {self._table} WHERE id = ? AND login = ?",
+                (reservation.id, self.login),
+            ) or [None]
             if row is not None and now < row[0]:
                 return replace(reservation, send_at=row[0], confirmed=False)
             others = self._log(db, without=reservation.id)
@@ -149,7 +177,7 @@ class SharedPacer:
             allowed = earliest_send(before, request, now, budget, priority) <= now
             if row is not None and now <= row[0] + budget.slack / 2 and allowed:
                 db.execute(
-                    "UPDATE sends SET sent = 1, holds_until = ? WHERE id = ?",
+                    f"UPDATE {self._table} SET sent = 1, holds_until = ? WHERE id = ?",
                     (now + budget.lease, reservation.id),
                 )
                 return replace(reservation, send_at=row[0], confirmed=True)
@@ -172,10 +200,11 @@ class SharedPacer:
         A reservation that was never confirmed was never sent, so it leaves the log entirely.
         """
         with self._transaction() as db:
-            db.execute("DELETE FROM sends WHERE id = ? AND sent = 0", (reservation.id,))
+            now = self.clock()
+            db.execute(f"DELETE FROM {self._table} WHERE id = ? AND sent = 0", (reservation.id,))
             db.execute(
-                "UPDATE sends SET holds_until = min(holds_until, ?) WHERE id = ?",
-                (self.clock(), reservation.id),
+                f"UPDATE {self._table} SET holds_until = ? WHERE id = ? AND holds_until > ?",
+                (now, reservation.id, now),
             )
 
     @contextmanager
@@ -193,8 +222,9 @@ class SharedPacer:
         at = self.clock() if now is None else now
         with self._transaction() as db:
             db.execute(
-                f"INSERT INTO sends ({COLUMNS}) VALUES (?, 0, '', '', 1, 0, 1, 0)",
-                (at,),
+                f"INSERT INTO {self._table} (login, {COLUMNS}) "
+                "VALUES (?, ?, 0, '', '', 1, 0, 1, 0)",
+                (self.login, at),
             )
 
     def used(self, now: float | None = None) -> int:
@@ -203,32 +233,36 @@ class SharedPacer:
             at = self.clock() if now is None else now
             return used(self._log(db), at, self.budget)
 
+    def logins(self, prefix: str) -> list[str]:
+        """The logins with entries in this log's database whose names start with `prefix`."""
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT DISTINCT login FROM {self._table} WHERE substr(login, 1, ?) = ?",
+                (len(prefix), prefix),
+            )
+        return sorted(login for (login,) in rows)
+
     def log(self) -> list[LogEntry]:
         """Every entry the rules can still see, for reports and tests."""
         with self._transaction() as db:
             return self._log(db)
 
     # ----------------------------------------------------------------- storage
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """Read, decide and write with the file's write lock held throughout."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[Statements]:
+        """Read, decide and write with the login's write lock held throughout."""
+        return self._db.transaction()
 
-    def _log(self, db: sqlite3.Connection, without: int | None = None) -> list[LogEntry]:
+    def _log(self, db: Statements, without: int | None = None) -> list[LogEntry]:
         """The live entries, after dropping those no rule can see any more."""
         now = self.clock()
         db.execute(
-            "DELETE FROM sends WHERE at < ? AND holds_until <= ?",
-            (now - self.budget.horizon, now),
+            f"DELETE FROM {self._table} WHERE login = ? AND at < ? AND holds_until <= ?",
+            (self.login, now - self.budget.horizon, now),
         )
-        rows = db.execute(f"SELECT {COLUMNS} FROM sends WHERE id IS NOT ?", (without,))
+        rows = db.execute(
+            f"SELECT {COLUMNS} FROM {self._table} WHERE login = ? AND id <> ?",
+            (self.login, without or 0),  # ids start at 1
+        )
         return [
             LogEntry(at, weight, key, identity, bool(small), until, bool(block), bool(priority))
             for at, weight, key, identity, small, until, block, priority in rows
@@ -236,7 +270,7 @@ class SharedPacer:
 
     def _insert(
         self,
-        db: sqlite3.Connection,
+        db: Statements,
         request: RequestKey,
         at: float,
         row: int | None = None,
@@ -244,21 +278,31 @@ class SharedPacer:
     ) -> int:
         """Record a reservation (or move reservation `row`, keeping its id) at `at`."""
         entry = LogEntry.of(request, at, at + self.budget.lease, priority)
-        cursor = db.execute(
-            f"INSERT OR REPLACE INTO sends (id, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
-            (
-                row,
-                entry.at,
-                entry.weight,
-                entry.key,
-                entry.identity,
-                entry.small,
-                entry.holds_until,
-                entry.priority,
-            ),
+        values = (
+            entry.at, entry.weight, entry.key, entry.identity, int(entry.small),
+            entry.holds_until, int(entry.priority),
+        )  # fmt: skip
+        if row is not None:  # a move: the same id, so the holder's reservation still finds it
+            db.execute(f"DELETE FROM {self._table} WHERE id = ?", (row,))
+            db.execute(
+                f"INSERT INTO {self._table} (id, login, {COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                (row, self.login, *values),
+            )
+            return row
+        [(new,)] = db.execute(
+            f"INSERT INTO {self._table} (login, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?) "
+            "RETURNING id",
+            (self.login, *values),
         )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        return new
+
+
+def login_name(host: str, port: int, login_key: str) -> str:
+    """The name of one login's log: its gateway and its key, safe as a file name (with an empty
+    key, the prefix every login of the gateway shares)."""
+    gateway = "_".join(_safe(part) for part in (host, str(port)))
+    return f"{gateway}_{_safe(login_key)}" if login_key else f"{gateway}_"
 
 
 def _safe(part: str) -> str:
@@ -266,6 +310,21 @@ def _safe(part: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", part).strip("-") or "default"
 
 
-def login_logs(home: Path, host: str, port: int) -> list[Path]:
-    """The pacing logs of every login seen on one gateway (usually one)."""
-    return sorted((Path(home) / "pacing").glob(f"{_safe(host)}_{_safe(str(port))}_*.sqlite"))
+def used_on_gateway(home: Path, host: str, port: int, budget: PacingBudget) -> int:
+    """Small-bar requests used in the window on the busiest login seen on one gateway (usually
+    there is one), from PostgreSQL when IBW_POSTGRES_URL is set, else from the home's files."""
+    gateway = login_name(host, port, "")
+    url = postgres_url()
+    if url:
+        with SharedPacer(PostgresDatabase(url, f"pacing {gateway}"), budget, login=gateway) as log:
+            names = log.logins(gateway)
+        logs: list[tuple[Path | PostgresDatabase, str]] = [
+            (PostgresDatabase(url, f"pacing {name}"), name) for name in names
+        ]
+    else:
+        logs = [(path, "") for path in sorted((Path(home) / "pacing").glob(f"{gateway}*.sqlite"))]
+    used_most = 0
+    for log, name in logs:
+        with SharedPacer(log, budget, login=name) as pacer:
+            used_most = max(used_most, pacer.used())
+    return used_most

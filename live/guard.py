@@ -2,7 +2,7 @@
 
 Two services on one home would share one journal: each would reconcile and place the other's
 orders, under its own client id or fighting over one. So the service takes `flock` on
-`live/service.lock` (warehouse.locks) before it connects and writes its pid into the file; a
+`live/service.lock` (shared_state.locks) before it connects and writes its pid into the file; a
 second one refuses at start with one sentence naming that pid. The kernel frees the lock when
 its holder dies, even by kill -9, so a stale file never blocks the next start.
 
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ibkr.exceptions import IBWError
-from warehouse.locks import try_lock_file
+from shared_state.locks import try_lock_file
 
 
 class ServiceRunning(IBWError):

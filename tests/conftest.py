@@ -1,8 +1,10 @@
 """Shared fixtures: an embedded gateway on a free port, ib_async clients connected to it, the
-seeded gateways of tests/kit/scenarios.py, and a warehouse holding the universe's contracts."""
+seeded gateways of tests/kit/scenarios.py, a warehouse holding the universe's contracts, and a
+real PostgreSQL server with a fresh database per test."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import shutil
 from collections.abc import Callable, Iterator
@@ -16,6 +18,7 @@ from ibsim.clock import ShiftedClock
 from ibsim.config import PacingRules
 from ibsim.server import GatewayThread
 from tests.kit.gateway import NOW, PACING_SCALE, gateway_config
+from tests.kit.postgres import PostgresServer, server_binaries, start_server
 
 _client_ids = itertools.count(100)
 
@@ -31,6 +34,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--full-size",
         action="store_true",
         help="run the chaos, kill and fuzz tests at their full (larger, slower) sizes",
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (stopped by its pid), or a skip saying why."""
+    if server_binaries() is None:
+        pytest.skip("no PostgreSQL server binaries: install Debian's postgresql, as .ci/run does")
+    server = start_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A fresh database on the session's server, for one test."""
+    return postgres.create_database(
+        "t_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:20]
     )
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import polars as pl
 
+from shared_state.locks import try_lock
 from warehouse import layout
 from warehouse.ledger import Series
-from warehouse.locks import try_lock
 from warehouse.parquet import remove_partition, write_partition
 from warehouse.schemas import polars_schema
 from warehouse.unreadable import read

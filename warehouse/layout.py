@@ -1,4 +1,11 @@
-"""Where the warehouse lives: every path under `$IBW_HOME` is computed here and nowhere else."""
+"""Where the warehouse lives: every path under `$IBW_HOME` (and `$IBW_LAKE`) is computed here
+and nowhere else.
+
+The lake (every dataset, the coverage ledger included) and the files set aside from it live
+under `$IBW_LAKE` when it is set: a filesystem several machines mount, which must give atomic
+rename within it and durable fsync (see docs/PRODUCTION.md). What one machine keeps for itself
+stays under `$IBW_HOME`: its DuckDB catalog, logs, journal and, without PostgreSQL, its pacing
+logs and locks."""
 
 from __future__ import annotations
 
@@ -17,8 +24,14 @@ def home() -> Path:
     return Path(os.environ.get("IBW_HOME") or ".ibw").resolve()
 
 
+def lake_root(home: Path) -> Path:
+    """`$IBW_LAKE` when set (shared by several machines), else the home."""
+    shared = os.environ.get("IBW_LAKE", "").strip()
+    return Path(shared).resolve() if shared else home
+
+
 def lake_dir(home: Path) -> Path:
-    return home / "lake"
+    return lake_root(home) / "lake"
 
 
 def catalog_path(home: Path) -> Path:
@@ -26,8 +39,9 @@ def catalog_path(home: Path) -> Path:
 
 
 def unreadable_dir(home: Path) -> Path:
-    """Where unreadable lake files are moved aside: outside the lake, so no view globs them."""
-    return home / "unreadable"
+    """Where unreadable lake files are moved aside: outside the lake, so no view globs them, and
+    on its filesystem, so the move is a rename."""
+    return lake_root(home) / "unreadable"
 
 
 def is_name(name: str) -> bool:

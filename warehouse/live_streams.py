@@ -27,9 +27,9 @@ from pathlib import Path
 
 import polars as pl
 
+from shared_state.locks import try_lock
 from warehouse import layout
 from warehouse.live_schemas import BARS, TICKS
-from warehouse.locks import try_lock
 from warehouse.parquet import create_temp, fsync_dir, write_file
 from warehouse.quarantine import write_quarantine
 from warehouse.schemas import polars_schema

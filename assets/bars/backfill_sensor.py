@@ -29,7 +29,7 @@ from engines.bar_series import Holdings, NoSecurityMaster, Target, estimate, tar
 from ibkr.durations import DurationTable
 from ibkr.errors import IBWError
 from ibkr.pacer import PacingBudget
-from ibkr.pacing_log import SharedPacer, login_logs
+from ibkr.pacing_log import used_on_gateway
 from ibkr.universe import UniverseError
 
 TAG = "ibw/backfill"
@@ -50,11 +50,7 @@ def pacing_used(warehouse: WarehouseResource, ib: IBResource) -> tuple[int, int]
     """Small-bar requests used in the window on the busiest login of this gateway, and the
     backfill's limit (the reserve above it is the live service's)."""
     budget = PacingBudget.from_env()
-    used = 0
-    for path in login_logs(warehouse.path, ib.host, ib.port):
-        with SharedPacer(path, budget) as pacer:
-            used = max(used, pacer.used())
-    return used, budget.backfill_limit
+    return used_on_gateway(warehouse.path, ib.host, ib.port, budget), budget.backfill_limit
 
 
 def held_by_runs(instance: dg.DagsterInstance, order: Sequence[str]) -> tuple[set[str], set[str]]:

@@ -137,7 +137,7 @@ def test_a_contract_ib_does_not_know_fails_once_permanently(home, open_backfill)
 
 
 def test_another_process_holding_the_series_is_left_alone(home, open_backfill):
-    from warehouse.locks import try_lock
+    from shared_state.locks import try_lock
 
     target = target_of(home, AAPL, BarSpec("1 day", 30))
     with try_lock(home, f"bars {target.key}") as held:

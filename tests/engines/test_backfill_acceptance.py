@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -142,3 +143,47 @@ def third_client(port: int, home: Path, requests: int) -> int:
     finally:
         ib.disconnect()
     return answered
+
+
+@pytest.mark.slow
+def test_two_machines_share_one_login_through_postgres_and_a_shared_lake(
+    compressed_gateway, seeded_home, tmp_path, postgres_url
+):
+    """Two process trees with private homes, sharing only PostgreSQL (pacing log, series locks)
+    and the lake, both asked for the same series on one login: IB refuses nothing, every series
+    lands once, no bar twice."""
+    gw = compressed_gateway
+    shared = tmp_path / "shared"
+    shutil.copytree(seeded_home / "lake", shared / "lake")  # the security master is there
+    universe = write_universe(
+        tmp_path, bars=[{"bar_size": "5 secs", "history": "8d"}], entries=[{"symbol": "AAPL"}]
+    )
+    env = environment(
+        gw.port, IBW_PACING_SCALE=str(PACING_SCALE), IBW_LAKE=str(shared),
+        IBW_POSTGRES_URL=postgres_url,
+    )  # fmt: skip
+    machines = [tmp_path / "machine-a", tmp_path / "machine-b"]
+    symbols = ("AAPL", "MSFT", "SPY", "QQQ")
+    processes = [
+        subprocess.Popen(backfill_command(home, universe, *symbols), env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for home in machines
+    ]  # fmt: skip
+    try:
+        outputs = [p.communicate(timeout=300)[0] for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    assert gw.gateway.pacer.refused == 0 and gw.gateway.pacer.admitted > 0
+    again = subprocess.run(backfill_command(machines[0], universe, *symbols), env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "Nothing to fetch for 4 series: every expected session is held." in again.stdout, (
+        again.stdout + again.stderr
+    )
+    bars = pl.read_parquet(shared / "lake" / "bars" / "**" / "*.parquet", hive_partitioning=False)
+    assert bars.height > 0 and bars.select([*SERIES, "ts"]).is_duplicated().sum() == 0
+    for home in machines:  # nothing of the shared state stayed on a machine
+        assert not (home / "pacing").exists() and not (home / "locks").exists()
+        assert not (home / "lake").exists()

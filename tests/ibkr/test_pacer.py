@@ -12,6 +12,7 @@ import bisect
 import heapq
 import itertools
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,9 +29,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ibkr.pacer import LogEntry, PacingBudget, RequestKey, earliest_send, slot_free_at
-from ibkr.pacing_log import SCHEMA, Reservation, SharedPacer
+from ibkr.pacing_log import Reservation, SharedPacer
 from ibsim.config import PacingRules
 from ibsim.market.pacing import PacedRequest, Pacer
+from shared_state.database import PostgresDatabase
+from shared_state.settings import POSTGRES_URL
 from tests.kit.processes import ROOT
 
 T0 = 1_720_000_000.0
@@ -68,13 +71,19 @@ def pacer_at(
     return SharedPacer(path / "pacing.sqlite", budget, clock.time, clock.sleep, poll)
 
 
-@pytest.fixture
-def make_pacer(tmp_path: Path) -> Iterator[Callable[..., SharedPacer]]:
-    """Pacers on one file in a temp dir, closed after the test."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def make_pacer(request, tmp_path: Path) -> Iterator[Callable[..., SharedPacer]]:
+    """Pacers on one log, closed after the test: every rule holds on both backends, an SQLite
+    file in a temp dir and a login's rows in a fresh PostgreSQL database."""
     made: list[SharedPacer] = []
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
 
     def make(clock: FakeClock, budget: PacingBudget = BUDGET) -> SharedPacer:
-        made.append(pacer_at(tmp_path, clock, budget))
+        if url is None:
+            made.append(pacer_at(tmp_path, clock, budget))
+        else:
+            database = PostgresDatabase(url, "pacing test")
+            made.append(SharedPacer(database, budget, clock.time, clock.sleep, login="test"))
         return made[-1]
 
     yield make
@@ -244,15 +253,29 @@ def test_live_bars_overtake_a_backfill_that_used_its_share(make_pacer):
     assert moved.confirmed and moved.id == backfill.id and clock.t == T0 + 602 + SLACK
 
 
-def test_an_old_log_gains_the_priority_column(tmp_path: Path):
+# The log's first layout, before the reserve's priority and PostgreSQL's login column.
+FIRST_LAYOUT = """CREATE TABLE sends (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, weight INTEGER NOT NULL,
+    key TEXT NOT NULL, identity TEXT NOT NULL, small INTEGER NOT NULL,
+    holds_until REAL NOT NULL, block INTEGER NOT NULL, sent INTEGER NOT NULL DEFAULT 0)"""
+
+
+def test_an_old_log_gains_the_new_columns_and_keeps_its_entries(tmp_path: Path):
     import sqlite3
 
     path = tmp_path / "pacing.sqlite"
+    now = time.time()
     with sqlite3.connect(path) as db:
-        db.execute(SCHEMA.replace(",\n    priority INTEGER NOT NULL DEFAULT 0", ""))
+        db.execute(FIRST_LAYOUT)
+        db.execute(
+            "INSERT INTO sends (at, weight, key, identity, small, holds_until, block, sent) "
+            "VALUES (?, 1, 'k', 'i', 1, ?, 0, 1)",
+            (now, now),
+        )
     with SharedPacer(path) as pacer:
+        assert [e.key for e in pacer.log()] == ["k"]  # still counts against the rules
         assert pacer.wait(pacer.reserve(bars(), priority=True)).confirmed
-        assert [e.priority for e in pacer.log()] == [True]
+        assert [e.priority for e in pacer.log()] == [False, True]
 
 
 def test_slot_releases_on_error_and_forgets_what_was_never_sent(make_pacer):
@@ -508,10 +531,13 @@ import json, random, sys, time
 from pathlib import Path
 from ibkr.pacer import PacingBudget, RequestKey
 from ibkr.pacing_log import Reservation, SharedPacer
+from shared_state.database import PostgresDatabase
+from shared_state.settings import POSTGRES_URL
 
-path, out, seed, count, budget = sys.argv[1:6]
+home, out, seed, count, budget = sys.argv[1:6]
 rng = random.Random(int(seed))
-pacer = SharedPacer(Path(path), PacingBudget(**json.loads(budget)), poll=0.01)
+budget = PacingBudget(**json.loads(budget))
+pacer = SharedPacer.for_login(Path(home), "127.0.0.1", 4002, "DU1", budget=budget, poll=0.01)
 with pacer, open(out, "w") as record:
     for _ in range(int(count)):
         request = RequestKey(
@@ -539,13 +565,21 @@ COMPRESSED = PacingBudget(
 
 
 @pytest.mark.slow
-def test_three_processes_share_one_login(tmp_path: Path):
-    log = tmp_path / "pacing.sqlite"
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_three_processes_share_one_login(tmp_path: Path, request, backend):
+    """Three processes on one login (its SQLite file, or its rows in PostgreSQL as two machines
+    would share them) never break a rule between them."""
+    env = dict(os.environ)
+    env.pop(POSTGRES_URL, None)
+    if backend == "postgres":
+        env[POSTGRES_URL] = request.getfixturevalue("postgres_url")
     budget = json.dumps(asdict(COMPRESSED))
     outputs = [tmp_path / f"sends-{i}.jsonl" for i in range(3)]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(log), str(out), str(i), "14", budget], cwd=ROOT
+            [sys.executable, "-c", WORKER, str(tmp_path), str(out), str(i), "14", budget],
+            cwd=ROOT,
+            env=env,
         )
         for i, out in enumerate(outputs)
     ]
