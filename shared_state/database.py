@@ -6,7 +6,8 @@ SQLite (a file per log) takes the file's write lock with `BEGIN IMMEDIATE`. Post
 database for every log of the deployment) takes a transaction-scoped advisory lock named after
 the log, so decisions on one log serialise across processes and machines while other logs go on.
 A PostgreSQL connection that died between two transactions (a server restart, a network cut) is
-opened again once; one that dies inside a transaction fails it with one sentence.
+opened again, for up to RECONNECT_WINDOW; one that dies inside a transaction fails it with one
+sentence.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +26,8 @@ import psycopg2
 from shared_state.settings import redacted
 
 CONNECT_TIMEOUT = 10  # seconds: a server that does not answer is an error, not a hang
+RECONNECT_WINDOW = 60.0  # seconds a decision waits for a restarting server before it fails
+RECONNECT_PAUSE = 0.5
 # A machine that vanishes without closing its socket is noticed by TCP keepalives: about 30 s.
 KEEPALIVES = {
     "keepalives": 1,
@@ -34,7 +38,12 @@ KEEPALIVES = {
 
 
 class SharedStateError(Exception):
-    """The shared state could not be reached; the message names the cause and the fix."""
+    """The shared state could not be reached; its `sentence` names the cause and the fix (the
+    command line and Dagster show an error's `sentence` as it is)."""
+
+    @property
+    def sentence(self) -> str:
+        return str(self)
 
 
 class Statements(Protocol):
@@ -59,7 +68,7 @@ def connect(url: str):
 def unreachable(url: str, exc: BaseException) -> SharedStateError:
     reason = " ".join(str(exc).split()) or type(exc).__name__
     return SharedStateError(
-        f"the shared state in PostgreSQL at {redacted(url)} did not answer ({reason}): check "
+        f"The shared state in PostgreSQL at {redacted(url)} did not answer ({reason}): check "
         "that the server runs and that IBW_POSTGRES_URL points at it."
     )
 
@@ -136,20 +145,23 @@ class PostgresDatabase:
                 raise
 
     def _locked_cursor(self):
-        """A cursor inside a new transaction that holds the log's lock; a connection that died
-        since the last transaction is replaced once."""
-        failure: Exception | None = None
-        for _ in range(2):
+        """A cursor inside a new transaction that holds the log's lock. A connection that died
+        since the last transaction is replaced, while the server restarts, for a bounded time."""
+        deadline = time.monotonic() + RECONNECT_WINDOW
+        while True:
             try:
                 if self._con.closed:
                     self._con = connect(self.url)
                 cursor = self._con.cursor()
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._key,))
                 return cursor
-            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            except (psycopg2.OperationalError, psycopg2.InterfaceError, SharedStateError) as exc:
                 self._con.close()
-                failure = exc
-        raise unreachable(self.url, failure) from failure
+                if time.monotonic() >= deadline:
+                    if isinstance(exc, SharedStateError):
+                        raise
+                    raise unreachable(self.url, exc) from exc
+                time.sleep(RECONNECT_PAUSE)
 
     def close(self) -> None:
         self._con.close()

@@ -41,9 +41,12 @@ def requests_sent(summary: str) -> int:
     return int(match.group(1)) if match else 0
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_kill_9_at_random_moments_then_resume_equals_a_clean_run(
-    gateway, seeded_home, tmp_path, pytestconfig
+    gateway, seeded_home, tmp_path, pytestconfig, request, backend
 ):
+    """Killed at random moments while holding its series' locks and pacing reservations (in
+    the home's files, or in PostgreSQL), a backfill resumed ends equal to a clean run."""
     universe = write_universe(
         tmp_path,
         bars=[{"bar_size": "1 min", "history": "1y"}, {"bar_size": "1 day", "history": "5y"}],
@@ -53,6 +56,8 @@ def test_kill_9_at_random_moments_then_resume_equals_a_clean_run(
     subprocess.run(["cp", "-a", str(seeded_home), str(victim)], check=True)
     symbols = ("AAPL", "MSFT", "SPY")
     env = environment(gateway.port)
+    if backend == "postgres":
+        env["IBW_POSTGRES_URL"] = request.getfixturevalue("postgres_url")
     done = subprocess.run(backfill_command(clean, universe, *symbols), env=env,
                           capture_output=True, text=True, timeout=240)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -187,3 +192,43 @@ def test_two_machines_share_one_login_through_postgres_and_a_shared_lake(
     for home in machines:  # nothing of the shared state stayed on a machine
         assert not (home / "pacing").exists() and not (home / "locks").exists()
         assert not (home / "lake").exists()
+
+
+@pytest.mark.slow
+def test_postgres_restarted_in_the_middle_of_a_backfill(
+    compressed_gateway, seeded_home, tmp_path, postgres, postgres_url
+):
+    """PostgreSQL restarts after the 10th bars request: the run finishes, or fails with one
+    sentence; a rerun completes what is left; IB refused nothing throughout."""
+    gw = compressed_gateway
+    universe = write_universe(
+        tmp_path, bars=[{"bar_size": "5 secs", "history": "4d"}], entries=[{"symbol": "AAPL"}]
+    )
+    env = environment(gw.port, IBW_PACING_SCALE=str(PACING_SCALE), IBW_POSTGRES_URL=postgres_url)
+    command = backfill_command(seeded_home, universe, "AAPL", "MSFT")
+    asked = gw.gateway.requests_received[HISTORICAL_DATA]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while gw.gateway.requests_received[HISTORICAL_DATA] < asked + 10:
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "the backfill never reached its 10th request"
+            time.sleep(0.005)
+        postgres.restart()
+        output = process.communicate(timeout=240)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    assert "Traceback" not in output, output
+    if process.returncode != 0:
+        [last] = output.strip().splitlines()[-1:]
+        assert "The shared state in PostgreSQL at postgresql://postgres@127.0.0.1:" in last, output
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "0 sessions still missing" in rerun.stdout or "every expected session is held" in (
+        rerun.stdout
+    )
+    assert gw.gateway.pacer.refused == 0

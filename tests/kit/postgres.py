@@ -33,6 +33,7 @@ class PostgresServer:
     port: int
     process: subprocess.Popen
     root: Path
+    command: list[str]
 
     @property
     def url(self) -> str:
@@ -53,6 +54,18 @@ class PostgresServer:
         return self.database_url(name)
 
     def stop(self) -> None:
+        """Stop the server and remove its cluster."""
+        self._halt()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def restart(self) -> None:
+        """Stop the server (every client's connection drops), then start it again on the same
+        cluster and port, as an upgrade or a crash and recovery would."""
+        self._halt()
+        self.process = _spawn(self.command)
+        _wait_until_it_answers(self)
+
+    def _halt(self) -> None:
         """Fast shutdown (SIGINT to the postmaster, by pid); SIGKILL if it hangs."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
@@ -61,7 +74,6 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=STOP_TIMEOUT)
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def server_binaries() -> Path | None:
@@ -95,14 +107,21 @@ def start_server() -> PostgresServer:
     command = [*run_as, str(binaries / "postgres"), "-D", str(data), "-p", str(port)]
     command += ["-k", str(sockets), "-c", "listen_addresses=127.0.0.1"]
     command += ["-c", "fsync=off", "-c", "max_connections=200"]  # a test cluster, not a store
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = PostgresServer(port, process, root)
+    server = PostgresServer(port, _spawn(command), root, command)
     try:
-        poll_until(lambda: _answers(server), "PostgreSQL to accept connections", START_TIMEOUT)
+        _wait_until_it_answers(server)
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def _spawn(command: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_until_it_answers(server: PostgresServer) -> None:
+    poll_until(lambda: _answers(server), "PostgreSQL to accept connections", START_TIMEOUT)
 
 
 def _answers(server: PostgresServer) -> bool:

@@ -82,7 +82,7 @@ def test_an_unreachable_server_is_one_sentence_without_the_password(tmp_path, mo
     with pytest.raises(SharedStateError) as failure, try_lock(tmp_path, "bars AAPL"):
         pass
     sentence = str(failure.value)
-    assert sentence.startswith("the shared state in PostgreSQL at postgresql://ibw:***@127.0.0.1:")
+    assert sentence.startswith("The shared state in PostgreSQL at postgresql://ibw:***@127.0.0.1:")
     assert sentence.endswith("check that the server runs and that IBW_POSTGRES_URL points at it.")
     assert "s3cret" not in sentence and "\n" not in sentence
 
