@@ -22,7 +22,10 @@ The pacer keeps `--reserve` of each window for a live service's real-time bars
 (IBW_PACING_RESERVE, 6 by default in production); this measures a login with no live service, so
 the default here is 0. With a reserve R the backfill's share is 58 − R and the goal 0.95 × (60 − R).
 
-    uv run python bench/backfill_pacing.py [--scale 0.05] [--reserve 0]     # about 3 minutes
+With `--postgres` the shared log is PostgreSQL (a fresh local server, `tests/kit/postgres.py`)
+instead of the home's SQLite file: the same login's pacing as two machines would share it.
+
+    uv run python bench/backfill_pacing.py [--scale 0.05] [--reserve 0] [--postgres]  # ~3 min
 """
 
 from __future__ import annotations
@@ -50,7 +53,9 @@ from ibsim.clock import ShiftedClock
 from ibsim.config import PacingRules
 from ibsim.market.pacing import PacedRequest
 from ibsim.server import GatewayThread
+from shared_state.settings import POSTGRES_URL
 from tests.kit.gateway import NOW, gateway_config
+from tests.kit.postgres import start_server
 
 IB_LIMIT = 60
 GOAL = 0.95
@@ -142,7 +147,22 @@ def main() -> None:
     parser.add_argument(
         "--reserve", type=int, default=0, help="small-bar requests per window kept for live"
     )
+    parser.add_argument(
+        "--postgres", action="store_true", help="the pacing log in PostgreSQL, not SQLite"
+    )
     args = parser.parse_args()
+    server = start_server() if args.postgres else None
+    if server:
+        os.environ[POSTGRES_URL] = server.url  # the processes and the third client inherit it
+    try:
+        run(args)
+    finally:
+        if server:
+            server.stop()
+
+
+def run(args: argparse.Namespace) -> None:
+    """The measurement, printed; the shared log is wherever the environment says."""
     scale = args.scale
     rules = PacingRules().scaled(scale)
     budget = replace(PacingBudget().scaled(scale), reserve=args.reserve)
@@ -190,7 +210,7 @@ def main() -> None:
     print(
         f"scale {scale}: IB window {window:g} s, pacer {budget.window_limit} per window "
         f"({share} without the reserve of {budget.reserve}) + slack {budget.slack:g} s; "
-        f"run {elapsed:.0f} s"
+        f"log in {'PostgreSQL' if os.environ.get(POSTGRES_URL) else 'SQLite'}; run {elapsed:.0f} s"
     )
     by_contract = ", ".join(f"{con_id}: {n}" for con_id, n in sorted(per_contract.items()))
     print(f"admitted {admitted} small-bar requests by conId ({by_contract})")
