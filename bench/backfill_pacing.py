@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> None:
     by_contract = ", ".join(f"{con_id}: {n}" for con_id, n in sorted(per_contract.items()))
     print(f"admitted {admitted} small-bar requests by conId ({by_contract})")
     print(f"third client answered {third}/{THIRD_REQUESTS}")
-    said_162 = sum("162" in out for out in outputs)
+    said_162 = sum("(IB 162)" in out for out in outputs)
     print(f"violations (gateway refusals): {refused}; processes whose output says 162: {said_162}")
     print(f"first to last admitted: {span:.1f} s = {span / window:.2f} windows")
     print(f"most in any window: {busiest(times, window)} (IB allows {IB_LIMIT})")
