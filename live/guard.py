@@ -6,10 +6,10 @@ orders, under its own client id or fighting over one. So the service takes `floc
 second one refuses at start with one sentence naming that pid. The kernel frees the lock when
 its holder dies, even by kill -9, so a stale file never blocks the next start.
 
-The lock is one per home for now. IB's own state (orders, client ids, pacing) is per login, so
-two homes on one login should exclude each other as well; once the shared state can tell which
-login a gateway serves, the file takes the login's key (as `pacing/<host>_<port>_<login>.sqlite`
-does) in place of `service`.
+IB's own state (orders, client ids, pacing) is per login, so with the shared state in PostgreSQL
+(IBW_POSTGRES_URL, several machines) a service also holds its login's lock once connected:
+two homes on one login, on any machines, exclude each other (`hold_login`). Without PostgreSQL
+the home's lock is the only one, as one machine needs no more.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ibkr.exceptions import IBWError
-from shared_state.locks import try_lock_file
+from shared_state.locks import try_advisory_lock, try_lock_file
+from shared_state.settings import postgres_url
 
 
 class ServiceRunning(IBWError):
@@ -47,6 +48,25 @@ def hold_home(home: Path) -> Iterator[None]:
                 f"{who} already runs on {home}", f"{stop} or start this one with another --home"
             )
         path.write_text(f"{os.getpid()}\n")  # a second descriptor: the lock stays with the first
+        yield
+
+
+@contextmanager
+def hold_login(login: str) -> Iterator[None]:
+    """With the shared state in PostgreSQL, hold the IB login's live-service lock for the block
+    (any machine), or raise `ServiceRunning` at once; without it, nothing to hold."""
+    url = postgres_url()
+    if url is None:
+        yield
+        return
+    with try_advisory_lock(url, f"live service {login}") as held:
+        if not held:
+            raise ServiceRunning(
+                f"another live service already runs on IB login {login} (on this machine or "
+                "another that shares IBW_POSTGRES_URL)",
+                "stop it first (two on one login would reconcile and place each other's "
+                "orders)",
+            )
         yield
 
 

@@ -127,11 +127,15 @@ def _give_back(pacer: SharedPacer, reserving: asyncio.Future) -> None:
         pacer.release(reserving.result())
 
 
+def login_of(ib: IB) -> str:
+    """The connected login's key: its accounts (IB names no login to the API)."""
+    return ",".join(sorted(ib.managedAccounts())) or "default"
+
+
 def pacer_for(ib: IB, home: Path) -> SharedPacer:
     """The pacing log of this login, shared with the backfill (named as engines.backfill does)."""
-    login = ",".join(sorted(ib.managedAccounts())) or "default"
     return SharedPacer.for_login(
-        home, ib.client.host, ib.client.port, login, budget=PacingBudget.from_env()
+        home, ib.client.host, ib.client.port, login_of(ib), budget=PacingBudget.from_env()
     )
 
 

@@ -39,9 +39,10 @@ from ib_async import IB
 from ibkr.connection import ClientIdInUse, ConnectionSettings, connect_async
 from ibkr.exceptions import GatewayUnavailable
 from live.config import LiveConfig, resolve_streams
-from live.guard import hold_home
+from live.guard import hold_home, hold_login
 from live.journal import Journal
 from live.orders import OrderManager
+from live.refill import login_of
 from live.safety import TradingMode
 from live.streams import StreamManager
 from warehouse.catalog import refresh_catalog
@@ -99,14 +100,16 @@ class LiveService:
         self._disconnected = asyncio.Event()
         self._relink: asyncio.Task | None = None
         self._streaming: asyncio.Task | None = None  # this session's subscriptions and refill
+        self._login_lock = contextlib.ExitStack()  # the login's, from the first connect on
         self.last_health: dict = {}
 
     # ----------------------------------------------------------------- the outer loop
     async def run(self, stop: asyncio.Event) -> Counters:
         """Serve until `stop` is set: connect, serve the session, and reconnect after faults.
 
-        Raises live.guard.ServiceRunning at once if another service holds the home."""
-        with hold_home(self.home):  # before anything is written or connected
+        Raises live.guard.ServiceRunning at once if another service holds the home, or (with
+        the shared state in PostgreSQL) the login once connected."""
+        with hold_home(self.home), self._login_lock:  # the home's: before anything is written
             return await self._run(stop)
 
     async def _run(self, stop: asyncio.Event) -> Counters:
@@ -147,6 +150,8 @@ class LiveService:
         )
         self._disconnected.clear()
         await connect_async(self.ib, settings, readonly=False)
+        if not self.counters.connects:  # held from the first session to the service's end
+            self._login_lock.enter_context(hold_login(login_of(self.ib)))
         self.counters.connects += 1
         self.link_up = True
         log.info("connected to %s:%s as client %s", settings.host, settings.port, self.client_id)

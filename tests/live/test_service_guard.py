@@ -28,8 +28,11 @@ def live(make_gateway, tmp_path: Path):
     config.write_text("streams:\n  - {symbol: AAPL, ticks: true}\nflush_every: 0.5\n")
     started: list[subprocess.Popen] = []
 
-    def start(home: Path, log: Path, client_id: int = LIVE_CLIENT_ID) -> subprocess.Popen:
+    def start(
+        home: Path, log: Path, client_id: int = LIVE_CLIENT_ID, **extra: str
+    ) -> subprocess.Popen:
         env = {**os.environ, "IB_PORT": str(gw.port), "IBW_LIVE_CLIENT_ID": str(client_id)}
+        env.update(extra)
         with log.open("ab") as out:
             command = live_command(home, config)
             started.append(subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT))
@@ -76,5 +79,31 @@ def test_one_service_per_home_and_a_held_client_id_is_said(
     first.wait(timeout=WAIT)
     third = live(seeded_home, tmp_path / "third.log")
     wait_until_serving(seeded_home, third)
+    third.send_signal(signal.SIGTERM)
+    assert third.wait(timeout=WAIT) == 0
+
+
+def test_with_postgres_one_service_per_login_across_homes(
+    live, seeded_home: Path, tmp_path: Path, postgres_url: str
+) -> None:
+    """Two homes (two machines) on one IB login through one PostgreSQL: the second service
+    refuses once connected, in one sentence; the lock dies with its holder (kill -9)."""
+    other_home = tmp_path / "other"
+    shutil.copytree(seeded_home, other_home, ignore=shutil.ignore_patterns("live"))
+    first = live(seeded_home, tmp_path / "first.log", IBW_POSTGRES_URL=postgres_url)
+    wait_until_serving(seeded_home, first)
+    second_log = tmp_path / "second.log"
+    second = live(other_home, second_log, LIVE_CLIENT_ID + 1, IBW_POSTGRES_URL=postgres_url)
+    assert second.wait(timeout=WAIT) == 1
+    said = " ".join(second_log.read_text().split())
+    assert "Another live service already runs on IB login DU" in said, said
+    assert "Traceback" not in said and postgres_url not in said, said
+    assert first.poll() is None, "the first service stopped"
+
+    first.send_signal(signal.SIGKILL)  # the server frees the login's lock with its session
+    first.wait(timeout=WAIT)
+    third = live(other_home, tmp_path / "third.log", LIVE_CLIENT_ID + 1,
+                 IBW_POSTGRES_URL=postgres_url)  # fmt: skip
+    wait_until_serving(other_home, third)
     third.send_signal(signal.SIGTERM)
     assert third.wait(timeout=WAIT) == 0
