@@ -1,10 +1,12 @@
 """Shared fixtures: an embedded gateway on a free port, ib_async clients connected to it, the
-seeded gateways of tests/kit/scenarios.py, and a warehouse holding the universe's contracts."""
+seeded gateways of tests/kit/scenarios.py, a warehouse holding the universe's contracts, and a
+real PostgreSQL server with a fresh database per test."""
 
 from __future__ import annotations
 
 import itertools
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from ibsim.clock import ShiftedClock
 from ibsim.config import PacingRules
 from ibsim.server import GatewayThread
 from tests.kit.gateway import NOW, PACING_SCALE, gateway_config
+from tests.kit.postgres import BINARIES, PostgresServer, server_binaries, start_server
 
 _client_ids = itertools.count(100)
 
@@ -32,6 +35,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="run the chaos, kill and fuzz tests at their full (larger, slower) sizes",
     )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session, stopped by its postmaster's process id."""
+    if server_binaries() is None:
+        pytest.skip(f"no PostgreSQL server binaries under {BINARIES} (apt-get install postgresql)")
+    server = start_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """The URL of a fresh, empty database on the session's server."""
+    return postgres.create_database(f"test_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="session")
