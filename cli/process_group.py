@@ -3,7 +3,8 @@
 
 A group of its own: a terminal's Ctrl-C reaches `ibw` alone (which then stops the group in
 order), and every process Dagster starts (webserver, daemon, code servers, run workers) is found
-by the group's id, so none outlives the command."""
+by the group's id, so none outlives the command. The group stays in `ibw`'s session: a process
+may only join a group of its own session."""
 
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ POLL = 0.1  # seconds between two looks at the children: supervision, not a test
 PROCESSES = Path("/proc")
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal closed
+
+
 def catch_stop_signals() -> None:
-    """Ctrl-C and SIGTERM raise KeyboardInterrupt in the main thread (a shell may have started
-    `ibw` ignoring SIGINT, and Dagster's processes would inherit that)."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    """Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt in the main thread (a shell may have
+    started `ibw` ignoring SIGINT, and Dagster's processes would inherit that)."""
+    for sig in STOP_SIGNALS:
         signal.signal(sig, signal.default_int_handler)
 
 
@@ -39,8 +43,8 @@ class ProcessGroup:
         return self.children[0].pid
 
     def start(self, command: Sequence[str]) -> subprocess.Popen:
-        group = {"process_group": self.id} if self.children else {"start_new_session": True}
-        child = subprocess.Popen(command, cwd=self.cwd, env=self.env, **group)
+        group = self.id if self.children else 0  # 0: a new group, led by this first child
+        child = subprocess.Popen(command, cwd=self.cwd, env=self.env, process_group=group)
         self.children.append(child)
         return child
 
@@ -51,8 +55,10 @@ class ProcessGroup:
     def stop(self) -> None:
         """SIGTERM to the group: Dagster reads it as an interrupt (the services shut down, a run
         in flight records its failure); SIGKILL for what still runs after STOP_TIMEOUT."""
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+        if not self.children:
+            return
         deadline = time.monotonic() + STOP_TIMEOUT
         with contextlib.suppress(ProcessLookupError):  # an empty group: nothing left to stop
             os.killpg(self.id, signal.SIGTERM)

@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -66,26 +67,40 @@ def run_serve(console: Console, home: Path, host: str, port: int) -> int:
     )
     catch_stop_signals()
     dagster = ProcessGroup(ROOT, env)
-    names = {}
     try:
-        names[dagster.start([*WEBSERVER, "-h", host, "-p", str(port)]).pid] = "webserver"
-        names[dagster.start(DAEMON).pid] = "daemon"
-        serving = False
-        while (ended := dagster.ended()) is None:
-            if not serving and _answers(LOOPBACK.get(host, host), port):
-                serving = True
-                say(f"The Dagster webserver answers on http://{host}:{port}.", markup=False)
-            time.sleep(POLL)
+        ended = _serve_until_one_ends(dagster, host, port, say)
     except KeyboardInterrupt:
+        ended = None
+    finally:
         dagster.stop()
+    if ended is None:
         say("Stopped the Dagster webserver and its daemon.")
         return 0
-    dagster.stop()
+    name, code = ended
     say(
-        f"[red]ibw serve:[/red] the Dagster {names[ended.pid]} exited with code "
-        f"{ended.returncode}, so the rest was stopped; its own output above says why."
+        f"[red]ibw serve:[/red] the Dagster {name} exited with code {code}, so the rest was "
+        "stopped; its own output above says why."
     )
-    return ended.returncode or 1
+    return code or 1
+
+
+def _serve_until_one_ends(
+    dagster: ProcessGroup, host: str, port: int, say: Callable[..., None]
+) -> tuple[str, int]:
+    """Start the webserver and the daemon; the name and exit code of the first to exit."""
+    # in a log or a pipe, one JSON object a line instead of terminal colour codes
+    logs = ["--log-format", "colored" if sys.stdout.isatty() else "json"]
+    names = {
+        dagster.start([*WEBSERVER, "-h", host, "-p", str(port), *logs]).pid: "webserver",
+        dagster.start([*DAEMON, *logs]).pid: "daemon",
+    }
+    serving = False
+    while (ended := dagster.ended()) is None:
+        if not serving and _answers(LOOPBACK.get(host, host), port):
+            serving = True
+            say(f"The Dagster webserver answers on http://{host}:{port}.", markup=False)
+        time.sleep(POLL)
+    return names[ended.pid], ended.returncode
 
 
 def _answers(host: str, port: int) -> bool:
