@@ -1,6 +1,7 @@
 """`ibw serve` end to end on a real PostgreSQL: the webserver and the daemon as production
 processes against the test's embedded gateway; the daemon ticks the `bars_backfill` sensor and
-launches a process per run, bars land; SIGTERM stops every process of the group."""
+launches a process per run, bars land, the schedules and the live observer run on that instance;
+SIGTERM stops every process of the group."""
 
 from __future__ import annotations
 
@@ -21,11 +22,23 @@ from tests.ui.dagster_api import DagsterAPI
 pytestmark = pytest.mark.slow  # real Dagster processes, minutes
 SMALL_UNIVERSE = ROOT / "tests" / "ui" / "universe.yml"
 STARTUP = 240.0  # seconds the webserver may take to answer on a loaded machine
-BACKFILL = 600.0  # seconds for the sensor's first bars runs: bounds a hang, not a speed
+BACKFILL = 480.0  # seconds for the sensor's first bars runs: bounds a hang, not a speed
 SECRET = "not-logged"  # trust authentication ignores it; no output line may hold it
 LISTEN = "0A"  # a TCP socket's state in /proc/net/tcp
+INSTIGATORS = """
+query Instigators {
+  repositoriesOrError {
+    ... on RepositoryConnection {
+      nodes {
+        schedules { name scheduleState { status } }
+        sensors { name sensorState { status ticks(limit: 1) { status } } }
+      }
+    }
+  }
+}"""
 
 
+@pytest.mark.timeout(900)  # above the sum of its own bounds; about a minute here
 def test_serve_runs_the_daemon_on_postgres_and_stops_its_group_on_sigterm(
     tmp_path, gateway, postgres_url
 ):
@@ -58,6 +71,10 @@ def test_serve_runs_the_daemon_on_postgres_and_stops_its_group_on_sigterm(
             assert api.partitions("bars")["stats"]["numMaterialized"] > 0
             runs = api.runs()
             assert _stored_runs(postgres_url) >= len(runs)  # the runs are PostgreSQL's rows
+            schedules, sensors = _instigators(api)
+            assert schedules and set(schedules.values()) == {"RUNNING"}, schedules
+            for sensor in ("bars_backfill", "live_observer"):  # ticked by the daemon
+                assert sensors[sensor] == ("RUNNING", True), sensors
             group = os.getpgid(_children(proc.pid)[0])
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=90) == 0  # a bound on a hang, not a speed
@@ -91,6 +108,17 @@ def _listeners(port: int) -> list[str]:
         if int(hex_port, 16) == port and state == LISTEN:
             found.append(".".join(str(b) for b in reversed(bytes.fromhex(address))))
     return found
+
+
+def _instigators(api: DagsterAPI) -> tuple[dict[str, str], dict[str, tuple[str, bool]]]:
+    """{schedule: status}, {sensor: (status, whether it has ticked)} on the instance."""
+    (repository,) = api.query(INSTIGATORS)["repositoriesOrError"]["nodes"]
+    schedules = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
+    sensors = {
+        s["name"]: (s["sensorState"]["status"], bool(s["sensorState"]["ticks"]))
+        for s in repository["sensors"]
+    }
+    return schedules, sensors
 
 
 def _stored_runs(url: str) -> int:
