@@ -13,6 +13,7 @@ from cli.gateway import add_gateway_command
 from cli.live import add_live_command
 from cli.order import add_order_commands
 from cli.query import add_query_command
+from cli.serve import add_serve_command
 from cli.snapshot import add_snapshot_command
 from cli.universe import add_universe_command
 from cli.verify import add_verify_command
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--home", default=str(default_home()), help="warehouse home ($IBW_HOME)")
     demo.set_defaults(run=_demo)
     add_dev_command(commands)
+    add_serve_command(commands)
     add_universe_command(commands)
     add_backfill_commands(commands)
     add_snapshot_command(commands)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from ib_async import IB
 
-from cli.dev import runs_in_group
+from cli.process_group import runs_in_group
 from tests.kit.processes import IBW, ROOT, OutputWatcher, free_port, wait_for_http
 from tests.ui.dagster_api import DagsterAPI
 
