@@ -64,8 +64,7 @@ def hold_login(login: str) -> Iterator[None]:
             raise ServiceRunning(
                 f"another live service already runs on IB login {login} (on this machine or "
                 "another that shares IBW_POSTGRES_URL)",
-                "stop it first (two on one login would reconcile and place each other's "
-                "orders)",
+                "stop it first (two on one login would reconcile and place each other's orders)",
             )
         yield
 
