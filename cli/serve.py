@@ -57,6 +57,9 @@ def run_serve(console: Console, home: Path, host: str, port: int) -> int:
     except InstanceSettingsError as exc:
         say(f"[red]ibw serve:[/red] {exc}")
         return 2
+    if (busy := _cannot_listen(host, port)) is not None:
+        say(f"[red]ibw serve:[/red] {busy}")
+        return 2
     gateway = ConnectionSettings.from_env()
     env = {**os.environ, **instance.env, "IBW_HOME": str(home)}
     say(
@@ -101,6 +104,21 @@ def _serve_until_one_ends(
             say(f"The Dagster webserver answers on http://{host}:{port}.", markup=False)
         time.sleep(POLL)
     return names[ended.pid], ended.returncode
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the webserver could not listen on host:port, checked before anything starts."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the webserver binds
+            probe.bind(address)
+    except OSError as exc:
+        return (
+            f"Cannot listen on {host}:{port} ({exc.strerror or exc}): pick another --port or "
+            "--host, or stop what uses it."
+        )
+    return None
 
 
 def _answers(host: str, port: int) -> bool:

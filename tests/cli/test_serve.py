@@ -1,12 +1,13 @@
-"""`ibw serve` end to end on a real PostgreSQL: the webserver and the daemon as production
-processes against the test's embedded gateway; the daemon ticks the `bars_backfill` sensor and
-launches a process per run, bars land, the schedules and the live observer run on that instance;
-SIGTERM stops every process of the group."""
+"""`ibw serve`: bad input in one sentence, and end to end on a real PostgreSQL: the webserver
+and the daemon as production processes against the test's embedded gateway; the daemon ticks the
+`bars_backfill` sensor and launches a process per run, bars land, the schedules and the live
+observer run on that instance; SIGTERM stops every process of the group."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -14,16 +15,17 @@ import psycopg2
 import pytest
 
 from cli.instance import POSTGRES_URL
+from cli.main import main
 from cli.process_group import runs_in_group
 from tests.kit.processes import IBW, ROOT, OutputWatcher, free_port, wait_for_http
 from tests.kit.waiting import poll_until
 from tests.ui.dagster_api import DagsterAPI
 
-pytestmark = pytest.mark.slow  # real Dagster processes, minutes
 SMALL_UNIVERSE = ROOT / "tests" / "ui" / "universe.yml"
 STARTUP = 240.0  # seconds the webserver may take to answer on a loaded machine
 BACKFILL = 480.0  # seconds for the sensor's first bars runs: bounds a hang, not a speed
 SECRET = "not-logged"  # trust authentication ignores it; no output line may hold it
+BAD_SECRET = "s3cr@t/pw"
 LISTEN = "0A"  # a TCP socket's state in /proc/net/tcp
 INSTIGATORS = """
 query Instigators {
@@ -38,7 +40,8 @@ query Instigators {
 }"""
 
 
-@pytest.mark.timeout(900)  # above the sum of its own bounds; about a minute here
+@pytest.mark.slow  # real Dagster processes: about a minute here
+@pytest.mark.timeout(900)  # above the sum of its own bounds
 def test_serve_runs_the_daemon_on_postgres_and_stops_its_group_on_sigterm(
     tmp_path, gateway, postgres_url
 ):
@@ -93,6 +96,25 @@ def test_serve_runs_the_daemon_on_postgres_and_stops_its_group_on_sigterm(
     assert not runs_in_group(group)  # no webserver, daemon, code server or run worker is left
     assert not _listeners(port)
     assert not (tmp_path / "ibw" / "dagster" / "history").exists()  # no SQLite run storage
+
+
+def test_serve_reports_a_bad_url_in_one_sentence(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(POSTGRES_URL, f"mysql://root:{BAD_SECRET}@db/dagster")
+    assert main(["serve", "--home", str(tmp_path / "ibw")]) == 2
+    said = capsys.readouterr().out
+    assert said.startswith("ibw serve: IBW_POSTGRES_URL must be a PostgreSQL URL")
+    assert BAD_SECRET not in said and "Traceback" not in said
+
+
+def test_serve_reports_a_busy_port_in_one_sentence(tmp_path, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--home", str(tmp_path / "ibw"), "--port", str(port)]) == 2
+    said = capsys.readouterr().out
+    assert said.startswith(f"ibw serve: Cannot listen on 127.0.0.1:{port} (")
+    assert said.strip().endswith("pick another --port or --host, or stop what uses it.")
 
 
 def _children(pid: int) -> list[int]:

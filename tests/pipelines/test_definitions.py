@@ -9,7 +9,7 @@ import sys
 import dagster as dg
 import pytest
 
-from cli.dev import INSTANCE_SETTINGS
+from cli.instance import INSTANCE_SETTINGS
 
 
 def test_code_location_loads_every_asset_check_and_resource():
