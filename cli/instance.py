@@ -16,11 +16,12 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
+from shared_state.settings import POSTGRES_URL  # the one setting: the instance and the state
+
 ROOT = Path(__file__).resolve().parents[1]
 # Not in the repository root: `dagster dev` warns about a dagster.yaml in its working directory
 # that is not DAGSTER_HOME's.
 INSTANCE_SETTINGS = ROOT / "pipelines" / "dagster.yaml"
-POSTGRES_URL = "IBW_POSTGRES_URL"  # the one setting that moves the instance to PostgreSQL
 POSTGRES_PASSWORD = "IBW_POSTGRES_PASSWORD"  # set by `ibw` from the URL, read by Dagster
 SCHEME = "postgresql+psycopg2"
 ACCEPTED_SCHEMES = ("postgresql", "postgres", SCHEME)

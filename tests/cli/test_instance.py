@@ -11,11 +11,11 @@ import yaml
 from cli.instance import (
     INSTANCE_SETTINGS,
     POSTGRES_PASSWORD,
-    POSTGRES_URL,
     InstanceSettingsError,
     postgres_db,
     write_instance,
 )
+from shared_state.settings import POSTGRES_URL
 
 SECRET = "s3cr@t/pw"  # trust authentication ignores it; the file must never hold it
 QUOTED_SECRET = "s3cr%40t%2Fpw"

@@ -14,9 +14,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from cli.instance import POSTGRES_URL
 from cli.main import main
 from cli.process_group import runs_in_group
+from shared_state.settings import POSTGRES_URL
 from tests.kit.processes import IBW, ROOT, OutputWatcher, free_port, wait_for_http
 from tests.kit.waiting import poll_until
 from tests.ui.dagster_api import DagsterAPI
