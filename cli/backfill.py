@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -161,6 +161,11 @@ def _availability_notes(specs: list[BarSpec]) -> list[str]:
     ]
 
 
+def _head_key(target: Target) -> tuple[int, str, bool]:
+    """What a head timestamp is asked for: one per contract, whatToShow and hours."""
+    return target.con_id, target.what_to_show, target.spec.use_rth
+
+
 def _plan_all(backfill: Backfill, found: list[Target], *, ask_heads: bool) -> list[_Planned]:
     """Every series' plan. Without `ask_heads` nothing is sent to IB (a head timestamp counts
     against the small-bar budget): a series whose head is not known yet is planned over the
@@ -237,7 +242,16 @@ def run_backfill(args: argparse.Namespace) -> int:
             key = f"backfill-{os.getpid()}"
             with connected(ConnectionSettings.from_env(), home, key) as backfill:
                 backfill.pacer.sleep = stop.sleep  # a pacing wait ends at Ctrl-C
-                rows = _plan_all(backfill, found, ask_heads=True)
+                unknown = len({_head_key(t) for t in found if known_head(home, t) is None})
+                asking = nullcontext()
+                if unknown:  # paced like small bars: a large universe waits on IB's window
+                    console.print(
+                        f"Asking IB where the data of {unknown} contract series starts (head "
+                        "timestamps, paced like small-bar requests).", soft_wrap=True,
+                    )  # fmt: skip
+                    asking = _progress(console, unknown, backfill, stop, heads=True)
+                with asking:
+                    rows = _plan_all(backfill, found, ask_heads=True)
                 total = sum(len(r.requests) for r in rows)
                 with _progress(console, total, backfill, stop):
                     for row in rows:
@@ -262,8 +276,11 @@ def run_backfill(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _progress(console: Console, total: int, backfill: Backfill, stop: Stop) -> Iterator[None]:
-    """A live bar on a terminal; elsewhere a plain line per request and per pacing wait."""
+def _progress(
+    console: Console, total: int, backfill: Backfill, stop: Stop, heads: bool = False
+) -> Iterator[None]:
+    """A live bar on a terminal; elsewhere a plain line per request and per pacing wait. With
+    `heads`, the requests are the head timestamps planning asks for."""
     if not console.is_terminal:
         plain = PlainProgress(console, total)
 
@@ -276,7 +293,14 @@ def _progress(console: Console, total: int, backfill: Backfill, stop: Stop) -> I
             end = request.end_date_time or "now"
             plain.request(target.name, f"{request.duration} of {request.bar_size} ending {end}")
 
-        backfill.pacer.sleep, backfill.on_request = sleep, sent
+        def head(target: Target) -> None:
+            plain.request(target.name, "head timestamp")
+
+        backfill.pacer.sleep = sleep
+        if heads:
+            backfill.on_head = head
+        else:
+            backfill.on_request = sent
         yield
         return
     columns = (
@@ -285,11 +309,15 @@ def _progress(console: Console, total: int, backfill: Backfill, stop: Stop) -> I
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("requests", total=total or None)
 
-        def advance(target: Target, request: PlannedRequest) -> None:
+        def advance(target: Target, request: PlannedRequest | None = None) -> None:
             stop.check()  # between requests: what is answered is written
             progress.update(task, advance=1, description=target.name)
 
-        backfill.on_request = advance
+        if heads:
+            progress.update(task, description="head timestamps")
+            backfill.on_head = advance
+        else:
+            backfill.on_request = advance
         yield
 
 

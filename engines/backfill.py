@@ -112,6 +112,7 @@ class Backfill:
     source: str
     table: DurationTable = field(default_factory=DurationTable.default)
     on_request: Callable[[Target, PlannedRequest], None] = lambda target, request: None
+    on_head: Callable[[Target], None] = lambda target: None  # a head timestamp about to be asked
     # progress hooks (the bars asset's run log): a series' plan made, a year file written
     on_plan: Callable[[Target, Plan], None] = lambda target, plan: None
     on_written: Callable[[Target, dict[Path, int]], None] = lambda target, rows_by_file: None
@@ -130,6 +131,7 @@ class Backfill:
         key = RequestKey.head_timestamp(target.con_id, target.exchange, what, rth)
         try:
             with self.pacer.slot(key):
+                self.on_head(target)
                 found = self.client.run(self.client.head_timestamp(target.contract(), what, rth))
         except errors.NoData:
             return None

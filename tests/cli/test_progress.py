@@ -89,6 +89,12 @@ def test_a_backfill_into_a_pipe_says_each_request_and_each_wait_while_it_runs(
     # 10 days of 5-s bars for two stocks: more requests than one (compressed) window carries
     process = start_backfill(history="10d")  # stdout is a pipe, not a terminal
     assert process.stdout is not None
+    # planning first asks where each series' data starts, paced too, and says so
+    said = process.stdout.readline()
+    assert said.startswith("Asking IB where the data of 2 contract series starts"), said
+    heads = [process.stdout.readline() for _ in range(2)]
+    for n, line in enumerate(heads, 1):
+        assert re.fullmatch(rf"\[{n}/2\] (AAPL|MSFT) 5 secs.*: head timestamp\n", line), line
     first = process.stdout.readline()
     assert re.fullmatch(r"\[1/(\d+)\] (AAPL|MSFT) 5 secs.*: \d+ S of 5 secs ending .+\n", first)
     assert process.poll() is None  # said at the first request, not at the end
