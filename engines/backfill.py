@@ -34,6 +34,7 @@ from ibkr.durations import DurationTable, is_small_bar, refusal_halves
 from ibkr.pacer import PacingBudget, RequestKey
 from ibkr.pacing_log import SharedPacer
 from ibkr.planner import Plan, PlannedRequest, Session
+from shared_state.locks import Hold
 from warehouse import bars as bar_store
 from warehouse import heads, integrity, ledger
 from warehouse.quarantine import write_quarantine
@@ -156,15 +157,15 @@ class Backfill:
                 report.skipped = "another process is filling this series"
                 return report
             integrity.return_lost_years(self.home, target.key)  # a deleted year is a gap again
-            self._fill(target, now or self.now(), report)
+            self._fill(target, now or self.now(), report, held)
         return report
 
-    def _fill(self, target: Target, now: datetime, report: SeriesReport) -> None:
+    def _fill(self, target: Target, now: datetime, report: SeriesReport, lock: Hold) -> None:
         held = ledger.read_series(self.home, target.key)
         if not ledger.gaps([s.day for s in target.expected(now, None)], held, now):
             return  # nothing to do, not even a head timestamp to ask for
         try:
-            while self._fill_once(target, now, report):
+            while self._fill_once(target, now, report, lock):
                 pass  # IB refused a span: the table halved, plan again
         except PERMANENT as exc:  # the head timestamp: IB refuses the contract itself
             days = [s.day for s in target.expected(now, None)]
@@ -175,7 +176,7 @@ class Backfill:
         retrying_later = now + ledger.LAST_RETRY  # a transient failure is still a gap
         report.gaps_left = len(ledger.gaps(expected, held, retrying_later))
 
-    def _fill_once(self, target: Target, now: datetime, report: SeriesReport) -> bool:
+    def _fill_once(self, target: Target, now: datetime, report: SeriesReport, lock: Hold) -> bool:
         """Send the series' plan; True when IB refused a span and the plan must be redone."""
         planned, sessions = self.plan(target, now)
         self.on_plan(target, planned)
@@ -206,9 +207,9 @@ class Backfill:
                 report.requests += 1
                 batch.add(request, received)
                 if batch.rows >= FLUSH_ROWS or batch.answered >= FLUSH_REQUESTS:
-                    self._flush(batch, now, report)
+                    self._flush(batch, now, report, lock)
         finally:
-            self._flush(batch, now, report)  # whatever is finished is kept, even on the way out
+            self._flush(batch, now, report, lock)  # whatever is finished is kept, on the way out
             report.partial = len(batch.partial)
         return False
 
@@ -259,11 +260,13 @@ class Backfill:
                     self.pacer.record_violation()  # the next try waits for the window
         raise AssertionError("unreachable")
 
-    def _flush(self, batch: SessionBatch, now: datetime, report: SeriesReport) -> None:
-        """Write the finished sessions' bars, then record them in the ledger."""
+    def _flush(self, batch: SessionBatch, now: datetime, report: SeriesReport, lock: Hold) -> None:
+        """Write the finished sessions' bars, then record them in the ledger, while the series'
+        lock is still held."""
         days, frame = batch.take_finished()
         if not days:
             return
+        lock.confirm()
         target = batch.target
         origin = f"bars {target.key.con_id} {target.key.bar_size} {target.what_to_show} " + (
             f"{'rth' if target.spec.use_rth else 'all'} {days[0]}..{days[-1]}"

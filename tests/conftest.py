@@ -48,11 +48,11 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def postgres_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> str:
-    """A fresh database on the session's server, for one test."""
-    return postgres.create_database(
-        "t_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:20]
-    )
+def postgres_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database on the session's server, for one test, dropped after it."""
+    name = "t_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:20]
+    yield postgres.create_database(name)
+    postgres.drop_database(name)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from shared_state.locks import try_lock
+from shared_state.locks import Hold, try_lock
 from warehouse import layout
 from warehouse.ledger import Series
 from warehouse.parquet import remove_partition, write_partition
@@ -40,8 +40,8 @@ def year_file(home: Path, series: Series, year: int) -> Path:
 
 
 @contextmanager
-def lock_series(home: Path, series: Series) -> Iterator[bool]:
-    """Hold the series' writer lock if nobody else does; yields whether it is held."""
+def lock_series(home: Path, series: Series) -> Iterator[Hold]:
+    """Hold the series' writer lock if nobody else does; yields a `Hold`, true when held."""
     with try_lock(home, f"bars {series}") as held:
         yield held
 

@@ -187,6 +187,7 @@ def compact(home: Path, dataset: str, day: date) -> Compaction:
         on_disk = layout.data_files(folder)  # merged ones too: a number is never reused
         numbers = [int(m.group(1)) for f in on_disk if (m := _COMPACTED.fullmatch(f.name))]
         output = f"{COMPACTED_PREFIX}{1 + max(numbers, default=0):06d}.parquet"
+        held.confirm()  # a lock the server dropped meanwhile: another may be compacting
         # The manifest first: it hides its inputs only once its output exists, so a reader
         # sees the inputs or the output, never both, and a kill between the two hides nothing.
         _write_manifest(folder, output, [f.name for f in files])

@@ -53,6 +53,16 @@ class PostgresServer:
             con.close()
         return self.database_url(name)
 
+    def drop_database(self, name: str) -> None:
+        """Drop a database, ending any session still connected to it."""
+        con = psycopg2.connect(self.url)
+        try:
+            con.autocommit = True
+            with con.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            con.close()
+
     def stop(self) -> None:
         """Stop the server and remove its cluster."""
         self._halt()

@@ -52,7 +52,7 @@ def test_code_location_loads_every_asset_check_and_resource():
     sensor = sensors["bars_backfill"]
     assert {t.job_name for t in sensor.targets} == {"bars_job", "bars_bootstrap_job"}
     bars = graph.get(dg.AssetKey("bars"))
-    assert bars.backfill_policy == dg.BackfillPolicy.multi_run(10)  # ten contracts a run
+    assert bars.backfill_policy == dg.BackfillPolicy.multi_run(20)  # twenty contracts a run
     assert bars.partitions_def == dg.DynamicPartitionsDefinition(name="bar_contracts")
     schedules = {s.name: s for s in defs.schedules}
     nightly, fills = schedules["nightly_account_snapshot"], schedules["end_of_day_fills"]
@@ -89,6 +89,6 @@ def test_instance_settings_are_valid(tmp_path):
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:  # as the daemon reads it
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs == 4
-        assert queue.tag_concurrency_limits == [{"key": "ibw/backfill", "limit": 1}]
-        assert instance.get_concurrency_config().pool_config.default_pool_limit == 2
+        assert queue.tag_concurrency_limits == [{"key": "ibw/backfill", "limit": 2}]
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 3
         assert instance.python_log_level == "INFO"

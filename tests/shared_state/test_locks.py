@@ -44,7 +44,7 @@ def test_one_holder_at_a_time_and_free_once_released(backend, tmp_path: Path):
         try_lock(tmp_path, "bars AAPL") as second,
         try_lock(tmp_path, "bars MSFT") as other,
     ):
-        assert (first, second, other) == (True, False, True)
+        assert (bool(first), bool(second), bool(other)) == (True, False, True)
     with try_lock(tmp_path, "bars AAPL") as again:
         assert again
 
@@ -74,6 +74,30 @@ def test_a_killed_holder_frees_the_lock_at_once(backend, tmp_path: Path):
             return held
 
     poll_until(free, "the dead holder's lock to be freed", timeout=30, every=0.1)
+
+
+def test_a_lock_the_server_dropped_stops_its_holder_in_one_sentence(
+    postgres, postgres_url, tmp_path, monkeypatch
+):
+    """A restart frees every advisory lock while the holder still runs: its next write must not
+    go ahead, since another process may hold the lock by then."""
+    monkeypatch.setenv(POSTGRES_URL, postgres_url)
+    with try_lock(tmp_path, "bars ES") as held:
+        held.confirm()  # held: nothing to say
+        postgres.restart()
+        with try_lock(tmp_path, "bars ES") as taken:
+            assert taken  # the lock lapsed: another holder gets it
+        with pytest.raises(SharedStateError) as failure:
+            held.confirm()
+    sentence = failure.value.sentence
+    assert sentence.startswith("The shared state in PostgreSQL at postgresql://postgres@127.0.0.1:")
+    assert "dropped the lock on bars ES" in sentence and sentence.endswith("run again to resume.")
+
+
+def test_a_file_lock_needs_no_confirmation(tmp_path, monkeypatch):
+    monkeypatch.delenv(POSTGRES_URL, raising=False)
+    with try_lock(tmp_path, "bars ES") as held:
+        held.confirm()
 
 
 def test_an_unreachable_server_is_one_sentence_without_the_password(tmp_path, monkeypatch):
