@@ -19,7 +19,7 @@ per tick: with compressed windows its 30 s interval, not the machinery, would se
                    backfill of a running server costs)
 Ratio = serve ÷ backfill, both ways; the goal is at most 1.5.
 
-    uv run python bench/serve_backfill.py        # about 5 minutes; needs Debian's postgresql
+    uv run python bench/serve_backfill.py        # about 2 minutes; needs Debian's postgresql
 """
 
 from __future__ import annotations
