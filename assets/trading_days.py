@@ -14,15 +14,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, time
 
 import dagster as dg
 
+from ibfacts.resets import NEW_YORK, ib_day
 from ibfacts.venues import US_STOCKS
 from ibkr.sessions import expected_sessions
 
-NEW_YORK = ZoneInfo("America/New_York")
 TRADING_DAYS_NAME = "trading_days"
 TRADING_DAYS = dg.DynamicPartitionsDefinition(name=TRADING_DAYS_NAME)
 
@@ -34,10 +33,6 @@ def is_trading_day(day: date) -> bool:
 
 def not_a_trading_day(day: date) -> str:
     return f"{day} is not an XNYS trading day."
-
-
-def new_york_day(when: datetime) -> date:
-    return when.astimezone(NEW_YORK).date()
 
 
 def is_gateway_today(context: dg.AssetExecutionContext, gateway_today: date, what: str) -> bool:
@@ -62,12 +57,31 @@ def run_for_day(instance: dg.DagsterInstance, partitions: str, day: date) -> dg.
     return dg.RunRequest(partition_key=key)
 
 
-def trading_day_run(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    """A schedule's run for the New York day of its tick, or why there is none."""
-    day = new_york_day(context.scheduled_execution_time)
-    if not is_trading_day(day):
-        return dg.SkipReason(not_a_trading_day(day))
-    return run_for_day(context.instance, TRADING_DAYS_NAME, day)
+def trading_day_schedule(
+    name: str,
+    job: dg.UnresolvedAssetJobDefinition,
+    at: time,
+    description: str,
+    zone: str = str(NEW_YORK),
+) -> dg.ScheduleDefinition:
+    """A schedule that runs `job` every day at `at` in `zone` for the New York day of its tick,
+    on XNYS trading days only (other days are skipped, with the reason)."""
+
+    @dg.schedule(
+        name=name,
+        job=job,
+        cron_schedule=f"{at.minute} {at.hour} * * *",
+        execution_timezone=zone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=description,
+    )
+    def trading_day_run(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        day = ib_day(context.scheduled_execution_time)
+        if not is_trading_day(day):
+            return dg.SkipReason(not_a_trading_day(day))
+        return run_for_day(context.instance, TRADING_DAYS_NAME, day)
+
+    return trading_day_run
 
 
 def today_partition(instance: dg.DagsterInstance, today: date) -> dg.SensorResult | dg.SkipReason:
@@ -88,7 +102,7 @@ def today_partition(instance: dg.DagsterInstance, today: date) -> dg.SensorResul
     "the account snapshot on its first tick of each XNYS trading day.",
 )
 def trading_day_partitions(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    return today_partition(context.instance, new_york_day(datetime.now(NEW_YORK)))
+    return today_partition(context.instance, ib_day(datetime.now(NEW_YORK)))
 
 
 @contextmanager

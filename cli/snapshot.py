@@ -10,7 +10,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from engines.snapshot import DATASETS, SnapshotSettings, gateway_day, store_snapshot, take_snapshot
+from engines.snapshot import DATASETS, SnapshotSettings, store_snapshot, take_snapshot
+from ibfacts.resets import ib_day
 from ibkr.connection import ConnectionSettings
 from ibkr.errors import one_sentence
 from warehouse.catalog import refresh_catalog
@@ -62,7 +63,7 @@ def run_snapshot(args: argparse.Namespace) -> int:
                 deadline=args.deadline or config.deadline,
                 on_wait=lambda line: console.print(line, soft_wrap=True, markup=False),
             )  # fmt: skip
-        day = gateway_day(now)
+        day = ib_day(now)
         if args.date is not None and args.date != day:
             raise ValueError(
                 f"IB reports positions, orders and fills for its today ({day}) only, so a "

@@ -32,7 +32,7 @@ from ibkr.client import IBClient
 from ibkr.connection import ConnectionSettings
 from ibkr.durations import DurationTable, is_small_bar, refusal_halves
 from ibkr.pacer import PacingBudget, RequestKey
-from ibkr.pacing_log import SharedPacer
+from ibkr.pacing_log import SharedPacer, pacing_dir
 from ibkr.planner import Plan, PlannedRequest, Session
 from shared_state.locks import Hold
 from warehouse import bars as bar_store
@@ -66,7 +66,7 @@ def connected(
 
 
 def _table_path(home: Path) -> Path:
-    return home / "pacing" / "durations.json"
+    return pacing_dir(home) / "durations.json"
 
 
 def load_table(home: Path) -> DurationTable:

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -34,7 +33,6 @@ from warehouse.schemas import SNAPSHOT_SCHEMAS, polars_schema
 from warehouse.validation import split_valid
 
 DATASETS = tuple(SNAPSHOT_SCHEMAS)
-NEW_YORK = ZoneInfo("America/New_York")
 FIRST_BACKOFF, LAST_BACKOFF = 1.0, 60.0
 REQUEST_TIMEOUT = 30.0  # each request of an attempt; a silent gateway costs no more than this
 
@@ -173,8 +171,3 @@ def store_snapshot(
         rows[dataset] = valid.height
         rejected_rows[dataset] = rejected.height
     return Stored(day, accounts, rows, rejected_rows, attempts, snap.requests)
-
-
-def gateway_day(now: datetime) -> date:
-    """The snapshot's day: the gateway's date in New York, where IB's day turns."""
-    return now.astimezone(NEW_YORK).date()

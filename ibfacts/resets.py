@@ -10,9 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
+
+NEW_YORK = ZoneInfo("America/New_York")  # where IB's day (fills, completed orders) turns
+
+
+def ib_day(when: datetime) -> date:
+    """IB's day at `when`: the date in New York."""
+    return when.astimezone(NEW_YORK).date()
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,12 @@ ADDED_COLUMNS = [
 COLUMNS = "at, weight, key, identity, small, holds_until, block, priority"
 
 
+def pacing_dir(home: Path) -> Path:
+    """This machine's pacing folder under `home`: the logs without PostgreSQL, and the
+    durations memory (what IB refused per request shape), which each machine learns."""
+    return Path(home) / "pacing"
+
+
 @dataclass(frozen=True)
 class Reservation:
     """A place in the shared log. Send the request only once `confirmed` (see `wait`)."""
@@ -134,7 +140,7 @@ class SharedPacer:
         url = postgres_url()
         if url:
             return cls(PostgresDatabase(url, f"pacing {name}"), login=name, **kwargs)
-        return cls(Path(home) / "pacing" / f"{name}.sqlite", **kwargs)
+        return cls(pacing_dir(home) / f"{name}.sqlite", **kwargs)
 
     # ----------------------------------------------------------------- the decision
     def reserve(self, request: RequestKey, priority: bool = False) -> Reservation:
@@ -322,7 +328,7 @@ def used_on_gateway(home: Path, host: str, port: int, budget: PacingBudget) -> i
             (PostgresDatabase(url, f"pacing {name}"), name) for name in names
         ]
     else:
-        logs = [(path, "") for path in sorted((Path(home) / "pacing").glob(f"{gateway}*.sqlite"))]
+        logs = [(path, "") for path in sorted(pacing_dir(home).glob(f"{gateway}*.sqlite"))]
     used_most = 0
     for log, name in logs:
         with SharedPacer(log, budget, login=name) as pacer:

@@ -17,7 +17,8 @@ from assets.failures import one_sentence_failures
 from assets.metadata import OWNERS, dataset_metadata
 from assets.resources import IBResource, SnapshotResource, WarehouseResource
 from assets.trading_days import TRADING_DAYS, is_gateway_today, per_partition_checks
-from engines.snapshot import DATASETS, Stored, gateway_day, store_snapshot, take_snapshot
+from engines.snapshot import DATASETS, Stored, store_snapshot, take_snapshot
+from ibfacts.resets import ib_day
 from warehouse import layout
 from warehouse.catalog import refresh_catalog
 from warehouse.schemas import polars_schema
@@ -99,14 +100,14 @@ def account_snapshot(
     selected = [d for d in DATASETS if dg.AssetKey(d) in context.selected_asset_keys]
     with one_sentence_failures():
         with ib.client(context.run.run_id) as client:
-            today = gateway_day(client.run(client.now()))
+            today = ib_day(client.run(client.now()))
         if not is_gateway_today(context, today, UNKEPT):
             return
         snap, now, accounts, attempts = take_snapshot(
             ib.settings, context.run.run_id, region=snapshot.region, deadline=snapshot.deadline,
             datasets=selected, on_wait=context.log.info,
         )  # fmt: skip
-    if not is_gateway_today(context, gateway_day(now), UNKEPT):  # the day turned meanwhile
+    if not is_gateway_today(context, ib_day(now), UNKEPT):  # the day turned meanwhile
         return
     context.log.info(
         f"IB answered {snap.requests} requests for {len(accounts)} account(s) "

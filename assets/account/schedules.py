@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from assets.account.assets import account_snapshot
-from assets.trading_days import NEW_YORK, trading_day_run
+from assets.trading_days import trading_day_schedule
+from ibfacts.resets import NEW_YORK
 from ibkr.restarts import NO_RESET, RESET_WINDOWS, snapshot_time
 
 FILLS = ("executions", "commissions", "completed_orders")  # today's only, in IB's eyes
@@ -46,34 +47,18 @@ def snapshot_description(region: str) -> str:
 def build_snapshot_schedule(region: str) -> dg.ScheduleDefinition:
     """Every day at the end of `region`'s reset window plus a margin, for New York's day."""
     at, zone = snapshot_time(region)
-
-    @dg.schedule(
-        name="nightly_account_snapshot",
-        job=snapshot_job,
-        cron_schedule=f"{at.minute} {at.hour} * * *",
-        execution_timezone=zone,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=snapshot_description(region),
+    return trading_day_schedule(
+        "nightly_account_snapshot", snapshot_job, at, snapshot_description(region), zone
     )
-    def nightly_account_snapshot(
-        context: dg.ScheduleEvaluationContext,
-    ) -> dg.RunRequest | dg.SkipReason:
-        return trading_day_run(context)
-
-    return nightly_account_snapshot
 
 
-@dg.schedule(
-    name="end_of_day_fills",
-    job=fills_job,
-    cron_schedule=f"{FILLS_AT.minute} {FILLS_AT.hour} * * *",
-    execution_timezone=str(NEW_YORK),
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=f"The day's fills and completed orders at {FILLS_AT:%H:%M} New York, before IB's "
-    "day turns at midnight, on XNYS trading days.",
+end_of_day_fills = trading_day_schedule(
+    "end_of_day_fills",
+    fills_job,
+    FILLS_AT,
+    f"The day's fills and completed orders at {FILLS_AT:%H:%M} New York, before IB's day turns "
+    "at midnight, on XNYS trading days.",
 )
-def end_of_day_fills(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    return trading_day_run(context)
 
 
 def snapshot_freshness(region: str) -> dg.FreshnessPolicy:

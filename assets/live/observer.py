@@ -5,7 +5,7 @@ red on the assets' pages; it also adds each UTC day the service wrote to the com
 partitions. The same checks can be run by hand (`live_checks`)."""
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -96,25 +96,15 @@ class Verdict:
 
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
 
+    def _fields(self) -> dict[str, object]:
+        """The fields, named as both Dagster classes name them."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     def evaluation(self) -> dg.AssetCheckEvaluation:
-        return dg.AssetCheckEvaluation(
-            asset_key=self.asset_key,
-            check_name=self.check_name,
-            passed=self.passed,
-            description=self.description,
-            metadata=self.metadata,
-            severity=self.severity,
-        )
+        return dg.AssetCheckEvaluation(**self._fields())
 
     def result(self) -> dg.AssetCheckResult:
-        return dg.AssetCheckResult(
-            asset_key=self.asset_key,
-            check_name=self.check_name,
-            passed=self.passed,
-            description=self.description,
-            metadata=self.metadata,
-            severity=self.severity,
-        )
+        return dg.AssetCheckResult(**self._fields())
 
 
 def look(home: Path, now: datetime) -> tuple[list[dg.AssetObservation], list[Verdict]]:

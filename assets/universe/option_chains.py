@@ -16,13 +16,8 @@ from ib_async import Contract, ContractDetails, Option
 from assets.failures import one_sentence_failures
 from assets.metadata import OWNERS, dataset_metadata
 from assets.resources import IBResource, UniverseResource, WarehouseResource
-from assets.trading_days import (
-    NEW_YORK,
-    TRADING_DAYS,
-    daily_check,
-    is_gateway_today,
-    new_york_day,
-)
+from assets.trading_days import TRADING_DAYS, daily_check, is_gateway_today
+from ibfacts.resets import NEW_YORK, ib_day
 from ibkr import errors
 from ibkr.client import IBClient
 from ibkr.universe import OptionWindow
@@ -73,9 +68,7 @@ def option_chains(
         home = warehouse.path
         underlyings = _underlyings(read_dataset(home, "security_master"), windows)
         with ib.client(context.run.run_id) as client:
-            if not is_gateway_today(
-                context, new_york_day(client.run(client.now())), "option chains"
-            ):
+            if not is_gateway_today(context, ib_day(client.run(client.now())), "option chains"):
                 return
             stats: dict[str, dict] = {}
             frames = []

@@ -3,7 +3,7 @@ open (IB keeps no history of option chains, so a day the schedule misses is lost
 
 import dagster as dg
 
-from assets.trading_days import NEW_YORK, trading_day_run
+from assets.trading_days import trading_day_schedule
 from assets.universe.option_chains import SNAPSHOT_AT, chain_inside_window, option_chains
 
 option_chains_job = dg.define_asset_job(
@@ -14,14 +14,10 @@ option_chains_job = dg.define_asset_job(
 )
 
 
-@dg.schedule(
-    name="daily_option_chains",
-    job=option_chains_job,
-    cron_schedule=f"{SNAPSHOT_AT.minute} {SNAPSHOT_AT.hour} * * *",
-    execution_timezone=str(NEW_YORK),
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=f"The day's option chains at {SNAPSHOT_AT:%H:%M} New York, after the open, "
-    "on XNYS trading days (other days are skipped, with the reason).",
+daily_option_chains = trading_day_schedule(
+    "daily_option_chains",
+    option_chains_job,
+    SNAPSHOT_AT,
+    f"The day's option chains at {SNAPSHOT_AT:%H:%M} New York, after the open, on XNYS trading "
+    "days (other days are skipped, with the reason).",
 )
-def daily_option_chains(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    return trading_day_run(context)

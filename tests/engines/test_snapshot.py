@@ -19,7 +19,8 @@ from assets.account.assets import account_snapshot
 from assets.resources import IBResource, SnapshotResource, WarehouseResource
 from assets.trading_days import instance_with_days
 from cli.main import main
-from engines.snapshot import gateway_day, store_snapshot, take_snapshot
+from engines.snapshot import store_snapshot, take_snapshot
+from ibfacts.resets import ib_day
 from ibkr.connection import ConnectionSettings
 from ibsim.accounts.book import Book
 from ibsim.server.table import HANDLERS
@@ -34,7 +35,7 @@ DAY = NOW.date()
 def snapshot(gw, home: Path, **kwargs):
     settings = ConnectionSettings("127.0.0.1", gw.port, 500, 10)
     snap, now, accounts, attempts = take_snapshot(settings, "test", **kwargs)
-    return store_snapshot(home, gateway_day(now), snap, accounts, "test", attempts)
+    return store_snapshot(home, ib_day(now), snap, accounts, "test", attempts)
 
 
 def table(home: Path, dataset: str) -> pl.DataFrame:
