@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import dagster as dg
 
 from ibkr.errors import GatewayUnavailable, IBWError
+from ibkr.gateways import GatewaysError
 from ibkr.universe import UniverseError
 from shared_state.database import SharedStateError
 from warehouse.unreadable import UnreadableFile
@@ -28,7 +29,7 @@ def one_sentence_failures() -> Iterator[None]:
             raise dg.RetryRequested(GATEWAY_RETRIES, GATEWAY_RETRY_WAIT) from exc
         retried = f"(Tried {GATEWAY_RETRIES} more times, {GATEWAY_RETRY_WAIT:.0f} s apart.)"
         raise dg.Failure(description=f"{exc} {retried}") from exc
-    except (IBWError, UniverseError, UnreadableFile) as exc:
+    except (IBWError, UniverseError, GatewaysError, UnreadableFile) as exc:
         raise dg.Failure(description=str(exc)) from exc
 
 

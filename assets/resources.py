@@ -10,30 +10,41 @@ from pathlib import Path
 
 import dagster as dg
 
+from engines.gateways_file import GATEWAYS, load_logins
 from engines.snapshot import SnapshotSettings
 from engines.universe_file import DEFAULT_UNIVERSE, load_universe, universe_path
 from ibkr.client import IBClient
 from ibkr.connection import ConnectionSettings
+from ibkr.gateways import CLIENT_ID_BASE, DEFAULT_NAME, Login, login_from_env
 from ibkr.universe import Universe
 
 
 class IBResource(dg.ConfigurableResource):
-    """IB Gateway or TWS; the embedded gateway on 127.0.0.1:4002 unless the environment says."""
+    """IB Gateway or TWS; the embedded gateway on 127.0.0.1:4002 unless the environment says.
+    With a gateways file ($IBW_GATEWAYS), its logins instead (`logins`)."""
 
     host: str = "127.0.0.1"
     port: int = 4002
-    client_id: int = 100  # first of the ids handed to runs (IB_CLIENT_ID)
+    client_id: int = CLIENT_ID_BASE  # first of the ids handed to runs (IB_CLIENT_ID)
     connect_timeout: float = 10.0
     request_timeout: float = 30.0
+    gateways: str = ""  # the gateways file, if any
 
     @classmethod
     def from_env(cls) -> IBResource:
-        settings = ConnectionSettings.from_env()
+        login = login_from_env()
         return cls(
-            host=settings.host,
-            port=settings.port,
-            client_id=int(os.environ.get("IB_CLIENT_ID", cls.model_fields["client_id"].default)),
+            host=login.host,
+            port=login.port,
+            client_id=login.client_id_base,
+            gateways=os.environ.get(GATEWAYS, ""),
         )
+
+    def logins(self) -> tuple[Login, ...]:
+        """Every IB login: the gateways file's, or the one this resource names."""
+        if self.gateways:
+            return load_logins(self.gateways)
+        return (Login(DEFAULT_NAME, self.host, self.port, self.client_id),)
 
     @property
     def source(self) -> str:
@@ -45,9 +56,11 @@ class IBResource(dg.ConfigurableResource):
         return ConnectionSettings(self.host, self.port, self.client_id, self.connect_timeout)
 
     @contextmanager
-    def client(self, key: str) -> Iterator[IBClient]:
-        """A connected client whose id is derived from `key` (the run), closed afterwards."""
-        client = IBClient.open(self.settings, key, self.request_timeout)
+    def client(self, key: str, login: Login | None = None) -> Iterator[IBClient]:
+        """A connected client whose id is derived from `key` (the run), closed afterwards; on
+        `login` if given, else on the resource's own gateway."""
+        settings = login.settings(self.connect_timeout) if login else self.settings
+        client = IBClient.open(settings, key, self.request_timeout)
         try:
             yield client
         finally:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
@@ -25,10 +28,11 @@ from cli.interrupts import Interrupted, Stop, interruptible
 from cli.progress import PlainProgress
 from engines.backfill import Backfill, SeriesReport, connected
 from engines.bar_series import Span, Target, known_head, plan_series, targets
+from engines.gateways_file import find_login, load_logins
 from engines.universe_file import load_universe, universe_path
-from ibkr.connection import ConnectionSettings
 from ibkr.durations import SMALL_BAR_MAX_AGE, is_small_bar
 from ibkr.errors import one_sentence
+from ibkr.gateways import GatewaysError, Login, data_login
 from ibkr.planner import PlannedRequest, describe_cost
 from ibkr.universe import BarSpec, UniverseError, check_what_to_show, parse_bar_spec
 from warehouse import ledger
@@ -66,6 +70,11 @@ def add_backfill_commands(commands: argparse._SubParsersAction) -> None:
         )
         command.add_argument("--what-to-show", default="", help="with --bar-size: e.g. MIDPOINT")
         command.add_argument("--all-hours", action="store_true", help="with --bar-size: useRTH=0")
+        command.add_argument(
+            "--login",
+            help="only the series assigned to this IB login of $IBW_GATEWAYS (default: every "
+            "data login, in parallel)",
+        )
         command.set_defaults(run=run)
 
 
@@ -119,6 +128,25 @@ def _setup(args: argparse.Namespace) -> tuple[Path, list[Target]]:
     if not found:
         raise UniverseError("no contract in the security master matches; check the symbols.")
     return home, found
+
+
+def _by_login(args: argparse.Namespace, found: list[Target]) -> dict[Login, list[Target]]:
+    """The series grouped by the data login each is assigned to (`--login`: that one only)."""
+    logins = load_logins()
+    groups: dict[Login, list[Target]] = {}
+    for target in found:
+        groups.setdefault(data_login(logins, str(target.con_id), target.symbol), []).append(target)
+    if not args.login:
+        return groups
+    login = find_login(logins, args.login)
+    if not login.serves_data:
+        raise GatewaysError(
+            f"IB login {login.name} has role trading only; backfill on a login with role data "
+            "or both."
+        )
+    if login not in groups:
+        raise GatewaysError(f"No series of these contracts is assigned to IB login {login.name}.")
+    return {login: groups[login]}
 
 
 def _span(args: argparse.Namespace) -> Span:
@@ -193,33 +221,40 @@ def run_plan(args: argparse.Namespace) -> int:
         with interruptible() as stop:
             home, found = _setup(args)
             key = f"plan-{os.getpid()}"
-            with connected(ConnectionSettings.from_env(), home, key) as backfill:
-                backfill.pacer.sleep = stop.sleep
-                rows = _plan_all(backfill, found, ask_heads=False)
+            planned: dict[Login, tuple[list[_Planned], Backfill]] = {}
+            for login, assigned in _by_login(args, found).items():
+                with connected(login.settings(), home, key) as backfill:
+                    backfill.pacer.sleep = stop.sleep
+                    planned[login] = _plan_all(backfill, assigned, ask_heads=False), backfill
     except Interrupted as interrupted:
         console.print("[red]ibw plan:[/red] interrupted; nothing was planned.", soft_wrap=True)
         return interrupted.exit_code
     except Exception as exc:  # one sentence, whatever failed
         console.print(f"[red]ibw plan:[/red] {one_sentence(exc)}", soft_wrap=True)
         return 1
+    several = len(planned) > 1
     table = Table(title="Backfill plan")
-    for column in ("series", "expected sessions", "held", "requests", "not available"):
-        table.add_column(column, justify="left" if column == "series" else "right")
-    for row in rows:
-        table.add_row(
-            row.target.name, str(row.expected), str(row.held), str(len(row.requests)),
-            str(row.unavailable),
-        )  # fmt: skip
+    columns = ["series", "expected sessions", "held", "requests", "not available"]
+    for column in ["login", *columns] if several else columns:
+        table.add_column(column, justify="right" if column in columns[1:] else "left")
+    for login, (rows, _) in planned.items():
+        for row in rows:
+            cells = [row.target.name, str(row.expected), str(row.held), str(len(row.requests)),
+                     str(row.unavailable)]  # fmt: skip
+            table.add_row(*([login.name, *cells] if several else cells))
     console.print(table)
+    rows = [row for rows, _ in planned.values() for row in rows]
     for note in _availability_notes([row.target.spec for row in rows]):
         console.print(note, soft_wrap=True)
-    requests = [r for row in rows for r in row.requests]
-    if not requests:
+    if not any(row.requests for row in rows):
         console.print(f"{len(rows)} series: nothing to fetch, every expected session is held.")
         return 0
-    budget = backfill.pacer.budget
-    cost = describe_cost(requests, budget=budget.backfill_limit, window_s=budget.window)
-    console.print(f"{len(rows)} series: {cost}.")
+    for login, (login_rows, backfill) in planned.items():  # each login has its own budget
+        budget = backfill.pacer.budget
+        requests = [r for row in login_rows for r in row.requests]
+        cost = describe_cost(requests, budget=budget.backfill_limit, window_s=budget.window)
+        on = f" on IB login {login.name} ({login.address})" if several else ""
+        console.print(f"{len(login_rows)} series{on}: {cost}.", soft_wrap=True)
     heads = sum(row.head_unknown for row in rows)
     if heads:
         console.print(
@@ -239,8 +274,12 @@ def run_backfill(args: argparse.Namespace) -> int:
     try:
         with interruptible() as stop:
             home, found = _setup(args)
+            groups = _by_login(args, found)
+            if len(groups) > 1:
+                return _fan_out(console, args, list(groups), stop)
+            [(login, found)] = groups.items()
             key = f"backfill-{os.getpid()}"
-            with connected(ConnectionSettings.from_env(), home, key) as backfill:
+            with connected(login.settings(), home, key) as backfill:
                 backfill.pacer.sleep = stop.sleep  # a pacing wait ends at Ctrl-C
                 unknown = len({_head_key(t) for t in found if known_head(home, t) is None})
                 asking = nullcontext()
@@ -273,6 +312,66 @@ def run_backfill(args: argparse.Namespace) -> int:
         for error in report.errors:
             console.print(f"[yellow]{report.target.name}:[/yellow] {error}", soft_wrap=True)
     return 1 if any(r.errors for r in reports) else 0  # scripts see that something failed
+
+
+STOP_CHILDREN = 60.0  # seconds a login's process may take to keep what it has and exit
+
+
+def _fan_out(console: Console, args: argparse.Namespace, logins: list[Login], stop: Stop) -> int:
+    """One `ibw backfill --login NAME` process per data login, at once (each login has its own
+    pacing budget), their lines prefixed with the login's name; a stop signal goes to each."""
+    names = ", ".join(login.name for login in logins)
+    console.print(f"Backfilling on {len(logins)} IB logins at once: {names}.", soft_wrap=True)
+    children = {
+        login.name: subprocess.Popen(
+            [sys.executable, "-m", "cli", *args.argv, "--login", login.name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for login in logins
+    }
+    readers = [
+        threading.Thread(target=_relay, args=(name, child.stdout), daemon=True)
+        for name, child in children.items()
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        while any(child.poll() is None for child in children.values()):
+            stop.sleep(0.2)
+    except Interrupted as interrupted:
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(interrupted.signum)  # by its pid: it keeps what it has
+        for child in children.values():
+            try:
+                child.wait(timeout=STOP_CHILDREN)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(timeout=STOP_CHILDREN)
+        console.print(
+            f"[red]ibw backfill:[/red] stopped by {interrupted.signame}; each login's process "
+            "kept what IB had answered (its lines above).", soft_wrap=True,
+        )  # fmt: skip
+        return interrupted.exit_code
+    finally:
+        for reader in readers:
+            reader.join(timeout=STOP_CHILDREN)
+    codes = {name: child.returncode for name, child in children.items()}
+    failed = [name for name, code in codes.items() if code]
+    console.print(
+        f"{len(logins)} IB logins done"
+        + (f"; {', '.join(failed)} ended with an error (see its lines)." if failed else "."),
+        soft_wrap=True,
+    )
+    return max(codes.values())
+
+
+def _relay(name: str, stream) -> None:
+    """A child's lines, each prefixed with its login's name."""
+    for line in stream:
+        print(f"[{name}] {line}", end="", flush=True)
 
 
 @contextmanager

@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     add_order_commands(commands)
     add_verify_command(commands)
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)  # for commands that fan out
     try:
         return args.run(args)
     except SharedStateError as exc:  # any command that paces or locks, with PostgreSQL set

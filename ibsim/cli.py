@@ -22,6 +22,7 @@ from ibsim.fault_script import FaultScriptError, load_faults
 from ibsim.market.calendars import sessions
 from ibsim.server.gateway import serve
 
+MAX_LOGINS = 16  # one gateway each: IB accounts rarely have more user names than that
 MAX_SPEED = 1000.0  # beyond it a 5-s bar is due every 5 ms: more than a client can keep up with
 
 
@@ -36,6 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=port_number,
         default=4002,
         help="port (default 4002, paper; 0: any free port)",
+    )
+    parser.add_argument(
+        "--logins",
+        type=login_count,
+        default=1,
+        metavar="N",
+        help="serve N IB logins, one gateway each on consecutive ports from --port, each with "
+        "its own pacing and its own copy of the accounts (default 1)",
     )
     parser.add_argument(
         "--scenario",
@@ -94,6 +103,15 @@ def port_number(text: str, lowest: int = 0) -> int:
     if not lowest <= port <= 65_535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port; use {lowest} to 65535")
     return port
+
+
+def login_count(text: str) -> int:
+    """An argparse type: how many logins (gateways) to serve."""
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LOGINS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of logins; use 1 to {MAX_LOGINS}"
+        )
+    return int(text)
 
 
 def _clock_time(text: str) -> time:
@@ -188,6 +206,15 @@ def run(args: argparse.Namespace) -> int:
     except (ZoneInfoNotFoundError, ValueError):
         print(f"Unknown time zone {args.restart_zone!r} for --restart-zone.", file=sys.stderr)
         return 2
+    if args.logins > 1 and args.port == 0:
+        print(
+            "--logins needs a fixed --port: the logins listen on consecutive ports.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.port + args.logins - 1 > 65_535:
+        print(f"--port {args.port} leaves no room for {args.logins} logins.", file=sys.stderr)
+        return 2
     if args.speed is not None and args.replay is None:
         print("--speed needs --replay DAY: the wall clock runs at its own pace.", file=sys.stderr)
         return 2
@@ -196,29 +223,34 @@ def run(args: argparse.Namespace) -> int:
             "replaying %s New York at %gx the real pace", f"{args.replay:%Y-%m-%d %H:%M}",
             args.speed or 1.0,
         )  # fmt: skip
-    config = GatewayConfig(
-        host=args.host,
-        port=args.port,
-        book=book,
-        restart_refusal=args.restart_refusal,
-        restart_at=args.restart_at,
-        restart_zone=args.restart_zone,
-        faults=faults,
-        clock=_clock(args),
-    )
+    clock = _clock(args)
+    configs = [
+        GatewayConfig(
+            host=args.host,
+            port=args.port + login,
+            book=load_scenario(args.scenario) if args.scenario and login else book,
+            restart_refusal=args.restart_refusal,
+            restart_at=args.restart_at,
+            restart_zone=args.restart_zone,
+            faults=faults,
+            clock=clock,
+        )
+        for login in range(args.logins)
+    ]
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(config, stop)
+        await asyncio.gather(*(serve(config, stop) for config in configs))
 
     try:
         asyncio.run(main())
     except OSError as exc:
+        ports = f"{args.port}" if args.logins == 1 else f"{args.port}-{args.port + args.logins - 1}"
         print(
-            f"Cannot listen on {args.host}:{args.port} ({exc.strerror or exc}): stop whatever "
+            f"Cannot listen on {args.host}:{ports} ({exc.strerror or exc}): stop whatever "
             "holds the port or choose another with --port.",
             file=sys.stderr,
         )

@@ -19,6 +19,7 @@ request sent, each pacing wait and each file written.
 
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -36,11 +37,13 @@ from assets.metadata import OWNERS, dataset_metadata
 from assets.resources import IBResource, UniverseResource, WarehouseResource
 from engines.backfill import Backfill, SeriesReport, connected
 from engines.bar_series import Target, targets
+from ibkr.gateways import Login, data_login
 from ibkr.planner import Plan, PlannedRequest
 from warehouse import bars as bar_store
 from warehouse import integrity, ledger
 from warehouse.catalog import refresh_catalog
 
+LOGIN_TAG = "ibw/login"  # the data login a sensor's run backfills on
 CONTRACTS_PER_RUN = 20  # a run process starts in 5-15 s, a contract's daily series take ~0.3 s
 GAPS_CHECK = "bars_no_gaps"
 DUPLICATES_CHECK = "bars_no_duplicates"
@@ -103,18 +106,23 @@ def _bars_asset(contracts_per_run: int) -> dg.AssetsDefinition:
         home, stored = warehouse.path, False
         with one_sentence_failures():
             series = by_contract(targets(home, universe.load().bars))
-            session = connected(ib.settings, home, context.run.run_id, ib.request_timeout)
+            by_login = keys_by_login(context, ib.logins(), series)
             try:
-                with session as backfill:
-                    _log_progress(context.log, backfill)
-                    for key in context.partition_keys:
-                        found = series.get(con_id_of(key), [])
-                        reports = [backfill.run(target) for target in found]
-                        stored |= any(r.complete or r.empty for r in reports)
-                        for event in partition_events(context.asset_key, key, reports, backfill):
-                            if isinstance(event, dg.AssetCheckEvaluation):
-                                event = aimed_at_latest(context.instance, event)
-                            yield event
+                for login, keys in by_login.items():
+                    settings = login.settings(ib.connect_timeout)
+                    session = connected(settings, home, context.run.run_id, ib.request_timeout)
+                    with session as backfill:
+                        _log_progress(context.log, backfill)
+                        for key in keys:
+                            found = series.get(con_id_of(key), [])
+                            reports = [backfill.run(target) for target in found]
+                            stored |= any(r.complete or r.empty for r in reports)
+                            for event in partition_events(
+                                context.asset_key, key, reports, backfill
+                            ):
+                                if isinstance(event, dg.AssetCheckEvaluation):
+                                    event = aimed_at_latest(context.instance, event)
+                                yield event
             finally:  # once a run: the views read the lake's files, new ones included
                 if stored:
                     refresh_catalog(home)
@@ -122,6 +130,26 @@ def _bars_asset(contracts_per_run: int) -> dg.AssetsDefinition:
             yield dg.Output(None, context.assets_def.get_output_name_for_asset_check_key(spec.key))
 
     return bars
+
+
+def login_of(logins: Sequence[Login], key: str, found: list[Target]) -> Login:
+    """The data login that backfills the contract of partition `key`."""
+    return data_login(logins, str(con_id_of(key)), found[0].symbol if found else "")
+
+
+def keys_by_login(
+    context: dg.AssetExecutionContext, logins: Sequence[Login], series: dict[int, list[Target]]
+) -> dict[Login, list[str]]:
+    """The run's partitions grouped by their data login. A sensor's run (tagged with its login)
+    keeps only that login's: its range may span another login's contracts, which that login's
+    own runs fill."""
+    tagged = context.run.tags.get(LOGIN_TAG)
+    grouped: dict[Login, list[str]] = {}
+    for key in context.partition_keys:
+        login = login_of(logins, key, series.get(con_id_of(key), []))
+        if tagged is None or login.name == tagged:
+            grouped.setdefault(login, []).append(key)
+    return grouped
 
 
 def by_contract(found: list[Target]) -> dict[int, list[Target]]:

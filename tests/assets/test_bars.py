@@ -9,14 +9,15 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from assets import bars
-from assets.bars.asset import CHECKS, CONTRACTS_PER_RUN
+from assets.bars.asset import CHECKS, CONTRACTS_PER_RUN, LOGIN_TAG
 from assets.bars.backfill_sensor import TAG
 from assets.bars.partitions import con_id_of, contract_partition_key, range_tags
-from assets.resources import UniverseResource
+from assets.resources import IBResource, UniverseResource
 from assets.universe.contracts import contracts
 from engines.backfill import connected
 from engines.bar_series import targets
@@ -31,6 +32,7 @@ from warehouse import ledger
 
 AAPL, MSFT, SPY, SPX, ESH4 = 265598, 272093, 756733, 416904, 495202403
 CLIENT_ID = 370  # of the Dagster runs
+HISTORICAL_DATA = 20  # reqHistoricalData's message id
 
 
 def keys_of(home: Path, *con_ids: int) -> list[str]:
@@ -324,3 +326,63 @@ def test_a_bad_universe_fails_in_one_sentence_without_a_retry(gateway, seeded_ho
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     sentence = failure.step_failure_data.user_failure_data.description
     assert "'2 min' is not an IB bar size" in sentence
+
+
+# ------------------------------------------------------------------ several IB logins
+def test_each_login_gets_runs_of_its_own_contracts_and_a_down_login_s_wait(
+    gateway, make_gateway, seeded_home, tmp_path
+):
+    """Two data logins (the session's gateway and a second one): each contract's runs go to
+    the login it is pinned to, tagged with it, and connect there; when a login's gateway is
+    gone its contracts wait, saying why, and are never moved to the other."""
+    beta_gateway = make_gateway()
+    pins = {"alpha": ["AAPL", "MSFT"], "beta": ["SPY", "QQQ", "TSLA"]}
+    ports = {"alpha": gateway.port, "beta": beta_gateway.port}
+    logins = [
+        {"name": name, "host": "127.0.0.1", "port": port, "role": "data", "symbols": pins[name]}
+        for name, port in ports.items()
+    ]
+    gateways = tmp_path / "gateways.yml"
+    gateways.write_text(yaml.safe_dump({"gateways": logins}))
+    universe = write_universe(
+        tmp_path,
+        bars=[{"bar_size": "1 day", "history": "30d", "symbols": [*pins["alpha"], *pins["beta"]]}],
+    )
+    resources = dagster_resources(gateway, seeded_home, universe, CLIENT_ID)
+    resources["ib"] = IBResource(port=gateway.port, client_id=CLIENT_ID, gateways=str(gateways))
+    defs = dg.Definitions.merge(
+        bars.definitions(),
+        dg.Definitions(assets=[contracts], resources=resources, executor=dg.in_process_executor),
+    )
+    symbol_of = {key: key.split(".")[0] for key in keys_of(seeded_home, AAPL, MSFT)}
+    with dg.instance_for_test() as instance:
+        first = tick(defs, instance)
+        order = instance.get_dynamic_partitions("bar_contracts")
+        by_login: dict[str, list[str]] = {}
+        for request in first.run_requests:
+            tags = request.tags
+            start = order.index(tags["dagster/asset_partition_range_start"])
+            end = order.index(tags["dagster/asset_partition_range_end"])
+            by_login.setdefault(tags[LOGIN_TAG], []).extend(order[start : end + 1])
+        assert {
+            login: sorted(k.split(".")[0] for k in keys) for login, keys in by_login.items()
+        } == {login: sorted(symbols) for login, symbols in pins.items()}
+        [alpha_run] = [r for r in first.run_requests if r.tags[LOGIN_TAG] == "alpha"]
+        asked = beta_gateway.gateway.requests_received[HISTORICAL_DATA]
+        result = defs.resolve_job_def("bars_job").execute_in_process(
+            instance=instance, tags=alpha_run.tags
+        )
+        assert result.success
+        assert {m.partition for m in result.asset_materializations_for_node("bars")} == set(
+            symbol_of
+        )
+        assert beta_gateway.gateway.requests_received[HISTORICAL_DATA] == asked  # alpha's only
+
+        beta_gateway.stop()
+        again = tick(defs, instance, first.cursor)
+    assert again.run_requests == []
+    message = again.skip_reason.skip_message
+    assert (
+        f"3 contracts wait for IB login beta: Nothing is listening at 127.0.0.1:{ports['beta']}"
+        in (message)
+    )

@@ -89,6 +89,8 @@ def test_instance_settings_are_valid(tmp_path):
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:  # as the daemon reads it
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs == 4
-        assert queue.tag_concurrency_limits == [{"key": "ibw/backfill", "limit": 2}]
+        assert queue.tag_concurrency_limits == [
+            {"key": "ibw/login", "value": {"applyLimitPerUniqueValue": True}, "limit": 2}
+        ]
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 3
         assert instance.python_log_level == "INFO"

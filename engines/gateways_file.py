@@ -1,0 +1,40 @@
+"""The IB logins of this deployment: the `gateways:` section of the YAML file $IBW_GATEWAYS
+names, or, without it, the one login of IB_HOST / IB_PORT / IB_CLIENT_ID. Shared by the Dagster
+resources and the command line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from ibkr.gateways import GatewaysError, Login, login_from_env, parse_gateways
+
+GATEWAYS = "IBW_GATEWAYS"
+
+
+def load_logins(path: str | Path | None = None) -> tuple[Login, ...]:
+    """The logins of the file at `path` (default $IBW_GATEWAYS), or the one from the
+    environment when neither names a file."""
+    path = path or os.environ.get(GATEWAYS)
+    if not path:
+        return (login_from_env(),)
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise GatewaysError(
+            f"No gateways file at {path}: create it or unset {GATEWAYS} for one login."
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise GatewaysError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from exc
+    return parse_gateways(data, Path(path).name)
+
+
+def find_login(logins: tuple[Login, ...], name: str) -> Login:
+    """The login called `name`, or GatewaysError naming the ones there are."""
+    for login in logins:
+        if login.name == name:
+            return login
+    names = ", ".join(login.name for login in logins)
+    raise GatewaysError(f"No IB login is called {name!r}: use one of {names}.")

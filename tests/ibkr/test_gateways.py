@@ -1,0 +1,106 @@
+"""The gateways file: every mistake in one sentence, and the assignment of contracts to data
+logins: pinned by symbol, otherwise spread evenly, stable, and moved only to a login added."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import yaml
+
+from engines.gateways_file import GATEWAYS, find_login, load_logins
+from ibkr.gateways import DEFAULT_NAME, GatewaysError, Login, data_login, parse_gateways
+
+TWO = {
+    "gateways": [
+        {"name": "alpha", "host": "10.0.0.5", "port": 4002, "role": "both", "symbols": ["aapl"]},
+        {"name": "beta", "host": "10.0.0.6", "port": 4002, "role": "data", "region": "europe"},
+        {"name": "orders", "host": "10.0.0.7", "port": 4001, "role": "trading",
+         "accounts": ["U123"], "client_id_base": 500},
+    ]
+}  # fmt: skip
+
+
+def test_a_file_gives_its_logins():
+    alpha, beta, orders = parse_gateways(TWO, "gateways.yml")
+    assert (alpha.name, alpha.address, alpha.symbols) == ("alpha", "10.0.0.5:4002", ("AAPL",))
+    assert beta.serves_data and not beta.trades and beta.region == "europe"
+    assert orders.trades and not orders.serves_data and orders.accounts == ("U123",)
+    assert orders.settings().client_id == 500
+
+
+def test_without_the_setting_one_login_from_the_environment(monkeypatch):
+    monkeypatch.delenv(GATEWAYS, raising=False)
+    monkeypatch.setenv("IB_HOST", "10.1.1.1")
+    monkeypatch.setenv("IB_PORT", "4001")
+    [login] = load_logins()
+    assert (login.name, login.address, login.role) == (DEFAULT_NAME, "10.1.1.1:4001", "both")
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"gateways": []}, "`gateways:` must be a list of at least one IB login."),
+        ({"gateways": [{"name": "a", "host": "h"}]}, "`port` is missing; every login needs"),
+        ({"gateways": [{"name": "A b", "host": "h", "port": 1}]}, "name 'A b' must be lower-case"),
+        ({"gateways": [{"name": "a", "host": "h", "port": 70000}]}, "port 70000 must be a TCP"),
+        ({"gateways": [{"name": "a", "host": "h", "port": 1, "role": "read"}]},
+         "role 'read' must be one of data, trading, both."),
+        ({"gateways": [{"name": "a", "host": "h", "port": 1, "region": "mars"}]},
+         "region 'mars' must be one of"),
+        ({"gateways": [{"name": "a", "host": "h", "port": 1, "pasword": "x"}]},
+         "unknown key 'pasword'"),
+        ({"gateways": [{"name": "a", "host": "h", "port": 1},
+                       {"name": "a", "host": "h", "port": 2}]}, "share the name a"),
+        ({"gateways": [{"name": "a", "host": "h", "port": 1},
+                       {"name": "b", "host": "h", "port": 1}]}, "share the address h:1"),
+        ({"gateways": [{"name": "a", "host": "h", "port": 1, "role": "trading"}]},
+         "no login has role data or both"),
+        ({"gateways": [{"name": "a", "host": "h", "port": 1, "symbols": ["ES"]},
+                       {"name": "b", "host": "h", "port": 2, "symbols": ["es"]}]},
+         "ES is pinned to both a and b"),
+        ({"other": 1}, "has no `gateways:` section"),
+    ],
+)  # fmt: skip
+def test_each_mistake_is_one_sentence(change, said):
+    with pytest.raises(GatewaysError) as failure:
+        parse_gateways(change, "gateways.yml")
+    sentence = failure.value.sentence
+    assert said in sentence and sentence.endswith(".") and "\n" not in sentence
+
+
+def test_a_missing_file_and_an_unknown_login_are_one_sentence(tmp_path):
+    with pytest.raises(GatewaysError, match=r"^No gateways file at .*: create it or unset"):
+        load_logins(tmp_path / "nope.yml")
+    path = tmp_path / "gateways.yml"
+    path.write_text(yaml.safe_dump(TWO))
+    with pytest.raises(GatewaysError, match="No IB login is called 'gamma': use one of alpha, "):
+        find_login(load_logins(path), "gamma")
+
+
+def test_contracts_are_pinned_by_symbol_else_spread_evenly_over_data_logins():
+    logins = parse_gateways(TWO, "gateways.yml")
+    assert data_login(logins, "265598", "aapl").name == "alpha"  # pinned
+    counts = {"alpha": 0, "beta": 0}
+    for con_id in range(10_000, 12_000):
+        counts[data_login(logins, str(con_id), "X").name] += 1  # never `orders`: trading only
+    assert 900 <= counts["alpha"] <= 1100 and sum(counts.values()) == 2000
+
+
+def test_a_login_added_takes_contracts_from_the_others_and_moves_no_other():
+    two = [Login("alpha", port=1), Login("beta", port=2)]
+    three = [*two, Login("gamma", port=3)]
+    moved = 0
+    for con_id in range(5_000):
+        before, after = data_login(two, str(con_id), ""), data_login(three, str(con_id), "")
+        if before != after:
+            assert after.name == "gamma"
+            moved += 1
+    assert 1400 <= moved <= 1950  # about a third
+
+
+def test_a_login_knows_its_reset_window():
+    beta = parse_gateways(TWO, "gateways.yml")[1]  # europe: 06:25-07:45 Central European time
+    assert beta.in_reset(datetime(2026, 12, 7, 5, 30, tzinfo=UTC))  # 06:30 in Zurich
+    assert not beta.in_reset(datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
+    assert not Login("embedded").in_reset(datetime(2026, 12, 7, 5, 30, tzinfo=UTC))
