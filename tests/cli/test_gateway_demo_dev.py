@@ -141,3 +141,56 @@ def _dagster_pid(ibw: int) -> int:
     children = Path(f"/proc/{ibw}/task/{ibw}/children").read_text().split()
     assert len(children) == 1, children
     return int(children[0])
+
+
+def _consecutive_free_ports(count: int) -> int:
+    """A port from which `count` consecutive ports are free right now."""
+    for _ in range(50):
+        first = free_port()
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise AssertionError(f"no {count} consecutive free ports")
+
+
+def test_gateway_serves_several_logins_each_pacing_on_its_own():
+    port = _consecutive_free_ports(2)
+    command = [*IBW, "gateway", "--port", str(port), "--logins", "2"]
+    with subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        output = OutputWatcher(proc)
+        try:
+            for login in (port, port + 1):
+                output.wait_for(f"listening on 127.0.0.1:{login}")
+                ib = IB()
+                ib.connect("127.0.0.1", login, clientId=5, timeout=10)
+                assert ib.reqCurrentTime() and ib.managedAccounts()
+                ib.disconnect()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()  # by its pid, never by name
+                proc.wait(timeout=10)
+        assert "Traceback" not in output.finish()
+
+
+def test_several_logins_need_a_fixed_port():
+    result = subprocess.run(
+        [*IBW, "gateway", "--port", "0", "--logins", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "--logins needs a fixed --port: the logins listen on consecutive ports."
+    )
