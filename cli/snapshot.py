@@ -10,9 +10,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from engines.snapshot import DATASETS, SnapshotSettings, store_snapshot, take_snapshot
+from engines.gateways_file import load_logins
+from engines.snapshot import DATASETS, SnapshotSettings, snapshot_logins, store_snapshot
 from ibfacts.resets import ib_day
-from ibkr.connection import ConnectionSettings
 from ibkr.errors import one_sentence
 from warehouse.catalog import refresh_catalog
 from warehouse.layout import home as default_home
@@ -54,23 +54,22 @@ def _seconds(text: str) -> float:
 def run_snapshot(args: argparse.Namespace) -> int:
     console = Console()
     home = Path(args.home).resolve()
-    settings = ConnectionSettings.from_env()
     config = SnapshotSettings.from_env()
     try:
         with console.status("Taking the account snapshot..."):
-            snap, now, accounts, attempts = take_snapshot(
-                settings, f"snapshot-{os.getpid()}", region=config.region,
+            taken = snapshot_logins(
+                load_logins(), f"snapshot-{os.getpid()}", region=config.region,
                 deadline=args.deadline or config.deadline,
                 on_wait=lambda line: console.print(line, soft_wrap=True, markup=False),
             )  # fmt: skip
-        day = ib_day(now)
+        snap, accounts = taken.snap, taken.accounts
+        day = ib_day(taken.now)
         if args.date is not None and args.date != day:
             raise ValueError(
                 f"IB reports positions, orders and fills for its today ({day}) only, so a "
                 f"snapshot of {args.date} cannot be taken now; run it without --date."
             )
-        source = f"ib://{settings.host}:{settings.port}"
-        stored = store_snapshot(home, day, snap, accounts, source, attempts)
+        stored = store_snapshot(home, day, snap, accounts, taken.source, taken.attempts)
         refresh_catalog(home)
     except Exception as exc:  # one sentence, whatever failed
         console.print(f"[red]ibw snapshot:[/red] {one_sentence(exc)}", soft_wrap=True)
@@ -84,7 +83,8 @@ def run_snapshot(args: argparse.Namespace) -> int:
     console.print(
         f"Snapshot of {day} for {len(accounts)} account(s) ({', '.join(accounts)}): "
         f"{sum(stored.rows.values())} rows in {len(DATASETS)} datasets, "
-        f"{stored.quarantined} quarantined, {stored.requests} requests, {attempts} attempt(s).",
+        f"{stored.quarantined} quarantined, {stored.requests} requests, "
+        f"{taken.attempts} attempt(s).",
         soft_wrap=True,
     )
     return 0

@@ -14,16 +14,18 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from ibkr import errors
 from ibkr.client import IBClient
 from ibkr.connection import ConnectionSettings
+from ibkr.gateways import GatewaysError, Login
 from ibkr.restarts import NO_RESET, RESET_WINDOWS
 from ibkr.snapshot import Snapshot, take
 from warehouse.columns import LINEAGE
@@ -133,6 +135,47 @@ def take_snapshot(
             f"{_next_try(wait, give_up - clock())}"
         )
         sleep(wait)
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A snapshot of every account, where it came from and what it took."""
+
+    snap: Snapshot
+    now: datetime  # the (first) gateway's time
+    accounts: tuple[str, ...]
+    attempts: int
+    source: str  # lineage: ib://host:port of each login, never credentials
+
+
+def snapshot_logins(logins: Sequence[Login], key: str, **options: Any) -> Taken:
+    """Every account's snapshot, each from the login that owns it: the logins that trade (role
+    trading or both), one after the other; with several, each keeps only its `accounts`'
+    rows (the gateways file requires them, disjoint). `options` go to `take_snapshot`."""
+    owners = [login for login in logins if login.trades]
+    if not owners:
+        raise GatewaysError("No IB login has role trading or both, so no login owns an account.")
+    taken = [(login, *take_snapshot(login.settings(), key, **options)) for login in owners]
+    source = ",".join(f"ib://{login.address}" for login in owners)
+    if len(taken) == 1:
+        [(_, snap, now, accounts, attempts)] = taken
+        return Taken(snap, now, accounts, attempts, source)
+    merged, accounts = Snapshot(), []
+    for login, snap, _, found, _ in taken:
+        own = set(login.accounts)
+        kept = {
+            row["exec_id"] for row in snap.rows("executions") if row.get("account") in own
+        }  # commissions name no account: they follow their executions
+        for dataset, rows in snap.tables.items():
+            merged.rows(dataset).extend(
+                row for row in rows
+                if row.get("account", None) in own
+                or ("account" not in row and row.get("exec_id") in kept)
+            )  # fmt: skip
+        merged.requests += snap.requests
+        accounts += [account for account in found if account in own]
+    first = taken[0]
+    return Taken(merged, first[2], tuple(accounts), max(t[4] for t in taken), source)
 
 
 def _next_try(wait: float, left: float) -> str:

@@ -152,6 +152,23 @@ def _check_unique(logins: tuple[Login, ...], where: str) -> None:
             raise GatewaysError(
                 f"{where}: two logins share the {kind} {twice}; each login needs its own."
             )
+    trading = [login for login in logins if login.trades]
+    if len(trading) > 1:
+        owned: dict[str, str] = {}
+        for login in trading:
+            if not login.accounts:
+                raise GatewaysError(
+                    f"{where}: {len(trading)} logins trade, so each needs its `accounts` (the "
+                    f"snapshot takes each account from its owner); list them for {login.name}, "
+                    "or give a login that only fetches data role: data."
+                )
+            for account in login.accounts:
+                if account in owned:
+                    raise GatewaysError(
+                        f"{where}: account {account} is listed for both {owned[account]} and "
+                        f"{login.name}; each account has one owning login."
+                    )
+                owned[account] = login.name
     pinned: dict[str, str] = {}
     for login in logins:
         for symbol in login.symbols:

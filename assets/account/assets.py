@@ -17,7 +17,7 @@ from assets.failures import one_sentence_failures
 from assets.metadata import OWNERS, dataset_metadata
 from assets.resources import IBResource, SnapshotResource, WarehouseResource
 from assets.trading_days import TRADING_DAYS, is_gateway_today, per_partition_checks
-from engines.snapshot import DATASETS, Stored, store_snapshot, take_snapshot
+from engines.snapshot import DATASETS, Stored, snapshot_logins, store_snapshot
 from ibfacts.resets import ib_day
 from warehouse import layout
 from warehouse.catalog import refresh_catalog
@@ -99,21 +99,25 @@ def account_snapshot(
     # in DATASETS' order, which Dagster needs: a dataset after the ones it depends on
     selected = [d for d in DATASETS if dg.AssetKey(d) in context.selected_asset_keys]
     with one_sentence_failures():
-        with ib.client(context.run.run_id) as client:
+        logins = ib.logins()
+        with ib.client(context.run.run_id, next(x for x in logins if x.trades)) as client:
             today = ib_day(client.run(client.now()))
         if not is_gateway_today(context, today, UNKEPT):
             return
-        snap, now, accounts, attempts = take_snapshot(
-            ib.settings, context.run.run_id, region=snapshot.region, deadline=snapshot.deadline,
+        taken = snapshot_logins(
+            logins, context.run.run_id, region=snapshot.region, deadline=snapshot.deadline,
             datasets=selected, on_wait=context.log.info,
         )  # fmt: skip
-    if not is_gateway_today(context, ib_day(now), UNKEPT):  # the day turned meanwhile
+    snap, accounts = taken.snap, taken.accounts
+    if not is_gateway_today(context, ib_day(taken.now), UNKEPT):  # the day turned meanwhile
         return
     context.log.info(
         f"IB answered {snap.requests} requests for {len(accounts)} account(s) "
-        f"({', '.join(accounts)}) in {attempts} attempt(s)."
+        f"({', '.join(accounts)}) in {taken.attempts} attempt(s)."
     )
-    stored = store_snapshot(warehouse.path, day, snap, accounts, ib.source, attempts, selected)
+    stored = store_snapshot(
+        warehouse.path, day, snap, accounts, taken.source, taken.attempts, selected
+    )
     refresh_catalog(warehouse.path)
     context.log.info(
         f"Wrote {len(selected)} datasets of {day} under {warehouse.path}: "
@@ -128,7 +132,7 @@ def account_snapshot(
                 "rows_quarantined": stored.rejected[dataset],
                 "accounts": len(accounts),
                 "account_ids": ", ".join(accounts),
-                "attempts": attempts,
+                "attempts": taken.attempts,
                 "requests": stored.requests,
             },
         )

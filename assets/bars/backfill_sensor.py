@@ -9,12 +9,12 @@ from the coverage ledger, costs from the planner with the cached head timestamps
 login's budget left from its own shared pacing log. Runs are tagged with their login. A contract
 is requested only when no unfinished run covers it (the instance's runs say so, by their
 partition tags) and its last run did not fail in the last few minutes. Its runs go at a lower
-priority than a user's click, and the instance runs two at a time per login (their
-`ibw/login` tag), so a click never waits behind the backfill. A contract with nothing left to fetch that
-was never materialized is reported materialized by the sensor itself, with the reason, so the
-UI shows no "Missing" partition that no run could fill. Every tick that requests nothing says
-why, in words and numbers. On a fresh warehouse (no security master) it requests the
-`contracts` run first, so `ibw dev` fills itself without a click.
+priority than a user's click, and the instance runs two at a time per login (their `ibw/login`
+tag), so a click never waits behind the backfill. A contract with nothing left to fetch that was
+never materialized is reported materialized by the sensor itself, with the reason, so the UI
+shows no "Missing" partition that no run could fill. Every tick that requests nothing says why,
+in words and numbers. On a fresh warehouse (no security master) it requests the `contracts` run
+first, so `ibw dev` fills itself without a click.
 """
 
 from __future__ import annotations

@@ -19,14 +19,15 @@ from assets.account.assets import account_snapshot
 from assets.resources import IBResource, SnapshotResource, WarehouseResource
 from assets.trading_days import instance_with_days
 from cli.main import main
-from engines.snapshot import store_snapshot, take_snapshot
+from engines.snapshot import snapshot_logins, store_snapshot, take_snapshot
 from ibfacts.resets import ib_day
 from ibkr.connection import ConnectionSettings
+from ibkr.gateways import parse_gateways
 from ibsim.accounts.book import Book
 from ibsim.server.table import HANDLERS
 from tests.kit.gateway import NOW
 from tests.kit.processes import IBW, ROOT, free_port
-from tests.kit.scenarios import FA_MASTER, SINGLE
+from tests.kit.scenarios import FA_MASTER, SINGLE, SUBS
 from warehouse.parquet import read_dataset
 
 DAY = NOW.date()
@@ -348,3 +349,32 @@ def test_the_deadline_is_bounded(tmp_path, deadline):
     result = run_ibw_snapshot(free_port(), tmp_path, deadline)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "is not a deadline; give seconds from 1 to 86400" in result.stderr
+
+
+def test_each_account_is_taken_from_the_login_that_owns_it(make_gateway, tmp_path):
+    """Two trading logins, each owning its accounts: one snapshot holds every account once,
+    each from its own login, with both logins in its lineage."""
+    single = make_gateway(book=Book.from_scenario(SINGLE))
+    master = make_gateway(book=Book.from_scenario(FA_MASTER))
+    subs = list(SUBS)
+    logins = parse_gateways({"gateways": [
+        {"name": "one", "host": "127.0.0.1", "port": single.port, "role": "both",
+         "accounts": ["DU123456"]},
+        {"name": "fa", "host": "127.0.0.1", "port": master.port, "role": "trading",
+         "accounts": subs},
+    ]}, "gateways.yml")  # fmt: skip
+    taken = snapshot_logins(logins, "test-logins", region="none", deadline=60)
+    alone = {
+        name: take_snapshot(ConnectionSettings(port=gw.port), f"alone-{name}", region="none")[0]
+        for name, gw in (("one", single), ("fa", master))
+    }
+    assert set(taken.accounts) == {"DU123456", *subs}
+    assert taken.source == f"ib://127.0.0.1:{single.port},ib://127.0.0.1:{master.port}"
+    for dataset in ("positions", "executions", "commissions", "fa_groups"):
+        rows = taken.snap.rows(dataset)
+        expected = [
+            r for r in alone["one"].rows(dataset) if r.get("account", "DU123456") == "DU123456"
+        ] + [r for r in alone["fa"].rows(dataset) if r.get("account", subs[0]) in subs]
+        assert len(rows) == len(expected), dataset
+    assert {r["account"] for r in taken.snap.rows("positions")} == {"DU123456", *subs}
+    assert len(taken.snap.rows("commissions")) == len(taken.snap.rows("executions")) > 0

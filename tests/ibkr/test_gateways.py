@@ -13,7 +13,7 @@ from ibkr.gateways import DEFAULT_NAME, GatewaysError, Login, data_login, parse_
 
 TWO = {
     "gateways": [
-        {"name": "alpha", "host": "10.0.0.5", "port": 4002, "role": "both", "symbols": ["aapl"]},
+        {"name": "alpha", "host": "10.0.0.5", "port": 4002, "role": "data", "symbols": ["aapl"]},
         {"name": "beta", "host": "10.0.0.6", "port": 4002, "role": "data", "region": "europe"},
         {"name": "orders", "host": "10.0.0.7", "port": 4001, "role": "trading",
          "accounts": ["U123"], "client_id_base": 500},
@@ -56,10 +56,16 @@ def test_without_the_setting_one_login_from_the_environment(monkeypatch):
                        {"name": "b", "host": "h", "port": 1}]}, "share the address h:1"),
         ({"gateways": [{"name": "a", "host": "h", "port": 1, "role": "trading"}]},
          "no login has role data or both"),
-        ({"gateways": [{"name": "a", "host": "h", "port": 1, "symbols": ["ES"]},
+        ({"gateways": [{"name": "a", "host": "h", "port": 1, "symbols": ["ES"], "role": "data"},
                        {"name": "b", "host": "h", "port": 2, "symbols": ["es"]}]},
          "ES is pinned to both a and b"),
         ({"other": 1}, "has no `gateways:` section"),
+        ({"gateways": [{"name": "a", "host": "h", "port": 1},
+                       {"name": "b", "host": "h", "port": 2, "accounts": ["U1"]}]},
+         "2 logins trade, so each needs its `accounts`"),
+        ({"gateways": [{"name": "a", "host": "h", "port": 1, "accounts": ["U1"]},
+                       {"name": "b", "host": "h", "port": 2, "accounts": ["U1"]}]},
+         "account U1 is listed for both a and b"),
     ],
 )  # fmt: skip
 def test_each_mistake_is_one_sentence(change, said):
