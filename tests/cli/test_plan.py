@@ -104,3 +104,24 @@ def test_a_plan_on_a_fresh_warehouse_spends_nothing_and_the_backfill_after_does_
     assert gw.gateway.requests_received[HEAD_TIMESTAMP] == 2  # the two the plan announced
     assert gw.gateway.requests_received[HISTORICAL_DATA] == 6
     assert "Small-bar pacing budget in use: 8 of 52 per window." in out
+
+
+def test_the_plan_says_which_login_fetches_each_series(
+    home, private_gateway, make_gateway, capsys, monkeypatch, tmp_path
+):
+    second = make_gateway()
+    gateways = tmp_path / "gateways.yml"
+    gateways.write_text(
+        "gateways:\n"
+        f"  - {{name: alpha, host: 127.0.0.1, port: {private_gateway.port}, role: data,"
+        " symbols: [AAPL]}\n"
+        f"  - {{name: beta, host: 127.0.0.1, port: {second.port}, role: data, symbols: [MSFT]}}\n"
+    )
+    monkeypatch.setenv("IBW_GATEWAYS", str(gateways))
+    code, out = plan(home, capsys, "AAPL", "MSFT", "--bar-size", "1 day", "--history", "5d")
+    assert code == 0, out
+    assert re.search(r"alpha +│ AAPL 1 day TRADES", out) and re.search(r"beta +│ MSFT 1 day", out)
+    assert f"1 series on IB login alpha (127.0.0.1:{private_gateway.port}):" in out
+    assert f"1 series on IB login beta (127.0.0.1:{second.port}):" in out
+    code, out = plan(home, capsys, "AAPL", "--bar-size", "1 day", "--login", "gamma")
+    assert code == 1 and "No IB login is called 'gamma': use one of alpha, beta." in out
