@@ -16,7 +16,7 @@ summed over the logins ÷ (60 × N), plus each gateway's violations (must be 0).
 the pacer cannot beat 58 × W / (W + slack) per login and window, 0.9651 of 60 at S = 0.05.
 Goal: ≥ 0.95 × 60 × N for each N.
 
-    uv run python bench/logins_pacing.py [--scale 0.05] [--history 8d]   # about 6 minutes
+    uv run python bench/logins_pacing.py [--scale 0.05] [--history 16d]   # about 5 minutes
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def run(logins: int, scale: float, history: str, root: Path, seeded: Path) -> tu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--scale", type=float, default=0.05, help="IB's windows × this")
-    parser.add_argument("--history", default="8d", help="5-s bars history per series")
+    parser.add_argument("--history", default="16d", help="5-s bars history per series")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
