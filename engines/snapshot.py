@@ -148,15 +148,24 @@ class Taken:
     source: str  # lineage: ib://host:port of each login, never credentials
 
 
+def owners(logins: Sequence[Login]) -> list[Login]:
+    """The logins that own accounts: role trading or both."""
+    found = [login for login in logins if login.trades]
+    if not found:
+        raise GatewaysError(
+            "No IB login has role trading or both, so no login owns an account: give the login "
+            "that holds the accounts role trading or both."
+        )
+    return found
+
+
 def snapshot_logins(logins: Sequence[Login], key: str, **options: Any) -> Taken:
-    """Every account's snapshot, each from the login that owns it: the logins that trade (role
-    trading or both), one after the other; with several, each keeps only its `accounts`'
-    rows (the gateways file requires them, disjoint). `options` go to `take_snapshot`."""
-    owners = [login for login in logins if login.trades]
-    if not owners:
-        raise GatewaysError("No IB login has role trading or both, so no login owns an account.")
-    taken = [(login, *take_snapshot(login.settings(), key, **options)) for login in owners]
-    source = ",".join(f"ib://{login.address}" for login in owners)
+    """Every account's snapshot, each from the login that owns it (`owners`), one after the
+    other; with several, each keeps only its `accounts`' rows (the gateways file requires
+    them, disjoint). `options` go to `take_snapshot`."""
+    owning = owners(logins)
+    taken = [(login, *take_snapshot(login.settings(), key, **options)) for login in owning]
+    source = ",".join(f"ib://{login.address}" for login in owning)
     if len(taken) == 1:
         [(_, snap, now, accounts, attempts)] = taken
         return Taken(snap, now, accounts, attempts, source)

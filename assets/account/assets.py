@@ -17,7 +17,7 @@ from assets.failures import one_sentence_failures
 from assets.metadata import OWNERS, dataset_metadata
 from assets.resources import IBResource, SnapshotResource, WarehouseResource
 from assets.trading_days import TRADING_DAYS, is_gateway_today, per_partition_checks
-from engines.snapshot import DATASETS, Stored, snapshot_logins, store_snapshot
+from engines.snapshot import DATASETS, Stored, owners, snapshot_logins, store_snapshot
 from ibfacts.resets import ib_day
 from warehouse import layout
 from warehouse.catalog import refresh_catalog
@@ -100,7 +100,7 @@ def account_snapshot(
     selected = [d for d in DATASETS if dg.AssetKey(d) in context.selected_asset_keys]
     with one_sentence_failures():
         logins = ib.logins()
-        with ib.client(context.run.run_id, next(x for x in logins if x.trades)) as client:
+        with ib.client(context.run.run_id, owners(logins)[0]) as client:
             today = ib_day(client.run(client.now()))
         if not is_gateway_today(context, today, UNKEPT):
             return

@@ -22,7 +22,7 @@ from cli.main import main
 from engines.snapshot import snapshot_logins, store_snapshot, take_snapshot
 from ibfacts.resets import ib_day
 from ibkr.connection import ConnectionSettings
-from ibkr.gateways import parse_gateways
+from ibkr.gateways import GatewaysError, parse_gateways
 from ibsim.accounts.book import Book
 from ibsim.server.table import HANDLERS
 from tests.kit.gateway import NOW
@@ -378,3 +378,15 @@ def test_each_account_is_taken_from_the_login_that_owns_it(make_gateway, tmp_pat
         assert len(rows) == len(expected), dataset
     assert {r["account"] for r in taken.snap.rows("positions")} == {"DU123456", *subs}
     assert len(taken.snap.rows("commissions")) == len(taken.snap.rows("executions")) > 0
+
+
+def test_without_a_login_that_owns_accounts_the_snapshot_says_so():
+    logins = parse_gateways(
+        {"gateways": [{"name": "data", "host": "127.0.0.1", "port": 1, "role": "data"}]}, "g.yml"
+    )
+    with pytest.raises(GatewaysError) as failure:
+        snapshot_logins(logins, "none", region="none")
+    assert failure.value.sentence == (
+        "No IB login has role trading or both, so no login owns an account: give the login "
+        "that holds the accounts role trading or both."
+    )
