@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-
+from engines.yaml_file import read_yaml
 from ibkr.gateways import GatewaysError, Login, login_from_env, parse_gateways
 
 GATEWAYS = "IBW_GATEWAYS"
@@ -20,15 +19,8 @@ def load_logins(path: str | Path | None = None) -> tuple[Login, ...]:
     path = path or os.environ.get(GATEWAYS)
     if not path:
         return (login_from_env(),)
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError as exc:
-        raise GatewaysError(
-            f"No gateways file at {path}: create it or unset {GATEWAYS} for one login."
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise GatewaysError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from exc
-    return parse_gateways(data, Path(path).name)
+    fix = f"create it or unset {GATEWAYS} for one login"
+    return parse_gateways(read_yaml(path, "gateways", fix, GatewaysError), Path(path).name)
 
 
 def find_login(logins: tuple[Login, ...], name: str) -> Login:

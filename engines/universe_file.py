@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-
+from engines.yaml_file import read_yaml
 from ibkr.universe import Universe, UniverseError, parse_universe
 
 DEFAULT_UNIVERSE = Path(__file__).with_name("universe.yml")
@@ -21,12 +20,5 @@ def universe_path() -> str:
 
 def load_universe(path: str | Path) -> Universe:
     """The universe in the YAML file at `path`."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError as exc:
-        raise UniverseError(
-            f"No universe file at {path}: create it or point IBW_UNIVERSE at one."
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise UniverseError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from exc
+    data = read_yaml(path, "universe", "create it or point IBW_UNIVERSE at one", UniverseError)
     return parse_universe(data, Path(path).name)

@@ -110,3 +110,14 @@ def test_a_login_knows_its_reset_window():
     assert beta.in_reset(datetime(2026, 12, 7, 5, 30, tzinfo=UTC))  # 06:30 in Zurich
     assert not beta.in_reset(datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
     assert not Login("embedded").in_reset(datetime(2026, 12, 7, 5, 30, tzinfo=UTC))
+
+
+def test_broken_yaml_is_one_sentence_with_its_line(tmp_path):
+    path = tmp_path / "gateways.yml"
+    path.write_text("gateways:\n  - name: [a\n")
+    with pytest.raises(GatewaysError) as failure:
+        load_logins(path)
+    assert failure.value.sentence == (
+        f"{path} is not valid YAML at line 3 (expected ',' or ']', but got '<stream end>'): "
+        "fix its syntax."
+    )
