@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,7 +52,7 @@ def run(logins: int, scale: float, history: str, root: Path, seeded: Path) -> tu
     rules, budget = PacingRules().scaled(scale), replace(PacingBudget().scaled(scale), reserve=0)
     stocks = STOCKS[:logins]
     home = root / f"ibw-{logins}"
-    subprocess.run(["cp", "-r", str(seeded), str(home)], check=True)
+    shutil.copytree(seeded, home)
     universe = root / f"universe-{logins}.yml"
     universe.write_text(yaml.safe_dump({"entries": [{"symbol": "AAPL"}], "bars": [
         {"bar_size": "5 secs", "history": history, "what_to_show": what, "symbols": list(stocks)}

@@ -163,28 +163,31 @@ def snapshot_logins(logins: Sequence[Login], key: str, **options: Any) -> Taken:
     """Every account's snapshot, each from the login that owns it (`owners`), one after the
     other; with several, each keeps only its `accounts`' rows (the gateways file requires
     them, disjoint). `options` go to `take_snapshot`."""
-    owning = owners(logins)
-    taken = [(login, *take_snapshot(login.settings(), key, **options)) for login in owning]
-    source = ",".join(f"ib://{login.address}" for login in owning)
+    taken = {
+        login: Taken(*take_snapshot(login.settings(), key, **options), f"ib://{login.address}")
+        for login in owners(logins)
+    }
+    source = ",".join(part.source for part in taken.values())
     if len(taken) == 1:
-        [(_, snap, now, accounts, attempts)] = taken
-        return Taken(snap, now, accounts, attempts, source)
+        [only] = taken.values()
+        return only
     merged, accounts = Snapshot(), []
-    for login, snap, _, found, _ in taken:
+    for login, part in taken.items():
         own = set(login.accounts)
         kept = {
-            row["exec_id"] for row in snap.rows("executions") if row.get("account") in own
+            row["exec_id"] for row in part.snap.rows("executions") if row.get("account") in own
         }  # commissions name no account: they follow their executions
-        for dataset, rows in snap.tables.items():
+        for dataset, rows in part.snap.tables.items():
             merged.rows(dataset).extend(
                 row for row in rows
-                if row.get("account", None) in own
+                if row.get("account") in own
                 or ("account" not in row and row.get("exec_id") in kept)
             )  # fmt: skip
-        merged.requests += snap.requests
-        accounts += [account for account in found if account in own]
-    first = taken[0]
-    return Taken(merged, first[2], tuple(accounts), max(t[4] for t in taken), source)
+        merged.requests += part.snap.requests
+        accounts += [account for account in part.accounts if account in own]
+    first = next(iter(taken.values()))
+    attempts = max(part.attempts for part in taken.values())
+    return Taken(merged, first.now, tuple(accounts), attempts, source)
 
 
 def _next_try(wait: float, left: float) -> str:

@@ -5,6 +5,7 @@ whole takes about half of what one login takes for the same series."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -59,7 +60,7 @@ def test_two_logins_each_pace_their_own_series_in_half_the_time(make_gateway, se
     env = environment(gateways["solo"].port, IBW_PACING_SCALE=str(SCALE))
     homes = {side: tmp_path / side for side in ("one", "two")}
     for home in homes.values():
-        subprocess.run(["cp", "-r", str(seeded), str(home)], check=True)
+        shutil.copytree(seeded, home)
 
     alone, _ = timed_backfill(homes["one"], universe, env)  # no gateways file: one login
     asked_alone = gateways["solo"].gateway.requests_received[HISTORICAL_DATA]
