@@ -28,11 +28,11 @@ from cli.interrupts import Interrupted, Stop, interruptible
 from cli.progress import PlainProgress
 from engines.backfill import Backfill, SeriesReport, connected
 from engines.bar_series import Span, Target, known_head, plan_series, targets
-from engines.gateways_file import find_login, load_logins
+from engines.gateways_file import load_logins
 from engines.universe_file import load_universe, universe_path
 from ibkr.durations import SMALL_BAR_MAX_AGE, is_small_bar
 from ibkr.errors import one_sentence
-from ibkr.gateways import GatewaysError, Login, data_login
+from ibkr.gateways import GatewaysError, Login, data_login, find_login
 from ibkr.planner import PlannedRequest, describe_cost
 from ibkr.universe import BarSpec, UniverseError, check_what_to_show, parse_bar_spec
 from warehouse import ledger

@@ -17,8 +17,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.logging import RichHandler
 
-from ibkr.connection import ConnectionSettings
+from engines.gateways_file import load_logins
 from ibkr.errors import one_sentence
+from ibkr.gateways import live_logins
 from live.config import DEFAULT_CONFIG, LiveConfig
 from live.service import LiveService
 from warehouse.layout import home as default_home
@@ -30,6 +31,14 @@ def add_live_command(commands: argparse._SubParsersAction) -> None:
     command.add_argument("--home", default=str(default_home()), help="warehouse ($IBW_HOME)")
     command.add_argument(
         "--config", default=str(DEFAULT_CONFIG), help="streams and limits (default %(default)s)"
+    )
+    command.add_argument(
+        "--trading-login",
+        help="the IB login (of $IBW_GATEWAYS) to trade on (default: the one login that trades)",
+    )
+    command.add_argument(
+        "--data-login",
+        help="the IB login to stream on (default: the trading login if it serves data)",
     )
     command.add_argument(
         "--for", dest="seconds", type=float, help="stop by itself after this many seconds"
@@ -46,7 +55,13 @@ def run_live(args: argparse.Namespace) -> int:
     )
     try:
         config = LiveConfig.load(Path(args.config))
-        service = LiveService(ConnectionSettings.from_env(), Path(args.home).resolve(), config)
+        trading, data = live_logins(load_logins(), args.trading_login, args.data_login)
+        service = LiveService(
+            trading.settings(),
+            Path(args.home).resolve(),
+            config,
+            data=None if data is trading else data.settings(),
+        )
         counters = asyncio.run(_serve(service, args.seconds))
     except Exception as exc:  # one sentence, whatever failed
         console.print(f"[red]ibw live:[/red] {one_sentence(exc)}", soft_wrap=True)

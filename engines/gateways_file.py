@@ -21,12 +21,3 @@ def load_logins(path: str | Path | None = None) -> tuple[Login, ...]:
         return (login_from_env(),)
     fix = f"create it or unset {GATEWAYS} for one login"
     return parse_gateways(read_yaml(path, "gateways", fix, GatewaysError), Path(path).name)
-
-
-def find_login(logins: tuple[Login, ...], name: str) -> Login:
-    """The login called `name`, or GatewaysError naming the ones there are."""
-    for login in logins:
-        if login.name == name:
-            return login
-    names = ", ".join(login.name for login in logins)
-    raise GatewaysError(f"No IB login is called {name!r}: use one of {names}.")

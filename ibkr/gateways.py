@@ -192,3 +192,49 @@ def data_login(logins: Sequence[Login], contract_key: str, symbol: str) -> Login
 
 def _weight(login: str, key: str) -> int:
     return int.from_bytes(hashlib.sha1(f"{login}\0{key}".encode()).digest()[:8], "big")
+
+
+def live_logins(
+    logins: Sequence[Login], trading: str | None = None, data: str | None = None
+) -> tuple[Login, Login]:
+    """The live service's trading login and the data login it streams on (often the same one):
+    the named ones, else the one login that trades, and that login if it serves data, else the
+    first data login. Raises GatewaysError with the fix."""
+    trading_login = find_login(logins, trading) if trading else None
+    if trading_login is None:
+        traders = [login for login in logins if login.trades]
+        if len(traders) != 1:
+            names = ", ".join(login.name for login in traders)
+            raise GatewaysError(
+                f"{len(traders)} IB logins trade ({names}): name the live service's with "
+                "--trading-login."
+                if traders
+                else "No IB login trades: give the live service's login role trading or both."
+            )
+        trading_login = traders[0]
+    if not trading_login.trades:
+        raise GatewaysError(
+            f"IB login {trading_login.name} has role {trading_login.role}: give it role trading "
+            "or both, or name another with --trading-login."
+        )
+    if data:
+        data_login_ = find_login(logins, data)
+        if not data_login_.serves_data:
+            raise GatewaysError(
+                f"IB login {data} has role trading: give it role data or both, or name another "
+                "with --data-login."
+            )
+    elif trading_login.serves_data:
+        data_login_ = trading_login
+    else:
+        data_login_ = next(login for login in logins if login.serves_data)
+    return trading_login, data_login_
+
+
+def find_login(logins: Sequence[Login], name: str) -> Login:
+    """The login called `name`, or GatewaysError naming the ones there are."""
+    for login in logins:
+        if login.name == name:
+            return login
+    names = ", ".join(login.name for login in logins)
+    raise GatewaysError(f"No IB login is called {name!r}: use one of {names}.")

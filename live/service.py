@@ -1,16 +1,19 @@
 """The live service's life: connect, reconcile, stream, trade, and start over after any fault.
 
-One asyncio loop and one ib_async connection with a fixed client id, so the orders it placed
-stay its own across reconnects (IB lets only the placing client id modify or cancel them).
+One asyncio loop and, per IB login it uses, one ib_async connection (a `Link`) with a fixed
+client id, so the orders it placed stay its own across reconnects (IB lets only the placing
+client id modify or cancel them). One login usually does both; with several (`gateways:`), the
+service trades on the trading login and streams on a data login, and each link connects, fails
+and comes back on its own: a data gateway's restart never holds up an order, nor the reverse.
 
 - One service per home (live.guard): a second one refuses at start, naming the holder's pid.
 - After every (re)connect, before anything is sent: the orders are reconciled with the gateway
   (open and completed orders, today's executions, positions). Orders then flow at once; every
   stream is subscribed again (ib_async forgets subscriptions with the socket) and the 5-s bar
   gaps are refilled in a task of their own, so an order never waits for market data pacing.
-- 1100 (IB unreachable): the streams wait and no order goes out until 1101 or 1102.
-  1101 (data lost): resubscribe everything, then reconcile. 1102 (data kept): verify every
-  stream, then reconcile.
+- 1100 (IB unreachable): the link's streams wait and no order goes out on it until 1101 or
+  1102. 1101 (data lost): resubscribe everything, then reconcile. 1102 (data kept): verify
+  every stream, then reconcile.
 - The daily restart, a dropped socket or a stalled connection end the session; the service
   reconnects with a capped backoff, for as long as it runs, saying why each time (a client id
   in use, 326, names the id). A stalled connection is noticed by a heartbeat (reqCurrentTime
@@ -30,7 +33,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,6 +70,35 @@ def live_client_id(settings: ConnectionSettings) -> int:
     return int(os.environ.get("IBW_LIVE_CLIENT_ID", settings.client_id + LIVE_CLIENT_ID_OFFSET))
 
 
+@dataclass(eq=False)
+class Link:
+    """One connection of the service: what it is for, and whether IB's link behind it is up."""
+
+    settings: ConnectionSettings  # its client id is the service's on this login
+    trades: bool
+    streams: bool
+    ib: IB = field(default_factory=IB)
+    up: bool = True  # false from 1100 until 1101 or 1102
+    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def role(self) -> str:
+        return "both" if self.trades and self.streams else "trading" if self.trades else "data"
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+    def health(self) -> dict:
+        return {
+            "address": self.address,
+            "role": self.role,
+            "client_id": self.settings.client_id,
+            "connected": self.ib.isConnected(),
+            "link_up": self.up,
+        }
+
+
 @dataclass
 class Counters:
     """What the service lived through, for the health file and the closing summary."""
@@ -85,22 +117,27 @@ class LiveService:
         home: Path,
         config: LiveConfig,
         mode: TradingMode | None = None,
+        data: ConnectionSettings | None = None,
     ) -> None:
-        self.settings = settings
+        """Trade (and stream) on the gateway of `settings`; stream on `data`'s if given."""
         self.home = home
         self.config = config
         self.mode = mode or TradingMode.from_env()
         self.client_id = live_client_id(settings)
-        self.ib = IB()
+        self.trading = Link(replace(settings, client_id=self.client_id), True, data is None)
+        self.links = [self.trading]
+        if data is not None:
+            self.links.append(Link(replace(data, client_id=live_client_id(data)), False, True))
+        self.data = self.links[-1]
+        self.ib = self.trading.ib
         self.journal = Journal.open(home)
         self.counters = Counters()
-        self.link_up = True
         self.streams: StreamManager | None = None
         self.orders: OrderManager | None = None
-        self._disconnected = asyncio.Event()
         self._relink: asyncio.Task | None = None
         self._streaming: asyncio.Task | None = None  # this session's subscriptions and refill
-        self._login_lock = contextlib.ExitStack()  # the login's, from the first connect on
+        self._login_lock = contextlib.ExitStack()  # the trading login's, from its first connect
+        self._login_held = False
         self.last_health: dict = {}
 
     # ----------------------------------------------------------------- the outer loop
@@ -113,14 +150,14 @@ class LiveService:
             return await self._run(stop)
 
     async def _run(self, stop: asyncio.Event) -> Counters:
-        self.ib.errorEvent += self._on_error
-        self.ib.disconnectedEvent += self._disconnected.set
-        attempt = 0
+        for link in self.links:
+            link.ib.errorEvent += self._error_handler(link)
+            link.ib.disconnectedEvent += link.disconnected.set
         try:
             # Before any connect: a symbol missing from the security master is one sentence
             # now, not after the gateway comes up.
             resolved = resolve_streams(self.home, self.config)
-            self.streams = StreamManager(self.ib, resolved, self.home, self.config)
+            self.streams = StreamManager(self.data.ib, resolved, self.home, self.config)
             self.orders = OrderManager(
                 self.ib,
                 self.journal,
@@ -129,90 +166,106 @@ class LiveService:
                 reference_price=self.streams.reference_price,
             )
             self.orders.attach()
-            while not stop.is_set():
-                try:
-                    await self._connect()
-                except GatewayUnavailable as exc:
-                    delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
-                    attempt += 1
-                    log.warning("%s", self._retrying(exc, delay))
-                    await _sleep_or(stop, delay)
-                    continue
-                attempt = 0
-                await self._serve(stop)
+            await self._keep_all(stop)
         finally:
             await self._shutdown()
         return self.counters
 
-    async def _connect(self) -> None:
-        settings = ConnectionSettings(
-            self.settings.host, self.settings.port, self.client_id, self.settings.timeout
-        )
-        self._disconnected.clear()
-        await connect_async(self.ib, settings, readonly=False)
-        if not self.counters.connects:  # held from the first session to the service's end
-            self._login_lock.enter_context(hold_login(login_of(self.ib)))
-        self.counters.connects += 1
-        self.link_up = True
-        log.info("connected to %s:%s as client %s", settings.host, settings.port, self.client_id)
+    async def _keep_all(self, stop: asyncio.Event) -> None:
+        """Keep every link; a fault of one stops the others and is raised as it came."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for link in self.links:
+                    group.create_task(self._keep(link, stop))
+        except* Exception as faults:
+            fault = faults.exceptions[0]
+            raise fault from fault.__cause__
 
-    def _retrying(self, exc: GatewayUnavailable, delay: float) -> str:
+    async def _keep(self, link: Link, stop: asyncio.Event) -> None:
+        """Keep `link` connected and served until `stop`, with a capped backoff."""
+        attempt = 0
+        while not stop.is_set():
+            try:
+                await self._connect(link)
+            except GatewayUnavailable as exc:
+                delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+                attempt += 1
+                log.warning("%s", self._retrying(link, exc, delay))
+                await _sleep_or(stop, delay)
+                continue
+            attempt = 0
+            await self._serve(link, stop)
+
+    async def _connect(self, link: Link) -> None:
+        link.disconnected.clear()
+        await connect_async(link.ib, link.settings, readonly=False)
+        if link.trades and not self._login_held:  # held from the first session to the end
+            self._login_lock.enter_context(hold_login(login_of(link.ib)))
+            self._login_held = True
+        self.counters.connects += 1
+        link.up = True
+        log.info(
+            "connected to %s as client %s (%s)", link.address, link.settings.client_id, link.role
+        )
+
+    def _retrying(self, link: Link, exc: GatewayUnavailable, delay: float) -> str:
         """The sentence logged before each new connect attempt."""
         if isinstance(exc, ClientIdInUse):
             return ClientIdInUse(
-                f"another process is connected with client id {self.client_id}, the live "
-                "service's (another `ibw live` on another home, or a tool given that id)",
+                f"another process is connected with client id {link.settings.client_id}, the "
+                "live service's (another `ibw live` on another home, or a tool given that id)",
                 f"stop it or set IBW_LIVE_CLIENT_ID to a free id; retrying in {delay:.1f} s",
                 code=exc.code,
                 subject=exc.subject,
             ).sentence
         return f"{exc.sentence[:-1]}; retrying in {delay:.1f} s."
 
-    async def _serve(self, stop: asyncio.Event) -> None:
-        """One connected session: reconcile, then orders flow while the streams set up."""
+    async def _serve(self, link: Link, stop: asyncio.Event) -> None:
+        """One connected session of `link`: reconcile, then orders flow while streams set up."""
         assert self.streams is not None and self.orders is not None
         beat: asyncio.Task | None = None
         try:
-            await self._heartbeat()  # the gateway's time, before anything reasons about it
+            await self._heartbeat(link)  # the gateway's time, before anything reasons about it
             # Its own task: a request stuck in a stalled connection cannot hold it up.
-            beat = asyncio.ensure_future(self._beat())
-            await self.orders.reconcile()
-            # Subscriptions and refills wait for the login's pacing; orders never do.
-            self._streaming = asyncio.ensure_future(self._stream())
-            await self._every_while_connected(stop)
+            beat = asyncio.ensure_future(self._beat(link))
+            if link.trades:
+                await self.orders.reconcile()
+            if link.streams:  # subscriptions and refills wait for pacing; orders never do
+                self._streaming = asyncio.ensure_future(self._stream())
+            await self._every_while_connected(link, stop)
         except ConnectionError as exc:  # the socket went while setting up: start over
-            log.warning("connection lost while setting up (%s)", exc)
+            log.warning("connection lost to %s while setting up (%s)", link.address, exc)
         finally:
-            for task in (beat, self._streaming):
+            for task in (beat, self._streaming if link.streams else None):
                 if task is not None:
                     task.cancel()
-            if self.ib.isConnected():
-                self.ib.disconnect()
+            if link.ib.isConnected():
+                link.ib.disconnect()
             self.counters.disconnects += 1
 
-    async def _every_while_connected(self, stop: asyncio.Event) -> None:
+    async def _every_while_connected(self, link: Link, stop: asyncio.Event) -> None:
         assert self.streams is not None and self.orders is not None
-        jobs: list[tuple[float, Callable[[], Awaitable[None]]]] = [
-            (PUMP_EVERY, self._pump),
-            (self.config.flush_every, self.streams.flush),
-            (WATCH_EVERY, self._watch),
-            (EXPORT_EVERY, self._export),
-            (REPORT_EVERY, self._report),
-        ]
+        jobs: list[tuple[float, Callable[[], Awaitable[None]]]] = []
+        if link.trades:
+            jobs += [(PUMP_EVERY, self._pump), (EXPORT_EVERY, self._export)]
+        if link.streams:
+            jobs += [(self.config.flush_every, self.streams.flush), (WATCH_EVERY, self._watch)]
+        if link.trades:
+            jobs.append((REPORT_EVERY, self._report))
         due = [0.0] * len(jobs)
-        while not stop.is_set() and not self._disconnected.is_set() and self.ib.isConnected():
-            if self._streaming is not None and self._streaming.done():
+        while not stop.is_set() and not link.disconnected.is_set() and link.ib.isConnected():
+            if link.streams and self._streaming is not None and self._streaming.done():
                 self._streaming.result()  # a fault of the streams' setup is the service's
             now = time.monotonic()
             for i, (every, job) in enumerate(jobs):
                 if now >= due[i]:
                     due[i] = now + every
                     await job()
-            await _sleep_or(stop, PUMP_EVERY, self._disconnected)
+            await _sleep_or(stop, PUMP_EVERY, link.disconnected)
 
     # ----------------------------------------------------------------- periodic work
     async def _pump(self) -> None:
-        if self.link_up and self.orders is not None:
+        if self.trading.up and self.orders is not None:
             await self.orders.pump()
 
     async def _stream(self) -> None:
@@ -227,30 +280,34 @@ class LiveService:
     async def _watch(self) -> None:
         """Once the streams are set up: their retries, staleness and periodic refills."""
         setting_up = self._streaming is not None and not self._streaming.done()
-        if self.link_up and self.streams is not None and not setting_up:
+        if self.data.up and self.streams is not None and not setting_up:
             await self.streams.watch()
 
-    async def _beat(self) -> None:
+    async def _beat(self, link: Link) -> None:
         with contextlib.suppress(ConnectionError):  # the session is over; the outer loop goes on
-            while self.ib.isConnected():
+            while link.ib.isConnected():
                 await asyncio.sleep(HEARTBEAT_EVERY)
-                await self._heartbeat()
+                await self._heartbeat(link)
 
-    async def _heartbeat(self) -> None:
-        """The only reqCurrentTime (ib_async keeps one future for it): it sets the streams'
-        gateway clock, and a stalled connection, which answers nothing, is dropped so the
-        outer loop reconnects."""
+    async def _heartbeat(self, link: Link) -> None:
+        """The link's only reqCurrentTime (ib_async keeps one future for it): it sets the
+        streams' gateway clock, and a stalled connection, which answers nothing, is dropped so
+        the outer loop reconnects."""
         try:
-            now = await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), HEARTBEAT_TIMEOUT)
+            now = await asyncio.wait_for(link.ib.reqCurrentTimeAsync(), HEARTBEAT_TIMEOUT)
         except TimeoutError:
             self.counters.stalls += 1
-            log.warning("the gateway did not answer for %.0f s: reconnecting", HEARTBEAT_TIMEOUT)
+            log.warning(
+                "the gateway at %s did not answer for %.0f s: reconnecting",
+                link.address,
+                HEARTBEAT_TIMEOUT,
+            )
             # What the wrapper does when the peer hangs up: every request waiting on the stalled
             # socket fails now (ib_async's own disconnect() would leave them to their timeouts).
-            self.ib.wrapper.connectionClosed()
-            self.ib.disconnect()
+            link.ib.wrapper.connectionClosed()
+            link.ib.disconnect()
             return
-        if self.streams is not None:
+        if link.streams and self.streams is not None:
             self.streams.clock.observe(now.timestamp() + 0.5)  # IB answers in whole seconds
 
     async def _export(self) -> None:
@@ -272,18 +329,24 @@ class LiveService:
         )  # fmt: skip
 
     # ----------------------------------------------------------------- 1100 / 1101 / 1102
-    def _on_error(self, req_id: int, code: int, text: str, contract: object) -> None:
-        if self.streams is not None:
+    def _error_handler(self, link: Link) -> Callable[[int, int, str, object], None]:
+        """`link`'s errorEvent handler (a plain function: ib_async's events keep it alive)."""
+        return lambda req_id, code, text, contract: self._on_error(link, req_id, code, text)
+
+    def _on_error(self, link: Link, req_id: int, code: int, text: str) -> None:
+        if link.streams and self.streams is not None:
             self.streams.on_error(req_id, code, text)
         if code == LOST:
             self.counters.link_lost += 1
-            self.link_up = False
-            log.warning("IB is out of reach (1100): streams wait, no order goes out")
+            link.up = False
+            waits = {"both": "streams wait, no order goes out", "data": "streams wait",
+                     "trading": "no order goes out"}[link.role]  # fmt: skip
+            log.warning("IB is out of reach from %s (1100): %s", link.address, waits)
         elif code in (RESTORED_LOST, KEPT):
             self.counters.link_restored[code] += 1
-            self.link_up = True
-            log.info("IB is back (%s): reconciling", code)
-            if self._relink is None or self._relink.done():
+            link.up = True
+            log.info("IB is back at %s (%s)%s", link.address, code, ": reconciling" * link.trades)
+            if link.trades and (self._relink is None or self._relink.done()):
                 self._relink = asyncio.ensure_future(self._after_relink())
 
     async def _after_relink(self) -> None:
@@ -299,9 +362,10 @@ class LiveService:
         return {
             "written_at": datetime.now(UTC).isoformat(),
             "pid": os.getpid(),
-            "connected": self.ib.isConnected(),
-            "link_up": self.link_up,
+            "connected": all(link.ib.isConnected() for link in self.links),
+            "link_up": all(link.up for link in self.links),
             "client_id": self.client_id,
+            "links": [link.health() for link in self.links],
             "counters": {
                 "connects": self.counters.connects,
                 "disconnects": self.counters.disconnects,
@@ -326,8 +390,9 @@ class LiveService:
             self.orders.export(self.home)
         refresh_catalog(self.home)
         self.write_health()
-        if self.ib.isConnected():
-            self.ib.disconnect()
+        for link in self.links:
+            if link.ib.isConnected():
+                link.ib.disconnect()
         self.journal.close()
 
 

@@ -144,3 +144,15 @@ def test_a_universe_spec_that_names_a_type_ib_refuses_is_one_sentence():
     assert str(refused.value) == (
         "universe bars 1: IB serves no BID history for indices (IND): use TRADES as what-to-show."
     )
+
+
+def test_a_live_service_without_a_trading_login_is_one_sentence(
+    home, tmp_path, monkeypatch, capsys
+):
+    gateways = tmp_path / "gateways.yml"
+    gateways.write_text("gateways:\n  - {name: alpha, host: 127.0.0.1, port: 4002, role: data}\n")
+    monkeypatch.setenv("IBW_GATEWAYS", str(gateways))
+    assert main(["live", "--home", str(home), "--for", "1"]) == 1
+    said = " ".join(capsys.readouterr().err.split())
+    assert "ibw live: No IB login trades: give the live service's login role trading or" in said
+    assert "Traceback" not in said

@@ -8,8 +8,16 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
-from engines.gateways_file import GATEWAYS, find_login, load_logins
-from ibkr.gateways import DEFAULT_NAME, GatewaysError, Login, data_login, parse_gateways
+from engines.gateways_file import GATEWAYS, load_logins
+from ibkr.gateways import (
+    DEFAULT_NAME,
+    GatewaysError,
+    Login,
+    data_login,
+    find_login,
+    live_logins,
+    parse_gateways,
+)
 
 TWO = {
     "gateways": [
@@ -121,3 +129,37 @@ def test_broken_yaml_is_one_sentence_with_its_line(tmp_path):
         f"{path} is not valid YAML at line 3 (expected ',' or ']', but got '<stream end>'): "
         "fix its syntax."
     )
+
+
+def test_the_live_service_trades_on_the_trading_login_and_streams_on_a_data_login():
+    logins = parse_gateways(TWO, "gateways.yml")
+    trading, data = live_logins(logins)
+    assert (trading.name, data.name) == ("orders", "alpha")  # the first data login
+    assert live_logins(logins, data="beta")[1].name == "beta"
+    single = Login(DEFAULT_NAME)
+    assert live_logins((single,)) == (single, single)  # one login does both
+
+
+@pytest.mark.parametrize(
+    ("trading", "data", "said"),
+    [
+        ("alpha", None, "IB login alpha has role data: give it role trading or both"),
+        (None, "orders", "IB login orders has role trading: give it role data or both"),
+        ("gamma", None, "No IB login is called 'gamma': use one of alpha, beta, orders."),
+    ],
+)
+def test_the_live_service_s_logins_named_wrong_are_one_sentence(trading, data, said):
+    with pytest.raises(GatewaysError, match=said):
+        live_logins(parse_gateways(TWO, "gateways.yml"), trading, data)
+
+
+def test_the_live_service_needs_one_trading_login_or_its_name():
+    data_only = [dict(login, role="data") for login in TWO["gateways"]]
+    with pytest.raises(GatewaysError, match="No IB login trades: give the live service's login"):
+        live_logins(parse_gateways({"gateways": data_only}, "gateways.yml"))
+    two_traders = [dict(login, role="both", accounts=[f"U{i}"])
+                   for i, login in enumerate(TWO["gateways"][:2])]  # fmt: skip
+    logins = parse_gateways({"gateways": two_traders}, "gateways.yml")
+    with pytest.raises(GatewaysError, match=r"2 IB logins trade \(alpha, beta\): name the live"):
+        live_logins(logins)
+    assert live_logins(logins, "beta") == (logins[1], logins[1])
