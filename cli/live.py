@@ -3,7 +3,8 @@
 It logs every connect, fault and resubscription, and ends with a summary of what it lived
 through and what landed. Supervise it with systemd or a container restart policy: it is made
 to be killed and started again (the journal and the lake carry everything over). One runs per
-home: a second exits 1 at once with a sentence naming the first one's pid (live.guard).
+home: a second exits 1 at once with a sentence naming the first one's pid (live.guard). With
+several IB logins ($IBW_GATEWAYS) it trades on the trading login and streams on a data login.
 """
 
 from __future__ import annotations

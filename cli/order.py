@@ -3,7 +3,9 @@
 These commands only write intents, cancels and modifications into the order journal (and read
 it back); the running `ibw live` service is the only process that talks to the gateway, and
 sends what they wrote within a fraction of a second. A symbol is resolved to its conId through
-the warehouse's security master; `--con-id` skips the lookup.
+the warehouse's security master; `--con-id` skips the lookup. `place --what-if` is the one
+exception: it asks the trading login's gateway for IB's margin and commission preview and
+journals nothing.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from engines.gateways_file import load_logins
+from ibkr.client import IBClient
 from ibkr.errors import one_sentence
 from ibkr.exceptions import IBWError
+from ibkr.gateways import live_logins
 from live.api import cancel, modify, status, submit
 from live.intents import ORDER_TYPES, OrderIntent
 from live.journal import IntentRow, Journal
@@ -57,8 +62,15 @@ def add_order_commands(commands: argparse._SubParsersAction) -> None:
     place.add_argument("--account", help="default $IBW_ACCOUNT or the only paper account")
     place.add_argument("--algo", default="", help="Adaptive, Vwap or Twap")
     place.add_argument("--algo-param", action="append", default=[], metavar="K=V")
-    place.add_argument("--fa-group", default="")
-    place.add_argument("--fa-method", default="")
+    place.add_argument("--fa-group", default="", help="an FA allocation group")
+    place.add_argument("--fa-method", default="", help="the group's method for this order")
+    place.add_argument("--fa-percentage", default="", help="IB's faPercentage (PctChange)")
+    place.add_argument("--fa-profile", default="", help="an FA allocation profile")
+    place.add_argument(
+        "--what-if",
+        action="store_true",
+        help="ask IB for the order's margin and commission; place and journal nothing",
+    )
     place.add_argument("--key", help="the order's unique key (default: generated)")
     place.set_defaults(run=_place)
 
@@ -124,7 +136,7 @@ def _place(args: argparse.Namespace, home: Path, out: Console) -> None:
         params.append((name, value))
     intent = OrderIntent(
         key=args.key or _new_key(),
-        account=_account(home, args.account, bool(args.fa_group)),
+        account=_account(home, args.account, bool(args.fa_group or args.fa_profile)),
         con_id=con_id,
         exchange=args.exchange or exchange,
         action=args.action,
@@ -139,9 +151,18 @@ def _place(args: argparse.Namespace, home: Path, out: Console) -> None:
         algo_params=tuple(params),
         fa_group=args.fa_group,
         fa_method=args.fa_method,
+        fa_percentage=args.fa_percentage,
+        fa_profile=args.fa_profile,
     )
+    where = (
+        f"group {intent.fa_group}" if intent.fa_group
+        else f"profile {intent.fa_profile}" if intent.fa_profile
+        else intent.account
+    )  # fmt: skip
+    if args.what_if:
+        out.print(_what_if(intent, f"{_summary(intent)} {label} on {where}"))
+        return
     row = submit(intent, home)
-    where = f"group {intent.fa_group}" if intent.fa_group else intent.account
     out.print(
         f"Order {row.key} journaled ({row.state}): {_summary(intent)} {label} on {where}; "
         "the running `ibw live` service sends it."
@@ -273,6 +294,33 @@ def _contract(home: Path, con_id: int | None, symbol: str) -> tuple[int, str, st
 
 def _exchange(row: dict) -> str:
     return "SMART" if row["sec_type"] == "STK" else row["exchange"] or "SMART"
+
+
+def _what_if(intent: OrderIntent, described: str) -> str:
+    """IB's preview of the order (a whatIf placeOrder on the trading login), as one line."""
+    trading, _ = live_logins(load_logins())
+    client = IBClient.open(trading.settings(), f"what-if {intent.key}")
+    try:
+        preview = client.ib.whatIfOrderAsync(intent.to_contract(), intent.to_order())
+        state = client.run(client.call(preview, f"order {intent.key}"))
+    finally:
+        client.close()
+    money = state.numeric(2)
+
+    def amount(value: float | None) -> str:
+        return "unknown" if value is None else f"{value:,.2f}"
+
+    low, high = amount(money.minCommission), amount(money.maxCommission)
+    commission = amount(money.commission) if money.commission is not None else f"{low} to {high}"
+    return (
+        f"What if {described}: initial margin {amount(money.initMarginChange)} (to "
+        f"{amount(money.initMarginAfter)}), maintenance margin "
+        f"{amount(money.maintMarginChange)}, equity with loan "
+        f"{amount(money.equityWithLoanChange)}, commission {commission} "
+        f"{state.commissionCurrency}".rstrip()
+        + (f"; IB warns: {state.warningText}" if state.warningText else "")
+        + ". Nothing was placed or journaled."
+    )
 
 
 def _account(home: Path, given: str | None, allocation: bool) -> str:

@@ -46,6 +46,9 @@ class OrderIntent:
 
     For TRAIL LIMIT, `limit_price` is the limit offset from the stop (IB's lmtPriceOffset).
     An FA allocation names `fa_group` (or `fa_profile`) and leaves `account` empty or the master.
+    IB folded allocation profiles into groups at server version 177 (the TWS API's
+    MIN_SERVER_VER_FA_PROFILE_DESUPPORT): from there on a profile goes out in faGroup, and
+    ib_async, which negotiates 178, drops faProfile, so the order sends the profile as its group.
     """
 
     key: str
@@ -65,6 +68,7 @@ class OrderIntent:
     fa_group: str = ""
     fa_method: str = ""
     fa_profile: str = ""
+    fa_percentage: str = ""  # IB's faPercentage, with the PctChange method
     parent_key: str = ""
     oca_group: str = ""
     transmit: bool = True
@@ -115,9 +119,9 @@ class OrderIntent:
             ocaType=1 if self.oca_group else 0,
             parentId=parent_id,
             transmit=self.transmit,
-            faGroup=self.fa_group,
+            faGroup=self.fa_group or self.fa_profile,
             faMethod=self.fa_method,
-            faProfile=self.fa_profile,
+            faPercentage=self.fa_percentage,
             algoStrategy=self.algo,
             algoParams=[TagValue(k, v) for k, v in self.algo_params],
         )
@@ -235,8 +239,13 @@ def _problem(i: OrderIntent) -> tuple[str, str] | None:
         ),
         (bool(i.algo) or not i.algo_params, "algo parameters need an algo", "name the algo"),
         (
-            not i.fa_method or bool(i.fa_group),
-            "an FA method needs an FA group",
+            not (i.fa_group and i.fa_profile),
+            "an FA order names a group or a profile, not both",
+            "drop --fa-group or --fa-profile",
+        ),
+        (
+            not (i.fa_method or i.fa_percentage) or bool(i.fa_group),
+            "an FA method or percentage needs an FA group",
             "name the group with --fa-group",
         ),
         (i.parent_key != i.key, "an order cannot be its own parent", "name another parent key"),

@@ -9,8 +9,10 @@ import polars as pl
 import pytest
 
 from cli.main import main
+from ibsim.accounts.book import Book
 from live.journal import Journal
 from live.ledger import ExecutionRecord
+from tests.kit.scenarios import SINGLE
 from warehouse.parquet import write_partition
 
 AAPL, ES = 265598, 495202409
@@ -99,6 +101,8 @@ def test_modify_cancel_list_and_status(home: Path, capsys, monkeypatch) -> None:
         (["place", "AAPL", "ten"], "quantity 'ten' is not a number"),
         (["place", "AAPL", "1", "--type", "STP"], "needs an aux"),
         (["place", "AAPL", "1", "--algo-param", "x"], "is not K=V"),
+        (["place", "AAPL", "1", "--fa-group", "G", "--fa-profile", "P"], "not both"),
+        (["place", "AAPL", "1", "--fa-percentage", "5"], "needs an FA group"),
         (["cancel", "missing"], "no order with this key"),
         (["modify", "missing", "--limit", "1"], "no order with this key"),
         (["status", "missing"], "no order with this key"),
@@ -137,3 +141,23 @@ def test_no_account_and_several_paper_accounts_is_an_error(tmp_path: Path, capsy
     home = tmp_path / "empty"
     assert ibw(home, "place", "--con-id", str(AAPL), "1") == 1
     assert "give --account or set IBW_ACCOUNT" in capsys.readouterr().err
+
+
+def test_what_if_previews_margin_and_commission_and_journals_nothing(
+    home: Path, capsys, make_gateway, monkeypatch
+) -> None:
+    gateway = make_gateway(book=Book.from_scenario(SINGLE))  # its account is DU123456
+    monkeypatch.delenv("IBW_GATEWAYS", raising=False)
+    monkeypatch.setenv("IB_PORT", str(gateway.port))
+    book = gateway.gateway.book
+    before = gateway.call(lambda: len(book.open_orders) + len(book.completed_orders))
+    assert ibw(home, "place", "AAPL", "100", "--what-if", "--key", "w1") == 0
+    [said] = lines(capsys.readouterr().out)
+    assert said.startswith("What if BUY 100 MKT DAY AAPL (265598) on DU123456: initial margin "), (
+        said
+    )
+    assert "commission " in said and said.endswith("Nothing was placed or journaled."), said
+    assert "unknown" not in said.split("commission")[0], said  # IB's margin figures came back
+    with Journal.open(home) as journal:
+        assert journal.find("w1") is None
+    assert gateway.call(lambda: len(book.open_orders) + len(book.completed_orders)) == before

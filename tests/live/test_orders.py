@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import pytest
+
 from ibsim.accounts.book import Book
 from ibsim.market.quotes import quote_at
 from live.intents import OrderIntent
@@ -89,16 +91,29 @@ def test_modify_then_cancel(single_gateway, connect, journal):
     assert journal.executions("low") == [] and len(at_gateway(single_gateway, "low")) == 1
 
 
-def test_an_fa_group_order_records_one_fill_per_sub_account(make_gateway, connect, journal):
+@pytest.mark.parametrize(
+    ("allocation", "shares"),
+    [
+        ({"fa_group": "Everyone", "fa_method": "EqualQuantity"}, [10, 10, 10]),
+        # A profile (type 1, 50/30/20 %): IB names it in faGroup from server version 177 on.
+        ({"fa_profile": "Tilted"}, [15, 9, 6]),
+    ],
+)
+def test_an_fa_order_records_one_fill_per_sub_account_as_allocated(
+    make_gateway, connect, journal, allocation, shares
+):
     gw = make_gateway(book=Book.from_scenario(FA_MASTER))
     ib = connect(gw, CLIENT)
     m = manager(ib, journal)
     ib.run(m.reconcile())
-    journal.submit(buy("fa", 30, account="", fa_group="Everyone", fa_method="EqualQuantity"))
+    journal.submit(buy("fa", 30, account="", **allocation))
     pump_until(ib, m, lambda: journal.get("fa").state == "done" and journal.settled())
     fills = journal.executions("fa")
-    assert sorted(f.account for f in fills) == sorted(SUBS)
-    assert sum(f.shares for f in fills) == 30 and all(f.commission for f in fills)
+    by_account = {account: 0.0 for account in SUBS}
+    for fill in fills:
+        by_account[fill.account] += fill.shares
+    assert [by_account[account] for account in SUBS] == shares
+    assert all(f.commission for f in fills)
     again = ib.run(m.reconcile())
     assert [d for d in again.differences if d.kind == "position"] == []
 
