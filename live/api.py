@@ -1,7 +1,8 @@
 """The Python API for users: write intents, cancels and modifications into the journal.
 
 These functions never talk to the gateway: the running live service (`ibw live`) is the only
-process that does; it sends what they journal on its next pump. Each call opens the journal
+process that does; each rings its doorbell (live.doorbell) after the journal commits, and it
+sends what they journal at once. Each call opens the journal
 under `home` (default `$IBW_HOME`), so scripts, notebooks and the CLI can call them at any time,
 from any process, alongside the service.
 """
@@ -11,20 +12,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from live.doorbell import ring
 from live.intents import OrderIntent
 from live.journal import IntentRow, Journal
+from warehouse import layout
 
 
 def submit(intent: OrderIntent, home: Path | None = None) -> IntentRow:
     """Journal the intent; the same key with the same intent again changes nothing."""
     with Journal.open(home) as journal:
-        return journal.submit(intent)
+        row = journal.submit(intent)
+    ring(home or layout.home())
+    return row
 
 
 def cancel(key: str, home: Path | None = None) -> IntentRow:
     """Ask for the order to be cancelled (a finished order is left as it is)."""
     with Journal.open(home) as journal:
-        return journal.request_cancel(key)
+        row = journal.request_cancel(key)
+    ring(home or layout.home())
+    return row
 
 
 def modify(
@@ -36,9 +43,11 @@ def modify(
 ) -> IntentRow:
     """Ask for a new quantity or prices on a working (or not yet sent) order."""
     with Journal.open(home) as journal:
-        return journal.request_modify(
+        row = journal.request_modify(
             key, quantity=quantity, limit_price=limit_price, aux_price=aux_price
         )
+    ring(home or layout.home())
+    return row
 
 
 def status(key: str, home: Path | None = None) -> dict[str, Any]:

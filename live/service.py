@@ -42,6 +42,7 @@ from ib_async import IB
 from ibkr.connection import ClientIdInUse, ConnectionSettings, connect_async
 from ibkr.exceptions import GatewayUnavailable
 from live.config import LiveConfig, resolve_streams
+from live.doorbell import Doorbell
 from live.guard import hold_home, hold_login
 from live.journal import Journal
 from live.orders import OrderManager
@@ -59,7 +60,7 @@ LIVE_CLIENT_ID_OFFSET = (
 BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)  # seconds between connect attempts, the last one repeats
 HEARTBEAT_EVERY = 1.0  # seconds between reqCurrentTime probes (also the streams' gateway clock)
 HEARTBEAT_TIMEOUT = 5.0  # a probe unanswered this long means a stalled connection
-PUMP_EVERY = 0.01  # the journal is polled this often for new intents (one SELECT)
+PUMP_EVERY = 0.01  # the journal is polled this often (one SELECT), and at once on its doorbell
 WATCH_EVERY = 1.0
 EXPORT_EVERY = 5.0
 REPORT_EVERY = 60.0  # seconds between one-line progress reports in the log
@@ -131,6 +132,7 @@ class LiveService:
         self.data = self.links[-1]
         self.ib = self.trading.ib
         self.journal = Journal.open(home)
+        self.doorbell = Doorbell(home)
         self.counters = Counters()
         self.streams: StreamManager | None = None
         self.orders: OrderManager | None = None
@@ -166,6 +168,7 @@ class LiveService:
                 reference_price=self.streams.reference_price,
             )
             self.orders.attach()
+            self.doorbell.open()
             await self._keep_all(stop)
         finally:
             await self._shutdown()
@@ -247,21 +250,23 @@ class LiveService:
         assert self.streams is not None and self.orders is not None
         jobs: list[tuple[float, Callable[[], Awaitable[None]]]] = []
         if link.trades:
-            jobs += [(PUMP_EVERY, self._pump), (EXPORT_EVERY, self._export)]
+            jobs += [(EXPORT_EVERY, self._export), (REPORT_EVERY, self._report)]
         if link.streams:
             jobs += [(self.config.flush_every, self.streams.flush), (WATCH_EVERY, self._watch)]
-        if link.trades:
-            jobs.append((REPORT_EVERY, self._report))
+        wakers = (link.disconnected, self.doorbell.rung) if link.trades else (link.disconnected,)
         due = [0.0] * len(jobs)
         while not stop.is_set() and not link.disconnected.is_set() and link.ib.isConnected():
             if link.streams and self._streaming is not None and self._streaming.done():
                 self._streaming.result()  # a fault of the streams' setup is the service's
+            if link.trades:  # every wake: a ring during the pump wakes the next one
+                self.doorbell.rung.clear()
+                await self._pump()
             now = time.monotonic()
             for i, (every, job) in enumerate(jobs):
                 if now >= due[i]:
                     due[i] = now + every
                     await job()
-            await _sleep_or(stop, PUMP_EVERY, link.disconnected)
+            await _sleep_or(stop, PUMP_EVERY, *wakers)
 
     # ----------------------------------------------------------------- periodic work
     async def _pump(self) -> None:
@@ -393,6 +398,7 @@ class LiveService:
         for link in self.links:
             if link.ib.isConnected():
                 link.ib.disconnect()
+        self.doorbell.close()
         self.journal.close()
 
 
