@@ -1,4 +1,4 @@
-"""`ibw order place|cancel|modify|list|status`: orders through the journal, one line each.
+"""`ibw order place|cancel|cancel-all|modify|list|status`: orders through the journal.
 
 These commands only write intents, cancels and modifications into the order journal (and read
 it back); the running `ibw live` service is the only process that talks to the gateway, and
@@ -25,7 +25,7 @@ from ibkr.client import IBClient
 from ibkr.errors import one_sentence
 from ibkr.exceptions import IBWError
 from ibkr.gateways import live_logins
-from live.api import cancel, modify, status, submit
+from live.api import cancel, cancel_all, modify, status, submit
 from live.intents import ORDER_TYPES, OrderIntent
 from live.journal import IntentRow, Journal
 from live.safety import is_paper_account
@@ -77,6 +77,12 @@ def add_order_commands(commands: argparse._SubParsersAction) -> None:
     cancel_cmd = sub.add_parser("cancel", help="ask for an order to be cancelled")
     cancel_cmd.add_argument("key")
     cancel_cmd.set_defaults(run=_cancel)
+
+    kill = sub.add_parser(
+        "cancel-all", help="the kill switch: cancel every open order (IB's global cancel)"
+    )
+    kill.add_argument("--reason", default="manual", help="journaled with the request")
+    kill.set_defaults(run=_cancel_all)
 
     modify_cmd = sub.add_parser("modify", help="new quantity or prices for a working order")
     modify_cmd.add_argument("key")
@@ -179,6 +185,16 @@ def _cancel(args: argparse.Namespace, home: Path, out: Console) -> None:
         )
     else:
         out.print(f"Order {row.key}: cancel requested; the running `ibw live` service sends it.")
+
+
+@_guarded
+def _cancel_all(args: argparse.Namespace, home: Path, out: Console) -> None:
+    count = cancel_all(args.reason, home)
+    out.print(
+        f"Kill switch: {count} open order(s) of the journal asked to cancel, and IB's global "
+        "cancel (every open order of the login, whoever placed it) queued; the running `ibw "
+        "live` service sends it before any new order."
+    )
 
 
 @_guarded

@@ -34,6 +34,15 @@ def cancel(key: str, home: Path | None = None) -> IntentRow:
     return row
 
 
+def cancel_all(reason: str = "manual", home: Path | None = None) -> int:
+    """The kill switch: cancel every open order, through IB's global cancel (which also cancels
+    orders other clients placed on the login); returns how many journaled orders were open."""
+    with Journal.open(home) as journal:
+        count = journal.request_global_cancel(reason)
+    ring(home or layout.home())
+    return count
+
+
 def modify(
     key: str,
     quantity: float | None = None,

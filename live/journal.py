@@ -64,6 +64,9 @@ CREATE TABLE IF NOT EXISTS baseline (
     account TEXT NOT NULL, con_id INTEGER NOT NULL, position REAL NOT NULL,
     PRIMARY KEY (account, con_id));
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS global_cancels (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, requested_at TEXT NOT NULL, reason TEXT NOT NULL,
+    open_orders INTEGER NOT NULL, sent_at TEXT);
 """
 
 
@@ -234,6 +237,37 @@ class Journal(Ledger):
             asked = {k: merged[k] for k in wanted}
             self._event(key, "modify requested", json.dumps(asked, sort_keys=True))
         return self.get(key)
+
+    def request_global_cancel(self, reason: str) -> int:
+        """The kill switch: every unfinished order is asked to cancel (one not sent yet never
+        will be) and IB's global cancel is queued for the service, in one transaction; returns
+        how many orders were open."""
+        unfinished = "state IN ('new', 'sending', 'working')"
+        with self._tx() as db:
+            keys = [r["key"] for r in db.execute(f"SELECT key FROM intents WHERE {unfinished}")]
+            at = now_text()
+            db.execute(
+                f"UPDATE intents SET cancel_requested = 1, updated_at = ? WHERE {unfinished}",
+                (at,),
+            )
+            for key in keys:
+                self._event(key, "cancel requested", f"kill switch: {reason}")
+            db.execute(
+                "INSERT INTO global_cancels (requested_at, reason, open_orders) VALUES (?, ?, ?)",
+                (at, reason, len(keys)),
+            )
+        return len(keys)
+
+    def global_cancels_to_send(self) -> list[int]:
+        return [
+            r["id"] for r in self._db.execute("SELECT id FROM global_cancels WHERE sent_at IS NULL")
+        ]
+
+    def global_cancel_sent(self, request: int) -> None:
+        """After reqGlobalCancel went out: a crash before this sends it again, which cancels
+        nothing more than the first did (at least once, and harmless twice)."""
+        with self._tx() as db:
+            db.execute("UPDATE global_cancels SET sent_at = ? WHERE id = ?", (now_text(), request))
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -451,11 +485,13 @@ class Journal(Ledger):
             "SELECT count(*), count(*) - count(commission) FROM executions"
         ).fetchone()
         differences = self._db.execute("SELECT count(*) FROM differences").fetchone()[0]
+        kills = self._db.execute("SELECT count(*) FROM global_cancels").fetchone()[0]
         return {
             "intents": states,
             "fills": fills,
             "fills_without_commission": waiting,
             "differences": differences,
+            "global_cancels": kills,
         }
 
 

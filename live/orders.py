@@ -163,6 +163,12 @@ class OrderManager:
         if not self.reconciled or self._busy.locked() or not self.ib.isConnected():
             return
         async with self._busy:
+            for request in self.journal.global_cancels_to_send():  # before any new order
+                self.ib.reqGlobalCancel()
+                self.journal.global_cancel_sent(request)
+                for row in self.journal.intents(("working",)):  # covered: no cancel of its own
+                    self._cancels_sent.add(row.key)
+                log.warning("kill switch: IB's global cancel sent (request %s)", request)
             for row in self.journal.intents(("new",)):
                 await self._send(row)
             for row in self.journal.intents(("working",)):

@@ -161,3 +161,14 @@ def test_what_if_previews_margin_and_commission_and_journals_nothing(
     with Journal.open(home) as journal:
         assert journal.find("w1") is None
     assert gateway.call(lambda: len(book.open_orders) + len(book.completed_orders)) == before
+
+
+def test_cancel_all_journals_the_kill_switch(home: Path, capsys) -> None:
+    assert ibw(home, "place", "AAPL", "1", "--key", "k1") == 0
+    assert ibw(home, "cancel-all", "--reason", "drill") == 0
+    said = lines(capsys.readouterr().out)[-1]
+    assert said.startswith("Kill switch: 1 open order(s) of the journal asked to cancel"), said
+    with Journal.open(home) as journal:
+        assert journal.get("k1").cancel_requested
+        assert len(journal.global_cancels_to_send()) == 1
+        assert "kill switch: drill" in [e["detail"] for e in journal.events("k1")]

@@ -222,3 +222,29 @@ def test_a_bracket_sends_children_after_the_parent(single_gateway, connect, jour
     assert journal.get("tp").order_id > parent_id and journal.get("sl").order_id > parent_id
     (sl,) = at_gateway(single_gateway, "sl")
     assert sl.parent_id == parent_id
+
+
+def test_the_kill_switch_cancels_every_open_order_and_sends_nothing_journaled_before_it(
+    single_gateway, connect, journal
+):
+    ib = connect(single_gateway, CLIENT)
+    m = manager(ib, journal)
+    ib.run(m.reconcile())
+    for key in ("rest1", "rest2"):  # far below the market: they rest
+        journal.submit(buy(key, 5, order_type="LMT", limit_price=50.0))
+    pump_until(ib, m, lambda: journal.get("rest2").state == "working")
+    journal.submit(buy("queued", 5, order_type="LMT", limit_price=50.0))  # not pumped yet
+    assert single_gateway.call(lambda: len(single_gateway.gateway.book.open_orders)) >= 3
+
+    assert journal.request_global_cancel("test") == 3
+    journal.submit(buy("after", 1))  # journaled after the kill switch: it goes out
+    pump_until(ib, m, lambda: journal.settled() and journal.get("after").state == "done")
+
+    assert journal.get("queued").state == "done" and at_gateway(single_gateway, "queued") == []
+    for key in ("rest1", "rest2"):
+        assert journal.get(key).status == "Cancelled", key
+    assert journal.get("after").status == "Filled"
+    # IB's global cancel: the scenario's own orders (other clients') are cancelled too
+    assert single_gateway.call(lambda: list(single_gateway.gateway.book.open_orders)) == []
+    assert journal.summary()["global_cancels"] == 1 and journal.global_cancels_to_send() == []
+    assert [e["kind"] for e in journal.events("rest1")].count("cancel sent") == 0
