@@ -1,9 +1,14 @@
 """The durable order journal: `$IBW_HOME/live/journal.sqlite`, the single record of every intent.
 
-Why SQLite in WAL mode with `synchronous=FULL`, every write one transaction: a `kill -9` at any
-instant leaves the journal as it was before or after a write, never between, so a restarted
-service knows exactly which intents it may send (`new`), which it may have sent (`sending`: an
-order id was taken, the gateway may or may not have it) and which the gateway acknowledged.
+Why SQLite in WAL mode, every write one transaction: a `kill -9` at any instant leaves the
+journal as it was before or after a write, never between, so a restarted service knows exactly
+which intents it may send (`new`), which it may have sent (`sending`: an order id was taken, the
+gateway may or may not have it) and which the gateway acknowledged. Writers of intents, cancels
+and modifications commit with `synchronous=FULL` (fsynced: even a power cut keeps them). The
+service's own writes (sending, statuses, fills) commit with `NORMAL`: in WAL mode that survives
+any crash of the process and costs no fsync, and what a power cut could take back the next
+reconciliation restores from IB (an order carrying an intent's key is adopted whatever state
+the journal left it in; today's executions and orders are fetched again).
 Several processes open the journal at once (the CLI and the Python API write intents, cancels and
 modifications; only the service talks to the gateway), so every connection has a busy timeout.
 
@@ -116,14 +121,15 @@ class IntentRow:
 class Journal(Ledger):
     """One connection to the journal; cheap to open, safe to open from several processes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fsync: bool = True) -> None:
+        """`fsync=False` is for the service only (see the module's docstring)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
         self._db.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
         with self._tx() as db:  # a journal written before the column existed gets it
             columns = {r["name"] for r in db.execute("PRAGMA table_info(intents)")}
@@ -131,8 +137,8 @@ class Journal(Ledger):
                 db.execute("ALTER TABLE intents ADD COLUMN applied_modification TEXT")
 
     @classmethod
-    def open(cls, home: Path | None = None) -> Journal:
-        return cls(journal_path(home))
+    def open(cls, home: Path | None = None, fsync: bool = True) -> Journal:
+        return cls(journal_path(home), fsync)
 
     def close(self) -> None:
         self._db.close()

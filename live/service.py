@@ -131,7 +131,7 @@ class LiveService:
             self.links.append(Link(replace(data, client_id=live_client_id(data)), False, True))
         self.data = self.links[-1]
         self.ib = self.trading.ib
-        self.journal = Journal.open(home)
+        self.journal = Journal.open(home, fsync=False)  # its writes are IB's to restore
         self.doorbell = Doorbell(home)
         self.counters = Counters()
         self.streams: StreamManager | None = None
