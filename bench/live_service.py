@@ -180,17 +180,36 @@ def service_round_trips(home: Path, n: int) -> list[float]:
     return times
 
 
+def ticks_and_lag(
+    gw: GatewayThread, home: Path, log: Path, seconds: float
+) -> tuple[float, float, list[float]]:
+    """The service's tick rows a second, a bare client's quote changes a second, and the lags."""
+    tick_streams = "".join(f"  - {{symbol: {s}, ticks: true}}\n" for s in STOCKS) + "".join(
+        f"  - {{symbol: {p}, sec_type: CASH, ticks: true}}\n" for p in PAIRS
+    )
+    service = start_service(gw, home, log, tick_streams)
+    bare = subprocess.Popen(
+        [sys.executable, __file__, "--bare", str(gw.port), "--seconds", str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        service_rate, lags = lake_ticks_and_lag(home, seconds, service)
+        bare_rate = float(bare.communicate(timeout=120)[0].split()[-1])
+    finally:
+        stop(service, log)
+    return service_rate, bare_rate, lags
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--orders", type=int, default=30)
+    parser.add_argument("--orders-only", action="store_true", help="skip the ticks and the lag")
     parser.add_argument("--bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
         return bare_quote_changes(args.bare, args.seconds)
-    tick_streams = "".join(f"  - {{symbol: {s}, ticks: true}}\n" for s in STOCKS) + "".join(
-        f"  - {{symbol: {p}, sec_type: CASH, ticks: true}}\n" for p in PAIRS
-    )
     with tempfile.TemporaryDirectory() as tmp:
         home, log = Path(tmp) / "ibw", Path(tmp) / "live.log"
         fast = GatewayConfig(
@@ -198,17 +217,8 @@ def main() -> None:
         )
         with GatewayThread(fast) as gw:  # ticks: every quote moves at every send
             seed(gw, home)
-            service = start_service(gw, home, log, tick_streams)
-            bare = subprocess.Popen(
-                [sys.executable, __file__, "--bare", str(gw.port), "--seconds", str(args.seconds)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            try:
-                service_rate, lags = lake_ticks_and_lag(home, args.seconds, service)
-                bare_rate = float(bare.communicate(timeout=120)[0].split()[-1])
-            finally:
-                stop(service, log)
+            if not args.orders_only:
+                service_rate, bare_rate, lags = ticks_and_lag(gw, home, log, args.seconds)
         with GatewayThread(GatewayConfig(port=0, clock=ShiftedClock(START))) as gw:  # orders
             service = start_service(gw, home, log, "  - {symbol: AAPL, ticks: true}\n")
             try:
@@ -216,14 +226,15 @@ def main() -> None:
                 mine = service_round_trips(home, args.orders)
             finally:
                 stop(service, log)
-    lags.sort()
-    p50, p95 = lags[len(lags) // 2], lags[int(len(lags) * 0.95)]
-    print(f"ticks: {service_rate:,.0f} rows/s into the lake vs {bare_rate:,.0f} quote changes/s "
-          f"seen by bare ib_async = {service_rate / bare_rate:.2f}")  # fmt: skip
-    print(
-        f"lag until DuckDB sees a tick: p50 {p50:.3f} s, p95 {p95:.3f} s "
-        f"= {p50 / FLUSH_EVERY:.2f} / {p95 / FLUSH_EVERY:.2f} of the {FLUSH_EVERY} s flush"
-    )
+    if not args.orders_only:
+        lags.sort()
+        p50, p95 = lags[len(lags) // 2], lags[int(len(lags) * 0.95)]
+        print(f"ticks: {service_rate:,.0f} rows/s into the lake vs {bare_rate:,.0f} quote "
+              f"changes/s seen by bare ib_async = {service_rate / bare_rate:.2f}")  # fmt: skip
+        print(
+            f"lag until DuckDB sees a tick: p50 {p50:.3f} s, p95 {p95:.3f} s "
+            f"= {p50 / FLUSH_EVERY:.2f} / {p95 / FLUSH_EVERY:.2f} of the {FLUSH_EVERY} s flush"
+        )
     m, b = statistics.median(mine), statistics.median(bare)
     print(
         f"order round trip (median of {args.orders}): service {m * 1000:.1f} ms "
