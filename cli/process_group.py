@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-STOP_TIMEOUT = 20.0  # Dagster's own shutdown takes ~6 s (its daemon's threads: 5 s)
+STOP_TIMEOUT = 30.0  # Dagster's own shutdown takes ~6 s (its daemon's threads: 5 s)
 POLL = 0.1  # seconds between two looks at the children: supervision, not a test's sync
 PROCESSES = Path("/proc")
 
@@ -53,19 +53,29 @@ class ProcessGroup:
         return next((c for c in self.children if c.poll() is not None), None)
 
     def stop(self) -> None:
-        """SIGTERM to the group: Dagster reads it as an interrupt (the services shut down, a run
-        in flight records its failure); SIGKILL for what still runs after STOP_TIMEOUT."""
+        """SIGTERM to each child, which Dagster reads as an interrupt: the webserver and the
+        daemon (or `dagster dev`, which tells both) stop their code servers in order. Then
+        SIGTERM to the group for what outlived them (a run in flight records its failure), and
+        SIGKILL for what still runs after STOP_TIMEOUT. A first signal to the whole group would
+        race Dagster's own shutdown: a code server ended under its manager is "restarted", with
+        a warning."""
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
         if not self.children:
             return
         deadline = time.monotonic() + STOP_TIMEOUT
+        for child in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGTERM)
+        group_told = False
         with contextlib.suppress(ProcessLookupError):  # an empty group: nothing left to stop
-            os.killpg(self.id, signal.SIGTERM)
             while any(c.poll() is None for c in self.children) or runs_in_group(self.id):
                 if time.monotonic() > deadline:
                     os.killpg(self.id, signal.SIGKILL)
                     break
+                if not group_told and all(c.poll() is not None for c in self.children):
+                    os.killpg(self.id, signal.SIGTERM)
+                    group_told = True
                 time.sleep(POLL)
         for child in self.children:
             child.wait()
