@@ -37,6 +37,7 @@ TERMINAL_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"
 BUSY_TIMEOUT_MS = 30_000
 MODIFIABLE = ("quantity", "limit_price", "aux_price")
 
+SCHEMA_VERSION = 1  # raise it with every change to SCHEMA or its migrations below
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS intents (
     key TEXT PRIMARY KEY, intent TEXT NOT NULL, created_at TEXT NOT NULL,
@@ -130,11 +131,16 @@ class Journal(Ledger):
         self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
+        if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            self._create_schema()  # once per journal file and version, not on every open
+
+    def _create_schema(self) -> None:
         self._db.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
         with self._tx() as db:  # a journal written before the column existed gets it
             columns = {r["name"] for r in db.execute("PRAGMA table_info(intents)")}
             if "applied_modification" not in columns:
                 db.execute("ALTER TABLE intents ADD COLUMN applied_modification TEXT")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @classmethod
     def open(cls, home: Path | None = None, fsync: bool = True) -> Journal:
