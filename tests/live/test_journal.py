@@ -138,6 +138,7 @@ def test_a_journal_written_before_applied_modifications_were_kept_opens(tmp_path
         journal.submit(intent())
     old = sqlite3.connect(journal_path(tmp_path))
     old.execute("ALTER TABLE intents DROP COLUMN applied_modification")
+    old.execute("PRAGMA user_version = 0")  # as every journal before the schema had a version
     old.commit()
     old.close()
     with Journal.open(tmp_path) as journal:
