@@ -35,6 +35,7 @@ class Client(Protocol):
     historical: dict[int, asyncio.Task]  # open bar requests by reqId
     streaming: set[int]  # keepUpToDate requests past their first answer
     account_summaries: set[int]  # open reqAccountSummary subscriptions by reqId
+    positions_subscribed: bool  # reqPositions until cancelPositions: fills push `position`
     market_data_type: int  # reqMarketDataType: 1 live, 2 frozen, 3 delayed, 4 both
 
     @property

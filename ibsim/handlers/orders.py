@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from ibsim.accounts.book import UNSET, Execution, Order
-from ibsim.handlers import trades
+from ibsim.handlers import portfolio, trades
 from ibsim.handlers.client import Client
 from ibsim.handlers.fields import FieldReader, RequestError
 from ibsim.market.instruments import Instrument
@@ -218,6 +218,9 @@ class ClientNews:
             ex.client_id,
             lambda c: trades.exec_details_fields(-1, ex, inst, cumulative, c.server_version),
         )
+        for client in list(self.clients.values()):  # every reqPositions subscriber, as IB does
+            if client.positions_subscribed:
+                portfolio.position_changed(client, ex.account, ex.con_id)
 
     def commission(self, ex: Execution) -> None:
         self.tell(ex.client_id, lambda c: trades.commission_fields(ex))

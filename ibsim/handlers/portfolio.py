@@ -4,8 +4,9 @@ Every value comes from `ibsim.accounts.valuation` (pure functions of the Book an
 gateway's now), so tests can compute what the gateway sends. Layouts at server version 178
 (as the clients decode them), checked against ib_async's and ibapi's decoders. Accounts a
 request names are read with `Book.account_ids`: a sub-account, "All" (or ""), the master code
-with or without "A" (every sub-account), or an FA group name. Values are sent once, at the
-request: no periodic updates.
+with or without "A" (every sub-account), or an FA group name. Positions are pushed again on
+every fill to reqPositions subscribers, as IB does; the other values are sent once, at the
+request: no periodic updates yet.
 
 Account summary subscriptions are counted per gateway login: at most two open (the third gets
 322); cancelAccountSummary (63) frees a slot, and so does the end of the client's connection.
@@ -46,13 +47,38 @@ def _args(client: Client):
 
 # ----------------------------------------------------------------------------- positions
 def positions(client: Client, msg: FieldReader) -> None:
-    """reqPositions: every position of every account (version 3: avgCost included), then 62."""
+    """reqPositions: every position of every account (version 3: avgCost included), then 62;
+    from then on, until cancelPositions, each position again whenever a fill changes it."""
     for v in valuation.portfolio_rows(*_args(client)):
-        client.send(
-            61, 3, v.account, *_contract(v.con_id, v.instrument),
-            valuation.quantity_text(v.quantity), valuation.number_text(v.avg_cost),
-        )  # fmt: skip
+        client.send(*_position_fields(v.account, v.con_id, v.instrument, v.quantity, v.avg_cost))
     client.send(62, 1)
+    client.positions_subscribed = True
+
+
+def cancel_positions(client: Client, msg: FieldReader) -> None:
+    client.positions_subscribed = False
+
+
+def position_changed(client: Client, account: str, con_id: int) -> None:
+    """The `position` IB pushes to a reqPositions subscriber after a fill (quantity 0 and no
+    average cost once the position is closed)."""
+    book, catalog, now = _args(client)
+    for v in valuation.portfolio_rows(book, catalog, now, (account,)):
+        if v.con_id == con_id:
+            fields = _position_fields(account, con_id, v.instrument, v.quantity, v.avg_cost)
+            break
+    else:
+        fields = _position_fields(account, con_id, catalog.by_con_id(con_id), 0.0, 0.0)
+    client.notify(*fields)
+
+
+def _position_fields(
+    account: str, con_id: int, inst: Instrument | None, quantity: float, avg_cost: float
+) -> list[object]:
+    return [
+        61, 3, account, *_contract(con_id, inst),
+        valuation.quantity_text(quantity), valuation.number_text(avg_cost),
+    ]  # fmt: skip
 
 
 def positions_multi(client: Client, msg: FieldReader) -> None:

@@ -48,6 +48,7 @@ class Connection:
         self.historical: dict[int, asyncio.Task] = {}  # open bar requests by reqId
         self.streaming: set[int] = set()  # keepUpToDate requests past their first answer
         self.account_summaries: set[int] = set()  # open reqAccountSummary subscriptions
+        self.positions_subscribed = False  # reqPositions until cancelPositions
         self.held: list[bytes] = []  # order news kept while the gateway's link to IB is down
         # Streaming market data, tick-by-tick and real-time bars by reqId
         # (ibsim.handlers.streaming), sent by the `pump` task; they all end with the connection.

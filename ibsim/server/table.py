@@ -46,7 +46,7 @@ HANDLERS: dict[int, Handler] = {
     61: portfolio.positions,
     62: portfolio.account_summary,
     63: portfolio.cancel_account_summary,
-    64: account.acknowledged,  # cancelPositions
+    64: portfolio.cancel_positions,
     74: portfolio.positions_multi,
     75: account.acknowledged,  # cancelPositionsMulti
     76: portfolio.account_updates_multi,

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from ib_async import IB
+from ib_async import IB, Contract, MarketOrder
 
 from ibsim.accounts import valuation
 from ibsim.accounts.book import Book
@@ -101,11 +101,37 @@ def test_cancel_account_summary_is_handled_here_not_only_acknowledged():
     # 63 is not one of account.py's acknowledged requests: portfolio must own it in the table
     # (ibsim.server.table), or a cancel would never free a summary slot.
     assert HANDLERS[63] is portfolio.cancel_account_summary
+    assert HANDLERS[64] is portfolio.cancel_positions
     for msg_id in (61, 6, 62, 74, 76, 80, 92, 94):
         assert HANDLERS[msg_id].__module__ == "ibsim.handlers.portfolio"
 
 
 # ----------------------------------------------------------------------------- single account
+def test_a_fill_pushes_the_position_to_every_reqpositions_subscriber(single_gateway, connect):
+    """As IB does: a `position` after each fill, to every client subscribed with reqPositions
+    (ib_async subscribes at connect), whoever placed the order; none after cancelPositions."""
+    watcher, trader, quiet = (
+        connect(single_gateway),
+        connect(single_gateway),
+        connect(single_gateway),
+    )
+    quiet.client.cancelPositions()
+    sync(quiet)
+
+    def held(ib: IB) -> float:
+        return sum(p.position for p in ib.positions() if p.contract.conId == MSFT)
+
+    before = held(watcher)
+    trade = trader.placeOrder(
+        Contract(conId=MSFT, exchange="SMART"), MarketOrder("SELL", 7, account="DU123456")
+    )
+    ib_until(trader, trade.isDone)
+    ib_until(watcher, lambda: held(watcher) == before - 7)
+    ib_until(trader, lambda: held(trader) == before - 7)
+    sync(quiet)
+    assert held(quiet) == before  # it cancelled its subscription: no push
+
+
 def test_single_account_connect_fills_positions_portfolio_and_values(single_gateway, connect):
     book = book_of(SINGLE)
     ib = connect(single_gateway)
