@@ -1,14 +1,16 @@
 """The Python API for users: write intents, cancels and modifications into the journal.
 
 These functions never talk to the gateway: the running live service (`ibw live`) is the only
-process that does; each rings its doorbell (live.doorbell) after the journal commits, and it
-sends what they journal at once. Each call opens the journal
-under `home` (default `$IBW_HOME`), so scripts, notebooks and the CLI can call them at any time,
-from any process, alongside the service.
+process that does; each write rings its doorbell (live.doorbell) once committed, and it sends
+what they journal at once. Each call opens the journal under `home` (default `$IBW_HOME`), so
+scripts, notebooks and the CLI can call them at any time, from any process, alongside the
+service.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,29 +20,32 @@ from live.journal import IntentRow, Journal
 from warehouse import layout
 
 
+@contextmanager
+def _writing(home: Path | None) -> Iterator[Journal]:
+    """The journal for one write; the service's doorbell is rung once it is committed (not
+    when the write failed)."""
+    with Journal.open(home) as journal:
+        yield journal
+    ring(home or layout.home())
+
+
 def submit(intent: OrderIntent, home: Path | None = None) -> IntentRow:
     """Journal the intent; the same key with the same intent again changes nothing."""
-    with Journal.open(home) as journal:
-        row = journal.submit(intent)
-    ring(home or layout.home())
-    return row
+    with _writing(home) as journal:
+        return journal.submit(intent)
 
 
 def cancel(key: str, home: Path | None = None) -> IntentRow:
     """Ask for the order to be cancelled (a finished order is left as it is)."""
-    with Journal.open(home) as journal:
-        row = journal.request_cancel(key)
-    ring(home or layout.home())
-    return row
+    with _writing(home) as journal:
+        return journal.request_cancel(key)
 
 
 def cancel_all(reason: str = "manual", home: Path | None = None) -> int:
     """The kill switch: cancel every open order, through IB's global cancel (which also cancels
     orders other clients placed on the login); returns how many journaled orders were open."""
-    with Journal.open(home) as journal:
-        count = journal.request_global_cancel(reason)
-    ring(home or layout.home())
-    return count
+    with _writing(home) as journal:
+        return journal.request_global_cancel(reason)
 
 
 def modify(
@@ -51,12 +56,10 @@ def modify(
     home: Path | None = None,
 ) -> IntentRow:
     """Ask for a new quantity or prices on a working (or not yet sent) order."""
-    with Journal.open(home) as journal:
-        row = journal.request_modify(
+    with _writing(home) as journal:
+        return journal.request_modify(
             key, quantity=quantity, limit_price=limit_price, aux_price=aux_price
         )
-    ring(home or layout.home())
-    return row
 
 
 def status(key: str, home: Path | None = None) -> dict[str, Any]:
