@@ -99,11 +99,16 @@ class TradingMode:
         return self.mode == "live" and account in self.live_accounts
 
 
+def is_fa_master(account: str) -> bool:
+    """An FA master's code (F1234567, paper DF1234567): it holds no positions of its own."""
+    return bool(_MASTER.match(account))
+
+
 def traded_accounts(intent: OrderIntent, managed: Iterable[str]) -> list[str]:
     """The accounts an order trades: its own, or for an FA allocation every sub-account."""
     if not intent.allocation:
         return [intent.account]
-    return sorted(a for a in managed if a and not _MASTER.match(a))
+    return sorted(a for a in managed if a and not is_fa_master(a))
 
 
 def limit_is_a_price(intent: OrderIntent) -> bool:

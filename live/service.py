@@ -44,6 +44,7 @@ from ibkr.exceptions import GatewayUnavailable
 from live.config import LiveConfig, resolve_streams
 from live.doorbell import Doorbell
 from live.guard import hold_home, hold_login
+from live.intraday import IntradayAccounts
 from live.journal import Journal
 from live.orders import OrderManager
 from live.refill import login_of
@@ -135,6 +136,7 @@ class LiveService:
         self.doorbell = Doorbell(home)
         self.counters = Counters()
         self.streams: StreamManager | None = None
+        self.intraday = IntradayAccounts(self.ib, home)
         self.orders: OrderManager | None = None
         self._relink: asyncio.Task | None = None
         self._streaming: asyncio.Task | None = None  # this session's subscriptions and refill
@@ -168,6 +170,7 @@ class LiveService:
                 reference_price=self.streams.reference_price,
             )
             self.orders.attach()
+            self.intraday.attach()  # before the first connect: its positions count too
             self.doorbell.open()
             await self._keep_all(stop)
         finally:
@@ -233,6 +236,7 @@ class LiveService:
             beat = asyncio.ensure_future(self._beat(link))
             if link.trades:
                 await self.orders.reconcile()
+                self.intraday.subscribe()
             if link.streams:  # subscriptions and refills wait for pacing; orders never do
                 self._streaming = asyncio.ensure_future(self._stream())
             await self._every_while_connected(link, stop)
@@ -250,7 +254,11 @@ class LiveService:
         assert self.streams is not None and self.orders is not None
         jobs: list[tuple[float, Callable[[], Awaitable[None]]]] = []
         if link.trades:
-            jobs += [(EXPORT_EVERY, self._export), (REPORT_EVERY, self._report)]
+            jobs += [
+                (self.config.flush_every, self.intraday.flush),
+                (EXPORT_EVERY, self._export),
+                (REPORT_EVERY, self._report),
+            ]
         if link.streams:
             jobs += [(self.config.flush_every, self.streams.flush), (WATCH_EVERY, self._watch)]
         wakers = (link.disconnected, self.doorbell.rung) if link.trades else (link.disconnected,)
@@ -380,6 +388,7 @@ class LiveService:
                 "link_restored_data_kept": self.counters.link_restored[KEPT],
             },
             **streams,
+            "intraday": self.intraday.health(),
             "orders": self.journal.summary(),
         }
 
@@ -391,6 +400,7 @@ class LiveService:
         if self.streams is not None:
             with contextlib.suppress(Exception):
                 await self.streams.flush()
+        await self.intraday.flush()
         if self.orders is not None:
             self.orders.export(self.home)
         refresh_catalog(self.home)

@@ -41,6 +41,7 @@ from ibkr.pacer import RequestKey
 from ibkr.pacing_log import SharedPacer
 from live import refill as gaps
 from live.config import LiveConfig, ResolvedStream, resolve_streams
+from live.lake_writer import LakeWriter
 from live.safety import quote_price
 from live.stream_state import (
     NO_RETRY,
@@ -52,7 +53,6 @@ from live.stream_state import (
     write_since,
 )
 from warehouse import live_streams as lake
-from warehouse.catalog import refresh_catalog
 
 __all__ = ["ResolvedStream", "StreamManager", "resolve_streams"]
 
@@ -66,7 +66,6 @@ STARTUP_LOOKBACK = 300  # gateway seconds before a stream's first subscription i
 REFILL_HORIZON = 86_400  # gateway seconds back a refill reaches at most
 REFILL_EVERY = 60.0  # real seconds between refills when nothing else calls for one
 BACKOFF_MAX = 60.0
-COMPACT_EVERY = 900.0  # real seconds between merges of the days' flush files (one per flush)
 
 
 class StreamManager:
@@ -91,10 +90,7 @@ class StreamManager:
         self._refill_lock = asyncio.Lock()
         self._pacer: SharedPacer | None = None
         self._table = DurationTable.default()
-        self._catalogued: set[str] = set()
-        self._written: set[tuple[str, date]] = set()  # (dataset, day) since the last compaction
-        self._compacted_at = time.monotonic()
-        self._compaction: asyncio.Future | None = None
+        self.lake = LakeWriter(self.home)
         ib.pendingTickersEvent += self._on_tickers
         ib.barUpdateEvent += self._on_bar
 
@@ -260,21 +256,7 @@ class StreamManager:
                 self.states[con_id].ticks += count
         if bars and (appended := self._append(lake.BARS, bars)) is not None:
             self._stored_bars(bars, appended.valid)
-        idle = self._compaction is None or self._compaction.done()
-        if idle and self._written and time.monotonic() - self._compacted_at >= COMPACT_EVERY:
-            self._compacted_at = time.monotonic()
-            written, self._written = self._written, set()
-            self._compaction = asyncio.ensure_future(asyncio.to_thread(self._compact, written))
-
-    def _compact(self, written: set[tuple[str, date]]) -> None:
-        """A flush per second is a file per second: merged through the day, so a query of today
-        opens a few files, not thousands (safe while flushes go on; Dagster's daily
-        live_compaction does the same for the day that ended)."""
-        for dataset, day in sorted(written):
-            try:
-                lake.compact(self.home, dataset, day)
-            except OSError as exc:
-                log.error("could not compact %s of %s (%s)", dataset, day, exc)
+        self.lake.compact_if_due()
 
     def _stored_bars(self, rows: list[dict], valid: pl.DataFrame) -> None:
         kept = set()
@@ -290,20 +272,7 @@ class StreamManager:
                 self.states[row["con_id"]].holes.add(start)
 
     def _append(self, dataset: str, rows: list[dict]) -> lake.Appended | None:
-        try:
-            appended = lake.append(self.home, dataset, pl.DataFrame(rows, infer_schema_length=None))
-        except OSError as exc:  # disk full, permissions: the rows are lost, the service lives
-            log.error("could not write %d rows to %s (%s)", len(rows), dataset, exc)
-            return None
-        self._written |= {(dataset, d) for d in appended.valid.get_column("time").dt.date()}
-        if appended.quarantined:
-            log.warning(
-                "%d %s rows quarantined (see the quarantine view)", appended.quarantined, dataset
-            )
-        if dataset not in self._catalogued and appended.files:
-            self._catalogued.add(dataset)
-            refresh_catalog(self.home)  # the first file of a dataset needs its view
-        return appended
+        return self.lake.append(dataset, pl.DataFrame(rows, infer_schema_length=None))
 
     # ------------------------------------------------------------------ watching
     async def watch(self) -> None:

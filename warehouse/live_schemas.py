@@ -1,7 +1,8 @@
 """The live service's datasets, one pandera model each: the streamed `live_ticks` and
-`live_bars` (stored by `live_streams`) and the order manager's `live_orders`, `live_fills` and
-`live_differences` (stored by `live_orders`). `LIVE_SCHEMAS` names them; `schemas.SCHEMAS`
-includes it, so validation and the quarantine know them like any other dataset.
+`live_bars`, the intraday `live_positions`, `live_pnl` and `live_account_values` (all stored by
+`live_streams`), and the order manager's `live_orders`, `live_fills` and `live_differences`
+(stored by `live_orders`). `LIVE_SCHEMAS` names them; `schemas.SCHEMAS` includes it, so
+validation and the quarantine know them like any other dataset.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ BARS = "live_bars"
 ORDERS = "live_orders"
 FILLS = "live_fills"
 DIFFERENCES = "live_differences"
+POSITIONS = "live_positions"
+PNL = "live_pnl"
+ACCOUNT_VALUES = "live_account_values"
 
 BAR_SECONDS = 5  # the only real-time bar IB builds
 SOURCES = ("stream", "refill")  # what delivered a bar: the real-time stream or a refill request
@@ -79,6 +83,59 @@ class LiveBar(pa.DataFrameModel):
     def _on_grid(cls, data: pa.PolarsData) -> pl.LazyFrame:
         micros = pl.col("time").dt.epoch("us")
         return data.lazyframe.select(micros % (BAR_SECONDS * 1_000_000) == 0)
+
+
+class LivePosition(pa.DataFrameModel):
+    """An account's position in a contract from `time` on (IB's position message, pushed on
+    every change). `aggregate` rows sum an FA master's sub-accounts: `account` is the master,
+    and `avg_cost` is the quantity-weighted average while every sub-account is on one side."""
+
+    time: UtcDatetime
+    account: str = pa.Field(str_length={"min_value": 1})
+    con_id: pl.Int64 = pa.Field(gt=0)
+    position: pl.Float64
+    avg_cost: pl.Float64 = pa.Field(nullable=True)
+    aggregate: pl.Boolean
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class LivePnL(pa.DataFrameModel):
+    """An account's P&L from `time` on, in its base currency: the account's (IB's pnl, `con_id`
+    null) or one contract's (pnlSingle, with the position and its market value). A figure IB
+    has not computed is null. `aggregate` rows sum an FA master's sub-accounts."""
+
+    time: UtcDatetime
+    account: str = pa.Field(str_length={"min_value": 1})
+    con_id: pl.Int64 = pa.Field(nullable=True, gt=0)
+    daily_pnl: pl.Float64 = pa.Field(nullable=True)
+    unrealized_pnl: pl.Float64 = pa.Field(nullable=True)
+    realized_pnl: pl.Float64 = pa.Field(nullable=True)
+    position: pl.Float64 = pa.Field(nullable=True)
+    value: pl.Float64 = pa.Field(nullable=True)
+    aggregate: pl.Boolean
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class LiveAccountValue(pa.DataFrameModel):
+    """One account value from `time` on (IB's account updates: NetLiquidation, the ledger per
+    currency, ...) as IB wrote it, and as a number when it is one."""
+
+    time: UtcDatetime
+    account: str = pa.Field(str_length={"min_value": 1})
+    key: str = pa.Field(str_length={"min_value": 1})
+    currency: str
+    value: str
+    amount: pl.Float64 = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        coerce = True
 
 
 class LiveOrder(Lineage):
@@ -162,4 +219,7 @@ LIVE_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     ORDERS: LiveOrder,
     FILLS: LiveFill,
     DIFFERENCES: LiveDifference,
+    POSITIONS: LivePosition,
+    PNL: LivePnL,
+    ACCOUNT_VALUES: LiveAccountValue,
 }

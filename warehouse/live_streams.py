@@ -1,4 +1,5 @@
-"""The live datasets: ticks and 5-second bars that the `ibw live` service streams into the lake.
+"""The live datasets the `ibw live` service appends to the lake as they come: ticks, 5-second
+bars, and the intraday positions, P&L and account values.
 
 Owns the append of one flush, the daily compaction, the reads the service and the observer
 need, and the deduplicating SQL the catalog puts in front of the raw files; the models are in
@@ -29,7 +30,7 @@ import polars as pl
 
 from shared_state.locks import try_lock
 from warehouse import layout
-from warehouse.live_schemas import BARS, TICKS
+from warehouse.live_schemas import ACCOUNT_VALUES, BARS, PNL, POSITIONS, TICKS
 from warehouse.parquet import create_temp, fsync_dir, write_file
 from warehouse.quarantine import write_quarantine
 from warehouse.schemas import polars_schema
@@ -47,8 +48,17 @@ _COMPACTED = re.compile(rf"{COMPACTED_PREFIX}(\d+)\.parquet")
 DEDUPLICATED_VIEWS = {
     BARS: "SELECT * FROM {raw} QUALIFY row_number() OVER "
     '(PARTITION BY "day", con_id, "time" ORDER BY received_at, source) = 1',
-    TICKS: "SELECT DISTINCT * FROM {raw}",
+    **{name: "SELECT DISTINCT * FROM {raw}" for name in (TICKS, POSITIONS, PNL, ACCOUNT_VALUES)},
 }
+# The order rows are kept in (after deduplication) and the keys of one row of each dataset.
+ROW_ORDER = {
+    TICKS: ("con_id", "time", "received_at"),
+    BARS: ("con_id", "time"),
+    POSITIONS: ("account", "con_id", "time"),
+    PNL: ("account", "con_id", "time"),
+    ACCOUNT_VALUES: ("account", "key", "currency", "time"),
+}
+APPENDED = tuple(ROW_ORDER)
 
 
 @dataclass(frozen=True)
@@ -71,8 +81,10 @@ class Compaction:
 
 
 def _check(dataset: str) -> str:
-    if dataset not in (TICKS, BARS):
-        raise ValueError(f"{dataset!r} is not a live dataset; use {TICKS} or {BARS}")
+    if dataset not in ROW_ORDER:
+        raise ValueError(
+            f"{dataset!r} is not an appended live dataset; use one of {list(APPENDED)}"
+        )
     return dataset
 
 
@@ -153,11 +165,11 @@ def stored_bar_times(home: Path, day: date) -> dict[int, set[int]]:
 
 
 def deduplicate(dataset: str, frame: pl.DataFrame) -> pl.DataFrame:
-    """The rows the catalog's view shows: a bar once per (con_id, time), a tick once."""
+    """The rows the catalog's view shows: a bar once per (con_id, time), any other row once."""
     if _check(dataset) == BARS:
         ordered = frame.sort("con_id", "time", "received_at", "source")
         return ordered.unique(["con_id", "time"], keep="first", maintain_order=True)
-    return frame.unique(maintain_order=True).sort("con_id", "time", "received_at")
+    return frame.unique(maintain_order=True).sort(*ROW_ORDER[dataset], nulls_last=True)
 
 
 def compact(home: Path, dataset: str, day: date) -> Compaction:

@@ -15,12 +15,13 @@ from warehouse import live_streams
 
 LIVE_DAYS_NAME = "live_days"
 LIVE_DAYS = dg.DynamicPartitionsDefinition(name=LIVE_DAYS_NAME)
-COMPACTED = (live_streams.TICKS, live_streams.BARS)
 
 
 def days_with_files(home: Path) -> list[date]:
     """The UTC days either live stream holds files for, oldest first."""
-    return sorted({day for dataset in COMPACTED for day in live_streams.days(home, dataset)})
+    return sorted(
+        {day for dataset in live_streams.APPENDED for day in live_streams.days(home, dataset)}
+    )
 
 
 @dg.asset(
@@ -37,7 +38,7 @@ def live_compaction(
 ) -> dg.MaterializeResult:
     day = date.fromisoformat(context.partition_key)
     metadata: dict[str, dg.RawMetadataValue] = {}
-    for dataset in COMPACTED:
+    for dataset in live_streams.APPENDED:
         done = live_streams.compact(warehouse.path, dataset, day)
         context.log.info(
             f"{dataset} {day}: {done.files_before} files merged into {done.files_after}, "

@@ -136,7 +136,7 @@ def assert_complete(ib: IB, service: Service, home: Path) -> None:
 def test_streamed_bars_equal_history_and_ticks_land(
     fast_gateway, connect, seeded_home, monkeypatch
 ):
-    monkeypatch.setattr("live.streams.COMPACT_EVERY", 0.0)  # merge the flush files as they come
+    monkeypatch.setattr("live.lake_writer.COMPACT_EVERY", 0.0)  # merge the flush files as they come
     ib = connect(fast_gateway)
     service = Service(ib, seeded_home)
     service.start()
