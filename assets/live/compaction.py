@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.live.external import live_bars, live_ticks
+from assets.live.external import INTRADAY_SPECS, live_bars, live_ticks
 from assets.metadata import OWNERS
 from assets.resources import WarehouseResource
 from assets.trading_days import run_for_day
@@ -18,7 +18,7 @@ LIVE_DAYS = dg.DynamicPartitionsDefinition(name=LIVE_DAYS_NAME)
 
 
 def days_with_files(home: Path) -> list[date]:
-    """The UTC days either live stream holds files for, oldest first."""
+    """The UTC days any appended live dataset holds files for, oldest first."""
     return sorted(
         {day for dataset in live_streams.APPENDED for day in live_streams.days(home, dataset)}
     )
@@ -26,12 +26,13 @@ def days_with_files(home: Path) -> list[date]:
 
 @dg.asset(
     partitions_def=LIVE_DAYS,
-    deps=[live_ticks.key, live_bars.key],
+    deps=[live_ticks.key, live_bars.key, *(spec.key for spec in INTRADAY_SPECS)],
     group_name="live",
     kinds={"parquet"},
     owners=OWNERS,
-    description="Merges a UTC day of live_ticks and live_bars into one deduplicated file each "
-    "(safe while the service writes, and to rerun); one partition per day the service wrote.",
+    description="Merges a UTC day of each live dataset the service appends to (ticks, bars, "
+    "positions, P&L, account values) into one deduplicated file each (safe while the service "
+    "writes, and to rerun); one partition per day the service wrote.",
 )
 def live_compaction(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource

@@ -5,7 +5,16 @@ and the observer reports on them and evaluates their checks (`observer`)."""
 import dagster as dg
 
 from assets.metadata import OWNERS, dataset_metadata
-from warehouse.live_schemas import BARS, DIFFERENCES, FILLS, ORDERS, TICKS
+from warehouse.live_schemas import (
+    ACCOUNT_VALUES,
+    BARS,
+    DIFFERENCES,
+    FILLS,
+    ORDERS,
+    PNL,
+    POSITIONS,
+    TICKS,
+)
 
 SERVICE = "the `ibw live` service"
 
@@ -42,4 +51,20 @@ live_differences = _written_by_the_service(
     f"Where {SERVICE}'s reconciliation found the journal and IB disagreeing (unknown orders, "
     "fills without an intent, lost orders, positions): kept, never hidden.",
 )
-LIVE_SPECS = [live_ticks, live_bars, live_orders, live_fills, live_differences]
+live_positions = _written_by_the_service(
+    POSITIONS,
+    f"Every account's positions through the day as IB pushes them to {SERVICE} (a row per "
+    "change, at most one per key per flush), and an FA master's sums per contract.",
+)
+live_pnl = _written_by_the_service(
+    PNL,
+    f"Daily, unrealized and realized P&L per account and per position from IB's reqPnL and "
+    f"reqPnLSingle, as {SERVICE} hears it (about once a second while the market moves).",
+)
+live_account_values = _written_by_the_service(
+    ACCOUNT_VALUES,
+    f"Account values (NetLiquidation, margins, the ledger per currency) through the day, as "
+    f"IB sends them to {SERVICE} on every change and every three minutes.",
+)
+INTRADAY_SPECS = [live_positions, live_pnl, live_account_values]
+LIVE_SPECS = [live_ticks, live_bars, live_orders, live_fills, live_differences, *INTRADAY_SPECS]

@@ -1,5 +1,5 @@
 """How Dagster watches the `ibw live` service, which runs outside it: every minute the
-`live_observer` sensor observes the five live datasets (rows, today's rows, newest time, lag) and
+`live_observer` sensor observes the live datasets (rows, today's rows, newest time, lag) and
 evaluates their checks from the service's health file, so a dead or lagging service turns a check
 red on the assets' pages; it also adds each UTC day the service wrote to the compaction's
 partitions. The same checks can be run by hand (`live_checks`)."""
@@ -14,6 +14,7 @@ import polars as pl
 
 from assets.live.compaction import LIVE_DAYS, LIVE_DAYS_NAME, days_with_files
 from assets.live.external import (
+    INTRADAY_SPECS,
     LIVE_SPECS,
     SERVICE,
     live_bars,
@@ -117,6 +118,8 @@ def look(home: Path, now: datetime) -> tuple[list[dg.AssetObservation], list[Ver
             observation, fresh = _stream(home, spec.key, service, now)
             observations.append(observation)
             verdicts.append(fresh)
+        elif spec in INTRADAY_SPECS:
+            observations.append(_intraday(home, spec.key, service, now))
         else:
             observations.append(_journaled(home, spec.key, service, now))
     return observations, verdicts
@@ -139,10 +142,7 @@ def _stream(
     home: Path, key: dg.AssetKey, service: Service, now: datetime
 ) -> tuple[dg.AssetObservation, Verdict]:
     dataset, check, heard_field = STREAMS[key]
-    today = live_streams.summarize_day(home, dataset, now.date())
-    newest = today.newest
-    if newest is None and (held := live_streams.days(home, dataset)):
-        newest = live_streams.summarize_day(home, dataset, held[-1]).newest
+    today, newest = _newest(home, dataset, now)
     streams = service.health.get("streams", [])
     not_ok = [f"{s.get('symbol')} ({s.get('state')})" for s in streams if s.get("state") != "ok"]
     heard = max(
@@ -187,6 +187,35 @@ def _stream(
         service.severity,
     )
     return observation, verdict
+
+
+def _newest(
+    home: Path, dataset: str, now: datetime
+) -> tuple[live_streams.DaySummary, datetime | None]:
+    """Today's summary of an appended dataset, and its newest row's time on any day."""
+    today = live_streams.summarize_day(home, dataset, now.date())
+    newest = today.newest
+    if newest is None and (held := live_streams.days(home, dataset)):
+        newest = live_streams.summarize_day(home, dataset, held[-1]).newest
+    return today, newest
+
+
+def _intraday(home: Path, key: dg.AssetKey, service: Service, now: datetime) -> dg.AssetObservation:
+    """An intraday account dataset: how much today holds, how recent it is, and the service's
+    largest lag from IB's message to the row written."""
+    today, newest = _newest(home, key.to_user_string(), now)
+    intraday = service.health.get("intraday", {})
+    return dg.AssetObservation(
+        key,
+        metadata={
+            "service": service.state,
+            "rows_today": today.rows,
+            "files_today": today.files,
+            "newest": newest.isoformat() if newest else "no rows yet",
+            "accounts": int(intraday.get("accounts", 0)),
+            "max_lag_seconds": float(intraday.get("max_lag_seconds", 0.0)),
+        },
+    )
 
 
 def _journaled(

@@ -29,6 +29,9 @@ def test_code_location_loads_every_asset_check_and_resource():
         "live_orders",
         "live_fills",
         "live_differences",
+        "live_positions",
+        "live_pnl",
+        "live_account_values",
         "live_compaction",
     }
     checks = {k.name for k in graph.asset_check_keys}

@@ -157,7 +157,7 @@ def test_the_view_sees_new_flushes_without_a_refresh_and_never_a_bar_twice(
 
 def test_compaction_of_an_empty_day_and_an_unknown_dataset(tmp_path: Path) -> None:
     assert ls.compact(tmp_path, ls.BARS, DAY) == ls.Compaction(0, 0, 0)
-    with pytest.raises(ValueError, match="not a live dataset"):
+    with pytest.raises(ValueError, match="not an appended live dataset"):
         ls.compact(tmp_path, "bars", DAY)
 
 
