@@ -238,14 +238,14 @@ class OrderManager:
         except (TimeoutError, ConnectionError):
             return False  # no answer about the contract yet: the next pump tries again
         if self.risk is not None and risked is not None:
-            if not self.risk.knows(risked.account):
-                return False  # its positions are not in yet: the next pump tries again
             unit = order_price(risked, price)
             sentence = self.risk.refusal(risked, unit * multiplier if unit else None)
             if sentence is not None:
                 refuse(key, sentence)
                 log.warning("%s", sentence)
                 return False
+            if not self.risk.knows(risked.account):
+                return False  # its positions are not in yet: the next pump tries again
         return self.reconciled and self.ib.isConnected()  # the connection may have changed
 
     def _refuse(self, key: str, cause: str, fix: str) -> None:

@@ -244,6 +244,6 @@ class RiskGuard:
             ).sentence
         exposure = self.exposure(intent.account) if intent.account else None
         if exposure is None:
-            return None  # an allocation, or limits that need no figures (see `knows`)
+            return None  # an allocation, or no figures yet: the caller asks `knows`
         signed = intent.quantity if intent.action == "BUY" else -intent.quantity
         return intent_refusal(self.limits, exposure, intent.con_id, signed, unit_value)

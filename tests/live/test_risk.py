@@ -189,12 +189,17 @@ def test_a_lifted_block_holds_while_the_breach_lasts_and_the_next_breach_blocks(
     assert rows == [("raised by hand",), (None,)]
 
 
-def test_an_order_waits_while_its_account_has_no_figures(journal: Journal) -> None:
+def test_an_order_waits_while_its_account_has_no_figures_unless_it_is_blocked(
+    journal: Journal,
+) -> None:
     figures: dict[str, Exposure | None] = {}
     guard = RiskGuard(RiskLimits(max_position=1), figures.get, journal)
     assert not guard.knows(ACCOUNT)
     assert guard.knows("")  # an FA allocation: IB splits it, only blocks apply
     assert RiskGuard(RiskLimits(daily_loss=1), figures.get, journal).knows(ACCOUNT)
+    assert guard.refusal(buy("k"), 200.0) is None  # the order manager asks `knows` next
+    journal.block(ACCOUNT, "max_position", "past it")
+    assert "is blocked since" in guard.refusal(buy("k"), 200.0)  # refused, not waiting
 
 
 def test_a_journal_written_before_risk_blocks_opens_with_them(tmp_path: Path) -> None:
