@@ -1,4 +1,4 @@
-"""`ibw order place|cancel|cancel-all|modify|list|status`: orders through the journal.
+"""`ibw order place|cancel|cancel-all|unblock|modify|list|status`: orders through the journal.
 
 These commands only write intents, cancels and modifications into the order journal (and read
 it back); the running `ibw live` service is the only process that talks to the gateway, and
@@ -25,7 +25,7 @@ from ibkr.client import IBClient
 from ibkr.errors import one_sentence
 from ibkr.exceptions import IBWError
 from ibkr.gateways import live_logins
-from live.api import cancel, cancel_all, modify, status, submit
+from live.api import cancel, cancel_all, modify, status, submit, unblock
 from live.intents import ORDER_TYPES, OrderIntent
 from live.journal import IntentRow, Journal
 from live.safety import is_paper_account
@@ -83,6 +83,13 @@ def add_order_commands(commands: argparse._SubParsersAction) -> None:
     )
     kill.add_argument("--reason", default="manual", help="journaled with the request")
     kill.set_defaults(run=_cancel_all)
+
+    unblock_cmd = sub.add_parser(
+        "unblock", help="lift an account's risk blocks: its orders are sent again"
+    )
+    unblock_cmd.add_argument("account")
+    unblock_cmd.add_argument("--reason", required=True, help="journaled with the lift")
+    unblock_cmd.set_defaults(run=_unblock)
 
     modify_cmd = sub.add_parser("modify", help="new quantity or prices for a working order")
     modify_cmd.add_argument("key")
@@ -194,6 +201,17 @@ def _cancel_all(args: argparse.Namespace, home: Path, out: Console) -> None:
         f"Kill switch: {count} open order(s) of the journal asked to cancel, and IB's global "
         "cancel (every open order of the login, whoever placed it) queued; the running `ibw "
         "live` service sends it before any new order."
+    )
+
+
+@_guarded
+def _unblock(args: argparse.Namespace, home: Path, out: Console) -> None:
+    lifted = unblock(args.account, args.reason, home)
+    limits = ", ".join(b.limit for b in lifted)
+    out.print(
+        f"Account {args.account}: {len(lifted)} risk block(s) lifted ({limits}); its orders are "
+        "sent again. Still past a limit, it stays unblocked until it comes back within it and "
+        "breaches again (a restart of `ibw live` blocks it again at once)."
     )
 
 

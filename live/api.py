@@ -16,7 +16,7 @@ from typing import Any
 
 from live.doorbell import ring
 from live.intents import OrderIntent
-from live.journal import IntentRow, Journal
+from live.journal import IntentRow, Journal, RiskBlock
 from warehouse import layout
 
 
@@ -46,6 +46,13 @@ def cancel_all(reason: str = "manual", home: Path | None = None) -> int:
     orders other clients placed on the login); returns how many journaled orders were open."""
     with _writing(home) as journal:
         return journal.request_global_cancel(reason)
+
+
+def unblock(account: str, reason: str, home: Path | None = None) -> list[RiskBlock]:
+    """Lift the account's risk blocks (live.risk): its orders are sent again. Returns the blocks
+    lifted; an account with none is an error."""
+    with _writing(home) as journal:
+        return journal.unblock(account, reason)
 
 
 def modify(

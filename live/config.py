@@ -1,7 +1,8 @@
 """The live service's configuration file, and its streams resolved to contracts.
 
 Owns `LiveConfig` (which contracts stream ticks and 5-s bars, how often buffers are flushed,
-when a silent stream counts as stale, the default account and the order limits), read strictly
+when a silent stream counts as stale, the default account, the order limits and the accounts'
+risk limits), read strictly
 from YAML: an unknown key or a bad value is refused with one sentence naming the key and the
 fix, because a typo in a long-running service's config would otherwise stream the wrong thing
 for days. `resolve_streams` turns each entry into a `ResolvedStream` from the current version of
@@ -23,6 +24,7 @@ from ib_async import Contract
 from ibfacts.venues import Venue
 from ibkr.exceptions import IBWError
 from ibkr.sessions import hours_for
+from live.risk import LIMIT_NAMES, RiskLimits
 from live.safety import OrderLimits
 from warehouse.columns import SEC_TYPES
 from warehouse.parquet import read_dataset
@@ -30,9 +32,11 @@ from warehouse.parquet import read_dataset
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "live.yml"
 MIDPOINT_SEC_TYPES = frozenset({"CASH", "IND"})  # no trades: their bars are built from quotes
 MIN_STALE_AFTER = 10.0  # two 5-s bars: anything shorter resubscribes healthy streams
-_TOP = ("streams", "flush_every", "stale_after", "account", "limits")
+_TOP = ("streams", "flush_every", "stale_after", "account", "limits", "risk")
 _STREAM = ("symbol", "con_id", "sec_type", "ticks", "bars")
 _LIMITS = ("max_quantity", "max_notional", "max_price_deviation")
+_RISK = (*LIMIT_NAMES, "hard")
+_RISK_EXAMPLES = dict(zip(LIMIT_NAMES, (5_000, 1_000, 500_000, 250_000), strict=True))
 
 
 class LiveConfigError(IBWError):
@@ -64,6 +68,7 @@ class LiveConfig:
     stale_after: float = 30.0
     account: str = ""
     limits: OrderLimits = field(default_factory=OrderLimits)
+    risk: RiskLimits = field(default_factory=RiskLimits)
 
     @classmethod
     def load(cls, path: Path) -> LiveConfig:
@@ -129,6 +134,7 @@ class LiveConfig:
             stale_after=stale,
             account=account.strip(),
             limits=_limits(data.get("limits", {}), f"{source} limits"),
+            risk=_risk(data.get("risk", {}), f"{source} risk"),
         )
 
 
@@ -140,11 +146,13 @@ def _known(item: Mapping, allowed: tuple[str, ...], where: str) -> None:
         )
 
 
-def _number(item: Mapping, key: str, default: float, where: str) -> float:
+def _number(
+    item: Mapping, key: str, default: float, where: str, what: str = "a number of seconds"
+) -> float:
     value = item.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise LiveConfigError(
-            f"{key} must be a number of seconds (got {value!r})",
+            f"{key} must be {what} (got {value!r})",
             f"write e.g. {key}: {default:g}",
             subject=where,
         )
@@ -238,6 +246,57 @@ def _limits(item: object, where: str) -> OrderLimits:
             )
         values[key] = float(value)
     return OrderLimits(**values)
+
+
+def _risk(item: object, where: str) -> RiskLimits:
+    """The top-level risk limits, each entry of `accounts` merged over them (null: no limit)."""
+    if not isinstance(item, Mapping):
+        raise LiveConfigError(
+            "expected a mapping such as {daily_loss: 5000}",
+            "write risk as a mapping",
+            subject=where,
+        )
+    _known(item, (*_RISK, "accounts"), where)
+    top = _risk_values(item, where)
+    accounts = item.get("accounts", {})
+    if not isinstance(accounts, Mapping) or not all(isinstance(a, str) for a in accounts):
+        raise LiveConfigError(
+            "accounts must map account ids to their limits",
+            'write e.g. accounts: {"DU123456": {max_position: 500}}',
+            subject=where,
+        )
+    overrides = {}
+    for account, entry in accounts.items():
+        inner = f"{where} accounts {account}"
+        if not isinstance(entry, Mapping):
+            raise LiveConfigError(
+                "expected a mapping such as {max_position: 500}",
+                "write the account's limits as a mapping",
+                subject=inner,
+            )
+        _known(entry, _RISK, inner)
+        overrides[account.strip()] = RiskLimits(**{**top, **_risk_values(entry, inner)})
+    return RiskLimits(**top, accounts=overrides)
+
+
+def _risk_values(item: Mapping, where: str) -> dict:
+    """The risk keys the mapping gives, checked: positive numbers or null, and `hard` a list."""
+    values: dict = {}
+    for key in LIMIT_NAMES:
+        if key in item:
+            example = _RISK_EXAMPLES[key]
+            given = item[key] is not None
+            values[key] = _number(item, key, example, where, "a positive amount") if given else None
+    if "hard" in item:
+        hard = item["hard"]
+        if not isinstance(hard, list) or not all(h in LIMIT_NAMES for h in hard):
+            raise LiveConfigError(
+                f"hard must list limits among {', '.join(LIMIT_NAMES)} (got {hard!r})",
+                "write e.g. hard: [daily_loss], or hard: [] for none",
+                subject=where,
+            )
+        values["hard"] = frozenset(hard)
+    return values
 
 
 # ----------------------------------------------------------------------- resolution

@@ -14,7 +14,9 @@ modifications; only the service talks to the gateway), so every connection has a
 
 Intent states: new -> refused | sending | done (cancelled before sending);
 sending -> new (reconciliation: the gateway never got it) | working | done; working -> done.
-Executions, commissions, the positions baseline and differences: `live.ledger`.
+Executions, commissions, the positions baseline and differences: `live.ledger`. Risk blocks
+(`live.risk`): an account past a risk limit is blocked until a person lifts the block
+(`ibw order unblock`); the rows stay, lifted or not, as the record of who traded when.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,7 @@ TERMINAL_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"
 BUSY_TIMEOUT_MS = 30_000
 MODIFIABLE = ("quantity", "limit_price", "aux_price")
 
-SCHEMA_VERSION = 1  # raise it with every change to SCHEMA or its migrations below
+SCHEMA_VERSION = 2  # raise it with every change to SCHEMA or its migrations below
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS intents (
     key TEXT PRIMARY KEY, intent TEXT NOT NULL, created_at TEXT NOT NULL,
@@ -73,6 +75,9 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS global_cancels (
     id INTEGER PRIMARY KEY AUTOINCREMENT, requested_at TEXT NOT NULL, reason TEXT NOT NULL,
     open_orders INTEGER NOT NULL, sent_at TEXT);
+CREATE TABLE IF NOT EXISTS risk_blocks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, "limit" TEXT NOT NULL,
+    sentence TEXT NOT NULL, blocked_at TEXT NOT NULL, lifted_at TEXT, lifted_reason TEXT);
 """
 
 
@@ -92,6 +97,16 @@ def is_terminal(status: str, intent: OrderIntent) -> bool:
     if status == "Inactive" and not intent.transmit:
         return False
     return status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class RiskBlock:
+    """An account blocked by a risk limit (live.risk): no order of it is sent until lifted."""
+
+    account: str
+    limit: str
+    sentence: str
+    blocked_at: str
 
 
 @dataclass(frozen=True)
@@ -280,6 +295,44 @@ class Journal(Ledger):
         nothing more than the first did (at least once, and harmless twice)."""
         with self._tx() as db:
             db.execute("UPDATE global_cancels SET sent_at = ? WHERE id = ?", (now_text(), request))
+
+    # ---- risk blocks (live.risk) -----------------------------------------------------------
+
+    def block(self, account: str, limit: str, sentence: str) -> bool:
+        """Block the account for a breached limit; False if that block is already open."""
+        with self._tx() as db:
+            if any(b.limit == limit for b in self.risk_blocks(account)):
+                return False
+            db.execute(
+                'INSERT INTO risk_blocks (account, "limit", sentence, blocked_at) '
+                "VALUES (?, ?, ?, ?)",
+                (account, limit, sentence, now_text()),
+            )
+        return True
+
+    def unblock(self, account: str, reason: str) -> list[RiskBlock]:
+        """Lift every open block of the account (written by a person); returns them."""
+        with self._tx() as db:
+            lifted = self.risk_blocks(account)
+            if not lifted:
+                raise JournalError(
+                    "the account has no open risk block",
+                    "see the open blocks in the live service's health file",
+                    subject=f"account {account}",
+                )
+            db.execute(
+                "UPDATE risk_blocks SET lifted_at = ?, lifted_reason = ? "
+                "WHERE account = ? AND lifted_at IS NULL",
+                (now_text(), reason, account),
+            )
+        return lifted
+
+    def risk_blocks(self, account: str | None = None) -> list[RiskBlock]:
+        """The open blocks, of one account or of all, oldest first."""
+        query = 'SELECT account, "limit", sentence, blocked_at FROM risk_blocks '
+        query += "WHERE lifted_at IS NULL" + (" AND account = ?" if account is not None else "")
+        args = (account,) if account is not None else ()
+        return [RiskBlock(*r) for r in self._db.execute(query + " ORDER BY id", args)]
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -489,7 +542,8 @@ class Journal(Ledger):
         return busy == 0 and waiting == 0
 
     def summary(self) -> dict[str, Any]:
-        """Counts for health reports: intents per state, fills, fills awaiting commission."""
+        """Counts for health reports: intents per state, fills, fills awaiting commission; and the
+        open risk blocks."""
         states = dict.fromkeys(STATES, 0)
         for r in self._db.execute("SELECT state, count(*) n FROM intents GROUP BY state"):
             states[r["state"]] = r["n"]
@@ -498,12 +552,14 @@ class Journal(Ledger):
         ).fetchone()
         differences = self._db.execute("SELECT count(*) FROM differences").fetchone()[0]
         kills = self._db.execute("SELECT count(*) FROM global_cancels").fetchone()[0]
+        blocks = [asdict(b) for b in self.risk_blocks()]
         return {
             "intents": states,
             "fills": fills,
             "fills_without_commission": waiting,
             "differences": differences,
             "global_cancels": kills,
+            "risk_blocks": blocks,
         }
 
 

@@ -8,7 +8,8 @@ change, fill and commission ib_async reports is written to the journal as it arr
 of ib_async's fills on every pump catches any that no event announced (commissions that come
 late for fills known only from reqExecutions). Nothing is sent until `reconcile` has run on
 the current connection, and nothing is sent, new order or change to one, that has not passed
-`live.safety.check` under the service's current limits and mode.
+`live.safety.check` under the service's current limits and mode, nor (with a `RiskGuard`) an
+order on a blocked account or one that would take its account past a risk limit (`live.risk`).
 
 The service calls `attach` once, `reconcile` after every (re)connect, `pump` every ~100 ms
 while connected, and `export` now and then; users write intents through `live.api`.
@@ -30,6 +31,7 @@ from live import reconcile as rec
 from live.export import export_journal
 from live.intents import OrderIntent
 from live.journal import IntentRow, Journal
+from live.risk import RiskGuard
 from live.safety import OrderLimits, OrderRefused, TradingMode, check, order_price, quote_price
 
 log = logging.getLogger("ibw.live.orders")
@@ -52,12 +54,14 @@ class OrderManager:
         limits: OrderLimits,
         mode: TradingMode,
         reference_price: Callable[[int], float | None],
+        risk: RiskGuard | None = None,
     ) -> None:
         self.ib = ib
         self.journal = journal
         self.limits = limits
         self.mode = mode
         self.reference_price = reference_price
+        self.risk = risk
         self.reconciled = False  # on the current connection; nothing is sent before
         # Held by a reconcile and by a pump: a reconcile waits for a send in flight, so an
         # order placed after its snapshot is never taken for one the gateway lost.
@@ -201,7 +205,7 @@ class OrderManager:
                 self._refuse(key, f"its parent order {parent.key} is {parent.state}", "")
                 return
             parent_id = parent.order_id
-        if not await self._passes_checks(key, intent, self.journal.refuse):
+        if not await self._passes_checks(key, intent, self.journal.refuse, intent):
             return
         client_id = self.ib.client.clientId
         order_id = self.ib.client.getReqId()
@@ -209,11 +213,17 @@ class OrderManager:
         self.ib.placeOrder(intent.to_contract(), intent.to_order(order_id, parent_id))
 
     async def _passes_checks(
-        self, key: str, intent: OrderIntent, refuse: Callable[[str, str], None]
+        self,
+        key: str,
+        intent: OrderIntent,
+        refuse: Callable[[str, str], None],
+        risked: OrderIntent | None,
     ) -> bool:
         """The pre-trade checks every order and every change to one passes before it is sent,
         under the service's current limits and mode; `refuse(key, reason)` journals a refusal.
-        False also while the contract's details are not in, or the connection changed."""
+        `risked` is what the risk guard judges (a change that adds nothing: None, it passes).
+        False also while the contract's details or the account's figures are not in, or the
+        connection changed."""
         try:
             contract = await self._contract(intent.con_id)
             multiplier = float(contract.multiplier or 1) or 1.0
@@ -227,6 +237,15 @@ class OrderManager:
             return False
         except (TimeoutError, ConnectionError):
             return False  # no answer about the contract yet: the next pump tries again
+        if self.risk is not None and risked is not None:
+            unit = order_price(risked, price)
+            sentence = self.risk.refusal(risked, unit * multiplier if unit else None)
+            if sentence is not None:
+                refuse(key, sentence)
+                log.warning("%s", sentence)
+                return False
+            if not self.risk.knows(risked.account):
+                return False  # its positions are not in yet: the next pump tries again
         return self.reconciled and self.ib.isConnected()  # the connection may have changed
 
     def _refuse(self, key: str, cause: str, fix: str) -> None:
@@ -261,7 +280,9 @@ class OrderManager:
         return quote_price(tickers[0].bid, tickers[0].ask, tickers[0].last) if tickers else None
 
     async def _modify(self, row: IntentRow) -> None:
-        """A modification is a new intent for safety: refused, it fails and nothing is sent."""
+        """A modification is a new intent for safety: refused, it fails and nothing is sent. The
+        risk guard judges only one that adds to the quantity the gateway holds, and only what
+        is left to fill of it (the fills are in the account's positions already)."""
         wanted = repr(sorted((row.modification or {}).items()))
         if self._modifies_sent.get(row.key) == wanted:
             return
@@ -274,7 +295,10 @@ class OrderManager:
         if trade is not None and trade.isDone():
             return  # its final status is on the way
         intent = row.effective
-        if not await self._passes_checks(row.key, intent, self._fail_modification):
+        held = trade.order.totalQuantity if trade is not None else row.intent.quantity
+        left = intent.quantity - (row.filled or 0.0)
+        risked = intent.modified(quantity=left) if intent.quantity > held else None
+        if not await self._passes_checks(row.key, intent, self._fail_modification, risked):
             return
         parent = self.journal.find(intent.parent_key) if intent.parent_key else None
         order = intent.to_order(row.order_id, parent.order_id or 0 if parent else 0)
