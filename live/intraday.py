@@ -13,7 +13,7 @@ a row only when its figures changed: the lag from IB's message to the lake is at
 flush interval plus the write. An FA master's sub-accounts are also summed per contract under
 the master (`aggregate` rows), so the master's exposure is one query.
 
-The latest figures also answer `exposure(account)`, which the risk guard reads.
+The latest figures also answer `exposure(account)`, which the risk guard (live.risk) reads.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import polars as pl
 from ib_async import IB, AccountValue, PnL, PnLSingle, Position
 
 from live.lake_writer import LakeWriter
+from live.risk import Exposure
 from live.safety import is_fa_master
 from warehouse import live_streams as lake
 from warehouse.schemas import polars_schema
@@ -52,16 +52,6 @@ def _amount(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-@dataclass(frozen=True)
-class Exposure:
-    """One account's intraday figures as the service knows them (the risk guard's input)."""
-
-    account: str
-    daily_pnl: float | None  # IB's daily P&L in the base currency; None until IB sends it
-    positions: dict[int, float]  # conId -> signed quantity
-    values: dict[int, float]  # conId -> signed market value (base currency), once IB sent it
-
-
 class IntradayAccounts:
     """Keeps the trading login's accounts' intraday figures and writes them to the lake."""
 
@@ -77,6 +67,7 @@ class IntradayAccounts:
         self._subscribed: set[tuple[str, int]] = set()  # (account, conId) with a pnlSingle
         self._accounts: set[str] = set()  # with a reqPnL on this connection
         self._live = False  # subscriptions made on the current connection
+        self.changes = 0  # figures received: the risk guard looks again when this moves
         self.rows_written = 0
         self.max_lag = 0.0  # seconds from a change's arrival to its row's write
 
@@ -139,6 +130,7 @@ class IntradayAccounts:
     def _set_position(self, account: str, con_id: int, quantity: float, avg_cost: float) -> None:
         figures = (float(quantity), float(avg_cost))
         self._positions[(account, con_id)] = figures
+        self.changes += 1
         self._change(lake.POSITIONS, (account, con_id), _position_row(account, con_id, *figures))
         self._follow(account, con_id)
         self._aggregate_position(con_id)
@@ -146,6 +138,7 @@ class IntradayAccounts:
     def _on_pnl(self, pnl: PnL) -> None:
         figures = tuple(_figure(x) for x in (pnl.dailyPnL, pnl.unrealizedPnL, pnl.realizedPnL))
         self._pnl[pnl.account] = figures
+        self.changes += 1
         self._change(lake.PNL, (pnl.account, None), _pnl_row(pnl.account, None, *figures))
         self._aggregate_pnl()
 
@@ -159,6 +152,7 @@ class IntradayAccounts:
         )  # fmt: skip
         key = (single.account, single.conId)
         self._single[key] = figures
+        self.changes += 1
         self._change(lake.PNL, key, _pnl_row(single.account, single.conId, *figures))
         self._aggregate_single(single.conId)
 
@@ -242,20 +236,25 @@ class IntradayAccounts:
         return stored
 
     # ------------------------------------------------------------------ reading
-    def exposure(self, account: str) -> Exposure:
-        """The account's latest P&L and positions (an FA master's: its sub-accounts' sums)."""
+    def exposure(self, account: str) -> Exposure | None:
+        """The account's latest P&L, positions and their values (an FA master's: its
+        sub-accounts' sums); None until IB has sent the P&L of the account and of every
+        position it holds."""
         accounts = self._subs_of(account) if account == self.master else [account]
-        daily = [self._pnl[a][0] for a in accounts if a in self._pnl]
+        if not accounts or any(a not in self._pnl for a in accounts):
+            return None
         positions: dict[int, float] = {}
-        for (a, con_id), (quantity, _) in self._positions.items():
-            if a in accounts:
-                positions[con_id] = positions.get(con_id, 0.0) + quantity
         values: dict[int, float] = {}
-        for (a, con_id), single in self._single.items():
-            if a in accounts and single[4] is not None:
-                values[con_id] = values.get(con_id, 0.0) + single[4]
-        known = [d for d in daily if d is not None]
-        return Exposure(account, sum(known) if known else None, positions, values)
+        for (a, con_id), (quantity, _) in self._positions.items():
+            if a not in accounts or not quantity:
+                continue
+            value = self._single.get((a, con_id), (None,) * 5)[4]
+            if value is None:
+                return None
+            positions[con_id] = positions.get(con_id, 0.0) + quantity
+            values[con_id] = values.get(con_id, 0.0) + value
+        daily = [d for a in accounts if (d := self._pnl[a][0]) is not None]
+        return Exposure(account, sum(daily) if daily else None, positions, values)
 
     def health(self) -> dict[str, Any]:
         return {

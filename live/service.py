@@ -48,6 +48,7 @@ from live.intraday import IntradayAccounts
 from live.journal import Journal
 from live.orders import OrderManager
 from live.refill import login_of
+from live.risk import RiskGuard
 from live.safety import TradingMode
 from live.streams import StreamManager
 from warehouse.catalog import refresh_catalog
@@ -137,6 +138,8 @@ class LiveService:
         self.counters = Counters()
         self.streams: StreamManager | None = None
         self.intraday = IntradayAccounts(self.ib, home)
+        self.risk = RiskGuard(config.risk, self.intraday.exposure, self.journal)
+        self._risk_seen = -1  # the intraday changes the risk guard last looked at
         self.orders: OrderManager | None = None
         self._relink: asyncio.Task | None = None
         self._streaming: asyncio.Task | None = None  # this session's subscriptions and refill
@@ -168,6 +171,7 @@ class LiveService:
                 self.config.limits,
                 self.mode,
                 reference_price=self.streams.reference_price,
+                risk=self.risk,
             )
             self.orders.attach()
             self.intraday.attach()  # before the first connect: its positions count too
@@ -279,7 +283,14 @@ class LiveService:
     # ----------------------------------------------------------------- periodic work
     async def _pump(self) -> None:
         if self.trading.up and self.orders is not None:
+            self._check_risk()  # first: a hard breach's global cancel goes out in this pump
             await self.orders.pump()
+
+    def _check_risk(self) -> None:
+        """The risk limits against the accounts' figures, whenever IB sent new ones."""
+        if self.intraday.changes != self._risk_seen:
+            self._risk_seen = self.intraday.changes
+            self.risk.check_live(self.intraday.accounts)
 
     async def _stream(self) -> None:
         """Subscribe every stream, then refill the bars they are owed (after each connect)."""
