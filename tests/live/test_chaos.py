@@ -8,7 +8,8 @@ least N_EACH faults of each kind, each at a seeded random moment of the service'
 1100 then 1101, 1100 then 1102, a dropped socket, and kill -9 of the service (which is started
 again). Then the service stops cleanly and three records must agree exactly: the journal, the
 warehouse and the gateway's own book. Every fill once, with its commission; no order twice; no
-intent lost; and every 5-s bar of the period, equal to the gateway's historical bar.
+intent lost; every 5-s bar of the period, equal to the gateway's historical bar; and each
+account's last position in the intraday dataset, the gateway's.
 
 CI runs N_EACH = 20 (100 faults); `--full-size` runs 60 of each.
 """
@@ -128,6 +129,7 @@ def test_chaos(make_gateway, seeded_home: Path, tmp_path: Path, request) -> None
     book = gw.call(lambda: gw.gateway.book)
     check_orders_and_fills(seeded_home, driver, book)
     check_bars(seeded_home, gw, period_start, period_end)
+    check_positions(seeded_home, book)
 
 
 def test_a_stalled_connection_is_dropped_and_served_again(
@@ -321,6 +323,27 @@ def check_orders_and_fills(home: Path, driver: Driver, book: Book) -> None:
             "SELECT exec_id, commission FROM live_fills WHERE superseded_by IS NULL"
         ).fetchall()
     assert dict(stored) == pytest.approx({k: f.commission for k, f in fills.items()})
+
+
+def check_positions(home: Path, book: Book) -> None:
+    """The intraday subscriptions ran through every fault: each account's newest position in
+    `live_positions` is the gateway's, and so is the master's sum per contract."""
+    with connect_readonly(home) as con:
+        rows = con.execute(
+            "SELECT account, con_id, position, avg_cost FROM live_positions QUALIFY row_number() "
+            "OVER (PARTITION BY account, con_id, aggregate ORDER BY time DESC) = 1"
+        ).fetchall()
+    stored = {(a, c): (q, cost) for a, c, q, cost in rows}
+    held = {(p.account, p.con_id): (float(p.quantity), float(p.avg_cost)) for p in book.positions}
+    mine = {k: v for k, v in stored.items() if k[0] != MASTER}
+    assert {k: q for k, (q, _) in mine.items()} == {k: q for k, (q, _) in held.items()}
+    assert {k: c for k, (_, c) in mine.items()} == pytest.approx(
+        {k: c for k, (_, c) in held.items()}
+    )
+    sums: Counter[int] = Counter()
+    for (_, con_id), (quantity, _) in held.items():
+        sums[con_id] += quantity
+    assert {c: q for (a, c), (q, _) in stored.items() if a == MASTER} == dict(sums)
 
 
 def check_bars(home: Path, gw, period_start: datetime, period_end: datetime) -> None:
