@@ -3,7 +3,9 @@ per currency, the account values and summary tags, P&L and family codes.
 
 Pure functions of (Book, catalog, now): the gateway's handlers in `portfolio` send exactly what
 these return, so tests and the warehouse can compute every expected value. Deterministic: prices
-come from `book.mark_price` at `now`, currencies convert with the fixed `book.USD_PER` table.
+come from `book.mark_price` at `now` (the mid of the quote a client sees in that second, the
+market the ticks, bars and fills read too), currencies convert with the fixed `book.USD_PER`
+table.
 
 The model (simple, coherent, documented; not IB's risk engine):
 
