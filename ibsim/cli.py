@@ -85,6 +85,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --replay: N times the real pace (default 1)",
     )
     parser.add_argument(
+        "--account-update-interval",
+        type=interval,
+        metavar="SECONDS",
+        default=GatewayConfig.account_update_interval,
+        help="gateway seconds between refreshes of account updates and summaries, which also "
+        "follow every fill (default %(default)s, IB's 3 minutes)",
+    )
+    parser.add_argument(
+        "--pnl-interval",
+        type=interval,
+        metavar="SECONDS",
+        default=GatewayConfig.pnl_interval,
+        help="gateway seconds between pnl and pnlSingle updates (default %(default)s)",
+    )
+    parser.add_argument(
         "--faults",
         metavar="FILE.yml",
         help="a fault script to run from the start: a YAML list such as "
@@ -119,6 +134,17 @@ def _clock_time(text: str) -> time:
         return time.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a time of day like 23:45") from None
+
+
+def interval(text: str) -> float:
+    """An argparse type: a positive number of seconds."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0, e.g. 180")
+    return seconds
 
 
 def replay_start(text: str) -> datetime:
@@ -232,6 +258,8 @@ def run(args: argparse.Namespace) -> int:
             restart_refusal=args.restart_refusal,
             restart_at=args.restart_at,
             restart_zone=args.restart_zone,
+            account_update_interval=args.account_update_interval,
+            pnl_interval=args.pnl_interval,
             faults=faults,
             clock=clock,
         )

@@ -96,6 +96,13 @@ class GatewayConfig:
     # Streaming (ibsim.handlers.streaming, IB's market data pages). Real seconds between sends
     # of what changed: IB refreshes US quotes every 250 ms.
     stream_interval: float = 0.25
+    # Account subscriptions (ibsim.handlers.portfolio), in gateway seconds, so a fast or manual
+    # clock speeds them up. reqAccountUpdates, reqAccountUpdatesMulti and reqAccountSummary are
+    # sent again this often, and after every fill in their accounts: IB refreshes account
+    # values every 3 minutes (TWS API "Account Updates" and "Profit And Loss" pages).
+    account_update_interval: float = 180.0
+    # reqPnL and reqPnLSingle: a pnl / pnlSingle this often (IB's about once a second).
+    pnl_interval: float = 1.0
     # Market data lines per login: each reqMktData and reqRealTimeBars holds one (101 beyond).
     market_data_lines: int = 100
     # Simultaneous tick-by-tick subscriptions (10190 beyond); None: 5 % of the lines, at least 1.

@@ -34,10 +34,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-
 from ibsim.market.instruments import Instrument
-from ibsim.market.prices import mid_units
+from ibsim.market.quotes import quote_at
 
 DEFAULT_ACCOUNT = "DU123456"
 UNSET = 1.7976931348623157e308  # IB's Double.MAX: "no value"
@@ -299,9 +297,10 @@ class Book:
 
 
 def mark_price(inst: Instrument, now: datetime) -> float:
-    """The instrument's price at `now` on the synthetic market (its mid, on the tick grid)."""
-    units = mid_units(inst, np.array([int(now.timestamp())]))[0]
-    return round(float(units) / 10**inst.decimals, inst.decimals)
+    """The instrument's price at `now`: the mid of the quote a client sees in that second
+    (ibsim.market.quotes, which the ticks, the bars and the fills read too); outside a session,
+    that of the session's last second. Half a tick is one decimal more than the tick grid."""
+    return round(quote_at(inst, int(now.timestamp())).mid, inst.decimals + 1)
 
 
 def multiplier(inst: Instrument) -> float:

@@ -3,7 +3,9 @@ per currency, the account values and summary tags, P&L and family codes.
 
 Pure functions of (Book, catalog, now): the gateway's handlers in `portfolio` send exactly what
 these return, so tests and the warehouse can compute every expected value. Deterministic: prices
-come from `book.mark_price` at `now`, currencies convert with the fixed `book.USD_PER` table.
+come from `book.mark_price` at `now` (the mid of the quote a client sees in that second, the
+market the ticks, bars and fills read too), currencies convert with the fixed `book.USD_PER`
+table.
 
 The model (simple, coherent, documented; not IB's risk engine):
 
@@ -52,7 +54,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from ibsim.accounts.book import USD_PER, Book, Position, mark_price, multiplier
+from ibsim.accounts.book import UNSET, USD_PER, Book, Position, mark_price, multiplier
 from ibsim.market.calendars import sessions
 from ibsim.market.instruments import Instrument
 
@@ -501,8 +503,10 @@ def pnl(book: Book, catalog: Instruments, now: datetime, account_ids: Sequence[s
 def pnl_single(
     book: Book, catalog: Instruments, now: datetime, account_ids: Sequence[str], con_id: int
 ) -> PnLSingle | None:
-    """reqPnLSingle: one contract's position and P&L in the accounts; None when none holds it
-    (IB then sends nothing at all)."""
+    """reqPnLSingle: one contract's position and P&L in the accounts; None when none ever held
+    it (IB then sends nothing at all). A closed position (quantity 0) keeps its daily and
+    realized P&L, its value is 0 and its unrealized P&L is unset (`UNSET`, IB's Double.MAX_VALUE
+    for a value it does not have)."""
     rows = [v for v in portfolio_rows(book, catalog, now, account_ids) if v.con_id == con_id]
     if not rows:
         return None
@@ -511,10 +515,11 @@ def pnl_single(
     def total(field: str) -> float:
         return money(sum(to_base(getattr(v, field), v.currency, base) for v in rows))
 
+    position = sum(v.quantity for v in rows)
     return PnLSingle(
-        sum(v.quantity for v in rows),
+        position,
         total("daily_pnl"),
-        total("unrealized_pnl"),
+        total("unrealized_pnl") if position else UNSET,
         total("realized_pnl"),
         total("market_value"),
     )

@@ -28,13 +28,13 @@ class Client(Protocol):
     state: GatewayState  # the login's: config, clock, catalog, book, pacer, orders
     client_id: int | None
     server_version: int
-    # Streaming market data, tick-by-tick and real-time bars by reqId (ibsim.handlers.streaming),
-    # sent by the `pump` task; they all end with the connection.
+    # Streaming market data, tick-by-tick and real-time bars (ibsim.handlers.streaming) and the
+    # account subscriptions (ibsim.handlers.portfolio) by reqId, sent by the `pump` task; they
+    # all end with the connection.
     subscriptions: dict[int, Subscription]
     pump: asyncio.Task | None
     historical: dict[int, asyncio.Task]  # open bar requests by reqId
     streaming: set[int]  # keepUpToDate requests past their first answer
-    account_summaries: set[int]  # open reqAccountSummary subscriptions by reqId
     positions_subscribed: bool  # reqPositions until cancelPositions: fills push `position`
     market_data_type: int  # reqMarketDataType: 1 live, 2 frozen, 3 delayed, 4 both
 

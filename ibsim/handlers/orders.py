@@ -218,9 +218,8 @@ class ClientNews:
             ex.client_id,
             lambda c: trades.exec_details_fields(-1, ex, inst, cumulative, c.server_version),
         )
-        for client in list(self.clients.values()):  # every reqPositions subscriber, as IB does
-            if client.positions_subscribed:
-                portfolio.position_changed(client, ex.account, ex.con_id)
+        for client in list(self.clients.values()):  # every subscriber, as IB does
+            portfolio.filled(client, ex.account, ex.con_id)
 
     def commission(self, ex: Execution) -> None:
         self.tell(ex.client_id, lambda c: trades.commission_fields(ex))

@@ -1,12 +1,20 @@
 """Account data: positions, account values and summary, portfolio, P&L and family codes.
 
-Every value comes from `ibsim.accounts.valuation` (pure functions of the Book and the market at the
-gateway's now), so tests can compute what the gateway sends. Layouts at server version 178
+Every value comes from `ibsim.accounts.valuation` (pure functions of the Book and the market at
+the gateway's now), so tests can compute what the gateway sends. Layouts at server version 178
 (as the clients decode them), checked against ib_async's and ibapi's decoders. Accounts a
 request names are read with `Book.account_ids`: a sub-account, "All" (or ""), the master code
-with or without "A" (every sub-account), or an FA group name. Positions are pushed again on
-every fill to reqPositions subscribers, as IB does; the other values are sent once, at the
-request: no periodic updates yet.
+with or without "A" (every sub-account), or an FA group name.
+
+Subscriptions go on as IB's do (TWS API "Account Updates" and "Profit And Loss" pages: account
+values refresh every 3 minutes and when a position changes). Positions are pushed again on every
+fill to reqPositions subscribers. reqAccountUpdates, reqAccountUpdatesMulti and
+reqAccountSummary are `Refreshed` subscriptions: after each fill in one of their accounts they
+send that account's rows again (reqAccountUpdates: its values, the changed portfolio row, the
+time and accountDownloadEnd), and every `config.account_update_interval` gateway seconds all of
+them; reqPnL and reqPnLSingle send every `config.pnl_interval`. The streaming pump
+(ibsim.handlers.streaming) keeps the time, so a fast or manual clock speeds them up; each ends at
+its cancel or with the connection.
 
 Account summary subscriptions are counted per gateway login: at most two open (the third gets
 322); cancelAccountSummary (63) frees a slot, and so does the end of the client's connection.
@@ -14,9 +22,15 @@ Account summary subscriptions are counted per gateway login: at most two open (t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from ibsim.accounts import valuation
+from ibsim.accounts.book import Book
+from ibsim.config import GatewayConfig
+from ibsim.handlers import streaming
 from ibsim.handlers.client import Client
 from ibsim.handlers.fields import FieldReader
 from ibsim.handlers.reference import strike_text
@@ -59,19 +73,6 @@ def cancel_positions(client: Client, msg: FieldReader) -> None:
     client.positions_subscribed = False
 
 
-def position_changed(client: Client, account: str, con_id: int) -> None:
-    """The `position` IB pushes to a reqPositions subscriber after a fill (quantity 0 and no
-    average cost once the position is closed)."""
-    book, catalog, now = _args(client)
-    for v in valuation.portfolio_rows(book, catalog, now, (account,)):
-        if v.con_id == con_id:
-            fields = _position_fields(account, con_id, v.instrument, v.quantity, v.avg_cost)
-            break
-    else:
-        fields = _position_fields(account, con_id, catalog.by_con_id(con_id), 0.0, 0.0)
-    client.notify(*fields)
-
-
 def _position_fields(
     account: str, con_id: int, inst: Instrument | None, quantity: float, avg_cost: float
 ) -> list[object]:
@@ -94,96 +95,259 @@ def positions_multi(client: Client, msg: FieldReader) -> None:
     client.send(72, 1, req_id)
 
 
+# ----------------------------------------------------------------------------- subscriptions
+Send = Callable[..., None]  # client.send (a refresh) or client.notify (a fill's news)
+# The key of the reqAccountUpdates subscription among a client's subscriptions: it has no reqId,
+# and -1 is the id IB gives messages that answer none.
+ACCOUNT_UPDATES = -1
+
+
+@dataclass(eq=False)
+class Refreshed:
+    """An account subscription whose rows are sent again every `interval` gateway seconds (the
+    streaming pump calls `advance`) and, if `on_fills`, after each fill in its accounts."""
+
+    req_id: int
+    next_at: float  # the gateway time of the next refresh
+    takes_line: ClassVar[bool] = False
+    on_fills: ClassVar[bool] = True
+
+    def interval(self, config: GatewayConfig) -> float:
+        return config.account_update_interval
+
+    def accounts(self, book: Book) -> list[str]:
+        raise NotImplementedError
+
+    def send_rows(self, client: Client, send: Send, accounts: list[str], con_id: int | None):
+        """The subscription's messages for `accounts`; `con_id`: only that portfolio row."""
+        raise NotImplementedError
+
+    def advance(self, client: Client, now: int, live: bool) -> None:
+        if now < self.next_at:
+            return
+        if live:
+            self.send_rows(client, client.send, self.accounts(client.state.book), None)
+        self.next_at = now + self.interval(client.state.config)
+
+    def filled(self, client: Client, account: str, con_id: int) -> None:
+        if self.on_fills and account in self.accounts(client.state.book):
+            self.send_rows(client, client.notify, [account], con_id)
+
+
+def _subscribe(client: Client, sub: Refreshed) -> None:
+    """Send the first image of `sub` now and keep it refreshed."""
+    sub.next_at = client.now().timestamp() + sub.interval(client.state.config)
+    sub.send_rows(client, client.send, sub.accounts(client.state.book), None)
+    streaming.start(client, sub)
+
+
+def _unsubscribe(client: Client, req_id: int, kind: type[Refreshed]) -> None:
+    """End the `kind` subscription `req_id`; silent if there is none, as IB's cancels are."""
+    if isinstance(client.subscriptions.get(req_id), kind):
+        del client.subscriptions[req_id]
+
+
+def filled(client: Client, account: str, con_id: int) -> None:
+    """A fill changed `account`'s position in `con_id`: what IB pushes to this client, if it
+    subscribed (reqPositions, account updates, multi and summary)."""
+    if client.positions_subscribed:
+        client.notify(*_changed_position(client, account, con_id))
+    for sub in list(client.subscriptions.values()):
+        if isinstance(sub, Refreshed):
+            sub.filled(client, account, con_id)
+
+
+def _changed_position(client: Client, account: str, con_id: int) -> list[object]:
+    """The `position` IB pushes to a reqPositions subscriber after a fill (quantity 0 and no
+    average cost once the position is closed)."""
+    book, catalog, now = _args(client)
+    for v in valuation.portfolio_rows(book, catalog, now, (account,)):
+        if v.con_id == con_id:
+            return _position_fields(account, con_id, v.instrument, v.quantity, v.avg_cost)
+    return _position_fields(account, con_id, catalog.by_con_id(con_id), 0.0, 0.0)
+
+
 # ----------------------------------------------------------------------------- account updates
+@dataclass(eq=False)
+class AccountUpdates(Refreshed):
+    """reqAccountUpdates of one account code (the master's, with or without "A": every
+    sub-account)."""
+
+    code: str = ""
+
+    def accounts(self, book: Book) -> list[str]:
+        return list(book.account_ids(self.code))
+
+    def send_rows(self, client: Client, send: Send, accounts: list[str], con_id: int | None):
+        book, catalog, now = _args(client)
+        for account in accounts:
+            for key, value, currency in valuation.account_values(book, catalog, now, account):
+                send(6, 2, key, value, currency, account)
+            for v in valuation.portfolio_rows(book, catalog, now, (account,)):
+                if con_id is None or v.con_id == con_id:
+                    send(
+                        7, 8, *_contract(v.con_id, v.instrument),
+                        valuation.quantity_text(v.quantity),
+                        *(valuation.number_text(x) for x in (
+                            v.market_price, v.market_value, v.avg_cost, v.unrealized_pnl,
+                            v.realized_pnl,
+                        )),
+                        account,
+                    )  # fmt: skip
+        send(8, 1, f"{now.astimezone(_EASTERN):%H:%M}")
+        send(54, 1, self.code)
+
+
 def account_updates(client: Client, msg: FieldReader) -> None:
-    """reqAccountUpdates: values, portfolio, time and accountDownloadEnd for the named account
-    (the master code, with or without "A", covers every sub-account). A new subscription
-    replaces the last one; nothing is sent after the first image, so unsubscribing is silent."""
+    """reqAccountUpdates: values, portfolio, time and accountDownloadEnd for the named account;
+    a new subscription replaces the last one, an unsubscribe ends it."""
     msg.skip()  # version
     subscribe, code = msg.bool(), msg.str()
-    if not subscribe:
-        return
-    book, catalog, now = _args(client)
-    for account in book.account_ids(code):
-        for key, value, currency in valuation.account_values(book, catalog, now, account):
-            client.send(6, 2, key, value, currency, account)
-        for v in valuation.portfolio_rows(book, catalog, now, (account,)):
-            client.send(
-                7, 8, *_contract(v.con_id, v.instrument), valuation.quantity_text(v.quantity),
-                *(valuation.number_text(x) for x in (
-                    v.market_price, v.market_value, v.avg_cost, v.unrealized_pnl, v.realized_pnl,
-                )),
-                account,
-            )  # fmt: skip
-    client.send(8, 1, f"{now.astimezone(_EASTERN):%H:%M}")
-    client.send(54, 1, code)
+    if subscribe:
+        _subscribe(client, AccountUpdates(ACCOUNT_UPDATES, 0.0, code))
+    else:
+        _unsubscribe(client, ACCOUNT_UPDATES, AccountUpdates)
+
+
+@dataclass(eq=False)
+class AccountUpdatesMulti(Refreshed):
+    """reqAccountUpdatesMulti: every account value (with ledgerAndNLV only the ledger and
+    NetLiquidation) of each account the request names, then accountUpdateMultiEnd."""
+
+    account: str = ""
+    model_code: str = ""
+    light: bool = False
+
+    def accounts(self, book: Book) -> list[str]:
+        return list(book.account_ids(self.account))
+
+    def send_rows(self, client: Client, send: Send, accounts: list[str], con_id: int | None):
+        book, catalog, now = _args(client)
+        for acct in accounts:
+            for key, value, currency in valuation.account_values(
+                book, catalog, now, acct, self.light
+            ):
+                send(73, 1, self.req_id, acct, self.model_code, key, value, currency)
+        send(74, 1, self.req_id)
 
 
 def account_updates_multi(client: Client, msg: FieldReader) -> None:
-    """reqAccountUpdatesMulti: every account value (or with ledgerAndNLV only the ledger and
-    NetLiquidation) of each account the request names, then accountUpdateMultiEnd."""
     msg.skip()  # version
     req_id = msg.request_id()
     account, model_code, light = msg.str(), msg.str(), msg.bool()
-    book, catalog, now = _args(client)
-    for acct in book.account_ids(account):
-        for key, value, currency in valuation.account_values(book, catalog, now, acct, light):
-            client.send(73, 1, req_id, acct, model_code, key, value, currency)
-    client.send(74, 1, req_id)
+    _subscribe(client, AccountUpdatesMulti(req_id, 0.0, account, model_code, light))
+
+
+def cancel_account_updates_multi(client: Client, msg: FieldReader) -> None:
+    msg.skip()  # version
+    _unsubscribe(client, msg.request_id(), AccountUpdatesMulti)
 
 
 # ----------------------------------------------------------------------------- account summary
+@dataclass(eq=False)
+class AccountSummary(Refreshed):
+    """reqAccountSummary: the requested tags of each account of the group, then its End."""
+
+    group: str = ""
+    tags: str = ""
+
+    def accounts(self, book: Book) -> list[str]:
+        return list(book.account_ids(self.group))
+
+    def send_rows(self, client: Client, send: Send, accounts: list[str], con_id: int | None):
+        book, catalog, now = _args(client)
+        for row in valuation.summary(book, catalog, now, accounts, self.tags):
+            send(63, 1, self.req_id, row.account, row.tag, row.value, row.currency)
+        send(64, 1, self.req_id)
+
+
 def _open_summaries(client: Client) -> int:
     """This login's open summary subscriptions, without those of closing connections."""
-    return sum(len(peer.account_summaries) for peer in client.peers() if not peer.closing)
+    return sum(
+        isinstance(sub, AccountSummary)
+        for peer in client.peers()
+        if not peer.closing
+        for sub in peer.subscriptions.values()
+    )
 
 
 def account_summary(client: Client, msg: FieldReader) -> None:
     msg.skip()  # version
     req_id = msg.request_id()
     group, tags = msg.str(), msg.str()
-    if req_id not in client.account_summaries and _open_summaries(client) >= MAX_ACCOUNT_SUMMARIES:
+    renewed = isinstance(client.subscriptions.get(req_id), AccountSummary)
+    if not renewed and _open_summaries(client) >= MAX_ACCOUNT_SUMMARIES:
         raise errors.TOO_MANY_SUMMARIES
-    client.account_summaries.add(req_id)
-    book, catalog, now = _args(client)
-    for row in valuation.summary(book, catalog, now, book.account_ids(group), tags):
-        client.send(63, 1, req_id, row.account, row.tag, row.value, row.currency)
-    client.send(64, 1, req_id)
+    _subscribe(client, AccountSummary(req_id, 0.0, group, tags))
 
 
 def cancel_account_summary(client: Client, msg: FieldReader) -> None:
-    """cancelAccountSummary: frees the subscription's slot; no reply."""
+    """cancelAccountSummary: ends the subscription and frees its slot; no reply."""
     msg.skip()  # version
-    client.account_summaries.discard(msg.request_id())
+    _unsubscribe(client, msg.request_id(), AccountSummary)
 
 
 # ----------------------------------------------------------------------------- P&L
+@dataclass(eq=False)
+class PnL(Refreshed):
+    """reqPnL: the accounts' daily, unrealized and realized P&L every `pnl_interval`."""
+
+    account: str = ""
+    on_fills: ClassVar[bool] = False  # the next second's pnl shows the fill
+
+    def interval(self, config: GatewayConfig) -> float:
+        return config.pnl_interval
+
+    def accounts(self, book: Book) -> list[str]:
+        return list(book.account_ids(self.account))
+
+    def send_rows(self, client: Client, send: Send, accounts: list[str], con_id: int | None):
+        book, catalog, now = _args(client)
+        daily, unrealized, realized = valuation.pnl(book, catalog, now, accounts)
+        send(94, self.req_id, *(valuation.number_text(x) for x in (daily, unrealized, realized)))
+
+
 def pnl(client: Client, msg: FieldReader) -> None:
-    """reqPnL: one pnl message at the subscription (no periodic updates)."""
     req_id = msg.request_id()
     account, _model_code = msg.str(), msg.str()
-    book, catalog, now = _args(client)
-    accounts = book.account_ids(account)
-    if not account or not accounts:
+    if not account or not client.state.book.account_ids(account):
         cause = "Account must not be empty" if not account else "Invalid account code"
         raise errors.invalid_request(cause)
-    daily, unrealized, realized = valuation.pnl(book, catalog, now, accounts)
-    client.send(94, req_id, *(valuation.number_text(x) for x in (daily, unrealized, realized)))
+    _subscribe(client, PnL(req_id, 0.0, account))
+
+
+@dataclass(eq=False)
+class PnLSingle(PnL):
+    """reqPnLSingle: one contract's position and P&L in the accounts every `pnl_interval`."""
+
+    con_id: int = 0
+
+    def send_rows(self, client: Client, send: Send, accounts: list[str], con_id: int | None):
+        book, catalog, now = _args(client)
+        found = valuation.pnl_single(book, catalog, now, accounts, self.con_id)
+        if found is not None:
+            send(
+                95, self.req_id, valuation.quantity_text(found.position),
+                *(valuation.number_text(x) for x in found[1:]),
+            )  # fmt: skip
 
 
 def pnl_single(client: Client, msg: FieldReader) -> None:
-    """reqPnLSingle: one pnlSingle at the subscription; nothing at all for a contract the
-    account does not hold (IB's behaviour)."""
+    """reqPnLSingle; nothing at all, now or later, for a contract the accounts do not hold
+    (IB's behaviour)."""
     req_id = msg.request_id()
     account, _model_code, con_id = msg.str(), msg.str(), msg.int()
     book, catalog, now = _args(client)
-    found = valuation.pnl_single(book, catalog, now, book.account_ids(account), con_id)
-    if found is None:
-        return
-    client.send(
-        95, req_id, valuation.quantity_text(found.position),
-        *(valuation.number_text(x) for x in found[1:]),
-    )  # fmt: skip
+    if valuation.pnl_single(book, catalog, now, book.account_ids(account), con_id) is not None:
+        _subscribe(client, PnLSingle(req_id, 0.0, account, con_id))
+
+
+def cancel_pnl(client: Client, msg: FieldReader) -> None:
+    _unsubscribe(client, msg.request_id(), PnL)  # a PnLSingle is a PnL too: one id, one kind
+
+
+def cancel_pnl_single(client: Client, msg: FieldReader) -> None:
+    _unsubscribe(client, msg.request_id(), PnLSingle)
 
 
 # ----------------------------------------------------------------------------- family codes

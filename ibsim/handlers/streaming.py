@@ -5,7 +5,9 @@ it. One pump task per connection wakes every `config.stream_interval` real secon
 gateway's clock and brings each subscription up to that second: it sends what is new, or, while
 IB's link is down (1100) or the connection is stalled, lets it pass unsent, so a gap stays a
 gap. Prices come from ibsim.market.quotes, the market the historical bars and the order fills
-read too. Real-time bars: ibsim.handlers.realtime_bars. Limits: IB's market data pages.
+read too. Real-time bars: ibsim.handlers.realtime_bars; the account subscriptions (account
+updates, summary, P&L: ibsim.handlers.portfolio) ride the same pump. Limits: IB's market data
+pages.
 """
 
 from __future__ import annotations

@@ -47,11 +47,11 @@ class Connection:
         self.tasks: set[asyncio.Task] = set()
         self.historical: dict[int, asyncio.Task] = {}  # open bar requests by reqId
         self.streaming: set[int] = set()  # keepUpToDate requests past their first answer
-        self.account_summaries: set[int] = set()  # open reqAccountSummary subscriptions
         self.positions_subscribed = False  # reqPositions until cancelPositions
         self.held: list[bytes] = []  # order news kept while the gateway's link to IB is down
-        # Streaming market data, tick-by-tick and real-time bars by reqId
-        # (ibsim.handlers.streaming), sent by the `pump` task; they all end with the connection.
+        # Streaming market data, tick-by-tick and real-time bars (ibsim.handlers.streaming) and
+        # the account subscriptions (ibsim.handlers.portfolio) by reqId, sent by the `pump`
+        # task; they all end with the connection.
         self.subscriptions: dict[int, Subscription] = {}
         self.pump: asyncio.Task | None = None
         self.market_data_type = 1  # reqMarketDataType: 1 live, 2 frozen, 3 delayed, 4 both
@@ -207,7 +207,7 @@ class Connection:
     async def _close(self) -> None:
         for task in list(self.tasks):
             task.cancel()
-        self.subscriptions.clear()  # frees their market data lines
+        self.subscriptions.clear()  # frees their market data lines and summary slots
         if self.client_id is not None:
             if self.clients.get(self.client_id) is self:
                 del self.clients[self.client_id]

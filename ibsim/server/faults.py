@@ -5,8 +5,10 @@ from a script (IB's message codes 1100-1102 and 2103-2106, and IB Gateway's dail
 gateway's loop (tests: `gw.call(gw.gateway.connectivity_lost)`) and touch only the gateway's
 clients and state:
 - `connectivity_lost` / `connectivity_restored`: IB's link (1100, then 1102 or 1101). While it is
-  down no ticks or bars go out and order news is held (`Connection.notify`); 1101 drops every
-  stream without a word, as IB does, so clients must resubscribe.
+  down no ticks, bars or account refreshes go out and order news is held (`Connection.notify`);
+  1101 drops every stream and account subscription without a word, as IB does ("market and
+  account data subscription requests must be resubmitted", IB's message codes page), so
+  clients must resubscribe.
 - `farm_status`: a farm notice (2103-2108, 2157, 2158) on demand.
 - `drop_clients`: hang up on clients; the gateway keeps listening (unlike `restart`).
 - `stall`: the gateway neither reads nor sends for a while, then carries on.
@@ -146,7 +148,8 @@ def _end_stall(client: Connection, until: float) -> None:
 
 
 def _drop_streams(client: Connection) -> None:
-    """Forget every market data, tick-by-tick, real-time bar and keepUpToDate subscription."""
+    """Forget every market data, tick-by-tick, real-time bar, keepUpToDate and account
+    subscription (account updates, multi, summary, P&L)."""
     client.subscriptions.clear()
     for req_id in list(client.streaming):
         task = client.historical.pop(req_id, None)

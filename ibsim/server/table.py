@@ -50,7 +50,7 @@ HANDLERS: dict[int, Handler] = {
     74: portfolio.positions_multi,
     75: account.acknowledged,  # cancelPositionsMulti
     76: portfolio.account_updates_multi,
-    77: account.acknowledged,  # cancelAccountUpdatesMulti
+    77: portfolio.cancel_account_updates_multi,
     78: reference.option_parameters,
     80: portfolio.family_codes,
     81: reference.matching_symbols,
@@ -58,9 +58,9 @@ HANDLERS: dict[int, Handler] = {
     90: historical.cancel_head_timestamp,
     91: reference.market_rule,
     92: portfolio.pnl,
-    93: account.acknowledged,  # cancelPnL
+    93: portfolio.cancel_pnl,
     94: portfolio.pnl_single,
-    95: account.acknowledged,  # cancelPnLSingle
+    95: portfolio.cancel_pnl_single,
     97: streaming.req_tick_by_tick,
     98: streaming.cancel_tick_by_tick,
     99: trades.completed_orders,
