@@ -102,6 +102,20 @@ class IntradayAccounts:
             if quantity and (account, con_id) not in held:  # closed while the link was down
                 self._set_position(account, con_id, 0.0, 0.0)
 
+    async def resubscribe(self, timeout: float) -> None:
+        """After 1101: IB dropped the account subscriptions with the data (its message codes
+        page: market and account data requests must be resubmitted), so every one again,
+        account values included. Cancels first, so ib_async forgets the dropped ones."""
+        for account in self._accounts:
+            self.ib.cancelPnL(account)
+        for account, con_id in self._subscribed:
+            self.ib.cancelPnLSingle(account, "", con_id)
+        self._accounts.clear()
+        self._subscribed.clear()
+        self.subscribe()
+        for account in self.accounts:
+            await asyncio.wait_for(self.ib.reqAccountUpdatesMultiAsync(account), timeout)
+
     @property
     def accounts(self) -> list[str]:
         """The login's accounts that hold positions (an FA master holds none itself)."""

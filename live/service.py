@@ -371,14 +371,17 @@ class LiveService:
             link.up = True
             log.info("IB is back at %s (%s)%s", link.address, code, ": reconciling" * link.trades)
             if link.trades and (self._relink is None or self._relink.done()):
-                self._relink = asyncio.ensure_future(self._after_relink())
+                self._relink = asyncio.ensure_future(self._after_relink(code))
 
-    async def _after_relink(self) -> None:
-        """Orders may have changed while IB was away: reconcile before the next pump."""
+    async def _after_relink(self, code: int) -> None:
+        """Orders may have changed while IB was away: reconcile before the next pump. After
+        1101 the account subscriptions are gone too: make them again."""
         if self.orders is None:
             return
         with contextlib.suppress(ConnectionError, TimeoutError):
             await self.orders.reconcile()
+            if code == RESTORED_LOST:
+                await self.intraday.resubscribe(HEARTBEAT_TIMEOUT)
 
     # ----------------------------------------------------------------- health and shutdown
     def health(self) -> dict:

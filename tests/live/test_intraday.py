@@ -115,7 +115,9 @@ async def in_sync(gw: GatewayThread, home: Path, what: str) -> None:
 def test_the_intraday_datasets_follow_fills_price_moves_and_a_restart(
     make_gateway, seeded_home: Path
 ) -> None:
-    gw = make_gateway(book=Book.from_scenario(FA_MASTER))
+    gw = make_gateway(
+        book=Book.from_scenario(FA_MASTER), account_update_interval=0.2, pnl_interval=0.1
+    )
     service = LiveService(
         ConnectionSettings(port=gw.port, client_id=CLIENT_ID), seeded_home, CONFIG
     )
@@ -140,6 +142,7 @@ def test_the_intraday_datasets_follow_fills_price_moves_and_a_restart(
                 buy("fa", 30, account="", fa_group="Everyone", fa_method="EqualQuantity")
             )
             await filled("fa")
+            gw.call(gw.gateway.clock.advance, 1)  # the gateway's P&L goes out every second
             await in_sync(gw, seeded_home, "the lake holds the allocation's fills")
 
             # The market moves: P&L, values and account values follow.
@@ -148,21 +151,32 @@ def test_the_intraday_datasets_follow_fills_price_moves_and_a_restart(
             await in_sync(gw, seeded_home, "the lake holds the moved market")
             assert stored(seeded_home)[PNL] != before
 
+            # 1100 then 1101: IB dropped the account subscriptions, the service makes them again.
+            gw.call(gw.gateway.connectivity_lost)
+            await until(lambda: not service.trading.up, "the link is down", WAIT)
+            gw.call(gw.gateway.connectivity_restored, False)
+            await until(lambda: service.trading.up, "the link is back", WAIT)
+            gw.call(gw.gateway.clock.advance, 900)
+            await in_sync(gw, seeded_home, "the lake holds the market after 1101")
+
             # A restart: the service reconnects and subscribes again, and the market that moved
             # meanwhile reaches the lake.
             await on_gateway(gw.gateway.go_down(0.0))
             gw.call(gw.gateway.clock.advance, 600)
             await on_gateway(gw.gateway.come_up())
             await until(lambda: service.intraday.health()["accounts"] == len(SUBS), "resubscribed")
+            gw.call(gw.gateway.clock.advance, 1)
             await in_sync(gw, seeded_home, "the lake holds the state after the restart")
+
+            # What the risk guard reads: the master's sums, as the lake has them.
+            master = service.intraday.exposure(MASTER)
+            assert isinstance(master, Exposure) and master.daily_pnl is not None
+            want = expected(gw)[POSITIONS]
+            assert master.positions == {k[1]: v[0] for k, v in want.items() if k[0] == MASTER}
         finally:
             stop.set()
             await asyncio.wait_for(running, WAIT)
 
-        master = service.intraday.exposure(MASTER)
-        assert isinstance(master, Exposure) and master.daily_pnl is not None
-        want = expected(gw)[POSITIONS]
-        assert master.positions == {k[1]: v[0] for k, v in want.items() if k[0] == MASTER}
         health = service.last_health["intraday"]
         assert health["rows_written"] > 0 and health["max_lag_seconds"] < WAIT
 
