@@ -108,7 +108,7 @@ class Refreshed:
     streaming pump calls `advance`) and, if `on_fills`, after each fill in its accounts."""
 
     req_id: int
-    next_at: float  # the gateway time of the next refresh
+    next_at: float = 0.0  # the gateway time of the next refresh (set by `_subscribe`)
     takes_line: ClassVar[bool] = False
     on_fills: ClassVar[bool] = True
 
@@ -204,7 +204,7 @@ def account_updates(client: Client, msg: FieldReader) -> None:
     msg.skip()  # version
     subscribe, code = msg.bool(), msg.str()
     if subscribe:
-        _subscribe(client, AccountUpdates(ACCOUNT_UPDATES, 0.0, code))
+        _subscribe(client, AccountUpdates(ACCOUNT_UPDATES, code=code))
     else:
         _unsubscribe(client, ACCOUNT_UPDATES, AccountUpdates)
 
@@ -235,7 +235,8 @@ def account_updates_multi(client: Client, msg: FieldReader) -> None:
     msg.skip()  # version
     req_id = msg.request_id()
     account, model_code, light = msg.str(), msg.str(), msg.bool()
-    _subscribe(client, AccountUpdatesMulti(req_id, 0.0, account, model_code, light))
+    sub = AccountUpdatesMulti(req_id, account=account, model_code=model_code, light=light)
+    _subscribe(client, sub)
 
 
 def cancel_account_updates_multi(client: Client, msg: FieldReader) -> None:
@@ -278,7 +279,7 @@ def account_summary(client: Client, msg: FieldReader) -> None:
     renewed = isinstance(client.subscriptions.get(req_id), AccountSummary)
     if not renewed and _open_summaries(client) >= MAX_ACCOUNT_SUMMARIES:
         raise errors.TOO_MANY_SUMMARIES
-    _subscribe(client, AccountSummary(req_id, 0.0, group, tags))
+    _subscribe(client, AccountSummary(req_id, group=group, tags=tags))
 
 
 def cancel_account_summary(client: Client, msg: FieldReader) -> None:
@@ -313,7 +314,7 @@ def pnl(client: Client, msg: FieldReader) -> None:
     if not account or not client.state.book.account_ids(account):
         cause = "Account must not be empty" if not account else "Invalid account code"
         raise errors.invalid_request(cause)
-    _subscribe(client, PnL(req_id, 0.0, account))
+    _subscribe(client, PnL(req_id, account=account))
 
 
 @dataclass(eq=False)
@@ -339,7 +340,7 @@ def pnl_single(client: Client, msg: FieldReader) -> None:
     account, _model_code, con_id = msg.str(), msg.str(), msg.int()
     book, catalog, now = _args(client)
     if valuation.pnl_single(book, catalog, now, book.account_ids(account), con_id) is not None:
-        _subscribe(client, PnLSingle(req_id, 0.0, account, con_id))
+        _subscribe(client, PnLSingle(req_id, account=account, con_id=con_id))
 
 
 def cancel_pnl(client: Client, msg: FieldReader) -> None:

@@ -19,6 +19,7 @@ from ibsim.accounts import valuation
 from ibsim.accounts.book import UNSET, Book
 from ibsim.clock import ManualClock
 from ibsim.server import GatewayThread
+from tests.ibsim.test_accounts import AccountsApp
 from tests.kit.gateway import sync
 from tests.kit.scenarios import AAPL, ESU4, MSFT, SINGLE
 from tests.kit.waiting import ib_until
@@ -236,3 +237,27 @@ def test_after_a_fill_the_next_pnl_single_shows_the_position(gw, clock, connect)
     # closed: no value, no unrealized P&L (IB's "unset"), the day's realized P&L stays
     assert (aapl.value, aapl.unrealizedPnL) == (0, UNSET)
     assert aapl.realizedPnL != 0
+
+
+# ----------------------------------------------------------------------------- official client
+def test_official_client_decodes_every_refresh(gw, clock):
+    app = AccountsApp().start(gw.port)
+    try:
+        summary_id, pnl_id = app.next_req_id(), app.next_req_id()
+        tags = "NetLiquidation,$LEDGER"
+        app.reqAccountSummary(summary_id, "All", tags)
+        app.reqPnLSingle(pnl_id, ACCOUNT, "", AAPL)
+        first = app.collect(summary_id, "accountSummaryEnd").all("accountSummary")
+        app.collect(pnl_id, "pnlSingle")
+        clock.advance(REFRESH)
+        again = app.collect(summary_id, "accountSummaryEnd").all("accountSummary")
+        want = on_gateway(gw, clock, valuation.summary, [ACCOUNT], tags)
+        assert again == [tuple(r) for r in want]
+        assert len(again) == len(first)
+        pos, *rest = app.collect(pnl_id, "pnlSingle").one("pnlSingle")
+        want = on_gateway(gw, clock, valuation.pnl_single, [ACCOUNT], AAPL)
+        assert (float(pos), *rest) == tuple(want)
+        app.sync()
+        assert app.decode_failures == []
+    finally:
+        app.close()
