@@ -95,9 +95,10 @@ class IntradayAccounts:
         for account in self.accounts:
             self.ib.reqPnL(account)
             self._accounts.add(account)
-        held = {(p.account, p.contract.conId) for p in self.ib.positions()}
-        for account, con_id in held:
-            self._follow(account, con_id)
+        held = set()
+        for p in self.ib.positions():  # ib_async's connect asked for them: they are in
+            held.add((p.account, p.contract.conId))
+            self._set_position(p.account, p.contract.conId, p.position, p.avgCost)
         for (account, con_id), (quantity, _) in list(self._positions.items()):
             if quantity and (account, con_id) not in held:  # closed while the link was down
                 self._set_position(account, con_id, 0.0, 0.0)

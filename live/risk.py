@@ -8,10 +8,10 @@ every order goes out the guard asks whether it would take the account past a lim
 (`intent_refusal`): an order that shrinks a position passes the position and exposure limits,
 and a blocked account passes nothing until `ibw order unblock` lifts its block.
 
-The figures are IB's own, as the service subscribes to them: the daily P&L of reqPnL ("daily
-P&L for the account", since the previous close, in the base currency: TWS API, "Profit & Loss",
-interactivebrokers.github.io/tws-api/pnl.html), and positions with their market values from
-the portfolio updates of reqAccountUpdates (TWS API, "Account Updates", .../account_updates.html).
+The figures are IB's own, as the service subscribes to them (live.intraday): the daily P&L of
+reqPnL ("daily P&L for the account", since the previous close, in the base currency: TWS API,
+"Profit & Loss", interactivebrokers.github.io/tws-api/pnl.html), positions from reqPositions, and
+each position's market value from reqPnLSingle.
 IB's reqGlobalCancel cancels every open order of the login, whoever placed it (TWS API,
 "Cancelling Orders", .../cancel_order.html).
 """

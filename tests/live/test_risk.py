@@ -5,16 +5,18 @@ cancels every open order there."""
 
 from __future__ import annotations
 
-import math
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 from ib_async import IB
 
+from ibsim.accounts import valuation
 from live.config import LiveConfig, LiveConfigError
 from live.intents import OrderIntent
+from live.intraday import IntradayAccounts
 from live.journal import Journal, journal_path
 from live.risk import Breach, Exposure, RiskGuard, RiskLimits, breaches, intent_refusal
 from tests.kit.live import AAPL, at_gateway, buy, manager, order_command, pump_until
@@ -219,32 +221,32 @@ def test_a_journal_written_before_risk_blocks_opens_with_them(tmp_path: Path) ->
 # ---- through the embedded gateway ---------------------------------------------------------
 
 
-class GatewayFigures:
-    """An account's figures as IB sends them to ib_async: the portfolio of reqAccountUpdates
-    and the daily P&L of reqPnL. The embedded gateway sends each once per subscription, so
-    `refresh` subscribes again."""
+@dataclass(frozen=True)
+class Figures:
+    """The single account's figures at the gateway, by its own valuation functions."""
 
-    def __init__(self, ib: IB) -> None:
-        self.ib = ib
+    gross: float
+    net: float
+    daily: float
 
-    def refresh(self, account: str) -> None:
-        self.ib.reqAccountUpdates(account)
-        if self.ib.pnl(account):
-            self.ib.cancelPnL(account)
-        pnl = self.ib.reqPnL(account)
-        ib_until(self.ib, lambda: not math.isnan(pnl.dailyPnL), "the account's daily P&L")
 
-    def __call__(self, account: str) -> Exposure | None:
-        items = self.ib.portfolio(account)
-        pnl = self.ib.pnl(account)
-        if not items or not pnl:
-            return None
-        return Exposure(
-            account,
-            pnl[0].dailyPnL,
-            {i.contract.conId: i.position for i in items},
-            {i.contract.conId: i.marketValue for i in items},
-        )
+def at_the_gateway(gw) -> Figures:
+    def read() -> Figures:
+        book, catalog, now = gw.gateway.book, gw.gateway.catalog, gw.gateway.clock.now()
+        values = [v.market_value for v in valuation.portfolio_rows(book, catalog, now, [ACCOUNT])]
+        daily = valuation.pnl(book, catalog, now, [ACCOUNT]).daily
+        return Figures(sum(abs(v) for v in values), sum(values), daily)
+
+    return gw.call(read)
+
+
+def watching(ib: IB, home: Path) -> IntradayAccounts:
+    """The account's figures as the live service hears them (IB's positions and P&L)."""
+    figures = IntradayAccounts(ib, home)
+    figures.attach()
+    figures.subscribe()
+    ib_until(ib, lambda: figures.exposure(ACCOUNT) is not None, "the account's figures")
+    return figures
 
 
 def sell(key: str, quantity: float, **kw) -> OrderIntent:
@@ -263,29 +265,29 @@ def gateway_orders(gw) -> int:
     return gw.call(lambda: len(book.open_orders) + len(book.completed_orders))
 
 
-# The single account holds 100 AAPL (19,736.00) and 2 ESU4 (544,000.00); its daily P&L is
-# -1,464.00 at the gateway's NOW (tests.kit.scenarios.SINGLE).
+# The single account holds 100 AAPL and 2 ESU4 long, and is down on the day at the gateway's
+# NOW (tests.kit.scenarios.SINGLE); each limit sits just inside the account's figure.
 @pytest.mark.parametrize(
-    "limits",
+    "limits_for",
     [
-        RiskLimits(max_position=99),
-        RiskLimits(max_gross=563_735),
-        RiskLimits(max_net=563_735),
-        RiskLimits(daily_loss=1_464, hard=frozenset()),
+        lambda f: RiskLimits(max_position=99),
+        lambda f: RiskLimits(max_gross=f.gross - 1),
+        lambda f: RiskLimits(max_net=f.net - 1),
+        lambda f: RiskLimits(daily_loss=-f.daily, hard=frozenset()),
     ],
     ids=["max_position", "max_gross", "max_net", "soft_daily_loss"],
 )
 def test_a_breach_blocks_the_account_until_unblocked(
-    single_gateway, connect, journal: Journal, tmp_path: Path, limits: RiskLimits
+    single_gateway, connect, journal: Journal, tmp_path: Path, limits_for
 ) -> None:
     ib = connect(single_gateway, 7)
-    figures = GatewayFigures(ib)
-    guard = RiskGuard(limits, figures, journal)
+    limits = limits_for(at_the_gateway(single_gateway))
+    figures = watching(ib, tmp_path)
+    guard = RiskGuard(limits, figures.exposure, journal)
     m = manager(ib, journal)
     m.risk = guard
     ib.run(m.reconcile())
-    figures.refresh(ACCOUNT)
-    assert figures(ACCOUNT).positions == {AAPL: 100, ESU4: 2}
+    assert figures.exposure(ACCOUNT).positions == {AAPL: 100, ESU4: 2}
     journal.submit(resting("rest", "SELL"))
     pump_until(ib, m, lambda: journal.get("rest").status == "Submitted")
     journal.submit(resting("queued", "SELL"))  # journaled before the breach, not sent yet
@@ -307,7 +309,7 @@ def test_a_breach_blocks_the_account_until_unblocked(
     pump_until(ib, m, lambda: journal.get("rest").modification_state == "applied")
     (rest,) = at_gateway(single_gateway, "rest")
     assert (rest.quantity, rest.limit_price) == (5, 401.0)
-    assert RiskGuard(limits, figures, journal).check_live([ACCOUNT]) == []  # a restart
+    assert RiskGuard(limits, figures.exposure, journal).check_live([ACCOUNT]) == []  # a restart
 
     assert order_command(tmp_path, "unblock", ACCOUNT, "--reason", "checked") == 0
     assert journal.risk_blocks() == []
@@ -325,9 +327,12 @@ def test_a_hard_breach_cancels_every_open_order_at_the_gateway_and_sends_nothing
     single_gateway, connect, journal: Journal, tmp_path: Path
 ) -> None:
     ib = connect(single_gateway, 7)
-    figures = GatewayFigures(ib)
+    daily = at_the_gateway(single_gateway).daily
+    assert daily < -1
+    figures = watching(ib, tmp_path)
     alerts: list[Breach] = []
-    guard = RiskGuard(RiskLimits(daily_loss=1_000), figures, journal, on_breach=alerts.append)
+    limits = RiskLimits(daily_loss=-daily - 1)
+    guard = RiskGuard(limits, figures.exposure, journal, on_breach=alerts.append)
     m = manager(ib, journal)
     m.risk = guard
     ib.run(m.reconcile())
@@ -337,8 +342,7 @@ def test_a_hard_breach_cancels_every_open_order_at_the_gateway_and_sends_nothing
     journal.submit(resting("queued"))
     book = single_gateway.gateway.book
     assert single_gateway.call(lambda: len(book.open_orders)) == 3  # and the scenario's own
-    figures.refresh(ACCOUNT)
-    assert figures(ACCOUNT).daily_pnl == -1_464.0
+    assert figures.exposure(ACCOUNT).daily_pnl == daily
 
     (breach,) = guard.check_live([ACCOUNT])
     assert (breach.limit, breach.hard) == ("daily_loss", True) and alerts == [breach]
