@@ -1,6 +1,7 @@
 """The live service's datasets, one pandera model each: the streamed `live_ticks` and
 `live_bars` (stored by `live_streams`) and the order manager's `live_orders`, `live_fills` and
-`live_differences` (stored by `live_orders`). `LIVE_SCHEMAS` names them; `schemas.SCHEMAS`
+`live_differences` (stored by `live_orders`), and the `alerts` that the live service and Dagster
+raised (stored by `alerts`). `LIVE_SCHEMAS` names them; `schemas.SCHEMAS`
 includes it, so validation and the quarantine know them like any other dataset.
 """
 
@@ -18,10 +19,13 @@ BARS = "live_bars"
 ORDERS = "live_orders"
 FILLS = "live_fills"
 DIFFERENCES = "live_differences"
+ALERTS = "alerts"
 
 BAR_SECONDS = 5  # the only real-time bar IB builds
 SOURCES = ("stream", "refill")  # what delivered a bar: the real-time stream or a refill request
 ORDER_STATES = ["new", "refused", "sending", "working", "done"]
+ALERT_STATES = ["fired", "resolved"]
+ALERT_SOURCES = ["live", "dagster"]
 
 
 class LiveTick(pa.DataFrameModel):
@@ -156,10 +160,30 @@ class LiveDifference(Lineage):
         unique: ClassVar[list[str]] = ["kind", "subject"]
 
 
+class AlertRow(pa.DataFrameModel):
+    """One alert sent (or, with no channel or a failing one, only recorded): a condition about a
+    subject fired, or later resolved. `channels` counts the URLs it went to; `delivered` says
+    whether every one of them took it."""
+
+    at: UtcDatetime
+    condition: str = pa.Field(str_length={"min_value": 1})
+    subject: str
+    state: str = pa.Field(isin=ALERT_STATES)
+    sentence: str
+    source: str = pa.Field(isin=ALERT_SOURCES)
+    delivered: pl.Boolean
+    channels: pl.Int64 = pa.Field(ge=0)
+
+    class Config:
+        strict = True
+        coerce = True
+
+
 LIVE_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     TICKS: LiveTick,
     BARS: LiveBar,
     ORDERS: LiveOrder,
     FILLS: LiveFill,
     DIFFERENCES: LiveDifference,
+    ALERTS: AlertRow,
 }
