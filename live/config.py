@@ -1,7 +1,8 @@
 """The live service's configuration file, and its streams resolved to contracts.
 
 Owns `LiveConfig` (which contracts stream ticks and 5-s bars, how often buffers are flushed,
-when a silent stream counts as stale, the default account and the order limits), read strictly
+when a silent stream counts as stale, the default account, the order limits and how long a fault
+lasts before it is alerted), read strictly
 from YAML: an unknown key or a bad value is refused with one sentence naming the key and the
 fix, because a typo in a long-running service's config would otherwise stream the wrong thing
 for days. `resolve_streams` turns each entry into a `ResolvedStream` from the current version of
@@ -30,9 +31,10 @@ from warehouse.parquet import read_dataset
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "live.yml"
 MIDPOINT_SEC_TYPES = frozenset({"CASH", "IND"})  # no trades: their bars are built from quotes
 MIN_STALE_AFTER = 10.0  # two 5-s bars: anything shorter resubscribes healthy streams
-_TOP = ("streams", "flush_every", "stale_after", "account", "limits")
+_TOP = ("streams", "flush_every", "stale_after", "account", "limits", "alerts")
 _STREAM = ("symbol", "con_id", "sec_type", "ticks", "bars")
 _LIMITS = ("max_quantity", "max_notional", "max_price_deviation")
+_ALERTS = ("link_lost_after", "farm_broken_after", "reconnect_deadline")
 
 
 class LiveConfigError(IBWError):
@@ -58,12 +60,23 @@ class StreamSpec:
 
 
 @dataclass(frozen=True)
+class AlertThresholds:
+    """Seconds a fault lasts before the service alerts (live.alerting): IB's link lost (1100), a
+    data farm broken in session, the service disconnected. Stale streams use `stale_after`."""
+
+    link_lost_after: float = 60.0
+    farm_broken_after: float = 60.0
+    reconnect_deadline: float = 900.0  # IB Gateway's daily restart takes a few minutes
+
+
+@dataclass(frozen=True)
 class LiveConfig:
     streams: tuple[StreamSpec, ...]
     flush_every: float = 1.0
     stale_after: float = 30.0
     account: str = ""
     limits: OrderLimits = field(default_factory=OrderLimits)
+    alerts: AlertThresholds = field(default_factory=AlertThresholds)
 
     @classmethod
     def load(cls, path: Path) -> LiveConfig:
@@ -129,6 +142,7 @@ class LiveConfig:
             stale_after=stale,
             account=account.strip(),
             limits=_limits(data.get("limits", {}), f"{source} limits"),
+            alerts=_alerts(data.get("alerts", {}), f"{source} alerts"),
         )
 
 
@@ -238,6 +252,18 @@ def _limits(item: object, where: str) -> OrderLimits:
             )
         values[key] = float(value)
     return OrderLimits(**values)
+
+
+def _alerts(item: object, where: str) -> AlertThresholds:
+    if not isinstance(item, Mapping):
+        raise LiveConfigError(
+            "expected a mapping such as {link_lost_after: 60}",
+            "write alerts as a mapping",
+            subject=where,
+        )
+    _known(item, _ALERTS, where)
+    defaults = AlertThresholds()
+    return AlertThresholds(**{k: _number(item, k, getattr(defaults, k), where) for k in _ALERTS})
 
 
 # ----------------------------------------------------------------------- resolution
