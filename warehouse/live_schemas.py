@@ -1,8 +1,9 @@
 """The live service's datasets, one pandera model each: the streamed `live_ticks` and
 `live_bars` (stored by `live_streams`) and the order manager's `live_orders`, `live_fills` and
-`live_differences` (stored by `live_orders`), and the `alerts` that the live service and Dagster
-raised (stored by `alerts`). `LIVE_SCHEMAS` names them; `schemas.SCHEMAS`
-includes it, so validation and the quarantine know them like any other dataset.
+`live_differences` (stored by `live_orders`); `LIVE_SCHEMAS` names them. The `alerts` that the
+live service and Dagster raise (stored by `alerts`) are in `ALERT_SCHEMAS`, apart: Dagster
+observes the service's datasets, not these. `schemas.SCHEMAS` includes both, so validation and
+the quarantine know them like any other dataset.
 """
 
 from __future__ import annotations
@@ -185,5 +186,5 @@ LIVE_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     ORDERS: LiveOrder,
     FILLS: LiveFill,
     DIFFERENCES: LiveDifference,
-    ALERTS: AlertRow,
 }
+ALERT_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {ALERTS: AlertRow}
