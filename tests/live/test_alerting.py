@@ -7,6 +7,7 @@ Each fires once while it lasts and resolves once. Time is passed in, or waited o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from ibsim.clock import ShiftedClock
 from live.alerting import LiveAlerts, farm_of
 from live.config import AlertThresholds, LiveConfig, LiveConfigError
 from live.service import LiveService
+from live.streams import StreamManager, resolve_streams
 from tests.kit.gateway import NOW
 from tests.kit.waiting import WAIT, ib_until, until
 from warehouse.alerts import read_alerts
@@ -125,6 +127,53 @@ def test_differences_and_risk_breaches_fire_once_and_resolve_once(fed, receiver)
     assert [m.split(":")[0] for m in receiver.wait_for(4)[2:]] == [
         "ib-warehouse reconciliation_difference resolved",
         "ib-warehouse risk_breach resolved",
+    ]
+
+
+def test_a_stale_stream_alerts_until_its_data_comes_again(
+    make_gateway, connect, seeded_home: Path, tmp_path: Path, receiver, monkeypatch
+) -> None:
+    """A real StreamManager on a gateway that stalls: the stream turns stale in session, is
+    alerted once (however many stale resubscriptions follow) and resolved when data comes."""
+    monkeypatch.setenv("IBW_PACING_SCALE", "0.001")  # resubscriptions come in a burst
+    gw = make_gateway(clock=ShiftedClock(NOW, speed=20))  # a 5-s bar every 0.25 s
+    ib = connect(gw)
+    config = LiveConfig.parse({
+        "streams": [{"symbol": "AAPL", "ticks": True, "bars": True}], "stale_after": 10,
+    })  # fmt: skip
+    manager = StreamManager(ib, resolve_streams(seeded_home, config), seeded_home, config)
+    ib.errorEvent += lambda req_id, code, text, contract: manager.on_error(req_id, code, text)
+    alerts = LiveAlerts(Alerter(tmp_path, [receiver.url]), THRESHOLDS)
+
+    async def serve(done, what: str) -> None:
+        """What the service does every second (the heartbeat, watch, the alert check), faster."""
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while not done():
+            assert asyncio.get_running_loop().time() < deadline, f"not within {WAIT} s: {what}"
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                now = await asyncio.wait_for(ib.reqCurrentTimeAsync(), 5)
+                manager.clock.observe(now.timestamp() + 0.5)
+            await manager.watch()
+            alerts.observe(manager.health()["streams"], [], markets_open=True)
+            await asyncio.to_thread(alerts.check, 0.0)
+            await asyncio.sleep(0.05)
+
+    def said(words: str) -> bool:
+        return any(words in m for m in receiver.messages())
+
+    async def scenario() -> None:
+        await serve(lambda: manager.clock.now() is not None, "the gateway's time")
+        await manager.subscribe_all()
+        await serve(lambda: manager.clock.rate > 10, "bars flow and the clock's pace is known")
+        gw.call(gw.gateway.stall, 2.5)  # 50 gateway seconds of silence
+        await serve(lambda: said("stream_stale fired: AAPL"), "the stale stream alerted")
+        await serve(lambda: said("stream_stale resolved: AAPL"), "data again, resolved")
+
+    ib.run(scenario())
+    assert manager.health()["streams"][0]["stale_resubscribes"] >= 1
+    assert [m.split(": ")[0] for m in receiver.messages()] == [
+        "ib-warehouse stream_stale fired",
+        "ib-warehouse stream_stale resolved",
     ]
 
 
