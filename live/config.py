@@ -1,8 +1,8 @@
 """The live service's configuration file, and its streams resolved to contracts.
 
 Owns `LiveConfig` (which contracts stream ticks and 5-s bars, how often buffers are flushed,
-when a silent stream counts as stale, the default account, the order limits and the accounts'
-risk limits), read strictly
+when a silent stream counts as stale, the default account, the order limits, the accounts'
+risk limits and how long a fault lasts before it is alerted), read strictly
 from YAML: an unknown key or a bad value is refused with one sentence naming the key and the
 fix, because a typo in a long-running service's config would otherwise stream the wrong thing
 for days. `resolve_streams` turns each entry into a `ResolvedStream` from the current version of
@@ -32,11 +32,12 @@ from warehouse.parquet import read_dataset
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "live.yml"
 MIDPOINT_SEC_TYPES = frozenset({"CASH", "IND"})  # no trades: their bars are built from quotes
 MIN_STALE_AFTER = 10.0  # two 5-s bars: anything shorter resubscribes healthy streams
-_TOP = ("streams", "flush_every", "stale_after", "account", "limits", "risk")
+_TOP = ("streams", "flush_every", "stale_after", "account", "limits", "risk", "alerts")
 _STREAM = ("symbol", "con_id", "sec_type", "ticks", "bars")
 _LIMITS = ("max_quantity", "max_notional", "max_price_deviation")
 _RISK = (*LIMIT_NAMES, "hard")
 _RISK_EXAMPLES = dict(zip(LIMIT_NAMES, (5_000, 1_000, 500_000, 250_000), strict=True))
+_ALERTS = ("link_lost_after", "farm_broken_after", "reconnect_deadline")
 
 
 class LiveConfigError(IBWError):
@@ -62,6 +63,16 @@ class StreamSpec:
 
 
 @dataclass(frozen=True)
+class AlertThresholds:
+    """Seconds a fault lasts before the service alerts (live.alerting): IB's link lost (1100), a
+    data farm broken in session, the service disconnected. Stale streams use `stale_after`."""
+
+    link_lost_after: float = 60.0
+    farm_broken_after: float = 60.0
+    reconnect_deadline: float = 900.0  # IB Gateway's daily restart takes a few minutes
+
+
+@dataclass(frozen=True)
 class LiveConfig:
     streams: tuple[StreamSpec, ...]
     flush_every: float = 1.0
@@ -69,6 +80,7 @@ class LiveConfig:
     account: str = ""
     limits: OrderLimits = field(default_factory=OrderLimits)
     risk: RiskLimits = field(default_factory=RiskLimits)
+    alerts: AlertThresholds = field(default_factory=AlertThresholds)
 
     @classmethod
     def load(cls, path: Path) -> LiveConfig:
@@ -135,6 +147,7 @@ class LiveConfig:
             account=account.strip(),
             limits=_limits(data.get("limits", {}), f"{source} limits"),
             risk=_risk(data.get("risk", {}), f"{source} risk"),
+            alerts=_alerts(data.get("alerts", {}), f"{source} alerts"),
         )
 
 
@@ -297,6 +310,18 @@ def _risk_values(item: Mapping, where: str) -> dict:
             )
         values["hard"] = frozenset(hard)
     return values
+
+
+def _alerts(item: object, where: str) -> AlertThresholds:
+    if not isinstance(item, Mapping):
+        raise LiveConfigError(
+            "expected a mapping such as {link_lost_after: 60}",
+            "write alerts as a mapping",
+            subject=where,
+        )
+    _known(item, _ALERTS, where)
+    defaults = AlertThresholds()
+    return AlertThresholds(**{k: _number(item, k, getattr(defaults, k), where) for k in _ALERTS})
 
 
 # ----------------------------------------------------------------------- resolution

@@ -39,8 +39,10 @@ from pathlib import Path
 
 from ib_async import IB
 
+from engines.alerts import Alerter
 from ibkr.connection import ClientIdInUse, ConnectionSettings, connect_async
 from ibkr.exceptions import GatewayUnavailable
+from live.alerting import LiveAlerts, in_session
 from live.config import LiveConfig, resolve_streams
 from live.doorbell import Doorbell
 from live.guard import hold_home, hold_login
@@ -146,6 +148,8 @@ class LiveService:
         self._login_lock = contextlib.ExitStack()  # the trading login's, from its first connect
         self._login_held = False
         self.last_health: dict = {}
+        self.alerts = LiveAlerts(Alerter(home), config.alerts)
+        self._alerting: asyncio.Future | None = None  # the alert check in its thread
 
     # ----------------------------------------------------------------- the outer loop
     async def run(self, stop: asyncio.Event) -> Counters:
@@ -194,6 +198,7 @@ class LiveService:
     async def _keep(self, link: Link, stop: asyncio.Event) -> None:
         """Keep `link` connected and served until `stop`, with a capped backoff."""
         attempt = 0
+        self.alerts.on_disconnected(link.address, time.monotonic())  # the deadline runs from now
         while not stop.is_set():
             try:
                 await self._connect(link)
@@ -201,10 +206,12 @@ class LiveService:
                 delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
                 attempt += 1
                 log.warning("%s", self._retrying(link, exc, delay))
+                await self._check_alerts()  # a reconnect overdue is noticed between attempts
                 await _sleep_or(stop, delay)
                 continue
             attempt = 0
             await self._serve(link, stop)
+            self.alerts.on_disconnected(link.address, time.monotonic())
 
     async def _connect(self, link: Link) -> None:
         link.disconnected.clear()
@@ -214,6 +221,7 @@ class LiveService:
             self._login_held = True
         self.counters.connects += 1
         link.up = True
+        self.alerts.on_connected(link.address, time.monotonic())
         log.info(
             "connected to %s as client %s (%s)", link.address, link.settings.client_id, link.role
         )
@@ -262,6 +270,7 @@ class LiveService:
                 (self.config.flush_every, self.intraday.flush),
                 (EXPORT_EVERY, self._export),
                 (REPORT_EVERY, self._report),
+                (WATCH_EVERY, self._check_alerts),
             ]
         if link.streams:
             jobs += [(self.config.flush_every, self.streams.flush), (WATCH_EVERY, self._watch)]
@@ -306,6 +315,25 @@ class LiveService:
         setting_up = self._streaming is not None and not self._streaming.done()
         if self.data.up and self.streams is not None and not setting_up:
             await self.streams.watch()
+
+    async def _check_alerts(self) -> None:
+        """Tell the alert conditions what the service sees, then fire and resolve in a thread
+        (a channel may take seconds to answer; orders and streams never wait for it)."""
+        if self._alerting is not None and not self._alerting.done():
+            return
+        if self._alerting is not None and self._alerting.exception() is not None:
+            log.error("alert check failed: %s", self._alerting.exception())
+        streams: list[dict] = []
+        markets_open = True
+        if self.streams is not None:
+            streams = self.streams.health()["streams"]
+            at = self.streams.clock.now() or time.time()
+            markets_open = in_session((st.stream for st in self.streams.states.values()), at)
+        blocks = {f"{b.account} {b.limit}": b.sentence for b in self.journal.risk_blocks()}
+        self.alerts.observe(streams, self.journal.differences(), markets_open, blocks)
+        self._alerting = asyncio.ensure_future(
+            asyncio.to_thread(self.alerts.check, time.monotonic())
+        )
 
     async def _beat(self, link: Link) -> None:
         with contextlib.suppress(ConnectionError):  # the session is over; the outer loop goes on
@@ -358,6 +386,7 @@ class LiveService:
         return lambda req_id, code, text, contract: self._on_error(link, req_id, code, text)
 
     def _on_error(self, link: Link, req_id: int, code: int, text: str) -> None:
+        self.alerts.on_error(link.address, code, text, time.monotonic())
         if link.streams and self.streams is not None:
             self.streams.on_error(req_id, code, text)
         if code == LOST:
@@ -424,6 +453,10 @@ class LiveService:
                 link.ib.disconnect()
         self.doorbell.close()
         self.journal.close()
+        if self._alerting is not None:
+            with contextlib.suppress(Exception):
+                await self._alerting  # an alert being sent goes out before the exit
+        self.alerts.alerter.close()
 
 
 def health_path(home: Path) -> Path:

@@ -8,7 +8,7 @@ IBW_SNAPSHOT_REGION (north_america, europe or asia: when the nightly snapshot ru
 
 import dagster as dg
 
-from assets import account, bars, live, trading_days, universe
+from assets import account, alerts, bars, live, trading_days, universe
 from assets.resources import IBResource, SnapshotResource, UniverseResource, WarehouseResource
 
 
@@ -26,6 +26,7 @@ defs = dg.Definitions.merge(
     bars.definitions(),
     account.definitions(SnapshotResource.from_env().region),
     live.definitions(),
+    alerts.definitions(SnapshotResource.from_env().region),
     trading_days.definitions(),
     dg.Definitions(
         resources=resources(),

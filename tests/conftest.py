@@ -20,6 +20,8 @@ from ibsim.server import GatewayThread
 from tests.kit.gateway import NOW, PACING_SCALE, gateway_config
 from tests.kit.postgres import PostgresServer, server_binaries, start_server
 
+pytest_plugins = ["tests.kit.webhook"]  # the `receiver` fixture: a local alert channel
+
 _client_ids = itertools.count(100)
 
 # Property tests judge what the code does, never how fast this machine runs an example.

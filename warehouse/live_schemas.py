@@ -1,8 +1,10 @@
 """The live service's datasets, one pandera model each: the streamed `live_ticks` and
 `live_bars`, the intraday `live_positions`, `live_pnl` and `live_account_values` (all stored by
 `live_streams`), and the order manager's `live_orders`, `live_fills` and `live_differences`
-(stored by `live_orders`). `LIVE_SCHEMAS` names them; `schemas.SCHEMAS` includes it, so
-validation and the quarantine know them like any other dataset.
+(stored by `live_orders`); `LIVE_SCHEMAS` names them. The `alerts` that the live service and
+Dagster raise (stored by `alerts`) are in `ALERT_SCHEMAS`, apart: Dagster observes the
+service's datasets, not these. `schemas.SCHEMAS` includes both, so validation and the
+quarantine know them like any other dataset.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ DIFFERENCES = "live_differences"
 POSITIONS = "live_positions"
 PNL = "live_pnl"
 ACCOUNT_VALUES = "live_account_values"
+ALERTS = "alerts"
 
 BAR_SECONDS = 5  # the only real-time bar IB builds
 SOURCES = ("stream", "refill")  # what delivered a bar: the real-time stream or a refill request
 ORDER_STATES = ["new", "refused", "sending", "working", "done"]
+ALERT_STATES = ["fired", "resolved"]
+ALERT_SOURCES = ["live", "dagster"]
 
 
 class LiveTick(pa.DataFrameModel):
@@ -213,6 +218,25 @@ class LiveDifference(Lineage):
         unique: ClassVar[list[str]] = ["kind", "subject"]
 
 
+class AlertRow(pa.DataFrameModel):
+    """One alert sent (or, with no channel or a failing one, only recorded): a condition about a
+    subject fired, or later resolved. `channels` counts the URLs it went to; `delivered` says
+    whether every one of them took it."""
+
+    at: UtcDatetime
+    condition: str = pa.Field(str_length={"min_value": 1})
+    subject: str
+    state: str = pa.Field(isin=ALERT_STATES)
+    sentence: str
+    source: str = pa.Field(isin=ALERT_SOURCES)
+    delivered: pl.Boolean
+    channels: pl.Int64 = pa.Field(ge=0)
+
+    class Config:
+        strict = True
+        coerce = True
+
+
 LIVE_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     TICKS: LiveTick,
     BARS: LiveBar,
@@ -223,3 +247,4 @@ LIVE_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     PNL: LivePnL,
     ACCOUNT_VALUES: LiveAccountValue,
 }
+ALERT_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {ALERTS: AlertRow}

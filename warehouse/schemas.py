@@ -14,7 +14,7 @@ import pandera.polars as pa
 import polars as pl
 
 from warehouse.columns import LINEAGE, SEC_TYPES, Lineage, UtcDatetime
-from warehouse.live_schemas import LIVE_SCHEMAS
+from warehouse.live_schemas import ALERT_SCHEMAS, LIVE_SCHEMAS
 
 # Tolerance for moneyness == strike / underlying_price: both are stored as given, in float64.
 MONEYNESS_RTOL = 1e-9
@@ -361,6 +361,7 @@ SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "bars": Bar,
     **SNAPSHOT_SCHEMAS,
     **LIVE_SCHEMAS,
+    **ALERT_SCHEMAS,
 }
 
 

@@ -49,8 +49,18 @@ def test_code_location_loads_every_asset_check_and_resource():
     }
     assert set(defs.resources) == {"ib", "warehouse", "universe", "snapshot"}
     sensors = {s.name: s for s in defs.sensors}
-    # live_observer: tests/assets/test_live.py; trading_day_partitions: test_option_chains.py
-    assert set(sensors) == {"bars_backfill", "live_observer", "trading_day_partitions"}
+    # live_observer: tests/assets/test_live.py; trading_day_partitions: test_option_chains.py;
+    # the alert_ sensors: tests/assets/test_alerts.py
+    assert set(sensors) == {
+        "bars_backfill",
+        "live_observer",
+        "trading_day_partitions",
+        "alert_run_failed",
+        "alert_run_succeeded",
+        "alert_snapshot_missing",
+        "alert_pacing_exhausted",
+    }
+    assert all(s.description for s in sensors.values())
     assert {s.default_status for s in sensors.values()} == {dg.DefaultSensorStatus.RUNNING}
     sensor = sensors["bars_backfill"]
     assert {t.job_name for t in sensor.targets} == {"bars_job", "bars_bootstrap_job"}

@@ -26,7 +26,7 @@ def test_the_registry_names_every_dataset():
     live = {"live_ticks", "live_bars", "live_orders", "live_fills", "live_differences"}
     live |= {"live_positions", "live_pnl", "live_account_values"}
     assert set(LIVE_SCHEMAS) == live
-    assert set(SCHEMAS) == base | set(SNAPSHOT_SCHEMAS) | live
+    assert set(SCHEMAS) == base | set(SNAPSHOT_SCHEMAS) | live | {"alerts"}
     assert len(SNAPSHOT_SCHEMAS) == 12
 
 
