@@ -5,23 +5,29 @@ cancels every open order there."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
-from ib_async import IB
+from ib_async import IB, util
 
+from ibkr.connection import ConnectionSettings
 from ibsim.accounts import valuation
+from ibsim.accounts.book import Book
+from live.api import unblock
 from live.config import LiveConfig, LiveConfigError
 from live.intents import OrderIntent
 from live.intraday import IntradayAccounts
 from live.journal import Journal, journal_path
 from live.risk import Breach, Exposure, RiskGuard, RiskLimits, breaches, intent_refusal
+from live.service import LiveService
 from tests.kit.live import AAPL, at_gateway, buy, manager, order_command, pump_until
-from tests.kit.scenarios import ESU4
-from tests.kit.waiting import ib_until
+from tests.kit.scenarios import ESU4, SINGLE
+from tests.kit.waiting import ib_until, until
 
 ACCOUNT = "DU123456"
 
@@ -359,3 +365,77 @@ def test_a_hard_breach_cancels_every_open_order_at_the_gateway_and_sends_nothing
     assert summary["global_cancels"] == 1 and journal.global_cancels_to_send() == []
     assert [b["limit"] for b in summary["risk_blocks"]] == ["daily_loss"]
     assert guard.check_live([ACCOUNT]) == [] and journal.summary()["global_cancels"] == 1
+
+
+# ---- in the live service ------------------------------------------------------------------
+
+
+def falling(gw, margin: float = 100.0) -> tuple[float, float]:
+    """A moment of today's session when the account's daily P&L is `margin` below the one at the
+    gateway's now: (seconds until then, the daily P&L now)."""
+
+    def read() -> tuple[float, float]:
+        book, catalog, now = gw.gateway.book, gw.gateway.catalog, gw.gateway.clock.now()
+        daily = valuation.pnl(book, catalog, now, [ACCOUNT]).daily
+        for later in range(60, 4 * 3600, 60):
+            moved = now + timedelta(seconds=later)
+            if valuation.pnl(book, catalog, moved, [ACCOUNT]).daily < daily - margin:
+                return later, daily
+        raise AssertionError("the synthetic market never fell during the session")
+
+    return gw.call(read)
+
+
+def test_the_service_blocks_cancels_and_alerts_on_a_hard_breach_until_unblocked(
+    make_gateway, seeded_home: Path, receiver, monkeypatch
+) -> None:
+    """The whole path in the service: IB's P&L moves past the daily loss limit, the account is
+    blocked, IB's global cancel takes the resting order, a later order never leaves, the alert
+    fires once; `unblock` lifts the block and resolves the alert once."""
+    monkeypatch.setenv("IBW_ALERT_URLS", receiver.url)
+    gw = make_gateway(book=Book.from_scenario(SINGLE), pnl_interval=1.0)
+    later, daily = falling(gw)
+    config = LiveConfig.parse(
+        {"streams": [{"symbol": "AAPL", "ticks": True}], "risk": {"daily_loss": -daily + 50}}
+    )
+    service = LiveService(ConnectionSettings(port=gw.port, client_id=45), seeded_home, config)
+    journal = Journal.open(seeded_home)
+    wait = 30.0
+
+    def sent(key: str) -> bool:
+        return bool(at_gateway(gw, key))
+
+    def risk_alerts() -> list[str]:  # the scenario's own orders alert as differences too
+        return [m for m in receiver.messages() if " risk_breach " in m]
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(service.run(stop))
+        try:
+            await until(lambda: service.intraday.exposure(ACCOUNT) is not None, "figures", wait)
+            journal.submit(resting("rest"))
+            await until(lambda: journal.get("rest").status == "Submitted", "rest works", wait)
+            assert journal.risk_blocks() == []
+
+            gw.call(gw.gateway.clock.advance, later)  # the market falls past the limit
+            await until(lambda: journal.get("rest").status == "Cancelled", "global cancel", wait)
+            (block,) = journal.risk_blocks()
+            assert block.limit == "daily_loss" and journal.summary()["global_cancels"] == 1
+            journal.submit(buy("after", 1))
+            await until(lambda: journal.get("after").state == "refused", "refused", wait)
+            assert not sent("after") and "is blocked since" in journal.get("after").reason
+            await until(lambda: len(risk_alerts()) == 1, "the alert", wait)
+
+            unblock(ACCOUNT, "checked", seeded_home)
+            await until(lambda: len(risk_alerts()) == 2, "the resolution", wait)
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, wait)
+
+    try:
+        util.getLoop().run_until_complete(scenario())
+    finally:
+        journal.close()
+    fired, resolved = risk_alerts()
+    assert fired.startswith(f"ib-warehouse risk_breach fired: {ACCOUNT} daily_loss:")
+    assert resolved.startswith("ib-warehouse risk_breach resolved")
