@@ -2,13 +2,16 @@
 
 These functions never talk to the gateway: the running live service (`ibw live`) is the only
 process that does; each write rings its doorbell (live.doorbell) once committed, and it sends
-what they journal at once. Each call opens the journal under `home` (default `$IBW_HOME`), so
+what they journal at once. They use the journal under `home` (default `$IBW_HOME`), so
 scripts, notebooks and the CLI can call them at any time, from any process, alongside the
-service.
+service. Each thread keeps its connection to a journal file open between calls (a script that
+submits in a loop opens it once), and opens it again if the file was replaced meanwhile.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,16 +19,39 @@ from typing import Any
 
 from live.doorbell import ring
 from live.intents import OrderIntent
-from live.journal import IntentRow, Journal, RiskBlock
+from live.journal import IntentRow, Journal, RiskBlock, journal_path
 from warehouse import layout
+
+_held = threading.local()  # this thread's open journals: path -> (pid, inode, Journal)
+
+
+def _journal(home: Path | None) -> Journal:
+    """This thread's connection to the journal under `home`: a new one after a fork, or once
+    the file at the path is another (a home deleted and made again)."""
+    path = journal_path(home)
+    held: dict[Path, tuple[int, int, Journal]] = _held.__dict__.setdefault("journals", {})
+    pid, inode, journal = held.get(path, (0, 0, None))
+    if journal is not None and pid == os.getpid() and inode == _inode(path):
+        return journal
+    if journal is not None and pid == os.getpid():
+        journal.close()
+    journal = Journal(path)
+    held[path] = (os.getpid(), _inode(path), journal)
+    return journal
+
+
+def _inode(path: Path) -> int:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return -1
 
 
 @contextmanager
 def _writing(home: Path | None) -> Iterator[Journal]:
     """The journal for one write; the service's doorbell is rung once it is committed (not
     when the write failed)."""
-    with Journal.open(home) as journal:
-        yield journal
+    yield _journal(home)
     ring(home or layout.home())
 
 
@@ -71,9 +97,9 @@ def modify(
 
 def status(key: str, home: Path | None = None) -> dict[str, Any]:
     """The order's journal row, its events and its fills with commissions."""
-    with Journal.open(home) as journal:
-        return {
-            "order": journal.get(key),
-            "events": journal.events(key),
-            "fills": journal.executions(key),
-        }
+    journal = _journal(home)
+    return {
+        "order": journal.get(key),
+        "events": journal.events(key),
+        "fills": journal.executions(key),
+    }
