@@ -24,12 +24,14 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-
-import apprise
+from typing import TYPE_CHECKING
 
 from shared_state.database import PostgresDatabase, SQLiteDatabase
 from shared_state.settings import postgres_url
 from warehouse.alerts import record_alert
+
+if TYPE_CHECKING:
+    import apprise
 
 log = logging.getLogger("ibw.alerts")
 
@@ -52,23 +54,34 @@ def alert_urls(value: str | None = None) -> list[str]:
     return [url for url in re.split(r"[\s,]+", text) if url]
 
 
+def _channels(urls: list[str]) -> tuple[apprise.Apprise | None, list[str]]:
+    """The channels apprise understands among `urls` and their schemes; (None, []) without any
+    URL: apprise takes a noticeable fraction of a second to import, which a service that sends
+    nowhere need not pay at every start."""
+    if not urls:
+        return None, []
+    import apprise  # here, not at the top: see the docstring
+
+    channels, schemes = apprise.Apprise(), []
+    for url in urls:
+        scheme = url.split("://", 1)[0]
+        if not channels.add(url):
+            log.error("alert channel %s:// is not a URL apprise understands: skipped", scheme)
+            continue
+        schemes.append(scheme)
+    for channel in channels:  # an unanswered channel must not hold up the caller
+        channel.socket_connect_timeout = min(channel.socket_connect_timeout, SEND_TIMEOUT)
+        channel.socket_read_timeout = min(channel.socket_read_timeout, SEND_TIMEOUT)
+    return channels, schemes
+
+
 class Alerter:
     """Fire and resolve alerts for one deployment (the home's, or PostgreSQL's, shared state)."""
 
     def __init__(self, home: Path, urls: Iterable[str] | None = None, source: str = "live") -> None:
         self.home = Path(home)
         self.source = source  # "live" or "dagster": who raised it, in the dataset
-        self._channels = apprise.Apprise()
-        self._schemes: list[str] = []
-        for url in alert_urls() if urls is None else list(urls):
-            scheme = url.split("://", 1)[0]
-            if not self._channels.add(url):
-                log.error("alert channel %s:// is not a URL apprise understands: skipped", scheme)
-                continue
-            self._schemes.append(scheme)
-        for channel in self._channels:  # an unanswered channel must not hold up the caller
-            channel.socket_connect_timeout = min(channel.socket_connect_timeout, SEND_TIMEOUT)
-            channel.socket_read_timeout = min(channel.socket_read_timeout, SEND_TIMEOUT)
+        self._channels, self._schemes = _channels(alert_urls() if urls is None else list(urls))
         url = postgres_url()
         if url:
             self._db: SQLiteDatabase | PostgresDatabase = PostgresDatabase(url, "alerts")
@@ -134,7 +147,7 @@ class Alerter:
         at = datetime.now(UTC)
         title = f"ib-warehouse {condition} {state}: {subject}" if subject else condition
         delivered = False  # with no channel, nothing was delivered: only logged and recorded
-        if self._schemes:
+        if self._channels is not None and self._schemes:
             try:
                 delivered = bool(self._channels.notify(title=title, body=sentence))
             except Exception as exc:  # a plugin's bug must not stop the service
