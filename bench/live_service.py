@@ -13,7 +13,7 @@ and `ibw live` as its own process. Baselines are measured in the same run, on th
            the service chooses on purpose.
   orders   the round trip of a 10-share MKT order, from `live.submit` (the journal) to Filled and
            the fill recorded in the journal, ÷ a bare ib_async script's placeOrder to Filled;
-           both medians of N orders.
+           both medians of N orders, once the service has been connected for a few seconds.
 
     uv run python bench/live_service.py [--seconds 20] [--orders 30]       # about a minute
 """
@@ -21,6 +21,7 @@ and `ibw live` as its own process. Baselines are measured in the same run, on th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -142,6 +143,19 @@ def lake_ticks_and_lag(
     return rows / (time.monotonic() - began), lags
 
 
+def settled(home: Path, quiet: float = 3.0) -> None:
+    """Until the service is connected and has been for `quiet` seconds: its start (imports,
+    reconciliation, the first subscriptions, alerts and catalog refreshes) is not what either
+    round trip measures."""
+    health = home / "live" / "health.json"
+    deadline = time.monotonic() + 60
+    while not (health.exists() and json.loads(health.read_text()).get("connected")):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the live service did not connect within 60 s")
+        time.sleep(0.05)
+    time.sleep(quiet)
+
+
 def bare_round_trips(gw: GatewayThread, n: int) -> list[float]:
     ib = IB()
     ib.connect("127.0.0.1", gw.port, clientId=6, timeout=10)
@@ -222,6 +236,7 @@ def main() -> None:
         with GatewayThread(GatewayConfig(port=0, clock=ShiftedClock(START))) as gw:  # orders
             service = start_service(gw, home, log, "  - {symbol: AAPL, ticks: true}\n")
             try:
+                settled(home)
                 bare = bare_round_trips(gw, args.orders)
                 mine = service_round_trips(home, args.orders)
             finally:

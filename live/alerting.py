@@ -59,7 +59,7 @@ class LiveAlerts:
         self._farms: dict[tuple[str, str], tuple[int, float]] = {}  # (address, farm) -> code, since
         self._down: dict[str, float] = {}  # address -> disconnected since
         self._stale: set[str] = set()  # stream symbols
-        self._differences: dict[str, str] = {}  # "kind subject" -> detail
+        self._differences: dict[str, list[str]] = {}  # kind -> the details, oldest first
         self._risk: dict[str, str] = {}  # subject -> sentence
         self._in_session = True
         # Alerts of these conditions still active from an earlier run are this service's to clear.
@@ -105,7 +105,9 @@ class LiveAlerts:
         alerted until `ibw order unblock` lifts it."""
         with self._lock:
             self._stale = {s["symbol"] for s in streams if s["state"] == "stale"}
-            self._differences = {f"{d['kind']} {d['subject']}": d["detail"] for d in differences}
+            self._differences = {}
+            for d in differences:
+                self._differences.setdefault(d["kind"], []).append(d["detail"])
             self._in_session = markets_open
             self._risk = dict(blocks)
 
@@ -114,9 +116,9 @@ class LiveAlerts:
         """Fire what has lasted past its threshold, resolve what has cleared (blocks on sends)."""
         with self._lock:
             due, faulted = self._due(now)
-        for (condition, subject), sentence in due.items():
-            if self.alerter.fire(condition, subject, sentence):
-                self._mine.add((condition, subject))
+        for key, sentence in due.items():  # the shared state is asked only about new ones
+            if key not in self._mine and self.alerter.fire(*key, sentence):
+                self._mine.add(key)
         for key in sorted(self._mine - faulted):
             self.alerter.resolve(*key)
             self._mine.discard(key)
@@ -160,11 +162,12 @@ class LiveAlerts:
                 f"{symbol} sent no data in session for longer than its stale_after, even after "
                 "a resubscription: check its market data permissions and IB's system status."
             )
-        for subject, detail in self._differences.items():
-            faulted.add((DIFFERENCE, subject))
-            due[(DIFFERENCE, subject)] = (
-                f"Reconciliation found a difference with the gateway ({subject}): {detail}; "
-                "see live_differences."
+        for kind, details in self._differences.items():  # one alert per kind, not per row
+            faulted.add((DIFFERENCE, kind))
+            more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+            due[(DIFFERENCE, kind)] = (
+                f"Reconciliation found {len(details)} {kind} difference(s) with the gateway: "
+                f"{details[0]}{more}; see live_differences."
             )
         for subject, sentence in self._risk.items():
             faulted.add((RISK_BREACH, subject))

@@ -10,8 +10,9 @@ Subscriptions go on as IB's do (TWS API "Account Updates" and "Profit And Loss" 
 values refresh every 3 minutes and when a position changes). Positions are pushed again on every
 fill to reqPositions subscribers. reqAccountUpdates, reqAccountUpdatesMulti and
 reqAccountSummary are `Refreshed` subscriptions: after each fill in one of their accounts they
-send that account's rows again (reqAccountUpdates: its values, the changed portfolio row, the
-time and accountDownloadEnd), and every `config.account_update_interval` gateway seconds all of
+send that account's rows again at the pump's next wake, after the fill's own messages
+(reqAccountUpdates: its values, the changed portfolio row, the time and accountDownloadEnd),
+and every `config.account_update_interval` gateway seconds all of
 them; reqPnL and reqPnLSingle send every `config.pnl_interval`. The streaming pump
 (ibsim.handlers.streaming) keeps the time, so a fast or manual clock speeds them up; each ends at
 its cancel or with the connection.
@@ -22,8 +23,7 @@ Account summary subscriptions are counted per gateway login: at most two open (t
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
@@ -96,7 +96,6 @@ def positions_multi(client: Client, msg: FieldReader) -> None:
 
 
 # ----------------------------------------------------------------------------- subscriptions
-Send = Callable[..., None]  # client.send (a refresh) or client.notify (a fill's news)
 # The key of the reqAccountUpdates subscription among a client's subscriptions: it has no reqId,
 # and -1 is the id IB gives messages that answer none.
 ACCOUNT_UPDATES = -1
@@ -109,6 +108,8 @@ class Refreshed:
 
     req_id: int
     next_at: float = 0.0  # the gateway time of the next refresh (set by `_subscribe`)
+    # (account, conId) that fills changed since the last wake of the pump
+    changed: set[tuple[str, int]] = field(default_factory=set)
     takes_line: ClassVar[bool] = False
     on_fills: ClassVar[bool] = True
 
@@ -118,26 +119,32 @@ class Refreshed:
     def accounts(self, book: Book) -> list[str]:
         raise NotImplementedError
 
-    def send_rows(self, client: Client, send: Send, accounts: list[str], con_id: int | None):
+    def send_rows(self, client: Client, accounts: list[str], con_id: int | None) -> None:
         """The subscription's messages for `accounts`; `con_id`: only that portfolio row."""
         raise NotImplementedError
 
     def advance(self, client: Client, now: int, live: bool) -> None:
+        if live and self.changed:  # what fills changed: kept while the client cannot hear
+            for account, con_id in sorted(self.changed):
+                self.send_rows(client, [account], con_id)
+            self.changed.clear()
         if now < self.next_at:
             return
         if live:
-            self.send_rows(client, client.send, self.accounts(client.state.book), None)
+            self.send_rows(client, self.accounts(client.state.book), None)
         self.next_at = now + self.interval(client.state.config)
 
     def filled(self, client: Client, account: str, con_id: int) -> None:
+        """Noted for the pump's next wake, not sent in the fill's own path: valuing an account
+        takes a while, and IB's order status and execution never wait for its account data."""
         if self.on_fills and account in self.accounts(client.state.book):
-            self.send_rows(client, client.notify, [account], con_id)
+            self.changed.add((account, con_id))
 
 
 def _subscribe(client: Client, sub: Refreshed) -> None:
     """Send the first image of `sub` now and keep it refreshed."""
     sub.next_at = client.now().timestamp() + sub.interval(client.state.config)
-    sub.send_rows(client, client.send, sub.accounts(client.state.book), None)
+    sub.send_rows(client, sub.accounts(client.state.book), None)
     streaming.start(client, sub)
 
 
@@ -158,13 +165,12 @@ def filled(client: Client, account: str, con_id: int) -> None:
 
 
 def _changed_position(client: Client, account: str, con_id: int) -> list[object]:
-    """The `position` IB pushes to a reqPositions subscriber after a fill (quantity 0 and no
-    average cost once the position is closed)."""
-    book, catalog, now = _args(client)
-    for v in valuation.portfolio_rows(book, catalog, now, (account,)):
-        if v.con_id == con_id:
-            return _position_fields(account, con_id, v.instrument, v.quantity, v.avg_cost)
-    return _position_fields(account, con_id, catalog.by_con_id(con_id), 0.0, 0.0)
+    """The `position` IB pushes to a reqPositions subscriber after a fill (quantity 0 once the
+    position is closed), read from the book: no valuation in the fill's path."""
+    book, catalog = client.state.book, client.state.catalog
+    held = next((p for p in book.positions if (p.account, p.con_id) == (account, con_id)), None)
+    quantity, avg_cost = (float(held.quantity), float(held.avg_cost)) if held else (0.0, 0.0)
+    return _position_fields(account, con_id, catalog.by_con_id(con_id), quantity, avg_cost)
 
 
 # ----------------------------------------------------------------------------- account updates
@@ -178,14 +184,14 @@ class AccountUpdates(Refreshed):
     def accounts(self, book: Book) -> list[str]:
         return list(book.account_ids(self.code))
 
-    def send_rows(self, client: Client, send: Send, accounts: list[str], con_id: int | None):
+    def send_rows(self, client: Client, accounts: list[str], con_id: int | None) -> None:
         book, catalog, now = _args(client)
         for account in accounts:
             for key, value, currency in valuation.account_values(book, catalog, now, account):
-                send(6, 2, key, value, currency, account)
+                client.send(6, 2, key, value, currency, account)
             for v in valuation.portfolio_rows(book, catalog, now, (account,)):
                 if con_id is None or v.con_id == con_id:
-                    send(
+                    client.send(
                         7, 8, *_contract(v.con_id, v.instrument),
                         valuation.quantity_text(v.quantity),
                         *(valuation.number_text(x) for x in (
@@ -194,8 +200,8 @@ class AccountUpdates(Refreshed):
                         )),
                         account,
                     )  # fmt: skip
-        send(8, 1, f"{now.astimezone(_EASTERN):%H:%M}")
-        send(54, 1, self.code)
+        client.send(8, 1, f"{now.astimezone(_EASTERN):%H:%M}")
+        client.send(54, 1, self.code)
 
 
 def account_updates(client: Client, msg: FieldReader) -> None:
@@ -221,14 +227,14 @@ class AccountUpdatesMulti(Refreshed):
     def accounts(self, book: Book) -> list[str]:
         return list(book.account_ids(self.account))
 
-    def send_rows(self, client: Client, send: Send, accounts: list[str], con_id: int | None):
+    def send_rows(self, client: Client, accounts: list[str], con_id: int | None) -> None:
         book, catalog, now = _args(client)
         for acct in accounts:
             for key, value, currency in valuation.account_values(
                 book, catalog, now, acct, self.light
             ):
-                send(73, 1, self.req_id, acct, self.model_code, key, value, currency)
-        send(74, 1, self.req_id)
+                client.send(73, 1, self.req_id, acct, self.model_code, key, value, currency)
+        client.send(74, 1, self.req_id)
 
 
 def account_updates_multi(client: Client, msg: FieldReader) -> None:
@@ -255,11 +261,11 @@ class AccountSummary(Refreshed):
     def accounts(self, book: Book) -> list[str]:
         return list(book.account_ids(self.group))
 
-    def send_rows(self, client: Client, send: Send, accounts: list[str], con_id: int | None):
+    def send_rows(self, client: Client, accounts: list[str], con_id: int | None) -> None:
         book, catalog, now = _args(client)
         for row in valuation.summary(book, catalog, now, accounts, self.tags):
-            send(63, 1, self.req_id, row.account, row.tag, row.value, row.currency)
-        send(64, 1, self.req_id)
+            client.send(63, 1, self.req_id, row.account, row.tag, row.value, row.currency)
+        client.send(64, 1, self.req_id)
 
 
 def _open_summaries(client: Client) -> int:
@@ -302,10 +308,12 @@ class PnL(Refreshed):
     def accounts(self, book: Book) -> list[str]:
         return list(book.account_ids(self.account))
 
-    def send_rows(self, client: Client, send: Send, accounts: list[str], con_id: int | None):
+    def send_rows(self, client: Client, accounts: list[str], con_id: int | None) -> None:
         book, catalog, now = _args(client)
         daily, unrealized, realized = valuation.pnl(book, catalog, now, accounts)
-        send(94, self.req_id, *(valuation.number_text(x) for x in (daily, unrealized, realized)))
+        client.send(
+            94, self.req_id, *(valuation.number_text(x) for x in (daily, unrealized, realized))
+        )
 
 
 def pnl(client: Client, msg: FieldReader) -> None:
@@ -323,11 +331,11 @@ class PnLSingle(PnL):
 
     con_id: int = 0
 
-    def send_rows(self, client: Client, send: Send, accounts: list[str], con_id: int | None):
+    def send_rows(self, client: Client, accounts: list[str], con_id: int | None) -> None:
         book, catalog, now = _args(client)
         found = valuation.pnl_single(book, catalog, now, accounts, self.con_id)
         if found is not None:
-            send(
+            client.send(
                 95, self.req_id, valuation.quantity_text(found.position),
                 *(valuation.number_text(x) for x in found[1:]),
             )  # fmt: skip

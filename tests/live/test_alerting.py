@@ -108,15 +108,17 @@ def test_a_broken_farm_alerts_only_while_markets_are_open(fed, receiver) -> None
 
 def test_differences_and_risk_breaches_fire_once_and_resolve_once(fed, receiver) -> None:
     _, feed = fed
-    difference = {"kind": "position", "subject": "DU1 265598", "detail": "IB 10, journal 0"}
+    differences = [  # one alert per kind, however many rows
+        {"kind": "position", "subject": "DU1 265598", "detail": "IB 10, journal 0"},
+        {"kind": "position", "subject": "DU1 756733", "detail": "IB 5, journal 0"},
+    ]
     blocked = {"DU1 daily_loss": "DU1 lost 5000 USD today, past its 4000 limit."}
-    feed.alerts.observe([], [difference], markets_open=True, blocks=blocked)
+    feed.alerts.observe([], differences, markets_open=True, blocks=blocked)
     feed.check(1)
     feed.check(2)
     assert receiver.wait_for(2) == [
-        "ib-warehouse reconciliation_difference fired: position DU1 265598: Reconciliation "
-        "found a difference with the gateway (position DU1 265598): IB 10, journal 0; see "
-        "live_differences.",
+        "ib-warehouse reconciliation_difference fired: position: Reconciliation found 2 position "
+        "difference(s) with the gateway: IB 10, journal 0 (and 1 more); see live_differences.",
         "ib-warehouse risk_breach fired: DU1 daily_loss: DU1 lost 5000 USD today, past its 4000 "
         "limit.",
     ]
