@@ -19,6 +19,7 @@ The latest figures also answer `exposure(account)`, which the risk guard (live.r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -127,9 +128,11 @@ class IntradayAccounts:
         return next((a for a in self.ib.managedAccounts() if is_fa_master(a)), None)
 
     def _follow(self, account: str, con_id: int) -> None:
+        """The contract's P&L from now on (a socket that just went: the next connect asks)."""
         if self._live and (account, con_id) not in self._subscribed:
             self._subscribed.add((account, con_id))
-            self.ib.reqPnLSingle(account, "", con_id)
+            with contextlib.suppress(ConnectionError):
+                self.ib.reqPnLSingle(account, "", con_id)
 
     def _on_disconnected(self) -> None:
         self._live = False
@@ -147,8 +150,8 @@ class IntradayAccounts:
         self._positions[(account, con_id)] = figures
         self.changes += 1
         self._change(lake.POSITIONS, (account, con_id), _position_row(account, con_id, *figures))
-        self._follow(account, con_id)
         self._aggregate_position(con_id)
+        self._follow(account, con_id)  # last: the figures are kept whatever the socket does
 
     def _on_pnl(self, pnl: PnL) -> None:
         figures = tuple(_figure(x) for x in (pnl.dailyPnL, pnl.unrealizedPnL, pnl.realizedPnL))
