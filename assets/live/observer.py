@@ -154,10 +154,7 @@ def _stream(
     observation = dg.AssetObservation(
         key,
         metadata={
-            "service": service.state,
-            "rows_today": today.rows,
-            "files_today": today.files,
-            "newest": newest.isoformat() if newest else "no rows yet",
+            **_today(service, today, newest),
             "lag_seconds": lag,
             "streams": len(streams),
             "streams_ok": len(streams) - len(not_ok),
@@ -200,6 +197,19 @@ def _newest(
     return today, newest
 
 
+def _today(
+    service: Service, today: live_streams.DaySummary, newest: datetime | None
+) -> dict[str, dg.RawMetadataValue]:
+    """What every appended dataset's observation says first: the service, today's rows and
+    files, and its newest row."""
+    return {
+        "service": service.state,
+        "rows_today": today.rows,
+        "files_today": today.files,
+        "newest": newest.isoformat() if newest else "no rows yet",
+    }
+
+
 def _intraday(home: Path, key: dg.AssetKey, service: Service, now: datetime) -> dg.AssetObservation:
     """An intraday account dataset: how much today holds, how recent it is, and the service's
     largest lag from IB's message to the row written."""
@@ -208,10 +218,7 @@ def _intraday(home: Path, key: dg.AssetKey, service: Service, now: datetime) -> 
     return dg.AssetObservation(
         key,
         metadata={
-            "service": service.state,
-            "rows_today": today.rows,
-            "files_today": today.files,
-            "newest": newest.isoformat() if newest else "no rows yet",
+            **_today(service, today, newest),
             "accounts": int(intraday.get("accounts", 0)),
             "max_lag_seconds": float(intraday.get("max_lag_seconds", 0.0)),
         },
