@@ -199,7 +199,7 @@ def _newest(
 
 def _today(
     service: Service, today: live_streams.DaySummary, newest: datetime | None
-) -> dict[str, dg.RawMetadataValue]:
+) -> dict[str, object]:
     """What every appended dataset's observation says first: the service, today's rows and
     files, and its newest row."""
     return {
