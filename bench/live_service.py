@@ -11,6 +11,8 @@ and `ibw live` as its own process. Baselines are measured in the same run, on th
   lag      how old the newest tick is when a DuckDB reader (the catalog, read-only, another
            process's view) first sees it, sampled every 20 ms; ÷ the flush interval, the delay
            the service chooses on purpose.
+  intraday the largest lag, over the order run, from an account message of IB (position, P&L,
+           account value) to its row in the lake, ÷ the flush interval.
   orders   the round trip of a 10-share MKT order, from `live.submit` (the journal) to Filled and
            the fill recorded in the journal, ÷ a bare ib_async script's placeOrder to Filled;
            both medians of N orders, once the service has been connected for a few seconds.
@@ -241,6 +243,7 @@ def main() -> None:
                 mine = service_round_trips(home, args.orders)
             finally:
                 stop(service, log)
+        intraday = json.loads((home / "live" / "health.json").read_text())["intraday"]
     if not args.orders_only:
         lags.sort()
         p50, p95 = lags[len(lags) // 2], lags[int(len(lags) * 0.95)]
@@ -254,6 +257,11 @@ def main() -> None:
     print(
         f"order round trip (median of {args.orders}): service {m * 1000:.1f} ms "
         f"(intent -> Filled recorded), bare ib_async {b * 1000:.1f} ms = {m / b:.2f}"
+    )
+    print(
+        f"intraday datasets: {intraday['rows_written']} rows, largest lag from IB's message to "
+        f"the lake {intraday['max_lag_seconds']:.3f} s = "
+        f"{intraday['max_lag_seconds'] / FLUSH_EVERY:.2f} of the {FLUSH_EVERY} s flush"
     )
 
 
