@@ -18,6 +18,10 @@ and comes back on its own: a data gateway's restart never holds up an order, nor
   reconnects with a capped backoff, for as long as it runs, saying why each time (a client id
   in use, 326, names the id). A stalled connection is noticed by a heartbeat (reqCurrentTime
   under a deadline).
+- The trading login's accounts (live.intraday): positions, P&L and account values as IB pushes
+  them, written every flush; the risk limits (live.risk) are checked whenever they change,
+  before the next pump, so a hard breach's global cancel goes out before any other order. The
+  alert conditions (live.alerting) are checked every second, and sent from a thread.
 - SIGTERM/SIGINT: flush the buffers, write the journal's export, disconnect, exit 0.
 
 The journal (live.journal) is the only memory that matters: a kill -9 at any instant loses the
@@ -443,7 +447,8 @@ class LiveService:
         if self.streams is not None:
             with contextlib.suppress(Exception):
                 await self.streams.flush()
-        await self.intraday.flush()
+        with contextlib.suppress(Exception):
+            await self.intraday.flush()
         if self.orders is not None:
             self.orders.export(self.home)
         refresh_catalog(self.home)
