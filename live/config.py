@@ -159,6 +159,19 @@ def _known(item: Mapping, allowed: tuple[str, ...], where: str) -> None:
         )
 
 
+def _section(
+    item: object, allowed: tuple[str, ...], example: str, what: str, where: str
+) -> Mapping:
+    """A mapping of known keys (`example` shows one, `what` names it in the fix), or one
+    sentence saying which it is not."""
+    if not isinstance(item, Mapping):
+        raise LiveConfigError(
+            f"expected a mapping such as {example}", f"write {what} as a mapping", subject=where
+        )
+    _known(item, allowed, where)
+    return item
+
+
 def _number(
     item: Mapping, key: str, default: float, where: str, what: str = "a number of seconds"
 ) -> float:
@@ -190,13 +203,7 @@ def _flag(item: Mapping, key: str, where: str) -> bool:
 
 
 def _stream(item: object, where: str) -> StreamSpec:
-    if not isinstance(item, Mapping):
-        raise LiveConfigError(
-            "expected a mapping such as {symbol: AAPL, bars: true}",
-            "write each stream as a mapping",
-            subject=where,
-        )
-    _known(item, _STREAM, where)
+    item = _section(item, _STREAM, "{symbol: AAPL, bars: true}", "each stream", where)
     if ("symbol" in item) == ("con_id" in item):
         raise LiveConfigError(
             "give exactly one of symbol and con_id",
@@ -240,13 +247,7 @@ def _stream(item: object, where: str) -> StreamSpec:
 
 
 def _limits(item: object, where: str) -> OrderLimits:
-    if not isinstance(item, Mapping):
-        raise LiveConfigError(
-            "expected a mapping such as {max_quantity: 10000}",
-            "write limits as a mapping",
-            subject=where,
-        )
-    _known(item, _LIMITS, where)
+    item = _section(item, _LIMITS, "{max_quantity: 10000}", "limits", where)
     defaults = OrderLimits.from_env()  # IBW_MAX_QUANTITY / IBW_MAX_NOTIONAL, else built in
     values = {}
     for key in _LIMITS:
@@ -263,13 +264,7 @@ def _limits(item: object, where: str) -> OrderLimits:
 
 def _risk(item: object, where: str) -> RiskLimits:
     """The top-level risk limits, each entry of `accounts` merged over them (null: no limit)."""
-    if not isinstance(item, Mapping):
-        raise LiveConfigError(
-            "expected a mapping such as {daily_loss: 5000}",
-            "write risk as a mapping",
-            subject=where,
-        )
-    _known(item, (*_RISK, "accounts"), where)
+    item = _section(item, (*_RISK, "accounts"), "{daily_loss: 5000}", "risk", where)
     top = _risk_values(item, where)
     accounts = item.get("accounts", {})
     if not isinstance(accounts, Mapping) or not all(isinstance(a, str) for a in accounts):
@@ -281,13 +276,7 @@ def _risk(item: object, where: str) -> RiskLimits:
     overrides = {}
     for account, entry in accounts.items():
         inner = f"{where} accounts {account}"
-        if not isinstance(entry, Mapping):
-            raise LiveConfigError(
-                "expected a mapping such as {max_position: 500}",
-                "write the account's limits as a mapping",
-                subject=inner,
-            )
-        _known(entry, _RISK, inner)
+        entry = _section(entry, _RISK, "{max_position: 500}", "the account's limits", inner)
         overrides[account.strip()] = RiskLimits(**{**top, **_risk_values(entry, inner)})
     return RiskLimits(**top, accounts=overrides)
 
@@ -313,13 +302,7 @@ def _risk_values(item: Mapping, where: str) -> dict:
 
 
 def _alerts(item: object, where: str) -> AlertThresholds:
-    if not isinstance(item, Mapping):
-        raise LiveConfigError(
-            "expected a mapping such as {link_lost_after: 60}",
-            "write alerts as a mapping",
-            subject=where,
-        )
-    _known(item, _ALERTS, where)
+    item = _section(item, _ALERTS, "{link_lost_after: 60}", "alerts", where)
     defaults = AlertThresholds()
     return AlertThresholds(**{k: _number(item, k, getattr(defaults, k), where) for k in _ALERTS})
 
