@@ -26,6 +26,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -563,10 +564,17 @@ class Journal(Ledger):
         }
 
 
+@lru_cache(maxsize=4096)
+def _parse_intent(text: str) -> OrderIntent:
+    """An intent's JSON never changes once journaled (modifications live beside it), and the
+    service reads the same few rows on every status IB sends: parse and validate each once."""
+    return OrderIntent.from_json(text)
+
+
 def _intent_row(r: sqlite3.Row) -> IntentRow:
     return IntentRow(
         key=r["key"],
-        intent=OrderIntent.from_json(r["intent"]),
+        intent=_parse_intent(r["intent"]),
         state=r["state"],
         created_at=r["created_at"],
         updated_at=r["updated_at"],
