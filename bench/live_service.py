@@ -1,8 +1,10 @@
 """The live service: ticks into the lake, the lag until DuckDB sees them, and the order round trip.
 
-Everything runs for real: an embedded gateway (ShiftedClock: 2024-07-10 10:00 New York, regular
-hours, at the wall clock's pace), a warehouse seeded with the default universe's security master,
-and `ibw live` as its own process. Baselines are measured in the same run, on the same gateway:
+Everything runs for real: an embedded gateway (2024-07-10 10:00 New York, regular hours; for the
+ticks a thread of the bench at 100 times the real pace, for the orders its own process replaying
+at the real pace, as IB Gateway runs beside its clients), a warehouse seeded with the default
+universe's security master, and `ibw live` as its own process. Baselines are measured in the same
+run, on the same gateway:
 
   ticks    the service's tick rows written to the lake per second, ÷ the quote changes a bare
            ib_async client (its own process) subscribed to the same contracts at the same time
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -33,6 +36,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import duckdb
@@ -50,6 +54,7 @@ from live.stream_state import tick_values
 from warehouse.catalog import CatalogMissing, connect_readonly
 
 START = datetime(2024, 7, 10, 14, 0, tzinfo=UTC)
+NEW_YORK = ZoneInfo("America/New_York")
 STOCKS = ("AAPL", "MSFT", "SPY", "QQQ", "TSLA")  # the default universe's stocks and pairs
 PAIRS = ("EUR.USD", "USD.JPY")
 SPEED = 100.0  # gateway seconds per real second: every stream's quote moves every interval
@@ -69,7 +74,9 @@ def seed(gw: GatewayThread, home: Path) -> None:
     assert dg.materialize([contracts], resources=resources, run_config=QUIET).success
 
 
-def start_service(gw: GatewayThread, home: Path, log: Path, streams: str) -> subprocess.Popen:
+def start_service(
+    gw: GatewayThread | GatewayProcess, home: Path, log: Path, streams: str
+) -> subprocess.Popen:
     config = home.parent / "live.yml"
     config.write_text(f"streams:\n{streams}flush_every: {FLUSH_EVERY}\n")
     env = {**os.environ, "IB_PORT": str(gw.port), "IBW_LIVE_CLIENT_ID": "77"}
@@ -158,7 +165,31 @@ def settled(home: Path, quiet: float = 3.0) -> None:
     time.sleep(quiet)
 
 
-def bare_round_trips(gw: GatewayThread, n: int) -> list[float]:
+class GatewayProcess:
+    """The embedded gateway in a process of its own, as IB Gateway runs beside its clients: the
+    round trips measure the client, not a bench thread sharing the gateway's interpreter (a
+    polling loop holding the GIL delays the gateway's replies to one client and not the other)."""
+
+    def __init__(self, start: str, log: Path) -> None:
+        command = [sys.executable, "-m", "ibsim", "--port", "0", "--replay", start]
+        self.proc = subprocess.Popen(command, stderr=log.open("ab"))
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"listening on [\d.]+:(\d+)", log.read_text())):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.proc.kill()
+                raise SystemExit(f"the embedded gateway did not start; see {log}")
+            time.sleep(0.05)
+        self.port = int(found[1])
+
+    def __enter__(self) -> GatewayProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=30)
+
+
+def bare_round_trips(gw: GatewayProcess, n: int) -> list[float]:
     ib = IB()
     ib.connect("127.0.0.1", gw.port, clientId=6, timeout=10)
     contract = Contract(conId=AAPL, exchange="SMART")
@@ -235,7 +266,8 @@ def main() -> None:
             seed(gw, home)
             if not args.orders_only:
                 service_rate, bare_rate, lags = ticks_and_lag(gw, home, log, args.seconds)
-        with GatewayThread(GatewayConfig(port=0, clock=ShiftedClock(START))) as gw:  # orders
+        replay = f"{START.astimezone(NEW_YORK):%Y-%m-%d %H:%M}"
+        with GatewayProcess(replay, Path(tmp) / "gateway.log") as gw:  # orders
             service = start_service(gw, home, log, "  - {symbol: AAPL, ticks: true}\n")
             try:
                 settled(home)
