@@ -15,7 +15,9 @@ import polars as pl
 UtcDatetime = Annotated[pl.Datetime, "us", "UTC"]
 
 LINEAGE = ("request_id", "fetched_at", "source")
-SEC_TYPES = ["STK", "IND", "FUT", "CONTFUT", "CASH", "OPT", "FOP", "BOND", "CFD", "WAR"]
+SEC_TYPES = [
+    "STK", "IND", "FUT", "CONTFUT", "CASH", "OPT", "FOP", "BOND", "CFD", "FUND", "CRYPTO", "WAR",
+]  # fmt: skip
 
 
 class Lineage(pa.DataFrameModel):

@@ -95,6 +95,43 @@ class OptionChain(Lineage):
         return data.lazyframe.select(pl.col("days_to_expiry") == days)
 
 
+class OptionQuote(Lineage):
+    """One picture of each option of a day's chain (partitioned by snapshot_date): its market,
+    and IB's model computation (implied vol and greeks: delta, gamma, vega per vol point, theta
+    per day). What IB did not send is null; the bounds are those no real quote can break."""
+
+    snapshot_date: pl.Date
+    underlying_con_id: pl.Int64 = pa.Field(gt=0)
+    underlying_symbol: str = pa.Field(str_length={"min_value": 1})
+    con_id: pl.Int64 = pa.Field(gt=0)
+    local_symbol: str
+    expiry: pl.Date
+    strike: pl.Float64 = pa.Field(gt=0)
+    right: str = pa.Field(isin=["C", "P"])
+    days_to_expiry: pl.Int32 = pa.Field(ge=0)
+    bid: pl.Float64 = pa.Field(ge=0, nullable=True)
+    ask: pl.Float64 = pa.Field(ge=0, nullable=True)
+    last: pl.Float64 = pa.Field(ge=0, nullable=True)
+    bid_size: pl.Float64 = pa.Field(ge=0, nullable=True)
+    ask_size: pl.Float64 = pa.Field(ge=0, nullable=True)
+    volume: pl.Float64 = pa.Field(ge=0, nullable=True)
+    open_interest: pl.Float64 = pa.Field(ge=0, nullable=True)
+    implied_vol: pl.Float64 = pa.Field(gt=0, nullable=True)
+    delta: pl.Float64 = pa.Field(ge=-1, le=1, nullable=True)
+    gamma: pl.Float64 = pa.Field(ge=0, nullable=True)
+    vega: pl.Float64 = pa.Field(ge=0, nullable=True)
+    theta: pl.Float64 = pa.Field(nullable=True)
+    model_price: pl.Float64 = pa.Field(ge=0, nullable=True)
+    pv_dividend: pl.Float64 = pa.Field(ge=0, nullable=True)
+    underlying_price: pl.Float64 = pa.Field(gt=0, nullable=True)
+    bid_iv: pl.Float64 = pa.Field(gt=0, nullable=True)
+    ask_iv: pl.Float64 = pa.Field(gt=0, nullable=True)
+    taken_at: UtcDatetime
+
+    class Config:
+        unique: ClassVar[list[str]] = ["snapshot_date", "con_id"]
+
+
 class Quarantine(pa.DataFrameModel):
     """Rows a dataset refused, with the reason, so nothing is dropped silently."""
 
@@ -356,6 +393,7 @@ SNAPSHOT_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
 SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "security_master": SecurityMaster,
     "option_chains": OptionChain,
+    "option_quotes": OptionQuote,
     "quarantine": Quarantine,
     "coverage": Coverage,
     "bars": Bar,

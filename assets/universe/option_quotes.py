@@ -1,0 +1,183 @@
+"""The `option_quotes` asset: one picture of every option of the day's chain (bid, ask, last,
+sizes, volume, open interest, IB's implied vol and greeks), and its checks: no crossed market,
+greeks inside their bounds, put-call parity within the quotes' spreads.
+
+Like the chain, a day's quotes can only be taken on that day (the gateway's today); the
+`daily_option_quotes` schedule takes them before the close (engines.option_quotes says when and
+how many market-data lines they hold).
+"""
+
+from datetime import date, datetime, timedelta
+
+import dagster as dg
+import polars as pl
+
+from assets.failures import one_sentence_failures
+from assets.metadata import OWNERS, dataset_metadata
+from assets.resources import IBResource, WarehouseResource
+from assets.trading_days import TRADING_DAYS, daily_check, is_gateway_today
+from assets.universe.option_chains import option_chains
+from engines.option_quotes import (
+    DATASET,
+    QuoteSettings,
+    chain_of,
+    parity_residuals,
+    take_option_quotes,
+)
+from ibfacts.resets import NEW_YORK, ib_day
+from warehouse import layout
+
+SETTINGS = QuoteSettings.from_env()
+_DEADLINE = (datetime.combine(date.min, SETTINGS.at) + timedelta(hours=1)).time()
+FRESHNESS = dg.FreshnessPolicy.cron(  # an hour after the schedule (cron knows no holidays)
+    deadline_cron=f"{_DEADLINE.minute} {_DEADLINE.hour} * * 1-5",
+    lower_bound_delta=timedelta(hours=1),
+    timezone=str(NEW_YORK),
+)
+
+
+@dg.asset(
+    group_name="universe",
+    kinds={"ib", "parquet"},
+    pool="ib_gateway",
+    partitions_def=TRADING_DAYS,
+    deps=[option_chains],
+    output_required=False,  # a past day stores nothing, and that is not a failure
+    owners=OWNERS,
+    metadata=dataset_metadata(DATASET),
+    freshness_policy=FRESHNESS,
+    description="One picture of every option of the day's stored chain: bid, ask, last, sizes, "
+    "volume and open interest (generic ticks 100 and 101), and IB's model computation (implied "
+    "vol, delta, gamma, vega, theta, the underlying's price, pv of dividends) with the bid's and "
+    "ask's implied vols; each taken when the row's `taken_at` says. At most "
+    f"{SETTINGS.lines} market-data lines at once ($IBW_OPTION_QUOTES_LINES); the "
+    f"`daily_option_quotes` schedule takes them at {SETTINGS.at:%H:%M} New York.",
+)
+def option_quotes(context: dg.AssetExecutionContext, ib: IBResource, warehouse: WarehouseResource):
+    day = date.fromisoformat(context.partition_key)
+    with one_sentence_failures():
+        if chain_of(warehouse.path, day).is_empty():
+            raise dg.Failure(
+                f"No option chain is stored for {day}: materialize option_chains for that day "
+                "first."
+            )
+        with ib.client(context.run.run_id) as client:
+            if not is_gateway_today(context, ib_day(client.run(client.now())), "option quotes"):
+                return
+            report = client.run(
+                take_option_quotes(
+                    client, warehouse.path, day, SETTINGS, context.run.run_id, ib.source
+                )
+            )
+    run = report.run
+    for sentence in run.errors[:10]:
+        context.log.warning(sentence)
+    context.log.info(
+        f"Pictured {report.rows} of {report.options} options in {run.seconds:.1f} s, at most "
+        f"{run.lines_peak} market-data lines at once."
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": report.rows,
+            "options_in_chain": report.options,
+            "options_incomplete": run.incomplete,
+            "options_refused": len(run.errors),
+            "rows_quarantined": report.quarantined,
+            "lines_peak": run.lines_peak,
+            "lines_allowed": SETTINGS.lines,
+            "seconds": round(run.seconds, 2),
+            "requests": run.requests,
+        }
+    )
+
+
+def _quotes(warehouse: WarehouseResource, day: str) -> pl.DataFrame:
+    folder = layout.partition_dir(warehouse.path, DATASET, {"snapshot_date": day})
+    files = layout.data_files(folder)
+    return pl.read_parquet(files, hive_partitioning=False) if files else pl.DataFrame()
+
+
+def _result(passed: bool, count: int, metadata: dict, fail: str, ok: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=passed,
+        metadata={"rows_failing": count, **metadata},
+        description=fail if count else ok,
+    )
+
+
+@daily_check(
+    asset=option_quotes,
+    name="no_crossed_markets",
+    blocking=True,
+    description="No option's bid is above its ask.",
+)
+def no_crossed_markets(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    quotes = _quotes(warehouse, context.partition_key)
+    crossed = quotes.filter(pl.col("bid") > pl.col("ask")).height if quotes.height else 0
+    return _result(
+        crossed == 0,
+        crossed,
+        {"rows": quotes.height},
+        f"{crossed} options have a bid above their ask on {context.partition_key}.",
+        "No crossed market.",
+    )
+
+
+@daily_check(
+    asset=option_quotes,
+    name="greeks_within_bounds",
+    description="Calls have a delta in [0, 1], puts in [-1, 0]; gamma and vega are not negative; "
+    "implied vols lie between 1% and 500%.",
+)
+def greeks_within_bounds(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    quotes = _quotes(warehouse, context.partition_key)
+    if quotes.is_empty():
+        return _result(True, 0, {"rows": 0}, "", "No quotes stored for the day.")
+    call = pl.col("right") == "C"
+    delta_ok = (
+        pl.when(call)
+        .then(pl.col("delta").is_between(0, 1))
+        .otherwise(pl.col("delta").is_between(-1, 0))
+    )
+    ok = (
+        delta_ok.fill_null(True)
+        & (pl.col("gamma") >= 0).fill_null(True)
+        & (pl.col("vega") >= 0).fill_null(True)
+        & pl.col("implied_vol").is_between(0.01, 5.0).fill_null(True)
+    )
+    bad = quotes.filter(~ok).height
+    return _result(
+        bad == 0,
+        bad,
+        {"rows": quotes.height, "rows_with_greeks": quotes["delta"].is_not_null().sum()},
+        f"{bad} options have greeks outside their bounds on {context.partition_key}.",
+        "Every option's greeks are inside their bounds.",
+    )
+
+
+@daily_check(
+    asset=option_quotes,
+    name="put_call_parity",
+    description="At each strike with a call and a put quoted, C - P lies on its expiry's parity "
+    "line (fitted over the strikes, so no rate or dividend is assumed) within the two markets' "
+    "spreads.",
+)
+def put_call_parity(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    quotes = _quotes(warehouse, context.partition_key)
+    pairs = parity_residuals(quotes) if quotes.height else pl.DataFrame()
+    bad = pairs.filter(pl.col("residual") > pl.col("tolerance")).height if pairs.height else 0
+    worst = float(pairs["residual"].max() or 0.0) if pairs.height else 0.0
+    return _result(
+        bad == 0,
+        bad,
+        {"pairs": pairs.height, "largest_residual": worst},
+        f"{bad} strikes break put-call parity by more than their spreads on "
+        f"{context.partition_key}.",
+        "Every quoted strike obeys put-call parity within its spreads.",
+    )
