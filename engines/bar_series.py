@@ -146,6 +146,8 @@ def targets(
     found = []
     rows = master.sort("con_id").iter_rows(named=True)
     contracts = [r for r in rows if r.get("valid_to") is None]
+    if any("OPT" in spec.sec_types for spec in specs):
+        contracts += live_options(home)
     if wanted:
         contracts = [r for r in contracts if {r["symbol"], r["local_symbol"]} & wanted]
     for spec in specs:
@@ -159,6 +161,29 @@ def targets(
                     )
                 )  # fmt: skip
     return found
+
+
+def live_options(home: Path) -> list[dict]:
+    """The options of the newest stored chain (those inside the universe's option windows), as
+    security-master rows: an option's bar series is kept while it lives (IB keeps no bars of
+    expired options), and one that left the window or expired is no longer a target."""
+    chain = read_dataset(home, "option_chains")
+    if chain.is_empty():
+        return []
+    newest = chain.filter(pl.col("snapshot_date") == pl.col("snapshot_date").max())
+    return [
+        {
+            "con_id": r["con_id"],
+            "symbol": r["underlying_symbol"],
+            "local_symbol": r["local_symbol"],
+            "sec_type": "OPT",
+            "exchange": r["exchange"],
+            "primary_exchange": "",
+            "currency": "USD",
+            "expiry": r["expiry"],
+        }  # fmt: skip
+        for r in newest.sort("con_id").iter_rows(named=True)
+    ]
 
 
 def known_head(home: Path, target: Target) -> datetime | None:

@@ -1,5 +1,5 @@
-"""What a universe file asks for: symbols, patterns, futures roots, FX pairs, indices, options,
-and the bar series to backfill for them.
+"""What a universe file asks for: symbols, patterns, futures roots, FX pairs, indices, CFDs,
+bonds (by CUSIP), mutual funds, crypto, options, and the bar series to backfill for them.
 
 Parsing is strict and every mistake names the entry and the fix, because a typo in a universe
 must not silently shrink it.
@@ -17,13 +17,17 @@ from ibfacts.bars import BAR_SECONDS
 from ibfacts.history import WHAT_TO_SHOW, WHAT_TO_SHOW_FOR
 from ibkr.exceptions import InvalidRequest
 
-KINDS = ("symbol", "pattern", "future", "fx", "index")
+KINDS = ("symbol", "pattern", "future", "fx", "index", "cfd", "bond", "fund", "crypto")
 _DEFAULTS = {
     "symbol": {"sec_type": "STK", "exchange": "SMART", "currency": "USD"},
     "pattern": {"sec_type": "STK", "exchange": "SMART", "currency": "USD"},
     "future": {"sec_type": "FUT", "exchange": "CME", "currency": "USD"},
     "fx": {"sec_type": "CASH", "exchange": "IDEALPRO", "currency": ""},
     "index": {"sec_type": "IND", "exchange": "CBOE", "currency": "USD"},
+    "cfd": {"sec_type": "CFD", "exchange": "SMART", "currency": "USD"},
+    "bond": {"sec_type": "BOND", "exchange": "SMART", "currency": "USD"},  # the CUSIP as symbol
+    "fund": {"sec_type": "FUND", "exchange": "FUNDSERV", "currency": "USD"},
+    "crypto": {"sec_type": "CRYPTO", "exchange": "PAXOS", "currency": "USD"},
 }
 _OPTIONAL = {"sec_type", "exchange", "currency", "primary_exchange", "expired_years"}
 
@@ -66,14 +70,27 @@ class OptionWindow:
 
 
 DERIVED_SIZES = ("1 week", "1 month")  # kept as daily bars; IB's weeks and months are derived
-BAR_SEC_TYPES = ("STK", "IND", "FUT", "CONTFUT", "CASH")
+# The types a bar series covers unless it names its own; options (OPT: those inside the option
+# windows, while they live) only when named, since a chain holds hundreds of contracts.
+BAR_SEC_TYPES = ("STK", "IND", "FUT", "CONTFUT", "CASH", "CFD", "BOND", "FUND", "CRYPTO")
+BAR_SEC_TYPES_NAMED = (*BAR_SEC_TYPES, "OPT")
+# What a series shows when it names nothing: trades where IB has them; otherwise the prices IB
+# keeps for the type (no trades for FX or CFDs; crypto's trades are IB's AGGTRADES; bonds trade
+# over the counter, so their quotes).
+DEFAULT_WHAT_TO_SHOW = {
+    "CASH": "MIDPOINT",
+    "CFD": "MIDPOINT",
+    "CRYPTO": "AGGTRADES",
+    "BOND": "BID_ASK",
+}
 _HISTORY = re.compile(r"^(\d+)\s*([dwmy])$")
 _HISTORY_DAYS = {"d": 1, "w": 7, "m": 31, "y": 366}  # generous: a plan never starts short
 MAX_HISTORY_YEARS = 100  # longer than any history IB keeps; bounds the dates a plan computes
 
 _SEC_TYPE_NAMES = {
     "STK": "stocks", "FUT": "futures", "CONTFUT": "continuous futures", "OPT": "options",
-    "CASH": "forex pairs", "IND": "indices",
+    "CASH": "forex pairs", "IND": "indices", "CFD": "CFDs", "BOND": "bonds",
+    "FUND": "mutual funds", "CRYPTO": "crypto", "FOP": "futures options",
 }  # fmt: skip
 
 
@@ -100,7 +117,7 @@ class BarSpec:
 
     bar_size: str
     history_days: int  # how far back from today the series should reach
-    what_to_show: str = ""  # empty: TRADES, or MIDPOINT for FX (IB has no FX trades)
+    what_to_show: str = ""  # empty: TRADES, or the type's DEFAULT_WHAT_TO_SHOW
     use_rth: bool = True
     sec_types: tuple[str, ...] = BAR_SEC_TYPES
     symbols: tuple[str, ...] = ()  # empty: every contract of those types
@@ -113,9 +130,7 @@ class BarSpec:
         return f"{self.bar_size} {self.what_to_show or 'auto'} {hours}"
 
     def what_for(self, sec_type: str) -> str:
-        if self.what_to_show:
-            return self.what_to_show
-        return "MIDPOINT" if sec_type == "CASH" else "TRADES"
+        return self.what_to_show or DEFAULT_WHAT_TO_SHOW.get(sec_type, "TRADES")
 
     def applies_to(self, sec_type: str, symbol: str) -> bool:
         if sec_type not in self.sec_types or not serves(sec_type, self.what_for(sec_type)):
@@ -261,8 +276,8 @@ def parse_bar_spec(item: Any, where: str, flags: Mapping[str, str] | None = None
     if not isinstance(use_rth, bool):
         raise UniverseError(f"{where}: use_rth is true (regular hours) or false (all hours).")
     sec_types = tuple(str(t).upper() for t in item.get("sec_types", BAR_SEC_TYPES))
-    if not sec_types or not set(sec_types) <= set(BAR_SEC_TYPES):
-        raise UniverseError(f"{where}: sec_types must be among {', '.join(BAR_SEC_TYPES)}.")
+    if not sec_types or not set(sec_types) <= set(BAR_SEC_TYPES_NAMED):
+        raise UniverseError(f"{where}: sec_types must be among {', '.join(BAR_SEC_TYPES_NAMED)}.")
     if what and "sec_types" in item:
         for sec_type in sec_types:
             try:

@@ -81,7 +81,32 @@ def test_bar_specs_parse_history_hours_and_defaults():
     assert minutes.history_days == 6 * 31 and minutes.key == "1 min auto all"
     assert daily.what_for("STK") == "TRADES" and daily.what_for("CASH") == "MIDPOINT"
     assert minutes.applies_to("STK", "AAPL") and not minutes.applies_to("STK", "MSFT")
-    assert not daily.applies_to("OPT", "AAPL")  # options have no history once expired
+    assert not daily.applies_to("OPT", "AAPL")  # options only when a series names them
+
+
+def test_cfds_bonds_funds_and_crypto_resolve_with_their_venues_and_default_prices():
+    universe = parse_universe(
+        {
+            "entries": [{"cfd": "aapl"}, {"bond": "91282cjl6"}, {"fund": "vfiax"},
+                        {"crypto": "btc"}, {"symbol": "ETH", "sec_type": "crypto",
+                                            "exchange": "paxos"}],
+            "bars": [{"bar_size": "1 day", "history": "1y"},
+                     {"bar_size": "1 hour", "history": "30d", "sec_types": ["OPT"]}],
+        }
+    )  # fmt: skip
+    kinds = [(e.kind, e.value, e.sec_type, e.exchange, e.currency) for e in universe.entries]
+    assert kinds == [
+        ("cfd", "AAPL", "CFD", "SMART", "USD"),
+        ("bond", "91282CJL6", "BOND", "SMART", "USD"),
+        ("fund", "VFIAX", "FUND", "FUNDSERV", "USD"),
+        ("crypto", "BTC", "CRYPTO", "PAXOS", "USD"),
+        ("symbol", "ETH", "CRYPTO", "PAXOS", "USD"),
+    ]
+    daily, options = universe.bars
+    shown = {t: daily.what_for(t) for t in ("STK", "CASH", "CFD", "CRYPTO", "BOND")}
+    assert shown == {"STK": "TRADES", "CASH": "MIDPOINT", "CFD": "MIDPOINT",
+                     "CRYPTO": "AGGTRADES", "BOND": "BID_ASK"}  # fmt: skip
+    assert options.applies_to("OPT", "SPY") and not options.applies_to("STK", "SPY")
 
 
 def test_trades_are_never_asked_for_fx():
@@ -97,7 +122,7 @@ def test_trades_are_never_asked_for_fx():
         ({"bar_size": "1 week", "history": "1y"}, "derive 1 week bars from them"),
         ({"bar_size": "1 min", "history": "1y", "rth": True}, "unknown key 'rth'"),
         ({"bar_size": "1 min", "history": "1y", "use_rth": "yes"}, "use_rth is true"),
-        ({"bar_size": "1 min", "history": "1y", "sec_types": ["OPT"]}, "sec_types must be"),
+        ({"bar_size": "1 min", "history": "1y", "sec_types": ["WAR"]}, "sec_types must be"),
     ],
 )
 def test_bad_bar_specs_name_the_entry_and_the_fix(item, message):
