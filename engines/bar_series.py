@@ -171,19 +171,11 @@ def live_options(home: Path) -> list[dict]:
     if chain.is_empty():
         return []
     newest = chain.filter(pl.col("snapshot_date") == pl.col("snapshot_date").max())
-    return [
-        {
-            "con_id": r["con_id"],
-            "symbol": r["underlying_symbol"],
-            "local_symbol": r["local_symbol"],
-            "sec_type": "OPT",
-            "exchange": r["exchange"],
-            "primary_exchange": "",
-            "currency": "USD",
-            "expiry": r["expiry"],
-        }  # fmt: skip
-        for r in newest.sort("con_id").iter_rows(named=True)
-    ]
+    as_master = newest.sort("con_id").select(
+        "con_id", "local_symbol", "exchange", "expiry", symbol="underlying_symbol",
+        sec_type=pl.lit("OPT"), primary_exchange=pl.lit(""), currency=pl.lit("USD"),
+    )  # fmt: skip
+    return as_master.to_dicts()
 
 
 def known_head(home: Path, target: Target) -> datetime | None:

@@ -21,8 +21,9 @@ def chain(discount: float, forward: float, strikes: list[float], spread: float) 
         put = 1.0 + max(k - forward, 0.0)
         call = put + discount * (forward - k)
         for right, mid in (("C", call), ("P", put)):
+            half = spread / 2
             rows.append({"underlying_symbol": "SPY", "expiry": EXPIRY, "strike": k,
-                         "right": right, "bid": mid - spread / 2, "ask": mid + spread / 2})  # fmt: skip
+                         "right": right, "bid": mid - half, "ask": mid + half})  # fmt: skip
     return pl.DataFrame(rows)
 
 
