@@ -18,6 +18,7 @@ import polars as pl
 from ib_async import Contract
 
 from ibkr.client import IBClient
+from ibkr.exceptions import IBWError
 from ibkr.option_quotes import DEFAULT_WAIT, QuoteRun, take_quotes
 from warehouse import layout
 from warehouse.catalog import refresh_catalog
@@ -50,9 +51,9 @@ class QuoteSettings:
         try:
             return cls(at=time.fromisoformat(at), lines=int(lines))
         except ValueError:
-            raise ValueError(
-                f"IBW_OPTION_QUOTES_AT={at!r} or IBW_OPTION_QUOTES_LINES={lines!r} is not valid; "
-                "give a New York time as HH:MM and a whole number of lines."
+            raise IBWError(
+                f"IBW_OPTION_QUOTES_AT={at!r} or IBW_OPTION_QUOTES_LINES={lines!r} is not valid",
+                "give a New York time as HH:MM and a whole number of lines",
             ) from None
 
 

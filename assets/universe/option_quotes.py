@@ -56,6 +56,7 @@ FRESHNESS = dg.FreshnessPolicy.cron(  # an hour after the schedule (cron knows n
 def option_quotes(context: dg.AssetExecutionContext, ib: IBResource, warehouse: WarehouseResource):
     day = date.fromisoformat(context.partition_key)
     with one_sentence_failures():
+        settings = QuoteSettings.from_env()  # read at each run: a changed setting needs no reload
         if chain_of(warehouse.path, day).is_empty():
             raise dg.Failure(
                 f"No option chain is stored for {day}: materialize option_chains for that day "
@@ -66,7 +67,7 @@ def option_quotes(context: dg.AssetExecutionContext, ib: IBResource, warehouse: 
                 return
             report = client.run(
                 take_option_quotes(
-                    client, warehouse.path, day, SETTINGS, context.run.run_id, ib.source
+                    client, warehouse.path, day, settings, context.run.run_id, ib.source
                 )
             )
     run = report.run
@@ -84,7 +85,7 @@ def option_quotes(context: dg.AssetExecutionContext, ib: IBResource, warehouse: 
             "options_refused": len(run.errors),
             "rows_quarantined": report.quarantined,
             "lines_peak": run.lines_peak,
-            "lines_allowed": SETTINGS.lines,
+            "lines_allowed": settings.lines,
             "seconds": round(run.seconds, 2),
             "requests": run.requests,
         }
