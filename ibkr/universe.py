@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from ibfacts.bars import BAR_SECONDS
-from ibfacts.history import WHAT_TO_SHOW, WHAT_TO_SHOW_FOR
+from ibfacts.history import VOLATILITY_WHAT, WHAT_TO_SHOW, WHAT_TO_SHOW_FOR
 from ibkr.exceptions import InvalidRequest
 
 KINDS = ("symbol", "pattern", "future", "fx", "index", "cfd", "bond", "fund", "crypto")
@@ -61,6 +61,7 @@ class OptionWindow:
     min_moneyness: float = 0.9  # strike / underlying price
     max_moneyness: float = 1.1
     exchange: str = "SMART"
+    iv_history_days: int = 366  # the underlying's daily implied and historical vol (0: none)
 
     def contains(self, days_to_expiry: int, moneyness: float) -> bool:
         return (
@@ -172,7 +173,23 @@ def parse_universe(data: Mapping[str, Any], source: str = "universe") -> Univers
     keys = [spec.key for spec in bars]
     if len(set(keys)) != len(keys):
         raise UniverseError(f"{source}: two bars entries ask for the same series; merge them.")
-    return Universe(entries, options, bars)
+    return Universe(entries, options, bars + volatility_specs(options, set(keys)))
+
+
+def volatility_specs(windows: tuple[OptionWindow, ...], taken: set[str]) -> tuple[BarSpec, ...]:
+    """The daily implied and historical volatility of every option window's underlying, kept
+    as bar series (IB's OPTION_IMPLIED_VOLATILITY and HISTORICAL_VOLATILITY), as far back as the
+    longest window asks; a series the `bars:` section already names is left to it."""
+    wanted = [w for w in windows if w.iv_history_days > 0]
+    if not wanted:
+        return ()
+    days = max(w.iv_history_days for w in wanted)
+    symbols = tuple(sorted({w.underlying for w in wanted}))
+    specs = (
+        BarSpec("1 day", days, what, sec_types=("STK", "IND"), symbols=symbols)
+        for what in VOLATILITY_WHAT
+    )
+    return tuple(spec for spec in specs if spec.key not in taken)
 
 
 def _entry(item: Any, where: str) -> UniverseEntry:
@@ -214,7 +231,7 @@ def _option(item: Any, where: str) -> OptionWindow:
         raise UniverseError(
             f"{where}: expected a mapping with 'underlying', e.g. {{underlying: SPY}}."
         )
-    allowed = {"underlying", "max_days_to_expiry", "moneyness", "exchange"}
+    allowed = {"underlying", "max_days_to_expiry", "moneyness", "exchange", "iv_history"}
     unknown = set(item) - allowed
     if unknown:
         raise UniverseError(
@@ -228,6 +245,11 @@ def _option(item: Any, where: str) -> OptionWindow:
             min_moneyness=float(low),
             max_moneyness=float(high),
             exchange=str(item.get("exchange", "SMART")).upper(),
+            iv_history_days=(
+                _history_days(str(item.get("iv_history", "1y")), f"{where} iv_history")
+                if item.get("iv_history", "1y") not in (False, None, "none")
+                else 0
+            ),
         )
     except (TypeError, ValueError) as exc:
         raise UniverseError(

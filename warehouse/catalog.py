@@ -62,6 +62,21 @@ class NotARead(ValueError):
 _EXPLAIN = re.compile(r"EXPLAIN\s+(?:ANALYZE\s+|\([^)]*\)\s*)?(?P<explained>.*)", re.I | re.S)
 
 
+# Each underlying's daily implied vol (IB's OPTION_IMPLIED_VOLATILITY: its options' 30-day
+# at-the-money vol) beside its realised vol (HISTORICAL_VOLATILITY), from the bars the backfill
+# keeps for the option windows' underlyings; both annualised, as fractions (0.18 is 18%).
+IV_HISTORY = """
+CREATE VIEW iv_history AS
+SELECT m.symbol, b.con_id, b.session_date,
+       max(b.close) FILTER (WHERE b.what_to_show = 'OPTION_IMPLIED_VOLATILITY') AS implied_vol,
+       max(b.close) FILTER (WHERE b.what_to_show = 'HISTORICAL_VOLATILITY') AS historical_vol
+FROM bars b JOIN security_master_current m USING (con_id)
+WHERE b.bar_size = '1 day'
+  AND b.what_to_show IN ('OPTION_IMPLIED_VOLATILITY', 'HISTORICAL_VOLATILITY')
+GROUP BY ALL
+"""
+
+
 def refresh_catalog(home: Path) -> Path:
     """(Re)build the catalog from what the lake holds now and swap it in; returns its path."""
     home = home.resolve()
@@ -203,6 +218,8 @@ def _create_views(con: duckdb.DuckDBPyConnection, home: Path) -> None:
             "CREATE VIEW security_master_current AS "
             "SELECT * FROM security_master WHERE valid_to IS NULL"
         )
+    if {"bars", "security_master"} <= set(datasets):
+        con.execute(IV_HISTORY)
     if "quarantine" not in datasets:
         # Analysts can always ask the quarantine; before any rejects it is an empty table.
         empty_quarantine = pl.DataFrame(schema=polars_schema("quarantine"))
