@@ -130,7 +130,7 @@ def implied_vol(
     for _ in range(100):
         g = at(vol)
         diff = float(g.price) - value
-        if abs(diff) < 1e-10 * max(value, 1.0):
+        if abs(diff) <= 1e-13 * spot:
             return vol
         low, high = (low, vol) if diff > 0 else (vol, high)
         step = vol - diff / float(g.vega) if float(g.vega) > 1e-12 else -1.0

@@ -4,12 +4,16 @@ calculateImpliedVolatility / calculateOptionPrice, and option bars that agree wi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from ib_async import Contract, Index, Option
 
 from ibsim.market.option_model import terms
 from ibsim.market.quotes import quote_at
 from tests.kit.gateway import NOW, stock
+from tests.kit.ibapi_harness import IBApiApp
+from tests.kit.ibapi_harness import contract as api_contract
 from tests.kit.waiting import ib_until
 
 EPOCH = int(NOW.timestamp())
@@ -92,3 +96,43 @@ def test_spx_options_price_off_the_index(gw, connect):
     assert (inst.trading_class, inst.multiplier, inst.under_con_id) == ("SPXW", "100", spx.conId)
     q = quote_at(inst, EPOCH)
     assert 0 <= q.bid < q.ask
+
+
+# ------------------------------------------------------------------- the official client
+class OptionsApp(IBApiApp):
+    def tickOptionComputation(self, reqId, tickType, tickAttrib, *values) -> None:
+        self._put(reqId, "tickOptionComputation", tickType, tickAttrib, *values)
+
+    def tickSnapshotEnd(self, reqId: int) -> None:
+        self._put(reqId, "tickSnapshotEnd")
+
+
+@pytest.fixture
+def api(gw) -> Iterator[OptionsApp]:
+    app = OptionsApp().start(gw.port)
+    yield app
+    app.close()
+    assert not app.decode_failures
+
+
+def test_ibapi_decodes_option_computations_and_fop_details(api: OptionsApp) -> None:
+    es_call = api_contract(
+        symbol="ES", secType="FOP", exchange="CME", currency="USD",
+        lastTradeDateOrContractMonth="20240920", strike=5600.0, right="C", multiplier="50",
+    )  # fmt: skip
+    [details] = api.contract_details(es_call).firsts("contractDetails")
+    c = details.contract
+    assert (c.secType, c.tradingClass, c.multiplier, c.exchange) == ("FOP", "ES", "50", "CME")
+    assert c.localSymbol == "ESU4 C5600" and details.underSecType == "FUT"
+    assert details.marketRuleIds.split(",")[0] == "62" and details.minTick == 0.25
+    req_id = api.next_req_id()
+    api.reqMktData(req_id, c, "", True, False, [])
+    reply = api.collect(req_id, "tickSnapshotEnd")
+    computed = {
+        e.args[0]: e.args[1:]
+        for e in (e for e in reply.events if e.name == "tickOptionComputation")
+    }
+    assert set(computed) == {10, 11, 12, 13}
+    attrib, vol, delta, price, pv_dividend, gamma, vega, theta, under = computed[13]
+    assert attrib == 1 and 0.05 < vol < 0.5 and 0 < delta < 1 and price > 0
+    assert pv_dividend == 0 and gamma > 0 and vega > 0 and theta < 0 and under > 5000
