@@ -70,19 +70,26 @@ def matching_symbols(client: Client, msg: FieldReader) -> None:
 
 
 def option_parameters(client: Client, msg: FieldReader) -> None:
+    """One message per class and exchange: stock and index options (futFopExchange empty) or
+    futures options (futFopExchange the future's exchange), by underlying symbol and conId."""
     req_id = msg.request_id()
     symbol = msg.str().strip().upper()
-    msg.str()  # futFopExchange: "" for stock options
-    msg.str()  # underlying secType
+    fut_fop_exchange = msg.str().strip().upper()
+    sec_type = msg.str().strip().upper()
     con_id = msg.int()
-    underlying = client.state.catalog.underlying(symbol)
-    if underlying and symbol in options.OPTION_UNDERLYINGS and con_id in (0, underlying.con_id):
-        expiries = options.option_expiries(client.now())
-        strikes = [strike_text(s) for s in options.option_strikes(underlying)]
-        for exchange in options.OPTION_EXCHANGES:
+    for cls in options.option_classes(client.now()):
+        under = cls.underlying
+        if under.symbol != symbol or con_id not in (0, under.con_id):
+            continue
+        if (sec_type and sec_type != under.sec_type) or (
+            fut_fop_exchange and fut_fop_exchange not in cls.exchanges
+        ):
+            continue
+        strikes = [strike_text(s) for s in cls.strikes]
+        for exchange in cls.exchanges:
             client.send(
-                75, req_id, exchange, underlying.con_id, symbol, "100",
-                len(expiries), *expiries, len(strikes), *strikes,
+                75, req_id, exchange, under.con_id, cls.trading_class, cls.multiplier,
+                len(cls.expiries), *cls.expiries, len(strikes), *strikes,
             )  # fmt: skip
     client.send(76, req_id)
 

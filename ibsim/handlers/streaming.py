@@ -22,6 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from ibsim.config import GatewayConfig
+from ibsim.handlers import option_analytics as analytics
 from ibsim.handlers.client import Client, Subscription
 from ibsim.handlers.fields import FieldReader
 from ibsim.handlers.historical import resolve
@@ -29,6 +30,7 @@ from ibsim.market import errors
 from ibsim.market.bars import bars_between
 from ibsim.market.calendars import sessions
 from ibsim.market.instruments import Instrument
+from ibsim.market.options import OPTION_TYPES
 from ibsim.market.quotes import Quote, quote_at
 
 log = logging.getLogger("ibsim")
@@ -212,6 +214,9 @@ class MarketData:
     inst: Instrument
     sent: dict[int, str] = field(default_factory=dict)  # live tick id -> value last sent
     data_type: int = 0  # the marketDataType (58) last reported
+    generic: frozenset[int] = frozenset()  # the genericTickList asked for
+    computed: dict[int, tuple] = field(default_factory=dict)  # option computations last sent
+    generic_sent: dict[int, str] = field(default_factory=dict)
     takes_line: ClassVar[bool] = True
 
     def open(self, client: Client, send_ticks: bool) -> None:
@@ -235,10 +240,22 @@ class MarketData:
         if data_type != self.data_type:
             client.send(58, 1, self.req_id, data_type)
             self.data_type, self.sent = data_type, {}  # new tick ids: everything again
+            self.computed, self.generic_sent = {}, {}
         values = tick_values(self.inst, q, day, self.sent)
         for message in tick_messages(self.req_id, values, self.sent, delayed):
             client.send(*message)
         self.sent = values
+        if self.inst.sec_type in OPTION_TYPES:
+            computed = analytics.computations(self.inst, q)
+            for message in analytics.computation_messages(
+                self.req_id, computed, self.computed, delayed
+            ):
+                client.send(*message)
+            self.computed = computed
+        extra = analytics.generic_values(self.inst, self.generic, client.now())
+        for message in analytics.generic_messages(self.req_id, extra, self.generic_sent):
+            client.send(*message)
+        self.generic_sent = extra
 
 
 def req_mkt_data(client: Client, msg: FieldReader) -> None:
@@ -249,12 +266,12 @@ def req_mkt_data(client: Client, msg: FieldReader) -> None:
         msg.skip(4 * msg.int())  # legs: conId, ratio, action, exchange
     if msg.bool():  # delta-neutral contract: conId, delta, price
         msg.skip(3)
-    msg.str()  # genericTickList: the gateway sends the default ticks only
+    generic = frozenset(int(t) for t in msg.str().split(",") if t.strip().isdigit())
     snapshot, regulatory = msg.bool(), msg.bool()
     msg.str()  # mktDataOptions
     inst = resolve(client.state.catalog, query)
-    sub = MarketData(req_id, inst)
-    if snapshot or regulatory:  # one picture, then tickSnapshotEnd; it holds no line
+    sub = MarketData(req_id, inst, generic=frozenset() if snapshot or regulatory else generic)
+    if snapshot or regulatory:  # default ticks only, then tickSnapshotEnd; it holds no line
         sub.open(client, send_ticks=True)
         client.send(57, 1, req_id)
         return

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ibsim.market.atoms import minute_atoms, second_atoms
 from ibsim.market.calendars import Sessions, sessions, utc_offset
 from ibsim.market.instruments import Instrument
-from ibsim.market.prices import Atoms, aggregate, minute_atoms, second_atoms
+from ibsim.market.prices import Atoms, aggregate
 
 
 @dataclass

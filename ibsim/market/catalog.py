@@ -36,17 +36,8 @@ class ContractQuery:
 
 @lru_cache(maxsize=4)
 def _option_chain(day: str) -> dict[int, Instrument]:
-    """Every listed SPY and AAPL option on `day` (yyyymmdd), by conId."""
-    now = datetime.strptime(day, "%Y%m%d")
-    chain: dict[int, Instrument] = {}
-    for symbol in options.OPTION_UNDERLYINGS:
-        underlying = next(s for s in ref.STOCKS if s.symbol == symbol)
-        for expiry in options.option_expiries(now):
-            for strike in options.option_strikes(underlying):
-                for right in "CP":
-                    opt = options.option(underlying, expiry, strike, right)
-                    chain[opt.con_id] = opt
-    return chain
+    """Every option listed on `day` (yyyymmdd), by conId."""
+    return {opt.con_id: opt for opt in options.chain(datetime.strptime(day, "%Y%m%d"))}
 
 
 class Catalog:
@@ -86,7 +77,9 @@ class Catalog:
             for i in self._candidates(query)
             if _matches(i, query) and (query.include_expired or not i.expired(now))
         ]
-        self._served_options.update((i.con_id, i) for i in matches if i.sec_type == "OPT")
+        self._served_options.update(
+            (i.con_id, i) for i in matches if i.sec_type in options.OPTION_TYPES
+        )
         return sorted(matches, key=lambda i: (i.sec_type, i.last_trade_date, i.strike, i.right))
 
     def _candidates(self, query: ContractQuery) -> list[Instrument]:
@@ -95,7 +88,7 @@ class Catalog:
             front = ref.continuous(query.symbol, now)
             return [front] if front else []
         pool = [*FIXED, *ref.futures(), *self._added]
-        if query.sec_type == "OPT":
+        if query.sec_type in options.OPTION_TYPES:
             pool += self.options().values()
         return pool
 

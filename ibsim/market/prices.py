@@ -103,14 +103,20 @@ def minute_atoms(inst: Instrument, starts: np.ndarray, what: str) -> Atoms:
         high, c = high + inst.tick_units, c + inst.tick_units
     else:
         o, high, low, c = o + shift, high + shift, low + shift, c + shift
+    volume, count = minute_volumes(inst, starts, what)
+    wapv = (high + low + c) / 3.0 * volume
+    return Atoms(starts, o, high, low, c, volume, count, wapv)
+
+
+def minute_volumes(inst: Instrument, starts: np.ndarray, what: str) -> tuple[np.ndarray, ...]:
+    """The volume and trade count of one-minute atoms (none for quotes, nor untraded things)."""
     if what in QUOTE_WHAT or not inst.volume_per_minute:
         volume = np.zeros(len(starts), dtype=np.int64)
     else:
-        u = uniform(inst.con_id, starts, salt * 10 + 3)
+        u = uniform(inst.con_id, starts, _SALT[what] * 10 + 3)
         volume = np.floor(inst.volume_per_minute * (0.2 + 1.6 * u)).astype(np.int64)
     count = np.where(volume > 0, np.maximum(volume // 100, 1), 0)
-    wapv = (high + low + c) / 3.0 * volume
-    return Atoms(starts, o, high, low, c, volume, count, wapv)
+    return volume, count
 
 
 def second_atoms(inst: Instrument, minutes: Atoms, what: str) -> Atoms:
@@ -140,9 +146,7 @@ def second_atoms(inst: Instrument, minutes: Atoms, what: str) -> Atoms:
     j_low = (u(8)[:, 0] * 60).astype(np.int64)
     s_high[rows, j_high] = minutes.high
     s_low[rows, j_low] = minutes.low
-    weights = u(9)[:, :60] + 0.05
-    volume = _split(minutes.volume, weights, j_high)
-    count = _split(minutes.count, weights, j_high)
+    volume, count = second_volumes(inst, minutes, what, j_high)
     wapv = (s_high + s_low + s_close) / 3.0 * volume
     return Atoms(
         seconds[:, :60].ravel(),
@@ -154,6 +158,17 @@ def second_atoms(inst: Instrument, minutes: Atoms, what: str) -> Atoms:
         count.ravel(),
         wapv.ravel(),
     )
+
+
+def second_volumes(
+    inst: Instrument, minutes: Atoms, what: str, remainder_at: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each minute's volume and count shared among its sixty seconds, as (k, 60) arrays."""
+    seconds = minutes.start[:, None] + np.arange(61)[None, :]
+    weights = uniform(inst.con_id, seconds.ravel(), _SALT[what] * 10 + 9).reshape(-1, 61)
+    weights = weights[:, :60] + 0.05
+    volume = _split(minutes.volume, weights, remainder_at)
+    return volume, _split(minutes.count, weights, remainder_at)
 
 
 def _split(total: np.ndarray, weights: np.ndarray, remainder_at: np.ndarray) -> np.ndarray:

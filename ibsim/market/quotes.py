@@ -14,9 +14,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from ibsim.market.atoms import minute_atoms, second_atoms
 from ibsim.market.calendars import sessions
 from ibsim.market.instruments import Instrument
-from ibsim.market.prices import minute_atoms, second_atoms, uniform
+from ibsim.market.prices import uniform
 
 _SIZE_SALT = 7_001
 _LOTS = {"STK": 100, "CASH": 100_000}  # displayed sizes: round lots of shares, of base currency
