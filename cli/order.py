@@ -51,6 +51,9 @@ def add_order_commands(commands: argparse._SubParsersAction) -> None:
     place.add_argument("words", nargs="+", metavar="SYMBOL QUANTITY")
     place.add_argument("--con-id", type=int, help="the contract's IB conId (skips the symbol)")
     place.add_argument("--action", choices=["BUY", "SELL"], type=str.upper, default="BUY")
+    place.add_argument("--cash", action="store_true",
+                       help="QUANTITY is an amount of money in the contract's currency (IB's "
+                       "cashQty: how crypto market buys are sized)")  # fmt: skip
     place.add_argument("--type", dest="order_type", default="MKT", type=str.upper,
                        help=f"one of {', '.join(sorted(ORDER_TYPES))}")  # fmt: skip
     place.add_argument("--limit", type=float, help="limit price")
@@ -153,7 +156,8 @@ def _place(args: argparse.Namespace, home: Path, out: Console) -> None:
         con_id=con_id,
         exchange=args.exchange or exchange,
         action=args.action,
-        quantity=quantity,
+        quantity=0.0 if args.cash else quantity,
+        cash_quantity=quantity if args.cash else None,
         order_type=args.order_type,
         limit_price=args.limit,
         aux_price=args.aux,
@@ -276,7 +280,8 @@ def _summary(intent: OrderIntent) -> str:
     prices = [
         f"{n} {v:g}" for n, v in (("limit", intent.limit_price), ("aux", intent.aux_price)) if v
     ]
-    return " ".join([intent.action, f"{intent.quantity:g}", intent.order_type, *prices, intent.tif])
+    size = f"{intent.cash_quantity:g} in cash" if intent.by_cash else f"{intent.quantity:g}"
+    return " ".join([intent.action, size, intent.order_type, *prices, intent.tif])
 
 
 def _num(value: float | None) -> str:

@@ -55,6 +55,7 @@ def _order(row: Any) -> dict[str, Any]:
         "con_id": intent.con_id,
         "action": intent.action,
         "quantity": intent.quantity,
+        "cash_quantity": intent.cash_quantity,
         "order_type": intent.order_type,
         "limit_price": intent.limit_price,
         "aux_price": intent.aux_price,

@@ -72,6 +72,7 @@ class OrderIntent:
     parent_key: str = ""
     oca_group: str = ""
     transmit: bool = True
+    cash_quantity: float | None = None  # IB's cashQty: an amount of money (crypto market buys)
 
     def __post_init__(self) -> None:
         params = self.algo_params
@@ -100,6 +101,18 @@ class OrderIntent:
         """The intent with a new quantity or prices (validated); None keeps a field."""
         changes = {"quantity": quantity, "limit_price": limit_price, "aux_price": aux_price}
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def by_cash(self) -> bool:
+        """Sized as an amount of money (IB's cashQty), the quantity left to IB: quantity is 0."""
+        return self.cash_quantity is not None
+
+    def quantity_at(self, unit_value: float) -> float:
+        """The quantity the order stands for at `unit_value` (price × multiplier): a cash
+        order's amount ÷ that value (0 when it is unknown)."""
+        if not self.by_cash:
+            return self.quantity
+        return self.cash_quantity / unit_value if unit_value else 0.0
 
     def to_contract(self) -> Contract:
         return Contract(conId=self.con_id, exchange=self.exchange)
@@ -131,6 +144,8 @@ class OrderIntent:
             order.lmtPrice = self.limit_price
         if self.aux_price is not None:
             order.auxPrice = self.aux_price
+        if self.cash_quantity is not None:
+            order.cashQty = self.cash_quantity
         if self.trailing_percent is not None:
             order.trailingPercent = self.trailing_percent
         return order
@@ -155,6 +170,10 @@ class OrderIntent:
                 f"unknown field(s) {', '.join(extra)}", f"use only {', '.join(sorted(known))}"
             )
         return cls(**data)
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
 
 
 def _price_ok(value: float | None) -> bool:
@@ -182,9 +201,15 @@ def _problem(i: OrderIntent) -> tuple[str, str] | None:
         (bool(i.exchange), "no exchange is given", "use SMART or the contract's exchange"),
         (i.action in ("BUY", "SELL"), f"action {i.action!r} is unknown", "use BUY or SELL"),
         (
-            isinstance(i.quantity, int | float) and math.isfinite(i.quantity) and i.quantity > 0,
+            i.by_cash or _positive(i.quantity),
             f"quantity {i.quantity!r} is not a positive number",
             "give a quantity above zero",
+        ),
+        (
+            not i.by_cash or (_positive(i.cash_quantity) and i.quantity == 0),
+            f"cash quantity {i.cash_quantity!r} with quantity {i.quantity!r} is not an order IB "
+            "takes",
+            "give a positive cash quantity and quantity 0 (IB sizes the order)",
         ),
         (
             t in ORDER_TYPES,

@@ -183,7 +183,8 @@ async def reconcile(ib: IB, journal: Journal) -> Reconciliation:
                 journal.set_modification_state(row.key, "applied", "found at the gateway")
         elif row.key in filled_keys:
             filled = filled_keys[row.key]
-            status = "Filled" if filled >= row.effective.quantity else "Submitted"
+            wanted = row.effective.quantity or filled  # a cash order's size is IB's to know
+            status = "Filled" if filled >= wanted else "Submitted"
             if row.state != "working":
                 result.adopted.append(row.key)
             journal.record_status(row.key, status, filled=filled)

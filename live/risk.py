@@ -245,5 +245,6 @@ class RiskGuard:
         exposure = self.exposure(intent.account) if intent.account else None
         if exposure is None:
             return None  # an allocation, or no figures yet: the caller asks `knows`
-        signed = intent.quantity if intent.action == "BUY" else -intent.quantity
+        quantity = intent.quantity_at(unit_value or 0.0)
+        signed = quantity if intent.action == "BUY" else -quantity
         return intent_refusal(self.limits, exposure, intent.con_id, signed, unit_value)

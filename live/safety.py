@@ -184,7 +184,9 @@ def check(
             "give a limit price or subscribe to the contract's market data",
             subject=subject,
         )
-    notional = intent.quantity * price * (multiplier or 1.0)
+    notional = (
+        intent.cash_quantity if intent.by_cash else intent.quantity * price * (multiplier or 1.0)
+    )
     if not notional <= limits.max_notional:
         raise OrderRefused(
             f"notional {notional:,.2f} exceeds the limit of {limits.max_notional:,.2f}",

@@ -152,7 +152,8 @@ class LiveOrder(Lineage):
     account: str
     con_id: pl.Int64 = pa.Field(gt=0)
     action: str = pa.Field(isin=["BUY", "SELL"])
-    quantity: pl.Float64 = pa.Field(gt=0)
+    quantity: pl.Float64 = pa.Field(ge=0)  # 0: sized by cash_quantity
+    cash_quantity: pl.Float64 = pa.Field(gt=0, nullable=True)
     order_type: str
     limit_price: pl.Float64 = pa.Field(nullable=True)
     aux_price: pl.Float64 = pa.Field(nullable=True)
