@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,10 +49,11 @@ class QuoteRun:
 
 
 def lower_bound_seconds(options: int, lines: int, first_picture: float) -> float:
-    """The least time IB's rules allow for `options` pictures: a request and a cancel each at
-    50 messages a second, and no more than `lines` requests open, each for at least
-    `first_picture` seconds."""
-    return max(2 * options / MESSAGES_PER_SECOND, math.ceil(options / lines) * first_picture)
+    """The least time IB's rules allow for `options` pictures: a request and a cancel each, no
+    more than 50 messages in any second (so the last of 2N goes out floor((2N - 1) / 50) s after
+    the first), and no more than `lines` requests open, each for at least `first_picture`."""
+    messages = (2 * options - 1) // MESSAGES_PER_SECOND
+    return max(messages, math.ceil(options / lines) * first_picture) + first_picture
 
 
 async def take_quotes(
@@ -65,6 +67,7 @@ async def take_quotes(
         )
     run = QuoteRun()
     gate = asyncio.Semaphore(lines)
+    pace = _Pace(client.ib.client.MaxRequests, client.ib.client.RequestsInterval)
     open_now = 0
     failures: dict[int, str] = {}  # id(contract) -> IB's sentence
 
@@ -75,6 +78,7 @@ async def take_quotes(
     async def one(contract: Contract) -> None:
         nonlocal open_now
         async with gate:
+            await pace.take(2)  # the request and its cancel
             open_now += 1
             run.lines_peak = max(run.lines_peak, open_now)
             run.requests += 2
@@ -102,8 +106,32 @@ async def take_quotes(
     finally:
         client.ib.errorEvent -= on_error
     client.requests += run.requests
+    # ib_async queues messages beyond its own 45 a second, in order: the gateway has every
+    # cancel (its lines are free) once a request sent after them is answered.
+    await client.now()
     run.seconds = time.monotonic() - started
     return run
+
+
+class _Pace:
+    """ib_async's own throttle (at most `limit` messages in any `interval` seconds), kept here
+    before a request is made: ib_async queues what goes beyond it, and an option's `wait` would
+    run out in that queue before its request left."""
+
+    def __init__(self, limit: int, interval: float) -> None:
+        self.limit, self.interval = limit, interval
+        self.sent: deque[float] = deque()
+
+    async def take(self, messages: int) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            while self.sent and now - self.sent[0] > self.interval:
+                self.sent.popleft()
+            if not self.limit or len(self.sent) + messages <= self.limit:
+                self.sent.extend([now] * messages)
+                return
+            await asyncio.sleep(self.sent[0] + self.interval - now)
 
 
 def complete(ticker: Ticker) -> bool:
