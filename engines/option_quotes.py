@@ -29,8 +29,8 @@ from warehouse.validation import split_valid
 DATASET = "option_quotes"
 CHAIN = "option_chains"
 _CHAIN_COLUMNS = (
-    "snapshot_date", "underlying_con_id", "underlying_symbol", "con_id", "local_symbol",
-    "expiry", "strike", "right", "days_to_expiry",
+    "snapshot_date", "underlying_con_id", "underlying_symbol", "con_id", "sec_type",
+    "local_symbol", "expiry", "strike", "right", "days_to_expiry",
 )  # fmt: skip
 
 
@@ -68,9 +68,13 @@ class QuoteReport:
 
 
 def chain_of(home: Path, day: date) -> pl.DataFrame:
-    """The day's stored chain, or an empty frame when none was taken."""
+    """The day's stored chain, or an empty frame when none was taken (a chain stored before
+    futures options were taken has no sec_type: its options are all OPT)."""
     files = layout.data_files(layout.partition_dir(home, CHAIN, {"snapshot_date": day.isoformat()}))
-    return pl.read_parquet(files, hive_partitioning=False) if files else pl.DataFrame()
+    chain = pl.read_parquet(files, hive_partitioning=False) if files else pl.DataFrame()
+    if chain.height and "sec_type" not in chain.columns:
+        chain = chain.with_columns(sec_type=pl.lit("OPT"))
+    return chain
 
 
 def contract_of(row: dict) -> Contract:
@@ -78,7 +82,7 @@ def contract_of(row: dict) -> Contract:
     return Contract(
         conId=row["con_id"],
         symbol=row["underlying_symbol"],
-        secType="OPT",
+        secType=row["sec_type"],
         lastTradeDateOrContractMonth=f"{row['expiry']:%Y%m%d}",
         strike=row["strike"],
         right=row["right"],

@@ -56,12 +56,13 @@ class UniverseEntry:
 class OptionWindow:
     """Which options of an underlying to snapshot: never every strike of every expiry."""
 
-    underlying: str
+    underlying: str  # a stock or index (OPT), or a futures root (FOP: its front future's)
     max_days_to_expiry: int = 45
     min_moneyness: float = 0.9  # strike / underlying price
     max_moneyness: float = 1.1
     exchange: str = "SMART"
     iv_history_days: int = 366  # the underlying's daily implied and historical vol (0: none)
+    sec_type: str = "OPT"  # or FOP: options on the root's front future
 
     def contains(self, days_to_expiry: int, moneyness: float) -> bool:
         return (
@@ -180,7 +181,7 @@ def volatility_specs(windows: tuple[OptionWindow, ...], taken: set[str]) -> tupl
     """The daily implied and historical volatility of every option window's underlying, kept
     as bar series (IB's OPTION_IMPLIED_VOLATILITY and HISTORICAL_VOLATILITY), as far back as the
     longest window asks; a series the `bars:` section already names is left to it."""
-    wanted = [w for w in windows if w.iv_history_days > 0]
+    wanted = [w for w in windows if w.iv_history_days > 0 and w.sec_type == "OPT"]
     if not wanted:
         return ()
     days = max(w.iv_history_days for w in wanted)
@@ -231,7 +232,12 @@ def _option(item: Any, where: str) -> OptionWindow:
         raise UniverseError(
             f"{where}: expected a mapping with 'underlying', e.g. {{underlying: SPY}}."
         )
-    allowed = {"underlying", "max_days_to_expiry", "moneyness", "exchange", "iv_history"}
+    allowed = {
+        "underlying", "max_days_to_expiry", "moneyness", "exchange", "iv_history", "sec_type",
+    }  # fmt: skip
+    sec_type = str(item.get("sec_type", "OPT")).upper()
+    if sec_type not in ("OPT", "FOP"):
+        raise UniverseError(f"{where}: sec_type is OPT (the default) or FOP (futures options).")
     unknown = set(item) - allowed
     if unknown:
         raise UniverseError(
@@ -244,7 +250,8 @@ def _option(item: Any, where: str) -> OptionWindow:
             max_days_to_expiry=int(item.get("max_days_to_expiry", 45)),
             min_moneyness=float(low),
             max_moneyness=float(high),
-            exchange=str(item.get("exchange", "SMART")).upper(),
+            exchange=str(item.get("exchange", "CME" if sec_type == "FOP" else "SMART")).upper(),
+            sec_type=sec_type,
             iv_history_days=(
                 _history_days(str(item.get("iv_history", "1y")), f"{where} iv_history")
                 if item.get("iv_history", "1y") not in (False, None, "none")

@@ -68,6 +68,7 @@ class OptionChain(Lineage):
     underlying_con_id: pl.Int64 = pa.Field(gt=0)
     underlying_symbol: str = pa.Field(str_length={"min_value": 1})
     con_id: pl.Int64 = pa.Field(gt=0)
+    sec_type: str = pa.Field(isin=["OPT", "FOP"])
     local_symbol: str
     expiry: pl.Date
     strike: pl.Float64 = pa.Field(gt=0)
@@ -104,6 +105,7 @@ class OptionQuote(Lineage):
     underlying_con_id: pl.Int64 = pa.Field(gt=0)
     underlying_symbol: str = pa.Field(str_length={"min_value": 1})
     con_id: pl.Int64 = pa.Field(gt=0)
+    sec_type: str = pa.Field(isin=["OPT", "FOP"])
     local_symbol: str
     expiry: pl.Date
     strike: pl.Float64 = pa.Field(gt=0)

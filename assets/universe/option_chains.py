@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import dagster as dg
 import polars as pl
-from ib_async import Contract, ContractDetails, Option
+from ib_async import Contract, ContractDetails, FuturesOption, Option
 
 from assets.failures import one_sentence_failures
 from assets.metadata import OWNERS, dataset_metadata
@@ -66,18 +66,19 @@ def option_chains(
     with one_sentence_failures():
         windows = universe.load().options
         home = warehouse.path
-        underlyings = _underlyings(read_dataset(home, "security_master"), windows)
+        underlyings = _underlyings(read_dataset(home, "security_master"), windows, day)
         with ib.client(context.run.run_id) as client:
             if not is_gateway_today(context, ib_day(client.run(client.now())), "option chains"):
                 return
             stats: dict[str, dict] = {}
             frames = []
             for window in windows:
-                underlying = underlyings.get(window.underlying)
+                underlying = underlyings.get((window.underlying, window.sec_type))
                 if underlying is None:
+                    kind = "a live future of " if window.sec_type == "FOP" else ""
                     raise dg.Failure(
-                        f"{window.underlying} is not in the security master: add it to the "
-                        "universe's entries and materialize `contracts` first."
+                        f"{kind}{window.underlying} is not in the security master: add it to "
+                        "the universe's entries and materialize `contracts` first."
                     )
                 context.log.info(f"Asking IB for the {window.underlying} chain of {day}.")
                 rows, stats[window.underlying] = client.run(_chain(client, underlying, window, day))
@@ -152,21 +153,34 @@ def chain_inside_window(
     )
 
 
-def _underlyings(master: pl.DataFrame, windows: tuple[OptionWindow, ...]) -> dict[str, Contract]:
+UNDERLYING_TYPES = {"OPT": ("STK", "IND"), "FOP": ("FUT",)}
+
+
+def _underlyings(
+    master: pl.DataFrame, windows: tuple[OptionWindow, ...], day: date
+) -> dict[tuple[str, str], Contract]:
+    """Each window's underlying by (symbol, option type): the stock or index for options, the
+    front future (the nearest expiry not before `day`) for futures options."""
     if master.is_empty():
         return {}
-    current = master.filter(pl.col("valid_to").is_null() & (pl.col("sec_type") == "STK"))
-    wanted = {w.underlying for w in windows}
-    return {
-        row["symbol"]: Contract(
-            conId=row["con_id"],
-            symbol=row["symbol"],
-            secType="STK",
-            exchange="SMART",
-            currency=row["currency"],
-        )
-        for row in current.filter(pl.col("symbol").is_in(wanted)).iter_rows(named=True)
-    }
+    current = master.filter(pl.col("valid_to").is_null())
+    found: dict[tuple[str, str], Contract] = {}
+    for window in windows:
+        rows = current.filter(
+            (pl.col("symbol") == window.underlying)
+            & pl.col("sec_type").is_in(UNDERLYING_TYPES[window.sec_type])
+            & (pl.col("expiry").is_null() | (pl.col("expiry") >= day))
+        ).sort("expiry", nulls_last=True)
+        for row in rows.head(1).iter_rows(named=True):
+            found[(window.underlying, window.sec_type)] = Contract(
+                conId=row["con_id"],
+                symbol=row["symbol"],
+                secType=row["sec_type"],
+                exchange="SMART" if row["sec_type"] == "STK" else row["exchange"],
+                currency=row["currency"],
+                localSymbol=row["local_symbol"],
+            )
+    return found
 
 
 async def _chain(
@@ -183,8 +197,9 @@ async def _chain(
     strikes = sorted({s for p in params for s in p.strikes})
     keep_expiries = [e for e in expiries if 0 <= _dte(e, day) <= window.max_days_to_expiry]
     keep_strikes = [s for s in strikes if window.min_moneyness <= s / price <= window.max_moneyness]
+    kind = FuturesOption if window.sec_type == "FOP" else Option
     candidates = [
-        Option(underlying.symbol, e, s, right, window.exchange, currency=underlying.currency)
+        kind(underlying.symbol, e, s, right, window.exchange, currency=underlying.currency)
         for e in keep_expiries
         for s in keep_strikes
         for right in ("C", "P")
@@ -218,6 +233,7 @@ def _row(details: ContractDetails, underlying: Contract, price: float, day: date
         "underlying_con_id": underlying.conId,
         "underlying_symbol": underlying.symbol,
         "con_id": c.conId,
+        "sec_type": c.secType,
         "local_symbol": c.localSymbol,
         "expiry": datetime.strptime(c.lastTradeDateOrContractMonth[:8], "%Y%m%d").date(),
         "strike": c.strike,

@@ -14,7 +14,7 @@ import yaml
 
 from assets.trading_days import instance_with_days
 from assets.universe.contracts import contracts
-from assets.universe.option_chains import option_chains
+from assets.universe.option_chains import chain_inside_window, option_chains
 from assets.universe.option_quotes import (
     greeks_within_bounds,
     no_crossed_markets,
@@ -71,7 +71,7 @@ def test_a_chain_is_pictured_within_the_lines_and_a_second_run_replaces_it(
 
     rows = query(
         home,
-        "SELECT \"right\", bid, ask, delta, gamma, vega, theta, implied_vol, open_interest, "
+        'SELECT "right", bid, ask, delta, gamma, vega, theta, implied_vol, open_interest, '
         "underlying_price FROM option_quotes",
     )
     for right, bid, ask, delta, gamma, vega, theta, iv, oi, spot in rows:
@@ -83,3 +83,44 @@ def test_a_chain_is_pictured_within_the_lines_and_a_second_run_replaces_it(
     assert again.success
     assert query(home, "SELECT count(*), count(DISTINCT request_id), min(request_id) "
                  "FROM option_quotes") == [(options, 1, again.run_id)]  # fmt: skip
+
+
+def test_index_options_and_futures_options_are_chained_and_pictured(
+    gateway, home, tmp_path, instance
+):
+    """SPX's options (trading classes SPX and SPXW) and the options on ES's front future
+    (Black-76 on the future's price): both chained and pictured, parity holding for each."""
+    universe = tmp_path / "universe.yml"
+    windows = [
+        {"underlying": "SPX", "max_days_to_expiry": 9, "moneyness": [0.99, 1.01]},
+        {"underlying": "ES", "sec_type": "FOP", "max_days_to_expiry": 80,
+         "moneyness": [0.99, 1.01]},
+    ]  # fmt: skip
+    entries = [{"index": "SPX", "exchange": "CBOE"}, {"future": "ES", "exchange": "CME"}]
+    universe.write_text(yaml.safe_dump({"entries": entries, "options": windows}))
+    res = dagster_resources(gateway, home, universe, 331)
+    assert dg.materialize([contracts], resources=res, instance=instance).success
+    result = dg.materialize(
+        [option_chains, chain_inside_window, *QUOTES],
+        resources=res,
+        partition_key=TODAY,
+        instance=instance,
+    )
+    assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"chain_inside_window": True, "no_crossed_markets": True,
+                      "greeks_within_bounds": True, "put_call_parity": True}  # fmt: skip
+    chained = dict(query(home, "SELECT sec_type || ' ' || underlying_symbol || ' ' || "
+                               "split_part(local_symbol, ' ', 1), count(*) FROM option_chains "
+                               "GROUP BY 1"))  # fmt: skip
+    # Inside 9 days: the 07-12 weekly (SPXW) and the 07-19 monthly (SPX); ES's front is Sep 24
+    assert set(chained) == {"OPT SPX SPXW", "OPT SPX SPX", "FOP ES ESU4"}
+    quoted = query(
+        home,
+        "SELECT sec_type, count(*), count(delta), min(underlying_price), max(underlying_price) "
+        "FROM option_quotes GROUP BY 1 ORDER BY 1",
+    )
+    spx = chained["OPT SPX SPXW"] + chained["OPT SPX SPX"]
+    assert [(t, n) for t, n, *_ in quoted] == [("FOP", chained["FOP ES ESU4"]), ("OPT", spx)]
+    for _, n, with_greeks, low, high in quoted:
+        assert with_greeks == n and high - low < 0.01 * high  # one underlying price each
