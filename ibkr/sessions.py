@@ -28,6 +28,8 @@ _STOCK_EXCHANGES = ("NYSE", "NASDAQ", "ISLAND", "ARCA", "AMEX", "BATS", "IEX", "
 _INDEX_EXCHANGES = ("CBOE", "NASDAQ", "NYSE", "CBOT", "CME", "ARCA")
 _FUTURE_EXCHANGES = {"CME": CME, "GLOBEX": CME, "CBOT": CME, "ECBOT": CME, "NYMEX": NYMEX}
 _FUTURE_EXCHANGES |= {"COMEX": NYMEX}
+# US equity and index options trade the stock market's regular session only (no extended hours)
+_OPTION_EXCHANGES = ("SMART", "CBOE", "CBOE2", "AMEX", "ISE", "PHLX", "BOX", "MIAX", "NASDAQOM")
 
 
 def hours_for(sec_type: str, exchange: str, primary_exchange: str = "") -> Venue:
@@ -38,6 +40,8 @@ def hours_for(sec_type: str, exchange: str, primary_exchange: str = "") -> Venue
     if sec_type in ("STK", "ETF") and where in _STOCK_EXCHANGES:
         return US_STOCKS
     if sec_type == "IND" and where in _INDEX_EXCHANGES:
+        return US_INDICES
+    if sec_type == "OPT" and where in _OPTION_EXCHANGES:
         return US_INDICES
     if sec_type in ("FUT", "CONTFUT", "FOP") and where in _FUTURE_EXCHANGES:
         return _FUTURE_EXCHANGES[where]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -19,9 +19,12 @@ from ibkr.connection import ConnectionSettings
 from ibkr.durations import DurationTable
 from ibkr.planner import lower_bound
 from ibkr.universe import BarSpec
+from ibsim.market.instruments import STOCKS
+from ibsim.market.options import option
 from tests.kit.gateway import NOW
 from warehouse import bars as bar_store
 from warehouse import ledger
+from warehouse.parquet import write_partition
 
 _ids = itertools.count(400)
 AAPL, EURUSD = 265598, 12087792
@@ -304,3 +307,28 @@ def test_a_bar_between_sessions_goes_to_quarantine_and_one_before_the_range_is_d
     assert days == [first.day]
     assert frame["ts"].to_list() == [first.open, evening]
     assert frame["session_date"].to_list() == [first.day, None]
+
+
+def test_options_of_the_newest_chain_backfill_while_they_live(home, open_backfill):
+    """A bars series naming OPT covers the newest stored chain's options, up to each expiry."""
+    spy = next(s for s in STOCKS if s.symbol == "SPY")
+    opt = option(spy, "20240712", 560.0, "C")
+    chain = pl.DataFrame({
+        "snapshot_date": [date(2024, 7, 10)], "underlying_con_id": [spy.con_id],
+        "underlying_symbol": ["SPY"], "con_id": [opt.con_id], "sec_type": ["OPT"],
+        "local_symbol": [opt.local_symbol], "expiry": [date(2024, 7, 12)], "strike": [560.0],
+        "right": ["C"], "exchange": ["SMART"], "multiplier": ["100"], "trading_class": ["SPY"],
+        "underlying_price": [560.0], "days_to_expiry": [2], "moneyness": [1.0],
+        "request_id": ["test"], "fetched_at": [datetime.now(UTC)], "source": ["ibsim"],
+    })  # fmt: skip
+    write_partition(home, "option_chains", chain, {"snapshot_date": "2024-07-10"})
+    spec = BarSpec("1 hour", 10, sec_types=("OPT",))
+    [target] = targets(home, [spec])
+    assert (target.con_id, target.sec_type, target.what_to_show) == (opt.con_id, "OPT", "TRADES")
+    assert target.expiry == date(2024, 7, 12)
+    report = run(open_backfill(), target)
+    assert report.gaps_left == 0
+    stored = bar_store.read_series(home, target.key)
+    sessions = sorted(set(stored["session_date"].to_list()))
+    assert sessions == [date(2024, 7, d) for d in (1, 2, 3, 5, 8, 9)]  # regular hours only
+    assert stored["ts"].dt.hour().min() >= 13 and stored["close"].min() > 0
