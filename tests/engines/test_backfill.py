@@ -18,12 +18,14 @@ from engines.bar_series import Target, targets
 from ibkr.connection import ConnectionSettings
 from ibkr.durations import DurationTable
 from ibkr.planner import lower_bound
-from ibkr.universe import BarSpec
+from ibkr.universe import BarSpec, parse_universe
 from ibsim.market.instruments import STOCKS
 from ibsim.market.options import option
 from tests.kit.gateway import NOW
+from tests.kit.warehouse import query
 from warehouse import bars as bar_store
 from warehouse import ledger
+from warehouse.catalog import refresh_catalog
 from warehouse.parquet import write_partition
 
 _ids = itertools.count(400)
@@ -332,3 +334,28 @@ def test_options_of_the_newest_chain_backfill_while_they_live(home, open_backfil
     sessions = sorted(set(stored["session_date"].to_list()))
     assert sessions == [date(2024, 7, d) for d in (1, 2, 3, 5, 8, 9)]  # regular hours only
     assert stored["ts"].dt.hour().min() >= 13 and stored["close"].min() > 0
+
+
+def test_an_option_windows_underlying_gets_its_implied_and_historical_vol(home, open_backfill):
+    """The universe's option windows add the underlying's daily OPTION_IMPLIED_VOLATILITY and
+    HISTORICAL_VOLATILITY series; they backfill as any bars, and `iv_history` puts them side by
+    side."""
+    universe = parse_universe(
+        {"entries": [{"symbol": "SPY"}], "options": [{"underlying": "SPY", "iv_history": "20d"}]}
+    )
+    assert [s.key for s in universe.bars] == [
+        "1 day OPTION_IMPLIED_VOLATILITY rth",
+        "1 day HISTORICAL_VOLATILITY rth",
+    ]
+    backfill = open_backfill()
+    for spec in universe.bars:
+        [target] = [t for t in targets(home, [spec]) if t.symbol == "SPY"]
+        run(backfill, target)
+    refresh_catalog(home)
+    rows = query(
+        home, "SELECT session_date, implied_vol, historical_vol FROM iv_history "
+        "WHERE symbol = 'SPY' ORDER BY 1"
+    )  # fmt: skip
+    assert len(rows) >= 13  # 20 calendar days back from 07-10
+    for _, implied, realised in rows:
+        assert 0.03 < implied < 1.5 and 0.01 < realised < 1.5
