@@ -31,14 +31,18 @@ NO_END_DATE_WHAT = frozenset({"ADJUSTED_LAST"})
 
 # Which whatToShow IB serves historical bars (and head timestamps) for, per security type. Forex
 # has no trades; an index has only its computed value (TRADES); dividend-adjusted prices exist
-# for stocks only. IB refuses anything else with 321 "What to show value of ... rejected."
+# for stocks only; the volatilities of an underlying (its options' 30-day implied volatility and
+# its own historical volatility; open, high, low and close are volatilities, volume and WAP are
+# not applicable) exist for stocks and indices. IB refuses anything else with 321 "What to show
+# value of ... rejected."
 QUOTE_WHAT = ("MIDPOINT", "BID", "ASK", "BID_ASK")
-WHAT_TO_SHOW = ("TRADES", "ADJUSTED_LAST", *QUOTE_WHAT)
+VOLATILITY_WHAT = ("OPTION_IMPLIED_VOLATILITY", "HISTORICAL_VOLATILITY")
+WHAT_TO_SHOW = ("TRADES", "ADJUSTED_LAST", *QUOTE_WHAT, *VOLATILITY_WHAT)
 WHAT_TO_SHOW_FOR: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "STK": WHAT_TO_SHOW,
     "FUT": ("TRADES", *QUOTE_WHAT),
     "CONTFUT": ("TRADES", *QUOTE_WHAT),
     "OPT": ("TRADES", *QUOTE_WHAT),
     "CASH": QUOTE_WHAT,
-    "IND": ("TRADES",),
+    "IND": ("TRADES", *VOLATILITY_WHAT),
 })  # fmt: skip

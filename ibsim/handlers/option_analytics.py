@@ -103,7 +103,7 @@ def generic_values(inst: Instrument, generic: frozenset[int], now: datetime) -> 
         if 104 in generic:
             values[HISTORICAL_VOL] = _number(historical_vol(inst, now))
         if 106 in generic:
-            values[IMPLIED_VOL] = _number(implied_vol_30d(inst, now))
+            values[IMPLIED_VOL] = _number(implied_vol_30d(inst))
     return values
 
 

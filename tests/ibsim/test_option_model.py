@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ibsim.market import atoms
+from ibsim.market import atoms, rules
 from ibsim.market import black_scholes as bs
+from ibsim.market.errors import IBError
 from ibsim.market.instruments import MARKET_RULES
 from ibsim.market.option_model import RATE, quote_units, terms
 from ibsim.market.options import chain
@@ -134,3 +135,11 @@ def test_a_quote_is_the_model_of_its_underlyings_mid() -> None:
         v = atoms.valuation_at(inst, at)
         assert float(v.spot[0]) == pytest.approx(under.mid)
         assert q.bid <= float(v.greeks.price[0]) <= q.ask
+
+
+def test_volatility_bars_are_for_underlyings_and_option_bars_for_both_kinds() -> None:
+    rules.check_what_to_show("HISTORICAL_VOLATILITY", "IND")
+    rules.check_what_to_show("OPTION_IMPLIED_VOLATILITY", "STK")
+    rules.check_what_to_show("BID_ASK", "FOP")
+    with pytest.raises(IBError, match="What to show value of HISTORICAL_VOLATILITY rejected"):
+        rules.check_what_to_show("HISTORICAL_VOLATILITY", "OPT")

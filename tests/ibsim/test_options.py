@@ -136,3 +136,26 @@ def test_ibapi_decodes_option_computations_and_fop_details(api: OptionsApp) -> N
     attrib, vol, delta, price, pv_dividend, gamma, vega, theta, under = computed[13]
     assert attrib == 1 and 0.05 < vol < 0.5 and 0 < delta < 1 and price > 0
     assert pv_dividend == 0 and gamma > 0 and vega > 0 and theta < 0 and under > 5000
+
+
+def test_option_bars_are_the_quotes_and_expired_options_have_none(gw, connect):
+    ib = connect(gw)
+    put = _option(ib, right="P")
+    inst = gw.gateway.catalog.by_con_id(put.conId)
+    for what, side in (("BID", "bid"), ("ASK", "ask"), ("TRADES", "last")):
+        bars = ib.reqHistoricalData(put, "", "60 S", "1 secs", what, True, 2)
+        assert len(bars) == 60
+        for bar in bars:
+            assert bar.close == getattr(quote_at(inst, int(bar.date.timestamp())), side)
+
+
+def test_volatility_bars_of_an_underlying(gw, connect):
+    ib = connect(gw)
+    spy = stock(ib, "SPY")
+    hv = ib.reqHistoricalData(spy, "", "5 D", "1 day", "HISTORICAL_VOLATILITY", True, 1)
+    iv = ib.reqHistoricalData(spy, "", "5 D", "1 day", "OPTION_IMPLIED_VOLATILITY", True, 1)
+    assert len(hv) == len(iv) == 5
+    assert all(0.01 < b.close < 1 and b.open == b.high == b.low == b.close for b in hv)
+    ticker = ib.reqMktData(spy, "106")
+    ib_until(ib, lambda: ticker.impliedVolatility > 0, "the implied volatility tick")
+    assert {b.close for b in iv} == {round(ticker.impliedVolatility, 6)}
