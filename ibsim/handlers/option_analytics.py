@@ -58,18 +58,22 @@ def computation(
     return tuple(_number(float(x)) for x in fields)
 
 
-def implied(inst: Instrument, value: float, spot: float, years: float) -> float | None:
+def implied(inst: Instrument, values, spot: float, years: float, guess: float = 0.3) -> list:
+    """The implied volatility of each of `values` (None where there is none)."""
     t = terms(inst)
-    return bs.implied_vol(value, spot, t.strike, years, RATE, t.carry, t.call)
+    vols = bs.implied_vol(values, spot, t.strike, years, RATE, t.carry, t.call, guess)
+    return [None if np.isnan(v) else float(v) for v in np.atleast_1d(vols)]
 
 
 def computations(inst: Instrument, q: Quote) -> dict[int, tuple[str, ...]]:
     """The bid, ask, last and model computations behind quote `q` of an option."""
     v = valuation_at(inst, q.at)
-    spot, years = float(v.spot[0]), float(v.years[0])
-    found = {MODEL: computation(spot, years, float(v.greeks.price[0]), float(v.vol[0]), inst)}
-    for tick, price in ((BID, q.bid), (ASK, q.ask), (LAST, q.last)):
-        found[tick] = computation(spot, years, price, implied(inst, price, spot, years), inst)
+    spot, years, vol = float(v.spot[0]), float(v.years[0]), float(v.vol[0])
+    found = {MODEL: computation(spot, years, float(v.greeks.price[0]), vol, inst)}
+    prices = (q.bid, q.ask, q.last)
+    vols = implied(inst, prices, spot, years, vol)
+    for tick, price, at_vol in zip((BID, ASK, LAST), prices, vols, strict=True):
+        found[tick] = computation(spot, years, price, at_vol, inst)
     return found
 
 
@@ -135,7 +139,7 @@ def calculate_implied_volatility(client: Client, msg: FieldReader) -> None:
     req_id, inst, price, spot, years = _calculation(client, msg)
     if not (math.isfinite(price) and price > 0):
         raise errors.invalid_request(f"Invalid option price {price}")
-    vol = implied(inst, price, spot, years)
+    [vol] = implied(inst, price, spot, years)
     client.send(21, req_id, CUSTOM, PRICE_BASED, *computation(spot, years, price, vol, inst))
 
 
