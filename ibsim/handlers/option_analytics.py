@@ -90,24 +90,23 @@ def computation_messages(
 def generic_values(inst: Instrument, generic: frozenset[int], now: datetime) -> dict[int, str]:
     """The generic ticks asked for that apply to `inst` (counts and volatilities as text)."""
     values: dict[int, str] = {}
-    option = inst.sec_type in OPTION_TYPES
-    if option or inst.sec_type in ("STK", "IND"):
-        for tick, ticks, counts in (
-            (101, (CALL_OI, PUT_OI), open_interest),
-            (100, (CALL_VOLUME, PUT_VOLUME), option_volume),
-        ):
-            if tick in generic:
-                pair = dict(zip(ticks, counts(inst, now), strict=True))
-                if option:  # an option has its own side only
-                    pair = {ticks[inst.right == "P"]: pair[ticks[inst.right == "P"]]}
-                values |= {t: str(n) for t, n in pair.items()}
+    option, underlying = inst.sec_type in OPTION_TYPES, inst.sec_type in ("STK", "IND")
+    for tick, ticks, counts in (
+        (101, (CALL_OI, PUT_OI), open_interest),
+        (100, (CALL_VOLUME, PUT_VOLUME), option_volume),
+    ):
+        if tick in generic and (option or underlying):
+            pair = dict(zip(ticks, counts(inst, now), strict=True))
+            if option:  # an option has its own side only
+                own = ticks[inst.right == "P"]
+                pair = {own: pair[own]}
+            values |= {t: str(n) for t, n in pair.items()}
     if 588 in generic and inst.sec_type == "FUT":
         values[FUTURES_OI] = str(sum(open_interest(inst, now)))
-    if not option and inst.sec_type in ("STK", "IND"):
-        if 104 in generic:
-            values[HISTORICAL_VOL] = _number(historical_vol(inst, now))
-        if 106 in generic:
-            values[IMPLIED_VOL] = _number(implied_vol_30d(inst))
+    if 104 in generic and underlying:
+        values[HISTORICAL_VOL] = _number(historical_vol(inst, now))
+    if 106 in generic and underlying:
+        values[IMPLIED_VOL] = _number(implied_vol_30d(inst))
     return values
 
 

@@ -114,7 +114,7 @@ def test_quotes_are_monotone_never_crossed_and_on_the_grid(models, right) -> Non
         assert (row % step == 0).all()
 
 
-@pytest.mark.parametrize("what", ["TRADES", "BID", "ASK", "MIDPOINT", "BID_ASK"])
+@pytest.mark.parametrize("what", ["TRADES", "BID", "ASK", "MIDPOINT", "BID_ASK", "ADJUSTED_LAST"])
 @pytest.mark.parametrize("right", ["C", "P"])
 def test_option_seconds_aggregate_to_their_minutes(what, right) -> None:
     inst = next(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from ib_async import Contract, Index, Option
+from ib_async import Contract, FuturesOption, Index, Option
 
 from ibsim.market.option_model import terms
 from ibsim.market.quotes import quote_at
@@ -159,3 +159,20 @@ def test_volatility_bars_of_an_underlying(gw, connect):
     ticker = ib.reqMktData(spy, "106")
     ib_until(ib, lambda: ticker.impliedVolatility > 0, "the implied volatility tick")
     assert {b.close for b in iv} == {round(ticker.impliedVolatility, 6)}
+
+
+def test_es_options_are_listed_on_the_future(gw, connect):
+    ib = connect(gw)
+    [future] = ib.qualifyContracts(Contract(secType="FUT", symbol="ES", exchange="CME",
+                                            lastTradeDateOrContractMonth="202409"))  # fmt: skip
+    [chain] = ib.reqSecDefOptParams("ES", "CME", "FUT", future.conId)
+    assert (chain.exchange, chain.tradingClass, chain.multiplier) == ("CME", "ES", "50")
+    assert chain.expirations == [future.lastTradeDateOrContractMonth] and 5650.0 in chain.strikes
+    assert ib.reqSecDefOptParams("ES", "", "FUT", 0)  # every quarterly, by symbol alone
+    ib.reqMarketDataType(3)
+    [option] = ib.qualifyContracts(
+        FuturesOption("ES", chain.expirations[0], 5650.0, "P", "CME", tradingClass="ES")
+    )
+    ticker = ib.reqMktData(option)
+    ib_until(ib, lambda: ticker.modelGreeks is not None, "the delayed model computation")
+    assert -1 < ticker.modelGreeks.delta < 0 and ticker.modelGreeks.undPrice > 5000
