@@ -16,7 +16,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from ibfacts import pacing
-from ibfacts.history import NO_END_DATE_SEC_TYPES, NO_EXPIRED_HISTORY, WHAT_TO_SHOW
+from ibfacts.history import (
+    NO_END_DATE_SEC_TYPES,
+    NO_EXPIRED_HISTORY,
+    VOLATILITY_WHAT,
+    WHAT_TO_SHOW,
+)
 from ibfacts.venues import VENUES
 from ibsim.handlers import barformat
 from ibsim.handlers.client import Client
@@ -33,6 +38,7 @@ from ibsim.market.calendars import sessions
 from ibsim.market.catalog import Catalog, ContractQuery
 from ibsim.market.instruments import Instrument
 from ibsim.market.pacing import PacedRequest
+from ibsim.market.volatility import VOL_DECIMALS, volatility_bars
 from ibsim.state import GatewayState
 
 log = logging.getLogger("ibsim")
@@ -123,7 +129,8 @@ def _calendar_back(when: datetime, n: int, unit: str) -> int:
 
 def compute(req: BarRequest, now: datetime) -> Bars:
     start, end = window(req, now)
-    return bars_between(req.inst, req.what, req.use_rth, req.bar, start, max(start, end))
+    bars = volatility_bars if req.what in VOLATILITY_WHAT else bars_between
+    return bars(req.inst, req.what, req.use_rth, req.bar, start, max(start, end))
 
 
 def parse_bar_request(state: GatewayState, msg: FieldReader) -> BarRequest:
@@ -239,7 +246,10 @@ async def _answer(client: Client, req_id: int, req: BarRequest, now: datetime) -
 
 def encode(req_id: int, req: BarRequest, bars: Bars) -> bytes:
     """msg 17 for `bars`, with the window they cover as historicalDataEnd's start and end."""
-    table = barformat.bar_table(bars, req.inst, req.what, req.format_date)
+    inst = req.inst  # a volatility is written with its own digits
+    if req.what in VOLATILITY_WHAT:
+        inst = replace(inst, decimals=VOL_DECIMALS)
+    table = barformat.bar_table(bars, inst, req.what, req.format_date)
     header = [17, req_id, _stamp(bars.start, req.inst), _stamp(bars.end, req.inst), table.height]
     return barformat.payload(header, table)
 

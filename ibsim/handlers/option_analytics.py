@@ -58,18 +58,22 @@ def computation(
     return tuple(_number(float(x)) for x in fields)
 
 
-def implied(inst: Instrument, value: float, spot: float, years: float) -> float | None:
+def implied(inst: Instrument, values, spot: float, years: float, guess: float = 0.3) -> list:
+    """The implied volatility of each of `values` (None where there is none)."""
     t = terms(inst)
-    return bs.implied_vol(value, spot, t.strike, years, RATE, t.carry, t.call)
+    vols = bs.implied_vol(values, spot, t.strike, years, RATE, t.carry, t.call, guess)
+    return [None if np.isnan(v) else float(v) for v in np.atleast_1d(vols)]
 
 
 def computations(inst: Instrument, q: Quote) -> dict[int, tuple[str, ...]]:
     """The bid, ask, last and model computations behind quote `q` of an option."""
     v = valuation_at(inst, q.at)
-    spot, years = float(v.spot[0]), float(v.years[0])
-    found = {MODEL: computation(spot, years, float(v.greeks.price[0]), float(v.vol[0]), inst)}
-    for tick, price in ((BID, q.bid), (ASK, q.ask), (LAST, q.last)):
-        found[tick] = computation(spot, years, price, implied(inst, price, spot, years), inst)
+    spot, years, vol = float(v.spot[0]), float(v.years[0]), float(v.vol[0])
+    found = {MODEL: computation(spot, years, float(v.greeks.price[0]), vol, inst)}
+    prices = (q.bid, q.ask, q.last)
+    vols = implied(inst, prices, spot, years, vol)
+    for tick, price, at_vol in zip((BID, ASK, LAST), prices, vols, strict=True):
+        found[tick] = computation(spot, years, price, at_vol, inst)
     return found
 
 
@@ -86,24 +90,23 @@ def computation_messages(
 def generic_values(inst: Instrument, generic: frozenset[int], now: datetime) -> dict[int, str]:
     """The generic ticks asked for that apply to `inst` (counts and volatilities as text)."""
     values: dict[int, str] = {}
-    option = inst.sec_type in OPTION_TYPES
-    if option or inst.sec_type in ("STK", "IND"):
-        for tick, ticks, counts in (
-            (101, (CALL_OI, PUT_OI), open_interest),
-            (100, (CALL_VOLUME, PUT_VOLUME), option_volume),
-        ):
-            if tick in generic:
-                pair = dict(zip(ticks, counts(inst, now), strict=True))
-                if option:  # an option has its own side only
-                    pair = {ticks[inst.right == "P"]: pair[ticks[inst.right == "P"]]}
-                values |= {t: str(n) for t, n in pair.items()}
+    option, underlying = inst.sec_type in OPTION_TYPES, inst.sec_type in ("STK", "IND")
+    for tick, ticks, counts in (
+        (101, (CALL_OI, PUT_OI), open_interest),
+        (100, (CALL_VOLUME, PUT_VOLUME), option_volume),
+    ):
+        if tick in generic and (option or underlying):
+            pair = dict(zip(ticks, counts(inst, now), strict=True))
+            if option:  # an option has its own side only
+                own = ticks[inst.right == "P"]
+                pair = {own: pair[own]}
+            values |= {t: str(n) for t, n in pair.items()}
     if 588 in generic and inst.sec_type == "FUT":
         values[FUTURES_OI] = str(sum(open_interest(inst, now)))
-    if not option and inst.sec_type in ("STK", "IND"):
-        if 104 in generic:
-            values[HISTORICAL_VOL] = _number(historical_vol(inst, now))
-        if 106 in generic:
-            values[IMPLIED_VOL] = _number(implied_vol_30d(inst, now))
+    if 104 in generic and underlying:
+        values[HISTORICAL_VOL] = _number(historical_vol(inst, now))
+    if 106 in generic and underlying:
+        values[IMPLIED_VOL] = _number(implied_vol_30d(inst))
     return values
 
 
@@ -135,7 +138,7 @@ def calculate_implied_volatility(client: Client, msg: FieldReader) -> None:
     req_id, inst, price, spot, years = _calculation(client, msg)
     if not (math.isfinite(price) and price > 0):
         raise errors.invalid_request(f"Invalid option price {price}")
-    vol = implied(inst, price, spot, years)
+    [vol] = implied(inst, price, spot, years)
     client.send(21, req_id, CUSTOM, PRICE_BASED, *computation(spot, years, price, vol, inst))
 
 

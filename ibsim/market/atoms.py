@@ -46,7 +46,7 @@ def second_atoms(inst: Instrument, minutes: Atoms, what: str) -> Atoms:
     return _priced(inst, what, starts, quotes, volume.ravel(), count.ravel())
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _quotes(inst: Instrument, minutes: bytes, seconds: bool) -> dict[str, np.ndarray]:
     """The option's prices (open/high/low/close rows) at its underlying's mid atoms in the
     minutes starting at `minutes`: one-minute atoms, or one-second atoms."""
@@ -75,8 +75,8 @@ def _priced(
     if what == "BID_ASK":  # O/L from the bid, H/C from the ask, as the other instruments
         bid, ask = quotes["BID"], quotes["ASK"]
         o, h, lo, c = bid[0], ask[1], bid[2], ask[3]
-    else:
-        o, h, lo, c = quotes[what]
+    else:  # an option pays no dividend: its adjusted prices are its trades
+        o, h, lo, c = quotes["TRADES" if what == "ADJUSTED_LAST" else what]
     wapv = (h + lo + c) / 3.0 * volume
     return Atoms(starts, o, h, lo, c, volume, count, wapv)
 

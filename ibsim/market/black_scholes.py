@@ -87,16 +87,18 @@ def greeks(
         - sign * rate * k * discount * nd2
         + sign * carry * s * grow * nd1
     )
-    intrinsic = np.maximum(sign * (s - k), 0.0)
-    in_money = np.where(sign * (s - k) > 0, sign, 0.0)
-    zero = np.zeros_like(price)
-    return Greeks(
-        np.where(live, price, intrinsic),
-        np.where(live, delta, in_money),
-        np.where(live, gamma, zero),
-        np.where(live, vega, zero),
-        np.where(live, theta, zero),
+    found = Greeks(price, delta, gamma, vega, theta)
+    if live.all():
+        return found
+    expired = Greeks(
+        np.maximum(sign * (s - k), 0.0),  # the intrinsic value
+        np.where(sign * (s - k) > 0, sign, 0.0),
+        *(np.zeros_like(price),) * 3,
     )
+    return Greeks(*(np.where(live, getattr(found, f), getattr(expired, f)) for f in _GREEKS))
+
+
+_GREEKS = ("price", "delta", "gamma", "vega", "theta")
 
 
 def price(spot, strike, years, vol, rate, carry, call) -> np.ndarray:
@@ -111,30 +113,42 @@ def pv_dividend(spot: float, years: float, dividend_yield: float) -> float:
 
 
 def implied_vol(
-    value: float, spot: float, strike: float, years: float, rate: float, carry: float, call: bool
-) -> float | None:
-    """The volatility at which the model is worth `value`; None when no volatility is (the
-    value is below the discounted intrinsic value or above the discounted underlying, or the
-    option has expired). Newton steps kept inside a shrinking bisection bracket: it converges
-    wherever the answer lies in [MIN_VOL, MAX_VOL]."""
-    if years <= 0 or value <= 0 or spot <= 0 or strike <= 0:
-        return None
-
-    def at(vol: float) -> Greeks:
-        return greeks(spot, strike, years, vol, rate, carry, call)
-
-    low, high = MIN_VOL, MAX_VOL
-    if not float(at(low).price) <= value <= float(at(high).price):
-        return None
-    vol = 0.3
+    value: np.ndarray,
+    spot: np.ndarray,
+    strike: np.ndarray,
+    years: np.ndarray,
+    rate: float,
+    carry: float,
+    call: np.ndarray | bool,
+    guess: np.ndarray | float = 0.3,
+) -> np.ndarray:
+    """The volatilities at which the model is worth `value`; nan where none is (the value is
+    not above the discounted intrinsic value and below the discounted underlying, or the option
+    has expired). Newton steps on the log of the price (far from the money the price is
+    exponential in volatility) from `guess`, each kept inside a shrinking bisection bracket: it
+    converges wherever the answer lies in [MIN_VOL, MAX_VOL]. Vectorised: one solve for many."""
+    value, spot, strike, years, guess, call = (
+        np.asarray(a, dtype=np.float64)
+        for a in np.broadcast_arrays(value, spot, strike, years, guess, call)
+    )
+    grow, discount = np.exp(-carry * years), np.exp(-rate * years)
+    sign = np.where(call > 0, 1.0, -1.0)
+    floor = np.maximum(sign * (spot * grow - strike * discount), 0.0)  # no volatility is worth less
+    ceiling = np.where(call > 0, spot * grow, strike * discount)  # nor more
+    solvable = (years > 0) & (spot > 0) & (strike > 0) & (value > floor) & (value < ceiling)
+    low, high = np.full(value.shape, MIN_VOL), np.full(value.shape, MAX_VOL)
+    vol = np.clip(guess, MIN_VOL, MAX_VOL)
+    done = ~solvable
     for _ in range(100):
-        g = at(vol)
-        diff = float(g.price) - value
-        if abs(diff) <= 1e-13 * spot:
-            return vol
-        low, high = (low, vol) if diff > 0 else (vol, high)
-        step = vol - diff / float(g.vega) if float(g.vega) > 1e-12 else -1.0
-        vol = step if low < step < high else (low + high) / 2
-        if high - low < 1e-12:
-            break
-    return vol
+        g = greeks(spot, strike, years, vol, rate, carry, call > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = np.where(g.price > 0, np.log(g.price / np.where(solvable, value, 1.0)), -np.inf)
+            done |= np.abs(gap) < 1e-10
+            if done.all():
+                break
+            high = np.where(~done & (gap > 0), vol, high)
+            low = np.where(~done & (gap <= 0), vol, low)
+            step = np.where((g.price > 0) & (g.vega > 0), vol - gap * g.price / g.vega, low)
+        vol = np.where(done, vol, np.where((low < step) & (step < high), step, (low + high) / 2))
+        done |= high - low < 1e-12
+    return np.where(solvable, vol, np.nan)

@@ -65,20 +65,11 @@ def _yyyymmdd(days: set[date]) -> tuple[str, ...]:
     return tuple(f"{d:%Y%m%d}" for d in sorted(days))
 
 
-def option_expiries(now: datetime) -> list[str]:
-    weeklies, monthlies = _weeklies_and_monthlies(now.date())
-    return list(_yyyymmdd(weeklies | monthlies))
-
-
 def _strikes(price: float, step: float) -> tuple[float, ...]:
     """Strikes from 70% to 130% of the typical price, on the listing step."""
     low = int(price * 0.7 / step)
     high = int(price * 1.3 / step) + 1
     return tuple(round(k * step, 2) for k in range(low, high))
-
-
-def option_strikes(underlying: Instrument) -> list[float]:
-    return list(_strikes(underlying.price, 1.0 if underlying.price < 300 else 5.0))
 
 
 def option_classes(now: datetime) -> list[OptionClass]:
@@ -92,7 +83,7 @@ def option_classes(now: datetime) -> list[OptionClass]:
             OPTION_EXCHANGES,
             "100",
             _yyyymmdd(weeklies | monthlies),
-            tuple(option_strikes(u)),
+            _strikes(u.price, 1.0 if u.price < 300 else 5.0),
         )
         for u in STOCKS
         if u.symbol in OPTION_UNDERLYINGS
@@ -120,12 +111,6 @@ def option_classes(now: datetime) -> list[OptionClass]:
         if f.symbol == "ES" and f"{now:%Y%m%d}" <= f.last_trade_date <= horizon
     ]
     return classes
-
-
-def option(underlying: Instrument, expiry: str, strike: float, right: str) -> Instrument:
-    """One equity option of the class named after its underlying."""
-    cls = OptionClass(underlying, underlying.symbol, "OPT", OPTION_EXCHANGES, "100", (), ())
-    return listed(cls, expiry, strike, right)
 
 
 def listed(cls: OptionClass, expiry: str, strike: float, right: str) -> Instrument:

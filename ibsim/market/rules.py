@@ -48,6 +48,9 @@ WHAT_TO_SHOW = {
     what: {t for t, whats in history.WHAT_TO_SHOW_FOR.items() if what in whats}
     for what in history.WHAT_TO_SHOW
 }
+for _sec_types in WHAT_TO_SHOW.values():  # futures options are served as options are
+    if "OPT" in _sec_types:
+        _sec_types.add("FOP")
 WHAT_TO_SHOW["ADJUSTED_LAST"].add("OPT")
 LIVE_UPDATE_SOURCES = {"TRADES", "MIDPOINT", "BID", "ASK"}
 _DURATION = re.compile(r"^(-?\d+) ([SDWMY])$")

@@ -8,7 +8,9 @@ the session's minutes so far), not by summing every option's traded atoms, which
 the whole chain for one tick. An underlying's figures sum its chain's calls and puts. Implied
 volatility is the surface's 30-day at-the-money volatility (ibsim.market.surface); historical
 volatility is the annualised standard deviation of the last 30 daily close-to-close log
-returns of the underlying's TRADES day bars, the closes its bars show.
+returns of the underlying's TRADES day bars, the closes its bars show. A volatility bar holds
+one value (open = high = low = close): the implied volatility (fixed, as the surface is), or the
+historical volatility of the 30 returns ending at the bar's close.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from ibsim.market.bars import bars_between, window_start_by_sessions
+from ibsim.market.bars import Bars, bars_between, window_start_by_sessions
 from ibsim.market.calendars import sessions
 from ibsim.market.instruments import Instrument
 from ibsim.market.options import OPTION_TYPES, chain, underlying_of
-from ibsim.market.prices import uniform
+from ibsim.market.prices import Atoms, uniform
 from ibsim.market.surface import surface
 
+VOL_DECIMALS = 6  # the digits a volatility bar carries (0.187435)
 HV_RETURNS = 30
 IV_DAYS = 30
 OI_PEAK, OI_WIDTH = 4_000, 0.08  # contracts at the money; log-moneyness of one bell width
@@ -88,7 +91,7 @@ def option_volume(inst: Instrument, now: datetime) -> tuple[int, int]:
     return _by_right(_options(inst, now), lambda o: o.volume_per_minute * _minutes_so_far(o, now))
 
 
-def implied_vol_30d(inst: Instrument, now: datetime) -> float:
+def implied_vol_30d(inst: Instrument) -> float:
     """The surface's 30-day at-the-money implied volatility."""
     return float(surface(inst).atm(np.array(IV_DAYS / 365)))
 
@@ -110,3 +113,36 @@ def realised(closes: np.ndarray) -> np.ndarray:
     windows = np.lib.stride_tricks.sliding_window_view(returns, HV_RETURNS)
     out[HV_RETURNS:] = windows.std(axis=1, ddof=1) * np.sqrt(TRADING_DAYS)
     return out
+
+
+def volatility_bars(
+    inst: Instrument, what: str, use_rth: bool, bar: int | str, start: int, end: int
+) -> Bars:
+    """OPTION_IMPLIED_VOLATILITY or HISTORICAL_VOLATILITY bars of size `bar` in [start, end),
+    in units of 10**-VOL_DECIMALS, on the instants of the TRADES bars."""
+    bars = bars_between(inst, "TRADES", use_rth, bar, start, end)
+    v = bars.values
+    if what == "OPTION_IMPLIED_VOLATILITY":
+        level = np.full(len(v), implied_vol_30d(inst))
+    else:
+        level = _historical(inst, bars)
+    units = np.rint(np.nan_to_num(level) * 10**VOL_DECIMALS).astype(np.int64)
+    none = np.zeros(len(v), dtype=np.int64)
+    values = Atoms(v.start, units, units, units, units, none, none, none.astype(np.float64))
+    return Bars(values, bars.session_dates, bars.intraday, bars.start, bars.end)
+
+
+def _historical(inst: Instrument, bars: Bars) -> np.ndarray:
+    """Each bar's historical volatility: the previous 30 sessions' closes, then its close."""
+    if not len(bars.values):
+        return np.zeros(0)
+    first = window_start_by_sessions(inst, False, int(bars.values.start[0]), HV_RETURNS)
+    daily = bars_between(inst, "TRADES", False, "day", first, bars.end)
+    index = np.searchsorted(daily.session_dates, bars.session_dates)  # the bar's own session
+    behind = index[:, None] + np.arange(-HV_RETURNS, 0)[None, :]
+    closes = daily.values.close.astype(np.float64)
+    known = np.where(behind >= 0, closes[np.maximum(behind, 0)], np.nan)
+    window = np.concatenate([known, bars.values.close[:, None].astype(np.float64)], axis=1)
+    returns = np.diff(np.log(window), axis=1)
+    with np.errstate(invalid="ignore"):
+        return np.nanstd(returns, axis=1, ddof=1) * np.sqrt(TRADING_DAYS)

@@ -142,7 +142,8 @@ def test_a_universe_spec_that_names_a_type_ib_refuses_is_one_sentence():
     with pytest.raises(UniverseError) as refused:
         parse_bar_spec(item, "universe bars 1")
     assert str(refused.value) == (
-        "universe bars 1: IB serves no BID history for indices (IND): use TRADES as what-to-show."
+        "universe bars 1: IB serves no BID history for indices (IND): "
+        "use TRADES, OPTION_IMPLIED_VOLATILITY, HISTORICAL_VOLATILITY as what-to-show."
     )
 
 

@@ -82,7 +82,8 @@ def test_history_limits():
 
 def test_what_to_show_per_security_type():
     table = history.WHAT_TO_SHOW_FOR
-    assert "TRADES" not in table["CASH"] and table["IND"] == ("TRADES",)
+    assert "TRADES" not in table["CASH"] and table["IND"] == ("TRADES", *history.VOLATILITY_WHAT)
+    assert [t for t, whats in table.items() if "HISTORICAL_VOLATILITY" in whats] == ["STK", "IND"]
     assert [t for t, whats in table.items() if "ADJUSTED_LAST" in whats] == ["STK"]
     assert all(set(whats) <= set(history.WHAT_TO_SHOW) for whats in table.values())
 

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ibsim.market import atoms
+from ibsim.market import atoms, rules
 from ibsim.market import black_scholes as bs
+from ibsim.market.errors import IBError
 from ibsim.market.instruments import MARKET_RULES
 from ibsim.market.option_model import RATE, quote_units, terms
 from ibsim.market.options import chain
@@ -53,13 +54,15 @@ def test_implied_vol_recovers_the_volatility(spot, m, t, vol, call) -> None:
     value = float(bs.price(spot, strike, t, vol, RATE, 0.01, call))
     if bs.greeks(spot, strike, t, vol, RATE, 0.01, call).vega < 1e-4 * spot:
         return  # a price that hardly depends on volatility does not pin it down
-    assert bs.implied_vol(value, spot, strike, t, RATE, 0.01, call) == pytest.approx(vol, rel=1e-6)
+    solved = float(bs.implied_vol(value, spot, strike, t, RATE, 0.01, call))
+    assert solved == pytest.approx(vol, rel=1e-6)
 
 
 def test_implied_vol_is_none_outside_the_arbitrage_bounds() -> None:
-    assert bs.implied_vol(0.5, 100.0, 80.0, 0.5, RATE, 0.0, True) is None  # below intrinsic
-    assert bs.implied_vol(101.0, 100.0, 80.0, 0.5, RATE, 0.0, True) is None  # above the spot
-    assert bs.implied_vol(1.0, 100.0, 100.0, 0.0, RATE, 0.0, True) is None  # expired
+    values = np.array([0.5, 101.0, 1.0, 5.0])  # below intrinsic, above the spot, expired, fine
+    solved = bs.implied_vol(values, 100.0, [80.0, 80.0, 100.0, 100.0], [0.5, 0.5, 0.0, 0.5],
+                            RATE, 0.0, True)  # fmt: skip
+    assert np.isnan(solved[:3]).all() and 0 < solved[3] < 1
 
 
 def test_the_surface_smiles_with_a_negative_skew_and_rises_with_term() -> None:
@@ -111,7 +114,7 @@ def test_quotes_are_monotone_never_crossed_and_on_the_grid(models, right) -> Non
         assert (row % step == 0).all()
 
 
-@pytest.mark.parametrize("what", ["TRADES", "BID", "ASK", "MIDPOINT", "BID_ASK"])
+@pytest.mark.parametrize("what", ["TRADES", "BID", "ASK", "MIDPOINT", "BID_ASK", "ADJUSTED_LAST"])
 @pytest.mark.parametrize("right", ["C", "P"])
 def test_option_seconds_aggregate_to_their_minutes(what, right) -> None:
     inst = next(
@@ -134,3 +137,11 @@ def test_a_quote_is_the_model_of_its_underlyings_mid() -> None:
         v = atoms.valuation_at(inst, at)
         assert float(v.spot[0]) == pytest.approx(under.mid)
         assert q.bid <= float(v.greeks.price[0]) <= q.ask
+
+
+def test_volatility_bars_are_for_underlyings_and_option_bars_for_both_kinds() -> None:
+    rules.check_what_to_show("HISTORICAL_VOLATILITY", "IND")
+    rules.check_what_to_show("OPTION_IMPLIED_VOLATILITY", "STK")
+    rules.check_what_to_show("BID_ASK", "FOP")
+    with pytest.raises(IBError, match="What to show value of HISTORICAL_VOLATILITY rejected"):
+        rules.check_what_to_show("HISTORICAL_VOLATILITY", "OPT")

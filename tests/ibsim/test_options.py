@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from ib_async import Contract, Index, Option
+from ib_async import Contract, FuturesOption, Index, Option
 
 from ibsim.market.option_model import terms
 from ibsim.market.quotes import quote_at
@@ -136,3 +136,43 @@ def test_ibapi_decodes_option_computations_and_fop_details(api: OptionsApp) -> N
     attrib, vol, delta, price, pv_dividend, gamma, vega, theta, under = computed[13]
     assert attrib == 1 and 0.05 < vol < 0.5 and 0 < delta < 1 and price > 0
     assert pv_dividend == 0 and gamma > 0 and vega > 0 and theta < 0 and under > 5000
+
+
+def test_option_bars_are_the_quotes_and_expired_options_have_none(gw, connect):
+    ib = connect(gw)
+    put = _option(ib, right="P")
+    inst = gw.gateway.catalog.by_con_id(put.conId)
+    for what, side in (("BID", "bid"), ("ASK", "ask"), ("TRADES", "last")):
+        bars = ib.reqHistoricalData(put, "", "60 S", "1 secs", what, True, 2)
+        assert len(bars) == 60
+        for bar in bars:
+            assert bar.close == getattr(quote_at(inst, int(bar.date.timestamp())), side)
+
+
+def test_volatility_bars_of_an_underlying(gw, connect):
+    ib = connect(gw)
+    spy = stock(ib, "SPY")
+    hv = ib.reqHistoricalData(spy, "", "5 D", "1 day", "HISTORICAL_VOLATILITY", True, 1)
+    iv = ib.reqHistoricalData(spy, "", "5 D", "1 day", "OPTION_IMPLIED_VOLATILITY", True, 1)
+    assert len(hv) == len(iv) == 5
+    assert all(0.01 < b.close < 1 and b.open == b.high == b.low == b.close for b in hv)
+    ticker = ib.reqMktData(spy, "106")
+    ib_until(ib, lambda: ticker.impliedVolatility > 0, "the implied volatility tick")
+    assert {b.close for b in iv} == {round(ticker.impliedVolatility, 6)}
+
+
+def test_es_options_are_listed_on_the_future(gw, connect):
+    ib = connect(gw)
+    [future] = ib.qualifyContracts(Contract(secType="FUT", symbol="ES", exchange="CME",
+                                            lastTradeDateOrContractMonth="202409"))  # fmt: skip
+    [chain] = ib.reqSecDefOptParams("ES", "CME", "FUT", future.conId)
+    assert (chain.exchange, chain.tradingClass, chain.multiplier) == ("CME", "ES", "50")
+    assert chain.expirations == [future.lastTradeDateOrContractMonth] and 5650.0 in chain.strikes
+    assert ib.reqSecDefOptParams("ES", "", "FUT", 0)  # every quarterly, by symbol alone
+    ib.reqMarketDataType(3)
+    [option] = ib.qualifyContracts(
+        FuturesOption("ES", chain.expirations[0], 5650.0, "P", "CME", tradingClass="ES")
+    )
+    ticker = ib.reqMktData(option)
+    ib_until(ib, lambda: ticker.modelGreeks is not None, "the delayed model computation")
+    assert -1 < ticker.modelGreeks.delta < 0 and ticker.modelGreeks.undPrice > 5000
