@@ -20,7 +20,7 @@ from ibkr.durations import DurationTable
 from ibkr.planner import lower_bound
 from ibkr.universe import BarSpec, parse_universe
 from ibsim.market.instruments import STOCKS
-from ibsim.market.options import option
+from ibsim.market.options import chain as option_chain
 from tests.kit.gateway import NOW
 from tests.kit.warehouse import query
 from warehouse import bars as bar_store
@@ -314,7 +314,7 @@ def test_a_bar_between_sessions_goes_to_quarantine_and_one_before_the_range_is_d
 def test_options_of_the_newest_chain_backfill_while_they_live(home, open_backfill):
     """A bars series naming OPT covers the newest stored chain's options, up to each expiry."""
     spy = next(s for s in STOCKS if s.symbol == "SPY")
-    opt = option(spy, "20240712", 560.0, "C")
+    [opt] = [o for o in option_chain(NOW) if o.local_symbol == "SPY   240712C00560000"]
     chain = pl.DataFrame({
         "snapshot_date": [date(2024, 7, 10)], "underlying_con_id": [spy.con_id],
         "underlying_symbol": ["SPY"], "con_id": [opt.con_id], "sec_type": ["OPT"],
