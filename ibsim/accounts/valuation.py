@@ -11,9 +11,11 @@ The model (simple, coherent, documented; not IB's risk engine):
 
 - **Market price**: `mark_price(instrument, now)`; an instrument the catalog does not know is
   valued at its average cost (multiplier 1, currency USD), so its P&L is 0.
-- **Market value** = quantity x price x multiplier; **unrealized P&L** = market value - quantity x
-  avgCost (avgCost includes the multiplier, as IB reports it); **realized P&L** = the position's
-  `realized_pnl`. Money is rounded to cents (2 decimals), prices are sent as they are.
+- **Market value** = quantity x price x multiplier (a bond's: its face value / 100, its price
+  being percent of par: 10 bonds of $1,000 at 98.5 are worth $9,850); **unrealized P&L** =
+  market value - quantity x avgCost (avgCost includes the multiplier, as IB reports it);
+  **realized P&L** = the position's `realized_pnl`. Money is rounded to cents (2 decimals),
+  prices are sent as they are.
 - **Daily P&L** (IB's "since the previous close" P&L, with today's fills from their fill price):
   `((quantity - filled) x (price - close) + sum(fill x (price - fill price))) x multiplier`, where
   `close` is the price at the last regular-session close before the most recent session open
@@ -54,7 +56,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from ibsim.accounts.book import UNSET, USD_PER, Book, Position, mark_price, multiplier
+from ibsim.accounts.book import UNSET, USD_PER, Book, Position, mark_price
 from ibsim.market.calendars import sessions
 from ibsim.market.instruments import Instrument
 
@@ -253,7 +255,7 @@ def value_position(book: Book, catalog: Instruments, now: datetime, position: Po
     if inst is None:
         price, mult, daily = avg, 1.0, 0.0
     else:
-        price, mult = mark_price(inst, now), multiplier(inst)
+        price, mult = mark_price(inst, now), inst.value_multiplier
         close_at = previous_close(inst, now)
         close = mark_price(inst, datetime.fromtimestamp(close_at, UTC))
         t = now.timestamp()

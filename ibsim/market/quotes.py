@@ -57,7 +57,7 @@ def quote_at(inst: Instrument, at: int) -> Quote:
     bid, _ = close("BID")
     ask, _ = close("ASK")
     last, traded = close("TRADES") if inst.volume_per_minute else ((bid + ask) / 2, 0)
-    sizes = [float(uniform(inst.con_id, np.array([at]), _SIZE_SALT + k)[0]) for k in (0, 1)]
+    sizes = [float(uniform(inst.market_id, np.array([at]), _SIZE_SALT + k)[0]) for k in (0, 1)]
     lot = _LOTS.get(inst.sec_type, 1)
     return Quote(
         at=at,
