@@ -126,6 +126,7 @@ class Order:
     last_fill_price: float = 0.0
     why_held: str = ""
     what_if: bool = False
+    cash_qty: float = UNSET  # a buy for this much money (crypto), sized when placed
     # whatIf answer: margin before/change/after (init, maint, equity) x 3, then commission
     preview: tuple[float, ...] = ()
 

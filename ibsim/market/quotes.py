@@ -19,7 +19,8 @@ from ibsim.market.instruments import Instrument
 from ibsim.market.prices import minute_atoms, second_atoms, uniform
 
 _SIZE_SALT = 7_001
-_LOTS = {"STK": 100, "CASH": 100_000}  # displayed sizes: round lots of shares, of base currency
+# displayed sizes: round lots of shares (a CFD shows its stock's), of base currency
+_LOTS = {"STK": 100, "CFD": 100, "CASH": 100_000}
 
 
 @dataclass(frozen=True)
