@@ -25,12 +25,15 @@ The model (simple, coherent, documented; not IB's risk engine):
   scenario's cash; FuturesPNL = the futures' daily P&L (futures settle into cash every day, so
   only today's P&L is not yet cash); TotalCashBalance = CashBalance + FuturesPNL;
   StockMarketValue / OptionMarketValue = signed values of STK / OPT positions; FxCashBalance =
-  the value of FX (CASH) positions; NetLiquidationByCurrency = TotalCashBalance +
-  StockMarketValue + OptionMarketValue + FxCashBalance; UnrealizedPnL, RealizedPnL (every
-  position, since inception); funds, bonds, bills, warrants, dividends, accruals: 0.
+  the value of FX (CASH) positions; MutualFundValue / TBondValue = the values of FUND / BOND
+  positions; NetLiquidationByCurrency = TotalCashBalance + StockMarketValue +
+  OptionMarketValue + FxCashBalance + MutualFundValue + TBondValue + the values of CFD and
+  crypto positions; UnrealizedPnL, RealizedPnL (every position, since inception); other funds,
+  corporate bonds, bills, warrants, dividends, accruals: 0.
 - **Account** (in the base currency): TotalCashValue = SettledCash = BASE TotalCashBalance;
-  NetLiquidation = BASE NetLiquidationByCurrency; GrossPositionValue = sum of |value| of stock
-  and option positions; EquityWithLoanValue = RegTEquity = NetLiquidation - OptionMarketValue;
+  NetLiquidation = BASE NetLiquidationByCurrency; GrossPositionValue = sum of |value| of stock,
+  option, bond, fund, CFD and crypto positions; EquityWithLoanValue = RegTEquity =
+  NetLiquidation - OptionMarketValue;
   PreviousDayEquityWithLoanValue = EquityWithLoanValue - the daily P&L of every non-option
   position; InitMarginReq / MaintMarginReq = sum of |value| x `MARGIN_RATES`; RegTMargin = 50 %
   of |stock value|; SMA = max(0, RegTEquity - RegTMargin); AvailableFunds = EquityWithLoanValue
@@ -93,10 +96,13 @@ LEDGER_KEYS = (
     "WarrantValue", "FxCashBalance", "AccountOrGroup", "RealCurrency", "IssuerOptionValue",
 )  # fmt: skip
 _ZERO_LEDGER = {
-    "AccruedCash", "FutureOptionValue", "FundValue", "NetDividend", "MutualFundValue",
-    "MoneyMarketFundValue", "CorporateBondValue", "TBondValue", "TBillValue", "WarrantValue",
-    "IssuerOptionValue",
+    "AccruedCash", "FutureOptionValue", "FundValue", "NetDividend", "MoneyMarketFundValue",
+    "CorporateBondValue", "TBillValue", "WarrantValue", "IssuerOptionValue",
 }  # fmt: skip
+# Held at their market value without a ledger key of their own here: CFDs (IB funds only their
+# margin and shows their P&L; the gateway books them as paid in full, so the net liquidation
+# value is the same) and crypto.
+_VALUED_WITHOUT_KEY = ("CFD", "CRYPTO")
 
 # updateAccountValue / accountUpdateMulti keys besides the ledger, in the order sent, each with
 # whether it carries the base currency (False: a text or ratio, currency "").
@@ -333,11 +339,16 @@ def _figures(book: Book, catalog: Instruments, now: datetime, account_id: str) -
         row["StockMarketValue"] = total("STK", "market_value")
         row["OptionMarketValue"] = total("OPT", "market_value")
         row["FxCashBalance"] = total("CASH", "market_value")
+        row["MutualFundValue"] = total("FUND", "market_value")
+        row["TBondValue"] = total("BOND", "market_value")
         row["NetLiquidationByCurrency"] = (
             row["TotalCashBalance"]
             + row["StockMarketValue"]
             + row["OptionMarketValue"]
             + row["FxCashBalance"]
+            + row["MutualFundValue"]
+            + row["TBondValue"]
+            + sum(total(kind, "market_value") for kind in _VALUED_WITHOUT_KEY)
         )
         row["UnrealizedPnL"] = sum(v.unrealized_pnl for v in mine)
         row["RealizedPnL"] = sum(v.realized_pnl for v in mine)
@@ -367,7 +378,7 @@ def _figures(book: Book, catalog: Instruments, now: datetime, account_id: str) -
         maint += size * rate_maint
         if v.sec_type == "STK":
             reg_t += size * REG_T_RATE
-        if v.sec_type in ("STK", "OPT"):
+        if v.sec_type in ("STK", "OPT", "BOND", "FUND", *_VALUED_WITHOUT_KEY):
             gross += size
     init, maint = money(init), money(maint)
     available, excess = elv - init, elv - maint

@@ -237,3 +237,32 @@ def test_a_fund_order_fills_at_the_nav_and_a_cfd_at_its_stocks_ask(single_gatewa
     cfd = _done(ib, AAPL_CFD, MarketOrder("BUY", 100))
     assert cfd.fills[0].execution.price == quote(265598).ask
     ib_until(ib, lambda: any(p.contract.secType == "CFD" for p in ib.positions()))
+
+
+def _usd_values(ib: IB) -> dict[str, float]:
+    tags = ("TBondValue", "MutualFundValue", "NetLiquidationByCurrency")
+    return {
+        v.tag: float(v.value) for v in ib.accountValues() if v.currency == "USD" and v.tag in tags
+    }
+
+
+def test_bonds_crypto_funds_and_cfds_count_in_the_net_liquidation_value(single_gateway, connect):
+    before = _usd_values(connect(single_gateway))
+    ib = connect(single_gateway)
+    bought = [
+        (TEN_YEAR, MarketOrder("BUY", 2), 658394302, 2 * 10),
+        (BTC, LimitOrder("BUY", 0.01, quote(479624278).ask, tif="GTC"), 479624278, 0.01),
+        (VFIAX, MarketOrder("BUY", 3), 47099530, 3),
+        (AAPL_CFD, MarketOrder("BUY", 100), 265598, 100),
+    ]
+    cost = 0.0
+    for contract, order, market, units in bought:
+        [fill] = _done(ib, contract, order).fills
+        ib_until(ib, lambda fill=fill: fill.commissionReport.commission > 0)
+        cost += fill.commissionReport.commission + units * (quote(market).ask - quote(market).mid)
+    after = _usd_values(connect(single_gateway))  # a new client: the values as they are now
+    assert after["TBondValue"] == pytest.approx(20 * quote(658394302).mid, abs=0.01)
+    assert after["MutualFundValue"] == pytest.approx(3 * quote(47099530).mid, abs=0.01)
+    assert after["NetLiquidationByCurrency"] == pytest.approx(
+        before["NetLiquidationByCurrency"] - cost, abs=0.05
+    )
