@@ -378,7 +378,9 @@ class Engine:
             current.trailing_percent,
         )
         probe = replace(work, order=changed, stop=None if trailing else work.stop)
-        reject = matching.check(probe.terms, work.inst.min_tick if work.inst else 0.01)
+        reject = (products.check(changed, work.inst) if work.inst else None) or matching.check(
+            probe.terms, work.inst.min_tick if work.inst else 0.01
+        )
         if reject is None and (new.action != current.action or new.quantity <= current.filled
                                or placed.contract.con_id not in (0, current.con_id)):  # fmt: skip
             reject = MISMATCH

@@ -212,6 +212,20 @@ def test_ibs_crypto_rules_refuse_an_order(single_gateway, connect, order, reason
     assert any(reason in e.message for e in trade.log)
 
 
+def test_a_crypto_order_cannot_be_modified_against_ibs_rules(single_gateway, connect):
+    ib = connect(single_gateway)
+    order = LimitOrder("BUY", 0.01, quote(479624278).bid - 1_000, tif="GTC")
+    trade = ib.placeOrder(BTC, order)
+    ib_until(ib, lambda: trade.orderStatus.status == "Submitted")
+    order.tif = "DAY"
+    ib.placeOrder(BTC, order)
+    ib_until(ib, lambda: any(e.errorCode == 105 for e in trade.log))
+    perm_id = trade.order.permId
+    other = connect(single_gateway)  # its orders come from the wire, not from `order`
+    [still] = [t.order for t in other.reqAllOpenOrders() if t.order.permId == perm_id]
+    assert still.tif == "GTC"  # the refused modification left the order as it was
+
+
 def test_a_treasury_trades_in_bonds_of_1000_face(single_gateway, connect):
     ib = connect(single_gateway)
     ask = quote(658394302).ask
