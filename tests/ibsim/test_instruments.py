@@ -6,16 +6,21 @@ positions and the portfolio. The clock is NOW (Wednesday 2024-07-10, 11:00 New Y
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from ib_async import CFD, IB, Contract, Crypto, LimitOrder, MarketOrder, Order, Stock
+from ibapi.order import Order as ApiOrder
 
 from ibfacts.history import WHAT_TO_SHOW_FOR
 from ibsim.clock import ManualClock
 from ibsim.market.catalog import Catalog
 from ibsim.market.quotes import quote_at
 from tests.kit.gateway import NOW, request_error
+from tests.kit.ibapi_harness import TradesApp
+from tests.kit.ibapi_harness import contract as ibapi_contract
 from tests.kit.waiting import ib_until
 
 T0 = int(NOW.timestamp())
@@ -192,6 +197,27 @@ def test_a_cash_quantity_buys_fractional_bitcoin_and_sells_it_back(single_gatewa
     ib_until(
         ib, lambda: all(p.position == 0 for p in ib.positions() if p.contract.conId == 479624278)
     )
+
+
+def test_the_official_client_reads_a_cash_order_and_its_fractional_fill(single_gateway):
+    app = TradesApp().start(single_gateway.port)
+    try:
+        order = ApiOrder()
+        order.action, order.orderType, order.tif, order.cashQty = "BUY", "MKT", "IOC", 250.0
+        btc = ibapi_contract(symbol="BTC", secType="CRYPTO", exchange="PAXOS", currency="USD")
+        app.placeOrder(1, btc, order)
+        deadline = time.monotonic() + 5
+        while (event := app.next_event(-1, deadline - time.monotonic())).name != "execDetails":
+            pass
+        _, execution = event.args
+        expected = Decimal(int(250 / quote(479624278).ask * 10**8)) / 10**8
+        assert (execution.shares, execution.price) == (expected, quote(479624278).ask)
+        placed = next(e.args[1] for e in app.drain("orders") if e.name == "openOrder")
+        assert placed.cashQty == 250.0
+        app.sync()
+    finally:
+        app.close()
+    assert not app.decode_failures, f"ibapi could not decode: {app.decode_failures}"
 
 
 @pytest.mark.parametrize(
