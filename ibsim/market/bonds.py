@@ -14,8 +14,9 @@ How a bond's price is made (deterministic, a pure function of the bond and the i
 
 What is approximated: the half-years are 182.625-day periods counted back from maturity, not
 the actual/actual day count on the real coupon dates; settlement is the instant itself (no T+1);
-the curve is a made-up shape, not a fitted one. Quotes add the gateway's usual noise and spread
-on top of this price (ibsim.market.prices), and the yield of a quote (YIELD_* bars) is found back
+the curve is a made-up shape, not a fitted one; positions are valued at the clean price, and no
+accrued interest is booked on a trade. Quotes add the gateway's usual noise and spread on top
+of this price (ibsim.market.prices), and the yield of a quote (YIELD_* bars) is found back
 from its price by bisection, so a bid's yield is above its ask's, as on a real screen.
 
 Imports nothing from ibsim: the instruments (ibsim.market.instruments) hold `BondTerms`.

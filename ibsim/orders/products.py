@@ -4,7 +4,7 @@
   sizeIncrement: bonds in whole bonds of $1,000 face, a fund in thousandths of a share, crypto
   in 10**-8 of a coin from 0.0001) refuses a quantity below the minimum or off the increment.
 - **Crypto on PAXOS** (IB's cryptocurrency trading pages; Paxos's order rules): a market buy is
-  for an amount of money (`cashQty`), every sell and every limit order for a quantity of coins;
+  for an amount of money (`cashQty`), every sell and every other order for a quantity of coins;
   the time in force is IOC, GTC or Minutes (there is no DAY in a market that never closes).
   A cash buy is sized when it is placed: the cash over that second's ask, down to the size
   increment (IB's own sizing of a cash order is not public: an approximation). Minutes is worked
@@ -75,6 +75,8 @@ def _check_crypto(order: Order) -> Reject | None:
     cash = has_cash_qty(order)
     if order.action == "SELL" and cash:
         return rejected("A cryptocurrency sell order is for a quantity, not a cash quantity.")
+    if cash and order.order_type != "MKT":
+        return rejected("A cash quantity is taken on cryptocurrency market buy orders only.")
     if order.action == "BUY" and order.order_type == "MKT" and not cash:
         return rejected("A cryptocurrency market buy order is for a cash quantity (cashQty).")
     return None

@@ -225,11 +225,22 @@ def test_the_official_client_reads_a_cash_order_and_its_fractional_fill(single_g
     [
         (MarketOrder("BUY", 0.01, tif="IOC"), "market buy order is for a cash quantity"),
         (Order(action="SELL", orderType="MKT", cashQty=500, tif="IOC"), "not a cash quantity"),
+        (
+            Order(action="BUY", orderType="LMT", lmtPrice=50_000, cashQty=500, tif="GTC"),
+            "market buy orders only",
+        ),
         (LimitOrder("BUY", 0.01, 50_000), "time in force DAY is not available"),
         (LimitOrder("BUY", 0.00005, 50_000, tif="GTC"), "below the minimum size 0.0001"),
         (LimitOrder("BUY", 0.000123456789, 50_000, tif="GTC"), "not a multiple of the size"),
     ],
-    ids=["mkt-buy-by-quantity", "sell-by-cash", "day", "below-minimum", "off-increment"],
+    ids=[
+        "mkt-buy-by-quantity",
+        "sell-by-cash",
+        "limit-by-cash",
+        "day",
+        "below-minimum",
+        "off-increment",
+    ],
 )
 def test_ibs_crypto_rules_refuse_an_order(single_gateway, connect, order, reason):
     ib = connect(single_gateway)
