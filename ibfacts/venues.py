@@ -6,8 +6,13 @@ IB's TWS API documentation, "Contract Details",
 https://interactivebrokers.github.io/tws-api/contract_details.html), the exchanges' published
 hours (NYSE/Nasdaq 09:30-16:00 New York, with IB's extended hours 04:00-20:00; CME Globex
 17:00-16:00 Chicago, a one-hour daily break; NYMEX regular hours 08:00-13:30 Chicago), and IB's
-forex hours on IDEALPRO (Sunday 17:15 to Friday 17:00 New York). A session's date is the day it
-closes. Calendar names are exchange-calendars' (XNYS, CMES).
+forex hours on IDEALPRO (Sunday 17:15 to Friday 17:00 New York), crypto on PAXOS around the
+clock every day of the year (IB's "Cryptocurrency" trading pages: 24/7), US Treasuries on IB's
+SMART bond routing 08:00-17:00 New York on the stock market's days (an approximation: the bond
+market's own SIFMA holidays differ on a few days a year), and mutual fund orders through
+FUNDSERV in the stock market's regular hours (a fund prices once a day, at its NAV after the
+close). A session's date is the day it closes. Calendar names are exchange-calendars' (XNYS,
+CMES, 24/7).
 """
 
 from __future__ import annotations
@@ -72,6 +77,17 @@ IDEALPRO = Venue(
     full_end=time(17),
 )  # forex has no regular hours apart from its full ones
 
-VENUES: Mapping[str, Venue] = MappingProxyType(
-    {v.name: v for v in (US_STOCKS, US_INDICES, CME, NYMEX, IDEALPRO)}
+PAXOS = Venue("crypto_paxos", "24/7", "UTC", "UTC")  # one session per UTC day, every day
+US_BONDS = Venue(
+    "us_bond",
+    "XNYS",
+    "America/New_York",
+    "US/Eastern",
+    full_start=time(8),
+    full_after_close=timedelta(hours=1),
 )
+FUNDSERV = Venue("fundserv", "XNYS", "America/New_York", "US/Eastern")
+
+VENUES: Mapping[str, Venue] = MappingProxyType({
+    v.name: v for v in (US_STOCKS, US_INDICES, CME, NYMEX, IDEALPRO, PAXOS, US_BONDS, FUNDSERV)
+})  # fmt: skip

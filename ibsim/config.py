@@ -43,8 +43,11 @@ class PacingRules:
 @dataclass(frozen=True)
 class Commissions:
     """IB-like tiered commissions per execution (ibsim.orders.fills charges each fill), in the
-    instrument's currency: stocks per share with a minimum and a cap of a share of the trade
-    value, futures and options per contract, FX in basis points of the value."""
+    instrument's currency: stocks and CFDs per share with a minimum and a cap of a share of the
+    trade value, futures and options per contract, FX in basis points of the value, crypto a
+    share of the value with a minimum and a cap (IB's 0.12-0.18%, min USD 1.75, max 1%), US
+    Treasuries a share of the face value with a minimum (IB's 0.002%, min USD 5), a mutual fund
+    a flat fee (IB's USD 14.95 for transaction-fee funds)."""
 
     per_share: float = 0.005
     stock_min: float = 1.0
@@ -54,6 +57,12 @@ class Commissions:
     option_min: float = 1.0
     fx_rate: float = 0.00002  # 0.2 basis points
     fx_min: float = 2.0
+    crypto_rate: float = 0.0018
+    crypto_min: float = 1.75
+    crypto_max_rate: float = 0.01
+    bond_face_rate: float = 0.00002  # of the face value: a bond's value at a price of 100
+    bond_min: float = 5.0
+    fund_fee: float = 14.95
 
     def charge(self, sec_type: str, shares: float, price: float, multiplier: float) -> float:
         """The commission of one execution, rounded to cents and never below one cent."""
@@ -64,6 +73,14 @@ class Commissions:
             amount = max(self.per_option * abs(shares), self.option_min)
         elif sec_type == "CASH":
             amount = max(self.fx_rate * value, self.fx_min)
+        elif sec_type == "CRYPTO":
+            amount = min(
+                max(self.crypto_rate * value, self.crypto_min), self.crypto_max_rate * value
+            )
+        elif sec_type == "BOND":
+            amount = max(self.bond_face_rate * abs(shares) * 100 * multiplier, self.bond_min)
+        elif sec_type == "FUND":
+            amount = self.fund_fee
         else:
             amount = min(
                 max(self.per_share * abs(shares), self.stock_min), self.stock_max_rate * value

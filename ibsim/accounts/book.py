@@ -126,6 +126,7 @@ class Order:
     last_fill_price: float = 0.0
     why_held: str = ""
     what_if: bool = False
+    cash_qty: float = UNSET  # a buy for this much money (crypto), sized when placed
     # whatIf answer: margin before/change/after (init, maint, equity) x 3, then commission
     preview: tuple[float, ...] = ()
 
@@ -262,7 +263,7 @@ class Book:
         IB reports it; realized P&L net of the commission when it reduces the position), its cash
         (futures settle their P&L daily, so only the commission moves cash), and the execution
         itself, returned with its realized P&L (UNSET when it only opens)."""
-        mult = multiplier(inst) if inst is not None else 1.0
+        mult = inst.value_multiplier if inst is not None else 1.0
         signed = ex.shares if ex.side == "BOT" else -ex.shares
         index = next(
             (i for i, p in enumerate(self.positions)
@@ -301,10 +302,6 @@ def mark_price(inst: Instrument, now: datetime) -> float:
     (ibsim.market.quotes, which the ticks, the bars and the fills read too); outside a session,
     that of the session's last second. Half a tick is one decimal more than the tick grid."""
     return round(quote_at(inst, int(now.timestamp())).mid, inst.decimals + 1)
-
-
-def multiplier(inst: Instrument) -> float:
-    return float(inst.multiplier) if inst.multiplier else 1.0
 
 
 def in_usd(amount: float, currency: str) -> float:

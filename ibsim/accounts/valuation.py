@@ -11,9 +11,11 @@ The model (simple, coherent, documented; not IB's risk engine):
 
 - **Market price**: `mark_price(instrument, now)`; an instrument the catalog does not know is
   valued at its average cost (multiplier 1, currency USD), so its P&L is 0.
-- **Market value** = quantity x price x multiplier; **unrealized P&L** = market value - quantity x
-  avgCost (avgCost includes the multiplier, as IB reports it); **realized P&L** = the position's
-  `realized_pnl`. Money is rounded to cents (2 decimals), prices are sent as they are.
+- **Market value** = quantity x price x multiplier (a bond's: its face value / 100, its price
+  being percent of par: 10 bonds of $1,000 at 98.5 are worth $9,850); **unrealized P&L** =
+  market value - quantity x avgCost (avgCost includes the multiplier, as IB reports it);
+  **realized P&L** = the position's `realized_pnl`. Money is rounded to cents (2 decimals),
+  prices are sent as they are.
 - **Daily P&L** (IB's "since the previous close" P&L, with today's fills from their fill price):
   `((quantity - filled) x (price - close) + sum(fill x (price - fill price))) x multiplier`, where
   `close` is the price at the last regular-session close before the most recent session open
@@ -23,12 +25,15 @@ The model (simple, coherent, documented; not IB's risk engine):
   scenario's cash; FuturesPNL = the futures' daily P&L (futures settle into cash every day, so
   only today's P&L is not yet cash); TotalCashBalance = CashBalance + FuturesPNL;
   StockMarketValue / OptionMarketValue = signed values of STK / OPT positions; FxCashBalance =
-  the value of FX (CASH) positions; NetLiquidationByCurrency = TotalCashBalance +
-  StockMarketValue + OptionMarketValue + FxCashBalance; UnrealizedPnL, RealizedPnL (every
-  position, since inception); funds, bonds, bills, warrants, dividends, accruals: 0.
+  the value of FX (CASH) positions; MutualFundValue / TBondValue = the values of FUND / BOND
+  positions; NetLiquidationByCurrency = TotalCashBalance + StockMarketValue +
+  OptionMarketValue + FxCashBalance + MutualFundValue + TBondValue + the values of CFD and
+  crypto positions; UnrealizedPnL, RealizedPnL (every position, since inception); other funds,
+  corporate bonds, bills, warrants, dividends, accruals: 0.
 - **Account** (in the base currency): TotalCashValue = SettledCash = BASE TotalCashBalance;
-  NetLiquidation = BASE NetLiquidationByCurrency; GrossPositionValue = sum of |value| of stock
-  and option positions; EquityWithLoanValue = RegTEquity = NetLiquidation - OptionMarketValue;
+  NetLiquidation = BASE NetLiquidationByCurrency; GrossPositionValue = sum of |value| of stock,
+  option, bond, fund, CFD and crypto positions; EquityWithLoanValue = RegTEquity =
+  NetLiquidation - OptionMarketValue;
   PreviousDayEquityWithLoanValue = EquityWithLoanValue - the daily P&L of every non-option
   position; InitMarginReq / MaintMarginReq = sum of |value| x `MARGIN_RATES`; RegTMargin = 50 %
   of |stock value|; SMA = max(0, RegTEquity - RegTMargin); AvailableFunds = EquityWithLoanValue
@@ -54,7 +59,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from ibsim.accounts.book import UNSET, USD_PER, Book, Position, mark_price, multiplier
+from ibsim.accounts.book import UNSET, USD_PER, Book, Position, mark_price
 from ibsim.market.calendars import sessions
 from ibsim.market.instruments import Instrument
 
@@ -91,10 +96,13 @@ LEDGER_KEYS = (
     "WarrantValue", "FxCashBalance", "AccountOrGroup", "RealCurrency", "IssuerOptionValue",
 )  # fmt: skip
 _ZERO_LEDGER = {
-    "AccruedCash", "FutureOptionValue", "FundValue", "NetDividend", "MutualFundValue",
-    "MoneyMarketFundValue", "CorporateBondValue", "TBondValue", "TBillValue", "WarrantValue",
-    "IssuerOptionValue",
+    "AccruedCash", "FutureOptionValue", "FundValue", "NetDividend", "MoneyMarketFundValue",
+    "CorporateBondValue", "TBillValue", "WarrantValue", "IssuerOptionValue",
 }  # fmt: skip
+# Held at their market value without a ledger key of their own here: CFDs (IB funds only their
+# margin and shows their P&L; the gateway books them as paid in full, so the net liquidation
+# value is the same) and crypto.
+_VALUED_WITHOUT_KEY = ("CFD", "CRYPTO")
 
 # updateAccountValue / accountUpdateMulti keys besides the ledger, in the order sent, each with
 # whether it carries the base currency (False: a text or ratio, currency "").
@@ -253,7 +261,7 @@ def value_position(book: Book, catalog: Instruments, now: datetime, position: Po
     if inst is None:
         price, mult, daily = avg, 1.0, 0.0
     else:
-        price, mult = mark_price(inst, now), multiplier(inst)
+        price, mult = mark_price(inst, now), inst.value_multiplier
         close_at = previous_close(inst, now)
         close = mark_price(inst, datetime.fromtimestamp(close_at, UTC))
         t = now.timestamp()
@@ -331,11 +339,16 @@ def _figures(book: Book, catalog: Instruments, now: datetime, account_id: str) -
         row["StockMarketValue"] = total("STK", "market_value")
         row["OptionMarketValue"] = total("OPT", "market_value")
         row["FxCashBalance"] = total("CASH", "market_value")
+        row["MutualFundValue"] = total("FUND", "market_value")
+        row["TBondValue"] = total("BOND", "market_value")
         row["NetLiquidationByCurrency"] = (
             row["TotalCashBalance"]
             + row["StockMarketValue"]
             + row["OptionMarketValue"]
             + row["FxCashBalance"]
+            + row["MutualFundValue"]
+            + row["TBondValue"]
+            + sum(total(kind, "market_value") for kind in _VALUED_WITHOUT_KEY)
         )
         row["UnrealizedPnL"] = sum(v.unrealized_pnl for v in mine)
         row["RealizedPnL"] = sum(v.realized_pnl for v in mine)
@@ -365,7 +378,7 @@ def _figures(book: Book, catalog: Instruments, now: datetime, account_id: str) -
         maint += size * rate_maint
         if v.sec_type == "STK":
             reg_t += size * REG_T_RATE
-        if v.sec_type in ("STK", "OPT"):
+        if v.sec_type in ("STK", "OPT", "BOND", "FUND", *_VALUED_WITHOUT_KEY):
             gross += size
     init, maint = money(init), money(maint)
     available, excess = elv - init, elv - maint

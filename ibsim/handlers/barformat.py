@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ibfacts.history import QUOTE_WHAT, VOLATILITY_WHAT
+from ibfacts.history import NO_VOLUME_WHAT
 from ibfacts.venues import VENUES
 from ibsim.market.bars import Bars
 from ibsim.market.instruments import Instrument
@@ -43,7 +43,7 @@ def bar_table(bars: Bars, inst: Instrument, what: str, format_date: int) -> pl.D
             "session": bars.session_dates,
         }
     )
-    quote = what in QUOTE_WHAT or what in VOLATILITY_WHAT or not inst.volume_per_minute
+    quote = what in NO_VOLUME_WHAT or not inst.volume_per_minute
     minus_one = pl.lit("-1")
     return frame.select(
         _date_expr(bars.intraday, inst, format_date).alias("date"),

@@ -99,9 +99,12 @@ def read_place_order(msg: FieldReader, client_id: int, server_version: int) -> P
     msg.skip(2)  # adjustedOrderType, triggerPrice
     lmt_price_offset = _unset_price(msg)
     # adjustedStopPrice adjustedStopLimitPrice adjustedTrailingAmount adjustableTrailingUnit
-    # extOperator softDollarTier.name .val cashQty mifid2 x4 dontUseAutoPriceForHedge
-    # isOmsContainer discretionaryUpToLimitPrice usePriceMgmtAlgo
-    msg.skip(16)
+    # extOperator softDollarTier.name .val
+    msg.skip(7)
+    cash_qty = _unset_price(msg)
+    # mifid2 x4 dontUseAutoPriceForHedge isOmsContainer discretionaryUpToLimitPrice
+    # usePriceMgmtAlgo
+    msg.skip(8)
     msg.skip(sum(server_version >= v for v in (158, 160, 162, 166, 169)))
     if server_version >= 170:
         _skip_peg_tail(msg, contract.exchange, order_type)
@@ -116,6 +119,7 @@ def read_place_order(msg: FieldReader, client_id: int, server_version: int) -> P
         trailing_percent=trailing_percent, lmt_price_offset=lmt_price_offset,
         algo_strategy=algo, algo_params=algo_params, conditions=conditions,
         conditions_ignore_rth=ignore_rth, conditions_cancel_order=cancel_order, what_if=what_if,
+        cash_qty=cash_qty,
     )  # fmt: skip
     return Placed(contract, order, fa_profile)
 

@@ -12,19 +12,35 @@ from ibsim.market.catalog import FIXED
 from ibsim.market.instruments import MARKET_RULES, Instrument
 
 MAX_MATCHING_SYMBOLS = 16
-# minSize, sizeIncrement, suggestedSizeIncrement by security type
+# minSize, sizeIncrement, suggestedSizeIncrement by security type, unless the instrument has its
+# own (bonds, crypto, funds)
 _SIZE_RULES = {"STK": ("0.0001", "0.0001", "100"), "CASH": ("0.01", "0.01", "1000")}
+# What reqMatchingSymbols finds: a CFD is listed as its stock's derivative type, and a bond is
+# looked up by its CUSIP, not by name.
+_SEARCHABLE = tuple(i for i in FIXED if i.sec_type not in ("CFD", "BOND"))
 
 
 def strike_text(value: float) -> str:
     return f"{value:g}" if value else "0"
 
 
+def _size_rules(inst: Instrument) -> tuple[str, str, str]:
+    return inst.size_rules or _SIZE_RULES.get(inst.sec_type, ("1", "1", "1"))
+
+
+def _market_rules(inst: Instrument) -> str:
+    """One market rule id per valid exchange, comma-separated."""
+    return ",".join([str(inst.market_rule)] * len(inst.valid_exchanges.split(",")))
+
+
 def contract_details_fields(req_id: int, inst: Instrument, now) -> list[object]:
-    """msg 10 at server version 178: 42 fields with one secId, as the clients decode it."""
+    """msg 10 at server version 178: 42 fields with one secId, as the clients decode it; a bond
+    is msg 18 (`bond_details_fields`)."""
+    if inst.bond is not None:
+        return bond_details_fields(req_id, inst)
     venue = VENUES[inst.venue]
     sec_ids = [1, "ISIN", inst.isin] if inst.isin else [0]
-    rules = ",".join([str(inst.market_rule)] * len(inst.valid_exchanges.split(",")))
+    rules = _market_rules(inst)
     return [
         10, req_id, inst.symbol, inst.sec_type, inst.last_trade_date, strike_text(inst.strike),
         inst.right, inst.exchange, inst.currency, inst.local_symbol,
@@ -34,8 +50,23 @@ def contract_details_fields(req_id: int, inst: Instrument, now) -> list[object]:
         inst.category, inst.subcategory, venue.ib_tz,
         trading_hours(inst.venue, False, now), trading_hours(inst.venue, True, now),
         "", "", *sec_ids, 1, inst.under_symbol, inst.under_sec_type, rules,
-        inst.last_trade_date, inst.stock_type,
-        *_SIZE_RULES.get(inst.sec_type, ("1", "1", "1")),
+        inst.last_trade_date, inst.stock_type, *_size_rules(inst),
+    ]  # fmt: skip
+
+
+def bond_details_fields(req_id: int, inst: Instrument) -> list[object]:
+    """msg 18 (BOND_CONTRACT_DATA) at server version 178, as both clients decode it: no
+    version, no localSymbol, no trading hours (those came at 188). The coupon is spelled `4`,
+    not `4.0`: ib_async reads it as an int."""
+    terms = inst.bond
+    assert terms is not None, "msg 18 is a bond's"
+    return [
+        18, req_id, inst.symbol, inst.sec_type, terms.cusip, f"{terms.coupon:g}", terms.maturity,
+        terms.issue_date, terms.ratings, terms.bond_type, terms.coupon_type, False, False, False,
+        terms.desc_append, inst.exchange, inst.currency, inst.trading_class, inst.trading_class,
+        inst.con_id, repr(inst.min_tick), inst.order_types, inst.valid_exchanges, "", "", False,
+        "", inst.long_name, "", "", 2, "ISIN", inst.isin, "CUSIP", terms.cusip, 1,
+        _market_rules(inst), *_size_rules(inst),
     ]  # fmt: skip
 
 
@@ -43,6 +74,7 @@ def contract_details(client: Client, msg: FieldReader) -> None:
     msg.skip()  # version
     req_id = msg.request_id()
     query = replace(msg.contract(), include_expired=msg.bool())
+    query = replace(query, sec_id_type=msg.str().strip(), sec_id=msg.str().strip())
     found = client.state.catalog.find(query)
     if not found:
         raise errors.NO_SECURITY
@@ -57,7 +89,7 @@ def matching_symbols(client: Client, msg: FieldReader) -> None:
     pattern = msg.str().strip().upper()
     hits = [
         i
-        for i in FIXED
+        for i in _SEARCHABLE
         if pattern and (i.symbol.startswith(pattern) or pattern in i.long_name.upper())
     ]
     hits.sort(key=lambda i: (not i.symbol.startswith(pattern), len(i.symbol), i.symbol))

@@ -211,7 +211,7 @@ ORDER_FIELDS: tuple[Row, ...] = (
     Row("softDollarTier.name", "", OPEN),
     Row("softDollarTier.value", "", OPEN),
     Row("softDollarTier.displayName", "", OPEN),
-    Row("cashQty", U_D),
+    Row("cashQty", _attr("cash_qty", _num)),
     Row("dontUseAutoPriceForHedge", 0),
     Row("isOmsContainer", 0),
     Row("discretionaryUpToLimitPrice", 0, OPEN),

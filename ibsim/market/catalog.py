@@ -11,7 +11,9 @@ from ibsim.market import instruments as ref
 from ibsim.market import options
 from ibsim.market.instruments import Instrument
 
-FIXED: tuple[Instrument, ...] = ref.STOCKS + ref.INDICES + ref.FOREX
+FIXED: tuple[Instrument, ...] = (
+    ref.STOCKS + ref.INDICES + ref.FOREX + ref.CFDS + ref.FUNDS + ref.CRYPTO + ref.TREASURIES
+)
 _RIGHTS = {"C": "C", "CALL": "C", "P": "P", "PUT": "P"}
 
 
@@ -32,6 +34,8 @@ class ContractQuery:
     local_symbol: str = ""
     trading_class: str = ""
     include_expired: bool = False
+    sec_id_type: str = ""  # CUSIP, ISIN, ... (reqContractDetails): the instrument it names
+    sec_id: str = ""
 
 
 @lru_cache(maxsize=4)
@@ -100,11 +104,13 @@ class Catalog:
 
 
 def _matches(inst: Instrument, q: ContractQuery) -> bool:
-    if q.symbol and q.symbol != inst.symbol:
+    if q.symbol and q.symbol not in (inst.symbol, _cusip(inst)):  # IB takes a bond's CUSIP
         return False
     if q.local_symbol and " ".join(q.local_symbol.split()) != " ".join(inst.local_symbol.split()):
         return False
-    if not q.symbol and not q.local_symbol:
+    if q.sec_id and q.sec_id.upper() != _sec_ids(inst).get(q.sec_id_type.upper()):
+        return False
+    if not q.symbol and not q.local_symbol and not q.sec_id:
         return False
     if q.sec_type and q.sec_type != inst.sec_type:
         return False
@@ -126,6 +132,15 @@ def _matches(inst: Instrument, q: ContractQuery) -> bool:
     if q.multiplier and inst.multiplier and not _same_number(q.multiplier, inst.multiplier):
         return False
     return not (q.trading_class and q.trading_class != inst.trading_class)
+
+
+def _cusip(inst: Instrument) -> str:
+    return inst.bond.cusip if inst.bond else ""
+
+
+def _sec_ids(inst: Instrument) -> dict[str, str]:
+    """The security ids a request may name the instrument by (secIdType -> secId)."""
+    return {k: v for k, v in (("ISIN", inst.isin), ("CUSIP", _cusip(inst))) if v}
 
 
 def _same_number(requested: str, listed: str) -> bool:

@@ -1,7 +1,9 @@
 """Reference data: the instruments the gateway knows, with IB's conIds and field formats.
 
-Stocks, ETFs, indices and FX are fixed rows; futures ladders are generated from a few
-parameters, and "live" or "expired" follows the gateway's clock. Options: ibsim.market.options.
+Stocks, ETFs, indices, FX, CFDs, a mutual fund, crypto and US Treasuries are fixed rows;
+futures ladders are generated from a few parameters, and "live" or "expired" follows the
+gateway's clock. Options: ibsim.market.options. A bond's terms and price maths:
+ibsim.market.bonds.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
+
+from ibsim.market.bonds import BondTerms, cusip_check_digit, description, isin_of
 
 STOCK_ORDER_TYPES = (
     "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AVGCOST,BASKET,COND,CONDORDER,DAY,DEACT,DEACTDIS,"
@@ -22,6 +26,9 @@ FUTURE_ORDER_TYPES = (
 FX_ORDER_TYPES = (
     "ACTIVETIM,AD,ALERT,ALGO,ALLOC,AVGCOST,DAY,GTC,GTD,IOC,LMT,MKT,STP,STPLMT,TRAIL,WHATIF"
 )
+BOND_ORDER_TYPES = "ALERT,ALLOC,DAY,GTC,GTD,IOC,LMT,MKT,WHATIF"
+FUND_ORDER_TYPES = "ALLOC,DAY,MKT,WHATIF"  # a fund order is for the next NAV
+CRYPTO_ORDER_TYPES = "ALLOC,GTC,IOC,LMT,MINUTES,MKT,STP,STPLMT,WHATIF"
 
 # marketRuleId -> [(lowEdge, increment)], served by reqMarketRule.
 MARKET_RULES: dict[int, tuple[tuple[float, float], ...]] = {
@@ -32,6 +39,10 @@ MARKET_RULES: dict[int, tuple[tuple[float, float], ...]] = {
     239: ((0.0, 0.00005),),  # IDEALPRO majors
     240: ((0.0, 0.005),),  # IDEALPRO JPY crosses
     1: ((0.0, 0.01),),  # indices
+    # plausible ids for the rules below: IB's own ids for these are not public
+    3001: ((0.0, 0.005),),  # US Treasuries, percent of par
+    3002: ((0.0, 0.25),),  # BTC on PAXOS
+    3003: ((0.0, 0.05),),  # ETH on PAXOS
 }
 
 
@@ -70,11 +81,29 @@ class Instrument:
     volatility: float = 0.25  # annualised, drives the synthetic market
     volume_per_minute: int = 0  # 0: no traded volume (indices, FX)
     derivative_sec_types: tuple[str, ...] = ()
+    market_con_id: int = 0  # whose market it shows (a CFD: its stock's); 0: its own
+    daily_price: bool = False  # one price a day (a fund's NAV): quotes stand still all day
+    face_value: int = 0  # a bond: the face value of one unit; its price is percent of par
+    size_rules: tuple[str, str, str] = ()  # minSize, sizeIncrement, suggestedSizeIncrement
+    bond: BondTerms | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def min_tick(self) -> float:
         return self.tick_units / 10**self.decimals
+
+    @property
+    def market_id(self) -> int:
+        """The key of its synthetic market: a CFD quotes what its stock quotes."""
+        return self.market_con_id or self.con_id
+
+    @property
+    def value_multiplier(self) -> float:
+        """Money per unit of quantity per unit of price: a bond's price is percent of its
+        face value; a future's or option's, the multiplier's; a share's, one."""
+        if self.face_value:
+            return self.face_value / 100
+        return float(self.multiplier) if self.multiplier else 1.0
 
     def expired(self, now: datetime) -> bool:
         if not self.last_trade_date:
@@ -172,6 +201,138 @@ def _index(con_id, symbol, name, exchange, price, vol):
         derivative_sec_types=("OPT", "FUT", "FOP"),
     )
 
+
+def _cfd(con_id: int, stock: Instrument) -> Instrument:
+    """IB's CFD on a US stock (IBCFD, smart-routed): the stock's market, no trades of its own."""
+    return replace(
+        stock,
+        con_id=con_id,
+        sec_type="CFD",
+        primary_exchange="",
+        trading_class=stock.symbol,
+        valid_exchanges="SMART,IBCFD",
+        stock_type="",
+        isin="",
+        head=max(stock.head, utc(2012, 1, 3)),
+        volume_per_minute=0,
+        derivative_sec_types=(),
+        market_con_id=stock.con_id,
+        under_con_id=stock.con_id,
+        under_symbol=stock.symbol,
+        under_sec_type="STK",
+    )
+
+
+# conIds are plausible: IB's CFD conIds are not published
+_CFD_ROWS = (("AAPL", 143916318), ("MSFT", 143916322), ("TSLA", 143916358), ("SPY", 143916380))
+CFDS = tuple(_cfd(c, next(s for s in STOCKS if s.symbol == sym)) for sym, c in _CFD_ROWS)
+
+# Vanguard 500 Index Fund Admiral Shares (VFIAX): its real ticker, ISIN and inception; the conId
+# is plausible. A fund prices once a day, at its NAV.
+FUNDS = (
+    Instrument(
+        con_id=47099530,
+        symbol="VFIAX",
+        sec_type="FUND",
+        exchange="FUNDSERV",
+        primary_exchange="FUNDSERV",
+        currency="USD",
+        local_symbol="VFIAX",
+        trading_class="VFIAX",
+        long_name="VANGUARD 500 INDEX FUND ADMIRAL SHARES",
+        venue="fundserv",
+        price=480.0,
+        decimals=2,
+        tick_units=1,
+        market_rule=26,
+        head=utc(2000, 11, 13),
+        valid_exchanges="FUNDSERV",
+        order_types=FUND_ORDER_TYPES,
+        industry="Funds",
+        category="Equity Fund",
+        subcategory="Large Blend",
+        isin="US9229087104",
+        volatility=0.16,
+        daily_price=True,
+        size_rules=("0.001", "0.001", "1"),
+    ),
+)
+
+
+def _crypto(con_id, symbol, name, price, tick_units, rule, vol, volume):
+    return Instrument(
+        con_id=con_id,
+        symbol=symbol,
+        sec_type="CRYPTO",
+        exchange="PAXOS",
+        primary_exchange="",
+        currency="USD",
+        local_symbol=f"{symbol}.USD",
+        trading_class=symbol,
+        long_name=name,
+        venue="crypto_paxos",
+        price=price,
+        decimals=2,
+        tick_units=tick_units,
+        market_rule=rule,
+        head=utc(2021, 9, 14, 0, 0),
+        valid_exchanges="PAXOS",
+        order_types=CRYPTO_ORDER_TYPES,
+        volatility=vol,
+        volume_per_minute=volume,  # whole coins a minute (an approximation: no fractional prints)
+        size_rules=("0.0001", "0.00000001", "0.0001"),
+    )
+
+
+# conIds as IB lists BTC and ETH on PAXOS; the minimum size and increment are plausible
+CRYPTO = (
+    _crypto(479624278, "BTC", "Bitcoin", 60000.0, 25, 3002, 0.6, 3),
+    _crypto(495759171, "ETH", "Ethereum", 3200.0, 5, 3003, 0.75, 40),
+)
+
+
+def _treasury(con_id: int, cusip_base: str, coupon: float, issued: str, matures: str):
+    cusip = cusip_base + cusip_check_digit(cusip_base)
+    terms = BondTerms(cusip, coupon, issued, matures, ratings="AA+")
+    terms = replace(terms, desc_append=description(terms))
+    return Instrument(
+        con_id=con_id,
+        symbol="US-T",
+        sec_type="BOND",
+        exchange="SMART",
+        primary_exchange="",
+        currency="USD",
+        local_symbol=cusip,
+        trading_class="US-T",
+        long_name="United States Treasury Note/Bond",
+        venue="us_bond",
+        price=100.0,
+        decimals=3,
+        tick_units=5,
+        market_rule=3001,
+        head=datetime.strptime(issued, "%Y%m%d").replace(hour=12, tzinfo=UTC),
+        valid_exchanges="SMART",
+        order_types=BOND_ORDER_TYPES,
+        isin=isin_of(cusip),
+        volatility=0.05,
+        volume_per_minute=40,
+        face_value=1_000,
+        size_rules=("1", "1", "1"),
+        bond=terms,
+    )
+
+
+# Integral coupons only: ib_async decodes a bond's coupon as an int and drops the whole reply on
+# "4.25". 91282CJZ5 (4% of Feb 2034) is a real 10-year note; the other CUSIPs are plausible
+# (the 91282C / 912810 forms with a valid check digit), as are all the conIds.
+# fmt: off
+TREASURIES = (
+    _treasury(658394311, "91282CJY", 4.0, "20240215", "20270215"),
+    _treasury(623145607, "91282CGE", 4.0, "20230131", "20280131"),
+    _treasury(658394302, "91282CJZ", 4.0, "20240215", "20340215"),
+    _treasury(647288116, "912810TW", 4.0, "20231115", "20531115"),
+)
+# fmt: on
 
 INDICES = (
     _index(416904, "SPX", "S&P 500 Stock Index", "CBOE", 5600.0, 0.16),

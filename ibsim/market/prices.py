@@ -6,6 +6,11 @@ one-second atoms are carved out of their minute so that they aggregate back to i
 Coarser bars are reductions of atoms, so any request chunking returns the same bars and a daily
 high is the highest one-minute high of its session. Prices are integers in units of
 10**-decimals until they are formatted.
+
+A bond's path is its price off a moving yield curve (ibsim.market.bonds), and its YIELD_* bars
+are the yields of its quote bars (a price's high is a yield's low). A fund's path holds still
+through each UTC day (one NAV a day), with no spread and no intraday range. A CFD's market is
+its stock's (`Instrument.market_id` keys every hash and phase).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ibfacts.history import QUOTE_WHAT
+from ibfacts.history import NO_VOLUME_WHAT
+from ibsim.market import bonds
 from ibsim.market.instruments import Instrument
 
 YEAR = 365.25 * 86_400
@@ -23,7 +29,13 @@ PERIODS = np.array([900.0, 9_000.0, 1.3, 6.1, 23.0, 97.0, 365.0, 1_500.0]) * np.
     [1, 1, 86_400, 86_400, 86_400, 86_400, 86_400, 86_400]
 )
 MAX_CYCLE = 90 * 86_400
-_SALT = {"TRADES": 1, "ADJUSTED_LAST": 1, "MIDPOINT": 2, "BID": 2, "ASK": 2, "BID_ASK": 2}
+_SALT = {"TRADES": 1, "ADJUSTED_LAST": 1, "AGGTRADES": 1, "MIDPOINT": 2, "BID": 2, "ASK": 2,
+         "BID_ASK": 2, "YIELD_BID": 3, "YIELD_ASK": 3, "YIELD_BID_ASK": 3,
+         "YIELD_LAST": 3}  # fmt: skip
+# a bond's yield bars: the yields of these price bars
+YIELD_OF = {"YIELD_BID": "BID", "YIELD_ASK": "ASK", "YIELD_BID_ASK": "BID_ASK",
+            "YIELD_LAST": "TRADES"}  # fmt: skip
+DAY = 86_400
 _U64 = np.uint64
 
 
@@ -44,12 +56,18 @@ def uniform(con_id: int, t: np.ndarray, salt: int) -> np.ndarray:
 
 def mid_units(inst: Instrument, t: np.ndarray) -> np.ndarray:
     """The mid price at instants `t` (epoch seconds), on the tick grid."""
-    phases = 2 * np.pi * uniform(inst.con_id, np.arange(len(PERIODS)), salt=99)
-    # Slow cycles are capped at a quarter's amplitude, so the level stays within about a third
-    # of the instrument's typical price over the years (AAPL stays an AAPL-like price).
-    amplitudes = inst.volatility * np.sqrt(np.minimum(PERIODS, MAX_CYCLE) / YEAR) * 0.6
-    angle = 2 * np.pi * np.asarray(t, dtype=np.float64)[:, None] / PERIODS + phases
-    price = inst.price * np.exp((amplitudes * np.sin(angle)).sum(axis=1))
+    t = np.asarray(t, dtype=np.float64)
+    if inst.daily_price:
+        t = np.floor(t / DAY) * DAY
+    if inst.bond is not None:
+        price = bonds.fair_price(inst.bond, t)
+    else:
+        phases = 2 * np.pi * uniform(inst.market_id, np.arange(len(PERIODS)), salt=99)
+        # Slow cycles are capped at a quarter's amplitude, so the level stays within about a
+        # third of the instrument's typical price over the years (AAPL stays AAPL-like).
+        amplitudes = inst.volatility * np.sqrt(np.minimum(PERIODS, MAX_CYCLE) / YEAR) * 0.6
+        angle = 2 * np.pi * t[:, None] / PERIODS + phases
+        price = inst.price * np.exp((amplitudes * np.sin(angle)).sum(axis=1))
     ticks = np.maximum(np.rint(price / inst.min_tick), 1.0)
     return ticks.astype(np.int64) * inst.tick_units
 
@@ -81,27 +99,30 @@ class Atoms:
 _FIELDS = ("start", "open", "high", "low", "close", "volume", "count", "wapv")
 
 
-def _spread(inst: Instrument, what: str) -> int:
-    return {"BID": -inst.tick_units, "ASK": inst.tick_units}.get(what, 0)
+def _half_spread(inst: Instrument) -> int:
+    """The bid's and the ask's distance from the mid: a tick, none at a fund's NAV."""
+    return 0 if inst.daily_price else inst.tick_units
 
 
 def minute_atoms(inst: Instrument, starts: np.ndarray, what: str) -> Atoms:
     """One-minute atoms starting at `starts` (epoch seconds, multiples of 60)."""
     starts = np.asarray(starts, dtype=np.int64)
+    if what in YIELD_OF:
+        return _yields(inst, minute_atoms(inst, starts, YIELD_OF[what]))
     salt = _SALT[what]
     o = mid_units(inst, starts)
     c = mid_units(inst, starts + 60)
     sigma = inst.price * 10**inst.decimals * inst.volatility * np.sqrt(60 / TRADING_YEAR)
-    scale = max(sigma * 0.4 / inst.tick_units, 1.0)
-    up = np.floor(-np.log1p(-uniform(inst.con_id, starts, salt * 10 + 1)) * scale)
-    down = np.floor(-np.log1p(-uniform(inst.con_id, starts, salt * 10 + 2)) * scale)
+    scale = 0.0 if inst.daily_price else max(sigma * 0.4 / inst.tick_units, 1.0)
+    up = np.floor(-np.log1p(-uniform(inst.market_id, starts, salt * 10 + 1)) * scale)
+    down = np.floor(-np.log1p(-uniform(inst.market_id, starts, salt * 10 + 2)) * scale)
     high = np.maximum(o, c) + up.astype(np.int64) * inst.tick_units
     low = np.maximum(np.minimum(o, c) - down.astype(np.int64) * inst.tick_units, inst.tick_units)
-    shift = _spread(inst, what)
+    half = _half_spread(inst)
     if what == "BID_ASK":  # O/L from the bid, H/C from the ask
-        o, low = o - inst.tick_units, low - inst.tick_units
-        high, c = high + inst.tick_units, c + inst.tick_units
+        o, low, high, c = o - half, low - half, high + half, c + half
     else:
+        shift = {"BID": -half, "ASK": half}.get(what, 0)
         o, high, low, c = o + shift, high + shift, low + shift, c + shift
     volume, count = minute_volumes(inst, starts, what)
     wapv = (high + low + c) / 3.0 * volume
@@ -110,13 +131,36 @@ def minute_atoms(inst: Instrument, starts: np.ndarray, what: str) -> Atoms:
 
 def minute_volumes(inst: Instrument, starts: np.ndarray, what: str) -> tuple[np.ndarray, ...]:
     """The volume and trade count of one-minute atoms (none for quotes, nor untraded things)."""
-    if what in QUOTE_WHAT or not inst.volume_per_minute:
+    if what in NO_VOLUME_WHAT or not inst.volume_per_minute:
         volume = np.zeros(len(starts), dtype=np.int64)
     else:
-        u = uniform(inst.con_id, starts, _SALT[what] * 10 + 3)
+        u = uniform(inst.market_id, starts, _SALT[what] * 10 + 3)
         volume = np.floor(inst.volume_per_minute * (0.2 + 1.6 * u)).astype(np.int64)
     count = np.where(volume > 0, np.maximum(volume // 100, 1), 0)
     return volume, count
+
+
+def _yields(inst: Instrument, prices: Atoms) -> Atoms:
+    """A bond's price atoms as yield atoms, in the same units (percent, 10**-decimals): the
+    yield at the minute's start of each price; the highest price is the lowest yield."""
+    assert inst.bond is not None, "yields are a bond's"
+    scale = 10**inst.decimals
+
+    def to_yield(units: np.ndarray) -> np.ndarray:
+        found = bonds.yield_of(inst.bond, prices.start, units / scale)
+        return np.rint(found * scale).astype(np.int64)
+
+    none = np.zeros(len(prices), dtype=np.int64)
+    return Atoms(
+        prices.start,
+        to_yield(prices.open),
+        to_yield(prices.low),
+        to_yield(prices.high),
+        to_yield(prices.close),
+        none,
+        none,
+        none.astype(np.float64),
+    )
 
 
 def second_atoms(inst: Instrument, minutes: Atoms, what: str) -> Atoms:
@@ -129,7 +173,7 @@ def second_atoms(inst: Instrument, minutes: Atoms, what: str) -> Atoms:
     key = seconds.ravel()
 
     def u(n: int) -> np.ndarray:
-        return uniform(inst.con_id, key, salt + n).reshape(k, 61)
+        return uniform(inst.market_id, key, salt + n).reshape(k, 61)
 
     lerp = o + (c - o) * (np.arange(61) / 60.0)
     room = np.minimum(h - lerp, lerp - lo)
@@ -165,7 +209,7 @@ def second_volumes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each minute's volume and count shared among its sixty seconds, as (k, 60) arrays."""
     seconds = minutes.start[:, None] + np.arange(61)[None, :]
-    weights = uniform(inst.con_id, seconds.ravel(), _SALT[what] * 10 + 9).reshape(-1, 61)
+    weights = uniform(inst.market_id, seconds.ravel(), _SALT[what] * 10 + 9).reshape(-1, 61)
     weights = weights[:, :60] + 0.05
     volume = _split(minutes.volume, weights, remainder_at)
     return volume, _split(minutes.count, weights, remainder_at)

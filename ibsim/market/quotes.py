@@ -20,7 +20,8 @@ from ibsim.market.instruments import Instrument
 from ibsim.market.prices import uniform
 
 _SIZE_SALT = 7_001
-_LOTS = {"STK": 100, "CASH": 100_000}  # displayed sizes: round lots of shares, of base currency
+# displayed sizes: round lots of shares (a CFD shows its stock's), of base currency
+_LOTS = {"STK": 100, "CFD": 100, "CASH": 100_000}
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def quote_at(inst: Instrument, at: int) -> Quote:
     bid, _ = close("BID")
     ask, _ = close("ASK")
     last, traded = close("TRADES") if inst.volume_per_minute else ((bid + ask) / 2, 0)
-    sizes = [float(uniform(inst.con_id, np.array([at]), _SIZE_SALT + k)[0]) for k in (0, 1)]
+    sizes = [float(uniform(inst.market_id, np.array([at]), _SIZE_SALT + k)[0]) for k in (0, 1)]
     lot = _LOTS.get(inst.sec_type, 1)
     return Quote(
         at=at,

@@ -14,9 +14,10 @@ reports; what a fill books is `ibsim.orders.fills`.
   account requests report engine orders like any other, to a client that reconnects too. Orders
   a scenario seeds are IB's: they are reported, modified and cancelled, but not worked.
 - **Market.** `ibsim.market.quotes.quote_at` at the second of the gateway's now;
-  `ibsim.orders.matching` says what triggers and fills, `ibsim.orders.order_times` when an order
-  may work, `ibsim.orders.conditions` whether its conditions hold. What the engine remembers of
-  each order is `ibsim.orders.work.Work`.
+  `ibsim.orders.matching` says what triggers and fills, `ibsim.orders.products` what each
+  security type takes (crypto's cash quantity, size rules), `ibsim.orders.order_times` when an
+  order may work, `ibsim.orders.conditions` whether its conditions hold. What the engine
+  remembers of each order is `ibsim.orders.work.Work`.
 - **News** goes out through the `OrderNews` the engine is given (ibsim.orders.news): the wire
   side sends it to the placing client (held while IB's link is down); with nobody connected it
   is only in the Book. A fill's commission report comes at once, or `config.late_commission`
@@ -42,7 +43,7 @@ from ibsim.market import errors
 from ibsim.market.catalog import Catalog, ContractQuery
 from ibsim.market.instruments import Instrument
 from ibsim.market.quotes import Quote, quote_at
-from ibsim.orders import allocation, conditions, matching, order_times
+from ibsim.orders import allocation, conditions, matching, order_times, products
 from ibsim.orders.conditions import GatewayMarket
 from ibsim.orders.fills import Fills
 from ibsim.orders.matching import Refused, Reject, rejected
@@ -313,9 +314,12 @@ class Engine:
 
     def _prepare(self, work: Work, fa_profile: str) -> None:
         """Check the order and plan it: FA targets, account, expiry, auction, algo window."""
-        o, inst, now = work.order, work.market, self.clock.now()
-        reject = matching.check(work.terms, inst.min_tick) or conditions.check(
-            o.conditions, self.now()
+        inst, now = work.market, self.clock.now()
+        work.order = o = products.sized(work.order, inst, quote_at(inst, self.now()))
+        reject = (
+            products.check(o, inst)
+            or matching.check(work.terms, inst.min_tick)
+            or conditions.check(o.conditions, self.now())
         )
         if reject is not None:
             raise Refused(reject)
@@ -374,7 +378,9 @@ class Engine:
             current.trailing_percent,
         )
         probe = replace(work, order=changed, stop=None if trailing else work.stop)
-        reject = matching.check(probe.terms, work.inst.min_tick if work.inst else 0.01)
+        reject = (products.check(changed, work.inst) if work.inst else None) or matching.check(
+            probe.terms, work.inst.min_tick if work.inst else 0.01
+        )
         if reject is None and (new.action != current.action or new.quantity <= current.filled
                                or placed.contract.con_id not in (0, current.con_id)):  # fmt: skip
             reject = MISMATCH

@@ -20,7 +20,7 @@ import zlib
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from ibsim.accounts.book import SIDES, Book, Execution, multiplier
+from ibsim.accounts.book import SIDES, Book, Execution
 from ibsim.config import GatewayConfig
 from ibsim.market.instruments import Instrument
 from ibsim.market.quotes import Quote
@@ -89,6 +89,7 @@ class Fills:
     def _execute(self, work: Work, account: str, shares: float, price: float, t: int) -> Executed:
         """Book one fill in one account."""
         o, inst, config = work.order, work.market, self.config
+        mult = inst.value_multiplier
         exec_id = self._exec_id(t)
         late = zlib.crc32(exec_id.encode()) % LATE_EVERY == 0
         ex = self.book.record_fill(Execution(
@@ -96,7 +97,7 @@ class Fills:
             shares=shares, price=price, time=datetime.fromtimestamp(t, UTC), order_id=o.order_id,
             perm_id=o.perm_id, client_id=o.client_id, order_ref=o.order_ref,
             exchange=_exchange(inst), commission_currency=inst.currency,
-            commission=config.commissions.charge(inst.sec_type, shares, price, multiplier(inst)),
+            commission=config.commissions.charge(inst.sec_type, shares, price, mult),
             commission_delay=config.late_commission if late else 0.0,
         ), inst)  # fmt: skip
         if account in work.targets:

@@ -28,7 +28,7 @@ TRIGGERED = frozenset({"STP", "STP LMT", "MIT", "LIT", "TRAIL", "TRAIL LIMIT"})
 TRAILING = frozenset({"TRAIL", "TRAIL LIMIT"})
 AUCTION = frozenset({"MOC", "LOC"})  # executed at the regular session's close
 ORDER_TYPES = (*MARKET, *LIMIT, "REL", "MIDPRICE")
-TIFS = ("DAY", "GTC", "IOC", "GTD", "FOK")
+TIFS = ("DAY", "GTC", "IOC", "GTD", "FOK", "MINUTES")  # MINUTES: crypto (ibsim.orders.products)
 ALGOS = ("Adaptive", "Vwap", "Twap")  # simulated; they work MKT or LMT orders
 OTHER_IB_ALGOS = ("ArrivalPx", "DarkIce", "PctVol", "ClosePx", "AD", "BalanceImpactRisk",
                   "MinImpact", "Jefferies", "CSFB")  # fmt: skip

@@ -4,7 +4,7 @@ which the engine answers a whatIf placeOrder with instead of placing it."""
 from __future__ import annotations
 
 from ibsim.accounts import valuation
-from ibsim.accounts.book import Order, multiplier
+from ibsim.accounts.book import Order
 from ibsim.config import GatewayConfig
 from ibsim.market.instruments import Instrument
 from ibsim.market.quotes import Quote
@@ -19,10 +19,11 @@ def what_if(
     times the instrument's margin rates; equity less the commission) and after, then the
     commission (as its minimum and maximum too)."""
     price = order.limit_price or (quote.ask if order.action == "BUY" else quote.bid)
-    notional = order.quantity * price * multiplier(inst)
+    mult = inst.value_multiplier
+    notional = order.quantity * price * mult
     side = 1 if order.action == "BUY" else -1
     rates = valuation.MARGIN_RATES.get((inst.sec_type, side), (config.what_if_margin,) * 2)
-    commission = config.commissions.charge(inst.sec_type, order.quantity, price, multiplier(inst))
+    commission = config.commissions.charge(inst.sec_type, order.quantity, price, mult)
     now = [before[k] for k in ("InitMarginReq", "MaintMarginReq", "EquityWithLoanValue")]
     change = [notional * rates[0], notional * rates[1], -commission]
     after = [b + c for b, c in zip(now, change, strict=True)]

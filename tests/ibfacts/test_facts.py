@@ -104,7 +104,7 @@ def test_span_too_long_texts():
 # ------------------------------------------------------------------- venues and resets
 def test_venues_by_name():
     assert set(venues.VENUES) == {"us_equity", "us_index", "cme_globex", "nymex_globex",
-                                  "fx_idealpro"}  # fmt: skip
+                                  "fx_idealpro", "crypto_paxos", "us_bond", "fundserv"}  # fmt: skip
     for name, venue in venues.VENUES.items():
         assert venue.name == name
         if venue.rth is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ib_async import Contract
@@ -16,6 +17,9 @@ from ibsim.market.calendars import sessions
 from ibsim.market.catalog import FIXED
 
 CONTRACTS = [i for i in FIXED if i.sec_type in ("STK", "IND", "CASH")]
+# one of each other product, with a whatToShow of its own: a bond's yields, crypto's trades
+OTHERS = {"BOND": "YIELD_BID_ASK", "CRYPTO": "AGGTRADES", "FUND": "MIDPOINT", "CFD": "BID"}
+OTHER_CONTRACTS = [next(i for i in FIXED if i.sec_type == kind) for kind in OTHERS]
 FIRST_HALF_2024 = (datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 6, 29, tzinfo=UTC))
 
 
@@ -91,3 +95,13 @@ def test_coarse_bars_aggregate_one_second_bars(ib, inst, index, size):
     assert len(ones) == 1800 and len(coarse) == 1800 // step
     for i, bar in enumerate(coarse):
         assert same_bar(bar, ones[i * step : (i + 1) * step])
+
+
+@pytest.mark.parametrize("inst", OTHER_CONTRACTS, ids=list(OTHERS))
+def test_other_products_chunk_and_aggregate_like_stocks(ib, inst):
+    what, ends = OTHERS[inst.sec_type], closes(inst, rth=False)[40:43]
+    whole = fetch(ib, inst, ends[-1], "3 D", "5 mins", what, rth=False)
+    chunks = [bar for end in ends for bar in fetch(ib, inst, end, "1 D", "5 mins", what, False)]
+    assert whole and whole == chunks
+    [daily] = fetch(ib, inst, ends[0], "1 D", "1 day", what, rth=False)
+    assert same_bar(daily, fetch(ib, inst, ends[0], "1 D", "1 min", what, rth=False))

@@ -184,6 +184,29 @@ def test_contract_details_by_symbol(
     )  # fmt: skip
 
 
+def test_bond_contract_details_decode_as_msg_18(app: IBApiApp) -> None:
+    reply = app.contract_details(contract(symbol="91282CJZ5", secType="BOND", exchange="SMART"))
+    [bond] = reply.firsts("bondContractDetails")
+    assert reply.events[-1].name == "contractDetailsEnd"
+    assert (bond.contract.conId, bond.contract.secType, bond.cusip) == (
+        658394302,
+        "BOND",
+        "91282CJZ5",
+    )
+    assert (bond.coupon, bond.maturity, bond.issueDate) == (4.0, "20340215", "20240215")
+    assert bond.descAppend == "US-T 4 02/15/34"
+    assert (bond.minSize, bond.sizeIncrement) == (Decimal(1), Decimal(1))
+    assert {t.tag: t.value for t in bond.secIdList}["ISIN"] == "US91282CJZ59"
+
+
+def test_crypto_contract_details_carry_fractional_size_rules(app: IBApiApp) -> None:
+    [btc] = app.contract_details(contract(symbol="BTC", secType="CRYPTO", exchange="PAXOS")).firsts(
+        "contractDetails"
+    )
+    assert (btc.minSize, btc.sizeIncrement) == (Decimal("0.0001"), Decimal("0.00000001"))
+    assert btc.contract.conId == 479624278 and btc.minTick == 0.25
+
+
 def test_contract_details_by_con_id(app: IBApiApp) -> None:
     [details] = app.contract_details(contract(conId=265598)).firsts("contractDetails")
     assert (details.contract.symbol, details.longName) == ("AAPL", "APPLE INC")

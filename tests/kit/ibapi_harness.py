@@ -330,6 +330,9 @@ class IBApiApp(EWrapper, EClient):
     def contractDetails(self, reqId: int, contractDetails: ContractDetails) -> None:
         self._put(reqId, "contractDetails", contractDetails)
 
+    def bondContractDetails(self, reqId: int, contractDetails: ContractDetails) -> None:
+        self._put(reqId, "bondContractDetails", contractDetails)
+
     def contractDetailsEnd(self, reqId: int) -> None:
         self._put(reqId, "contractDetailsEnd")
 
