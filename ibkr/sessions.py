@@ -16,7 +16,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from ibfacts.venues import CME, IDEALPRO, NYMEX, US_INDICES, US_STOCKS, Venue
+from ibfacts.venues import (
+    CME,
+    FUNDSERV,
+    IDEALPRO,
+    NYMEX,
+    PAXOS,
+    US_BONDS,
+    US_INDICES,
+    US_STOCKS,
+    Venue,
+)
 from ibkr.exceptions import InvalidRequest
 from ibkr.planner import Session
 
@@ -28,6 +38,8 @@ _STOCK_EXCHANGES = ("NYSE", "NASDAQ", "ISLAND", "ARCA", "AMEX", "BATS", "IEX", "
 _INDEX_EXCHANGES = ("CBOE", "NASDAQ", "NYSE", "CBOT", "CME", "ARCA")
 _FUTURE_EXCHANGES = {"CME": CME, "GLOBEX": CME, "CBOT": CME, "ECBOT": CME, "NYMEX": NYMEX}
 _FUTURE_EXCHANGES |= {"COMEX": NYMEX}
+_OTHER_VENUES = {("BOND", "SMART"): US_BONDS, ("FUND", "FUNDSERV"): FUNDSERV}
+_OTHER_VENUES |= {("CRYPTO", "PAXOS"): PAXOS}
 # US equity and index options trade the stock market's regular session only (no extended hours)
 _OPTION_EXCHANGES = ("SMART", "CBOE", "CBOE2", "AMEX", "ISE", "PHLX", "BOX", "MIAX", "NASDAQOM")
 
@@ -43,6 +55,10 @@ def hours_for(sec_type: str, exchange: str, primary_exchange: str = "") -> Venue
         return US_INDICES
     if sec_type == "OPT" and where in _OPTION_EXCHANGES:
         return US_INDICES
+    if sec_type == "CFD" and where in ("SMART", "IBCFD"):  # IB's CFDs on US stocks
+        return US_STOCKS
+    if (sec_type, where) in _OTHER_VENUES:
+        return _OTHER_VENUES[sec_type, where]
     if sec_type in ("FUT", "CONTFUT", "FOP") and where in _FUTURE_EXCHANGES:
         return _FUTURE_EXCHANGES[where]
     raise InvalidRequest(

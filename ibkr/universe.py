@@ -72,10 +72,11 @@ class OptionWindow:
 
 
 DERIVED_SIZES = ("1 week", "1 month")  # kept as daily bars; IB's weeks and months are derived
-# The types a bar series covers unless it names its own; options (OPT: those inside the option
-# windows, while they live) only when named, since a chain holds hundreds of contracts.
-BAR_SEC_TYPES = ("STK", "IND", "FUT", "CONTFUT", "CASH", "CFD", "BOND", "FUND", "CRYPTO")
-BAR_SEC_TYPES_NAMED = (*BAR_SEC_TYPES, "OPT")
+# The types a bar series covers unless it names its own. Named only: options (OPT: those inside
+# the option windows, while they live), since a chain holds hundreds of contracts, and CFDs,
+# whose prices are their stock's (IB quotes a CFD at its underlying's market).
+BAR_SEC_TYPES = ("STK", "IND", "FUT", "CONTFUT", "CASH", "BOND", "FUND", "CRYPTO")
+BAR_SEC_TYPES_NAMED = (*BAR_SEC_TYPES, "CFD", "OPT")
 # What a series shows when it names nothing: trades where IB has them; otherwise the prices IB
 # keeps for the type (no trades for FX or CFDs; crypto's trades are IB's AGGTRADES; bonds trade
 # over the counter, so their quotes).

@@ -365,6 +365,8 @@ def _resolve(current: pl.DataFrame, spec: StreamSpec, home: Path) -> ResolvedStr
         rows = current.filter(named)
     if spec.sec_type:
         rows = rows.filter(pl.col("sec_type") == spec.sec_type)
+    elif rows.height > 1 and (rows["sec_type"] == "STK").sum() == 1:
+        rows = rows.filter(pl.col("sec_type") == "STK")  # AAPL is the stock, not its CFD
     if rows.is_empty():
         raise LiveConfigError(
             f"{spec.name} is not in the security master at {home}",

@@ -29,11 +29,13 @@ def test_every_security_type_lands_in_the_security_master(gateway, home, univers
     )
     assert result.success and check_named(result, "universe_entries_resolve").passed
     kinds = dict(query(home, "SELECT sec_type, count(*) FROM security_master_current GROUP BY 1"))
-    assert set(kinds) == {"STK", "FUT", "CASH", "IND"}
+    assert set(kinds) == {"STK", "FUT", "CASH", "IND", "CFD", "BOND", "FUND", "CRYPTO"}
+    assert kinds["CFD"] == kinds["BOND"] == kinds["FUND"] == kinds["CRYPTO"] == 1
     symbols = {r[0] for r in query(home, "SELECT symbol FROM security_master_current")}
     assert {"AAPL", "MSFT", "SPY", "QQQ", "TSLA", "ES", "CL", "EUR", "USD", "SPX", "VIX"} <= symbols
-    [(aapl,)] = query(home, "SELECT con_id FROM security_master_current WHERE symbol = 'AAPL'")
-    assert aapl == 265598
+    assert {"VFIAX", "BTC"} <= symbols
+    aapl = query(home, "SELECT sec_type, con_id FROM security_master_current WHERE symbol = 'AAPL'")
+    assert dict(aapl)["STK"] == 265598 and set(dict(aapl)) == {"STK", "CFD"}
     expired = query(
         home,
         f"SELECT local_symbol FROM security_master_current WHERE symbol = 'ES' "
@@ -59,9 +61,10 @@ def test_bad_entries_fail_the_check_with_one_sentence_and_the_rest_lands(gateway
     assert "symbol ES (FUT CME): the contract description matches more than one" in text
     assert "candidates: ESU4" in text
     assert "\n" not in text
-    assert query(home, "SELECT count(*) FROM security_master_current WHERE symbol = 'AAPL'") == [
-        (1,)
-    ]
+    stock = (
+        "SELECT count(*) FROM security_master_current WHERE symbol = 'AAPL' AND sec_type = 'STK'"
+    )
+    assert query(home, stock) == [(1,)]
 
 
 def test_a_rerun_replaces_and_never_duplicates(gateway, home, universe):
@@ -131,7 +134,8 @@ def test_a_broken_universe_file_fails_the_run_with_one_sentence(gateway, home, t
     with pytest.raises(dg.Failure) as failure:
         dg.materialize([contracts], resources=dagster_resources(gateway, home, broken, CLIENT_ID))
     assert failure.value.description == (
-        "broken.yml entry 1: give exactly one of symbol, pattern, future, fx, index."
+        "broken.yml entry 1: give exactly one of symbol, pattern, future, fx, index, cfd, bond, "
+        "fund, crypto."
     )
 
 

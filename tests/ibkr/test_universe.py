@@ -13,8 +13,12 @@ DEFAULT = ROOT / "engines" / "universe.yml"
 
 def test_the_default_universe_mixes_every_kind():
     universe = parse_universe(yaml.safe_load(DEFAULT.read_text()))
-    assert {e.kind for e in universe.entries} == {"symbol", "pattern", "future", "fx", "index"}
-    assert {w.underlying for w in universe.options} == {"SPY", "AAPL"}
+    assert {e.kind for e in universe.entries} == {
+        "symbol", "pattern", "future", "fx", "index", "cfd", "bond", "fund", "crypto",
+    }  # fmt: skip
+    assert {(w.underlying, w.sec_type) for w in universe.options} == {
+        ("SPY", "OPT"), ("AAPL", "OPT"), ("ES", "FOP"),
+    }  # fmt: skip
     es = next(e for e in universe.entries if e.value == "ES")
     assert (es.sec_type, es.exchange, es.expired_years) == ("FUT", "CME", 1)
     eur = next(e for e in universe.entries if e.kind == "fx")

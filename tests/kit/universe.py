@@ -19,13 +19,16 @@ def write_universe(
     entries: list[dict] | None = None,
 ) -> Path:
     """`folder`/universe.yml: the default universe's entries (or `entries`) plus `extra_entries`,
-    and the bar series `bars` if given."""
+    and the bar series `bars` if given: then those are all its series (the option windows'
+    volatility series are left out)."""
     data = yaml.safe_load(DEFAULT_UNIVERSE.read_text())
     if entries is not None:
         data = {"entries": list(entries)}
     data["entries"] += extra_entries
     if bars is not None:
         data["bars"] = bars
+        for window in data.get("options") or []:
+            window["iv_history"] = "none"
     path = folder / "universe.yml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -22,6 +22,7 @@ def test_code_location_loads_every_asset_check_and_resource():
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
         "contracts",
         "option_chains",
+        "option_quotes",
         "bars",
         *DATASETS,
         "live_ticks",
@@ -39,6 +40,9 @@ def test_code_location_loads_every_asset_check_and_resource():
         "universe_entries_resolve",
         "rows_pass_validation",
         "chain_inside_window",
+        "no_crossed_markets",
+        "greeks_within_bounds",
+        "put_call_parity",
         "bars_no_gaps",
         "bars_no_duplicates",
         "bars_ohlc_sane",
@@ -76,13 +80,17 @@ def test_code_location_loads_every_asset_check_and_resource():
         "nightly_account_snapshot",
         "end_of_day_fills",
         "daily_option_chains",
+        "daily_option_quotes",
         "live_compaction_daily",
     }
+    quotes = schedules["daily_option_quotes"]
+    assert (quotes.cron_schedule, quotes.execution_timezone) == ("45 15 * * *", "America/New_York")
     jobs = {job.name for job in defs.jobs}
     assert {
         "account_snapshot_job",
         "day_fills_job",
         "option_chains_job",
+        "option_quotes_job",
         "live_compaction_job",
     } <= jobs
 

@@ -22,7 +22,7 @@ def accounted_for(df: pl.DataFrame, valid: pl.DataFrame, rejected: pl.DataFrame)
 
 
 def test_the_registry_names_every_dataset():
-    base = {"security_master", "option_chains", "quarantine", "coverage", "bars"}
+    base = {"security_master", "option_chains", "option_quotes", "quarantine", "coverage", "bars"}
     live = {"live_ticks", "live_bars", "live_orders", "live_fills", "live_differences"}
     live |= {"live_positions", "live_pnl", "live_account_values"}
     assert set(LIVE_SCHEMAS) == live
