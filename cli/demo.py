@@ -1,8 +1,9 @@
 """`ibw demo`: the whole first data path on a fresh machine, against its own embedded gateway.
 
 Starts the embedded gateway on a free port (with the demo accounts: an FA master and two
-sub-accounts), materializes the universe and today's option chains through Dagster (in-process)
-into $IBW_HOME, backfills a few contracts' daily and 1-min bars the way `ibw backfill` does,
+sub-accounts), materializes the universe, today's option chains and their quotes (implied vols
+and greeks) through Dagster (in-process) into $IBW_HOME, backfills daily and 1-min bars of a
+stock, an ETF, an FX pair, crypto, a mutual fund and a Treasury the way `ibw backfill` does,
 takes tonight's account snapshot, runs the live service for a few seconds (5-s bars, ticks and
 a market order, against a second gateway replaying a regular session at ten times the pace, so
 the demo streams whatever the hour), then shows what landed and how to query it.
@@ -29,6 +30,12 @@ from assets.resources import IBResource, SnapshotResource, UniverseResource, War
 from assets.trading_days import instance_with_days
 from assets.universe.contracts import contracts
 from assets.universe.option_chains import option_chains
+from assets.universe.option_quotes import (
+    greeks_within_bounds,
+    no_crossed_markets,
+    option_quotes,
+    put_call_parity,
+)
 from cli.dev import DEMO_ACCOUNTS
 from engines.backfill import connected
 from engines.bar_series import targets
@@ -49,9 +56,12 @@ EXAMPLE_QUERIES = (
     "GROUP BY sec_type ORDER BY sec_type",
     "SELECT underlying_symbol, expiry, count(*) AS contracts, min(strike) AS low_strike, "
     "max(strike) AS high_strike FROM option_chains GROUP BY ALL ORDER BY ALL LIMIT 8",
-    "SELECT local_symbol, bar_size, count(*) AS bars, count(DISTINCT session_date) AS sessions, "
-    "min(ts) AS first_bar, max(ts) AS last_bar FROM bars JOIN security_master_current "
-    "USING (con_id) GROUP BY ALL ORDER BY ALL",
+    "SELECT local_symbol, sec_type, bar_size, what_to_show, count(*) AS bars, "
+    "count(DISTINCT session_date) AS sessions, min(ts) AS first_bar, max(ts) AS last_bar "
+    "FROM bars JOIN security_master_current USING (con_id) GROUP BY ALL ORDER BY ALL",
+    'SELECT strike, "right", bid, ask, round(implied_vol, 4) AS iv, round(delta, 3) AS delta, '
+    "open_interest FROM option_quotes WHERE underlying_symbol = 'SPY' AND expiry = "
+    "(SELECT min(expiry) FROM option_quotes WHERE underlying_symbol = 'SPY') ORDER BY ALL",
     "SELECT p.account, s.local_symbol, p.quantity, p.market_value, p.unrealized_pnl "
     "FROM portfolio p JOIN security_master_current s USING (con_id) ORDER BY ALL",
     "SELECT exec_id, account, side, shares, price, commission FROM executions ORDER BY exec_id",
@@ -64,7 +74,7 @@ DEMO_BARS = tuple(
     parse_bar_spec({"bar_size": size, "history": history}, "the demo")
     for size, history in (("1 day", "1y"), ("1 min", "5d"))  # 5d: the last five sessions
 )
-DEMO_SYMBOLS = ("AAPL", "SPY", "EUR.USD")
+DEMO_SYMBOLS = ("AAPL", "SPY", "EUR.USD", "BTC", "VFIAX", "91282CJZ5")
 # The live segment replays 2024-07-10 from 10:00 New York at ten times the pace.
 LIVE_START, LIVE_SPEED, LIVE_SECONDS = datetime(2024, 7, 10, 14, 0, tzinfo=UTC), 10.0, 8.0
 LIVE_CONFIG = {
@@ -124,6 +134,16 @@ def run_demo(console: Console, home: Path) -> DemoResult:
         status.update(f"Snapshotting the option chains of {day}...")
         _materialize([option_chains], resources, partition_key=day)
         console.print(f"[green]✓[/green] option_chains: the {day} snapshot is in the warehouse")
+        status.update(f"Taking the quotes, implied vols and greeks of the {day} chain...")
+        checks = [no_crossed_markets, greeks_within_bounds, put_call_parity]
+        quoted = _materialize([option_quotes, *checks], resources, partition_key=day)
+        [stored] = quoted.asset_materializations_for_node("option_quotes")
+        failed = [e.check_name for e in quoted.get_asset_check_evaluations() if not e.passed]
+        console.print(
+            f"[green]✓[/green] option_quotes: {stored.metadata['dagster/row_count'].value} "
+            "options with their implied vols and greeks; "
+            + (f"[red]checks failed: {', '.join(failed)}[/red]" if failed else "every check passed")
+        )
         status.update("Backfilling daily and 1-min bars of a few contracts...")
         settings = ConnectionSettings("127.0.0.1", gw.port, 120, 10.0)
         with connected(settings, home, "demo") as backfill:
@@ -211,9 +231,11 @@ async def _for(service: LiveService, seconds: float):
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _materialize(assets: list, resources: dict, partition_key: str | None = None) -> None:
+def _materialize(
+    assets: list, resources: dict, partition_key: str | None = None
+) -> dg.ExecuteInProcessResult:
     with instance_with_days(*([partition_key] if partition_key else [])) as instance:
-        dg.materialize(
+        return dg.materialize(
             assets, resources=resources, partition_key=partition_key, run_config=QUIET,
             instance=instance,
         )  # fmt: skip  # raises on failure; run_demo_command turns that into one sentence

@@ -123,23 +123,26 @@ def _expiry(value: str) -> date | None:
 
 
 def master_row(details: ContractDetails, entry: str) -> dict:
+    """A contract's row; a bond, whose details (IB's bond contract data) carry no local symbol,
+    no name and no last trade date, is known by its CUSIP, description and maturity."""
     c = details.contract
+    bond = c.secType == "BOND"
     return {
         "con_id": c.conId,
         "symbol": c.symbol,
-        "local_symbol": c.localSymbol,
+        "local_symbol": c.localSymbol or (details.cusip if bond else ""),
         "sec_type": c.secType,
         "exchange": c.exchange,
         "primary_exchange": c.primaryExchange or None,
         "currency": c.currency,
         "multiplier": c.multiplier or None,
-        "expiry": _expiry(c.lastTradeDateOrContractMonth),
+        "expiry": _expiry(c.lastTradeDateOrContractMonth or (details.maturity if bond else "")),
         "trading_class": c.tradingClass,
         "min_tick": details.minTick,
         "time_zone_id": details.timeZoneId,
         "trading_hours": details.tradingHours,
         "liquid_hours": details.liquidHours,
-        "long_name": details.longName,
+        "long_name": details.longName or (details.descAppend if bond else ""),
         "universe_entry": entry,
     }
 

@@ -78,11 +78,12 @@ DERIVED_SIZES = ("1 week", "1 month")  # kept as daily bars; IB's weeks and mont
 BAR_SEC_TYPES = ("STK", "IND", "FUT", "CONTFUT", "CASH", "BOND", "FUND", "CRYPTO")
 BAR_SEC_TYPES_NAMED = (*BAR_SEC_TYPES, "CFD", "OPT")
 # What a series shows when it names nothing: trades where IB has them; otherwise the prices IB
-# keeps for the type (no trades for FX or CFDs; crypto's trades are IB's AGGTRADES; bonds trade
-# over the counter, so their quotes).
+# keeps for the type (no trades for FX, CFDs or a fund's NAV; crypto's trades are IB's
+# AGGTRADES; bonds trade over the counter, so their quotes).
 DEFAULT_WHAT_TO_SHOW = {
     "CASH": "MIDPOINT",
     "CFD": "MIDPOINT",
+    "FUND": "MIDPOINT",
     "CRYPTO": "AGGTRADES",
     "BOND": "BID_ASK",
 }

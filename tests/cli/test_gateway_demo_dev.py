@@ -88,6 +88,11 @@ def test_demo_builds_a_warehouse_from_its_own_gateway(tmp_path):
     assert int(landed.group(3).replace(",", "")) > 1_000
     assert "security_master_current" in result.stdout and "option_chains" in result.stdout
     assert "FROM bars JOIN" in result.stdout
+    assert re.search(r"option_quotes: \d+ options with their implied vols and greeks; every check "
+                     r"passed", " ".join(result.stdout.split()))  # fmt: skip
+    assert "FROM option_quotes" in result.stdout
+    for kind in ("CRYPTO", "FUND", "BOND", "AGGTRADES"):  # one of each new kind has bars
+        assert f" {kind} " in result.stdout, kind
     assert "account snapshot of" in result.stdout and "DU9990001" in result.stdout
     assert "of `ibw live`" in result.stdout and "FROM live_bars" in result.stdout
     assert re.search(r"demo-[0-9a-f]{8} +. DU9990001 . BOT +. 10\.0", result.stdout)
