@@ -178,7 +178,7 @@ def check(
             )
     _check_price_band(intent, reference_price, limits.max_price_deviation, subject)
     price = order_price(intent, reference_price)
-    if price is None:
+    if price is None and not intent.by_cash:
         raise OrderRefused(
             f"no price is known for conId {intent.con_id} to check the notional limit",
             "give a limit price or subscribe to the contract's market data",

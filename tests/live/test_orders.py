@@ -20,6 +20,8 @@ from tests.kit.live import AAPL, CLIENT, TIMEOUT, at_gateway, buy, manager, pump
 from tests.kit.scenarios import FA_MASTER, SUBS
 from tests.kit.waiting import poll_until
 
+BTC = 479624278  # IB's conId for bitcoin on PAXOS
+
 
 def gateway_fills(gw, key: str) -> list:
     book = gw.gateway.book
@@ -248,3 +250,27 @@ def test_the_kill_switch_cancels_every_open_order_and_sends_nothing_journaled_be
     assert single_gateway.call(lambda: list(single_gateway.gateway.book.open_orders)) == []
     assert journal.summary()["global_cancels"] == 1 and journal.global_cancels_to_send() == []
     assert [e["kind"] for e in journal.events("rest1")].count("cancel sent") == 0
+
+
+def test_crypto_is_bought_by_cash_quantity_and_sold_by_quantity(single_gateway, connect, journal):
+    """IB sizes a crypto market buy from its cash quantity (cashQty) at the ask and fills a
+    fraction of a coin; the journal keeps the amount, the fills and the commission, and the
+    coins go back with a limit sell by quantity."""
+    ib = connect(single_gateway, CLIENT)
+    m = manager(ib, journal)
+    ib.run(m.reconcile())
+    btc = dict(con_id=BTC, account="DU123456", exchange="PAXOS", tif="IOC")
+    journal.submit(OrderIntent(key="btc", action="BUY", quantity=0, cash_quantity=500.0, **btc))
+    pump_until(ib, m, lambda: journal.settled() and journal.get("btc").state == "done")
+    row, fills = journal.get("btc"), journal.executions("btc")
+    assert (row.status, row.intent.cash_quantity) == ("Filled", 500.0)
+    coins = sum(f.shares for f in fills)
+    assert 0 < coins < 1 and coins != round(coins)  # a fraction of a coin
+    assert 499 < sum(f.shares * f.price for f in fills) <= 500  # sized at the ask, rounded down
+    assert all(f.commission and f.commission > 0 for f in fills)
+    ask = quote_at(single_gateway.gateway.catalog.by_con_id(BTC), int(NOW.timestamp())).ask
+    sell = OrderIntent(key="btc-out", action="SELL", quantity=coins, order_type="LMT",
+                       limit_price=round(ask * 0.99, 2), **btc)  # fmt: skip
+    journal.submit(sell)
+    pump_until(ib, m, lambda: journal.settled() and journal.get("btc-out").state == "done")
+    assert journal.get("btc-out").filled == pytest.approx(coins)
