@@ -15,7 +15,7 @@ from live.ledger import ExecutionRecord
 from tests.kit.scenarios import SINGLE
 from warehouse.parquet import write_partition
 
-AAPL, ES = 265598, 495202409
+AAPL, ES, BTC = 265598, 495202409, 479624278
 
 
 @pytest.fixture
@@ -25,12 +25,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "ibw"
     master = pl.DataFrame(
         {
-            "con_id": [AAPL, ES],
-            "symbol": ["AAPL", "ES"],
-            "local_symbol": ["AAPL", "ESU4"],
-            "sec_type": ["STK", "FUT"],
-            "exchange": ["SMART", "CME"],
-            "valid_to": pl.Series([None, None], dtype=pl.Datetime("us", "UTC")),
+            "con_id": [AAPL, ES, BTC],
+            "symbol": ["AAPL", "ES", "BTC"],
+            "local_symbol": ["AAPL", "ESU4", "BTC.USD"],
+            "sec_type": ["STK", "FUT", "CRYPTO"],
+            "exchange": ["SMART", "CME", "PAXOS"],
+            "valid_to": pl.Series([None] * 3, dtype=pl.Datetime("us", "UTC")),
         }
     )
     write_partition(home, "security_master", master)
@@ -64,6 +64,16 @@ def test_futures_route_to_their_exchange_and_algo_params_parse(home: Path) -> No
         intent = journal.get("f1").intent
     assert (intent.con_id, intent.exchange, intent.action) == (ES, "CME", "SELL")
     assert intent.algo_params == (("adaptivePriority", "Urgent"),)
+
+
+def test_cash_places_an_amount_of_money(home: Path, capsys) -> None:
+    assert ibw(home, "place", "BTC", "500", "--cash", "--tif", "ioc", "--key", "c1") == 0
+    assert "BUY 500 in cash MKT IOC BTC.USD" in capsys.readouterr().out
+    with Journal.open(home) as journal:
+        intent = journal.get("c1").intent
+    assert (intent.con_id, intent.exchange, intent.quantity, intent.cash_quantity) == (
+        BTC, "PAXOS", 0.0, 500.0,
+    )  # fmt: skip
 
 
 def test_placing_the_same_key_twice_is_idempotent(home: Path, capsys) -> None:
