@@ -131,10 +131,13 @@ def test_todays_chain_stays_inside_the_window_and_a_past_click_leaves_it_green(
     assert evaluation.passed and evaluation.partition == TODAY
     numbers = {k: v.value for k, v in evaluation.metadata.items()}
     assert numbers["contracts_outside"] == numbers["SPY_outside"] == numbers["AAPL_outside"] == 0
+    assert numbers["ES_outside"] == 0 and numbers["ES_contracts"] > 0  # ES's front future's
     metadata = result.asset_materializations_for_node("option_chains")[0].metadata
     assert metadata["contracts_qualified"].value == metadata["contracts_in_window"].value > 0
     stored = query(home, "SELECT underlying_symbol, count(*) FROM option_chains GROUP BY 1")
-    assert dict(stored) == {"SPY": numbers["SPY_contracts"], "AAPL": numbers["AAPL_contracts"]}
+    assert dict(stored) == {
+        symbol: numbers[f"{symbol}_contracts"] for symbol in ("SPY", "AAPL", "ES")
+    }
     windows = {w["underlying"]: w for w in yaml.safe_load(universe.read_text())["options"]}
     rows = query(
         home,
