@@ -61,8 +61,8 @@ class SecurityMaster(Lineage):
         )
 
 
-class OptionChain(Lineage):
-    """The qualified option contracts of one daily snapshot (partitioned by snapshot_date)."""
+class OptionOfTheDay(Lineage):
+    """An option contract as a day's chain and quotes name it (partitioned by snapshot_date)."""
 
     snapshot_date: pl.Date
     underlying_con_id: pl.Int64 = pa.Field(gt=0)
@@ -73,6 +73,11 @@ class OptionChain(Lineage):
     expiry: pl.Date
     strike: pl.Float64 = pa.Field(gt=0)
     right: str = pa.Field(isin=["C", "P"])
+
+
+class OptionChain(OptionOfTheDay):
+    """The qualified option contracts of one daily snapshot (partitioned by snapshot_date)."""
+
     exchange: str
     multiplier: str
     trading_class: str
@@ -96,20 +101,11 @@ class OptionChain(Lineage):
         return data.lazyframe.select(pl.col("days_to_expiry") == days)
 
 
-class OptionQuote(Lineage):
+class OptionQuote(OptionOfTheDay):
     """One picture of each option of a day's chain (partitioned by snapshot_date): its market,
     and IB's model computation (implied vol and greeks: delta, gamma, vega per vol point, theta
     per day). What IB did not send is null; the bounds are those no real quote can break."""
 
-    snapshot_date: pl.Date
-    underlying_con_id: pl.Int64 = pa.Field(gt=0)
-    underlying_symbol: str = pa.Field(str_length={"min_value": 1})
-    con_id: pl.Int64 = pa.Field(gt=0)
-    sec_type: str = pa.Field(isin=["OPT", "FOP"])
-    local_symbol: str
-    expiry: pl.Date
-    strike: pl.Float64 = pa.Field(gt=0)
-    right: str = pa.Field(isin=["C", "P"])
     days_to_expiry: pl.Int32 = pa.Field(ge=0)
     bid: pl.Float64 = pa.Field(ge=0, nullable=True)
     ask: pl.Float64 = pa.Field(ge=0, nullable=True)

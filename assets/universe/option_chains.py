@@ -40,14 +40,21 @@ FRESHNESS = dg.FreshnessPolicy.cron(
 )
 
 
+# What the day's chain and quotes share: a partition per trading day, taken through the gateway
+# on that day only (a past day stores nothing, and that is not a failure).
+TODAYS_PICTURE = {
+    "group_name": "universe",
+    "kinds": {"ib", "parquet"},
+    "pool": "ib_gateway",
+    "partitions_def": TRADING_DAYS,
+    "output_required": False,
+    "owners": OWNERS,
+}
+
+
 @dg.asset(
-    group_name="universe",
-    kinds={"ib", "parquet"},
-    pool="ib_gateway",
-    partitions_def=TRADING_DAYS,
+    **TODAYS_PICTURE,
     deps=["contracts"],
-    output_required=False,  # a past day stores nothing, and that is not a failure
-    owners=OWNERS,
     metadata=dataset_metadata(DATASET),
     freshness_policy=FRESHNESS,
     description="The option contracts of one trading day inside each underlying's window "

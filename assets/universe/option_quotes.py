@@ -13,10 +13,10 @@ import dagster as dg
 import polars as pl
 
 from assets.failures import one_sentence_failures
-from assets.metadata import OWNERS, dataset_metadata
+from assets.metadata import dataset_metadata
 from assets.resources import IBResource, WarehouseResource
-from assets.trading_days import TRADING_DAYS, daily_check, is_gateway_today
-from assets.universe.option_chains import option_chains
+from assets.trading_days import daily_check, is_gateway_today
+from assets.universe.option_chains import TODAYS_PICTURE, option_chains
 from engines.option_quotes import (
     DATASET,
     QuoteSettings,
@@ -37,13 +37,8 @@ FRESHNESS = dg.FreshnessPolicy.cron(  # an hour after the schedule (cron knows n
 
 
 @dg.asset(
-    group_name="universe",
-    kinds={"ib", "parquet"},
-    pool="ib_gateway",
-    partitions_def=TRADING_DAYS,
+    **TODAYS_PICTURE,
     deps=[option_chains],
-    output_required=False,  # a past day stores nothing, and that is not a failure
-    owners=OWNERS,
     metadata=dataset_metadata(DATASET),
     freshness_policy=FRESHNESS,
     description="One picture of every option of the day's stored chain: bid, ask, last, sizes, "
