@@ -25,9 +25,13 @@ from engines.option_quotes import (
     take_option_quotes,
 )
 from ibfacts.resets import NEW_YORK, ib_day
+from ibkr.exceptions import IBWError
 from warehouse import layout
 
-SETTINGS = QuoteSettings.from_env()
+try:  # the schedule's time; a bad setting fails each run with its sentence, not the code location
+    SETTINGS = QuoteSettings.from_env()
+except IBWError:
+    SETTINGS = QuoteSettings()
 _DEADLINE = (datetime.combine(date.min, SETTINGS.at) + timedelta(hours=1)).time()
 FRESHNESS = dg.FreshnessPolicy.cron(  # an hour after the schedule (cron knows no holidays)
     deadline_cron=f"{_DEADLINE.minute} {_DEADLINE.hour} * * 1-5",

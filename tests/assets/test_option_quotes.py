@@ -124,3 +124,20 @@ def test_index_options_and_futures_options_are_chained_and_pictured(
     assert [(t, n) for t, n, *_ in quoted] == [("FOP", chained["FOP ES ESU4"]), ("OPT", spx)]
     for _, n, with_greeks, low, high in quoted:
         assert with_greeks == n and high - low < 0.01 * high  # one underlying price each
+
+
+def test_a_bad_setting_fails_the_run_with_one_sentence(gateway, home, narrow_universe, instance,
+                                                       monkeypatch):  # fmt: skip
+    monkeypatch.setenv("IBW_OPTION_QUOTES_LINES", "eighty")
+    res = dagster_resources(gateway, home, narrow_universe, 332)
+    result = dg.materialize(
+        [option_quotes], resources=res, partition_key=TODAY, instance=instance,
+        raise_on_error=False,
+    )  # fmt: skip
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    description = failure.step_failure_data.user_failure_data.description
+    assert description == (
+        "IBW_OPTION_QUOTES_AT='15:45' or IBW_OPTION_QUOTES_LINES='eighty' is not valid: give a "
+        "New York time as HH:MM and a whole number of lines."
+    )
