@@ -63,7 +63,7 @@ async def take_quotes(
     if lines < 1:
         raise errors.InvalidRequest(
             "no market-data lines are left for the option quotes",
-            "raise option_quotes' lines or stop other subscriptions of this login",
+            "set IBW_OPTION_QUOTES_LINES to 1 or more",
         )
     run = QuoteRun()
     gate = asyncio.Semaphore(lines)
