@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from ib_async import Contract
 
-from engines.option_quotes import chain_of
+from engines.option_quotes import with_option_types
 from ibfacts.venues import Venue
 from ibkr import errors
 from ibkr.durations import SMALL_BAR_MAX_AGE, DurationTable, is_small_bar
@@ -168,10 +168,10 @@ def live_options(home: Path) -> list[dict]:
     """The options of the newest stored chain (those inside the universe's option windows), as
     security-master rows: an option's bar series is kept while it lives (IB keeps no bars of
     expired options), and one that left the window or expired is no longer a target."""
-    days = read_dataset(home, "option_chains")
-    if days.is_empty():
+    chain = with_option_types(read_dataset(home, "option_chains"))
+    if chain.is_empty():
         return []
-    newest = chain_of(home, days["snapshot_date"].max())
+    newest = chain.filter(pl.col("snapshot_date") == pl.col("snapshot_date").max())
     as_master = newest.sort("con_id").select(
         "con_id", "local_symbol", "exchange", "expiry", "sec_type", symbol="underlying_symbol",
         primary_exchange=pl.lit(""), currency=pl.lit("USD"),

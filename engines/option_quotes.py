@@ -20,9 +20,8 @@ from ib_async import Contract
 from ibkr.client import IBClient
 from ibkr.exceptions import IBWError
 from ibkr.option_quotes import DEFAULT_WAIT, QuoteRun, take_quotes
-from warehouse import layout
 from warehouse.catalog import refresh_catalog
-from warehouse.parquet import write_partition
+from warehouse.parquet import read_partition, write_partition
 from warehouse.quarantine import write_quarantine
 from warehouse.validation import split_valid
 
@@ -68,13 +67,18 @@ class QuoteReport:
 
 
 def chain_of(home: Path, day: date) -> pl.DataFrame:
-    """The day's stored chain, or an empty frame when none was taken (a chain stored before
-    futures options were taken has no sec_type: its options are all OPT)."""
-    files = layout.data_files(layout.partition_dir(home, CHAIN, {"snapshot_date": day.isoformat()}))
-    chain = pl.read_parquet(files, hive_partitioning=False) if files else pl.DataFrame()
-    if chain.height and "sec_type" not in chain.columns:
-        chain = chain.with_columns(sec_type=pl.lit("OPT"))
-    return chain
+    """The day's stored chain, or an empty frame when none was taken."""
+    return with_option_types(read_partition(home, CHAIN, {"snapshot_date": day.isoformat()}))
+
+
+def with_option_types(chain: pl.DataFrame) -> pl.DataFrame:
+    """Chains stored before futures options were taken have no sec_type: their options are
+    all OPT."""
+    if chain.is_empty():
+        return chain
+    if "sec_type" not in chain.columns:
+        return chain.with_columns(sec_type=pl.lit("OPT"))
+    return chain.with_columns(pl.col("sec_type").fill_null("OPT"))
 
 
 def contract_of(row: dict) -> Contract:

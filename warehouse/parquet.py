@@ -74,6 +74,13 @@ def remove_partition(home: Path, dataset: str, partition: dict[str, str] | None 
     return True
 
 
+def read_partition(home: Path, dataset: str, partition: dict[str, str]) -> pl.DataFrame:
+    """One partition as written (its partition columns are in its file), or an empty frame
+    with no columns when there is none."""
+    files = layout.data_files(layout.partition_dir(home, dataset, partition))
+    return pl.read_parquet(files, hive_partitioning=False) if files else pl.DataFrame()
+
+
 def read_dataset(home: Path, dataset: str) -> pl.DataFrame:
     """Every partition of a dataset as one frame (columns unioned by name, hive keys decoded).
 

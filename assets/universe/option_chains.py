@@ -21,9 +21,8 @@ from ibfacts.resets import NEW_YORK, ib_day
 from ibkr import errors
 from ibkr.client import IBClient
 from ibkr.universe import OptionWindow
-from warehouse import layout
 from warehouse.catalog import refresh_catalog
-from warehouse.parquet import read_dataset, write_partition
+from warehouse.parquet import read_dataset, read_partition, write_partition
 from warehouse.quarantine import write_quarantine
 from warehouse.validation import split_valid
 
@@ -133,8 +132,7 @@ def chain_inside_window(
     universe: UniverseResource,
 ) -> dg.AssetCheckResult:
     day = context.partition_key
-    files = layout.data_files(layout.partition_dir(warehouse.path, DATASET, {"snapshot_date": day}))
-    chain = pl.read_parquet(files, hive_partitioning=False) if files else pl.DataFrame()
+    chain = read_partition(warehouse.path, DATASET, {"snapshot_date": day})
     metadata: dict[str, dg.RawMetadataValue] = {}
     outside_of, total = [], 0
     for window in universe.load().options:

@@ -26,7 +26,7 @@ from engines.option_quotes import (
 )
 from ibfacts.resets import NEW_YORK, ib_day
 from ibkr.exceptions import IBWError
-from warehouse import layout
+from warehouse.parquet import read_partition
 
 try:  # the schedule's time; a bad setting fails each run with its sentence, not the code location
     SETTINGS = QuoteSettings.from_env()
@@ -92,9 +92,7 @@ def option_quotes(context: dg.AssetExecutionContext, ib: IBResource, warehouse: 
 
 
 def _quotes(warehouse: WarehouseResource, day: str) -> pl.DataFrame:
-    folder = layout.partition_dir(warehouse.path, DATASET, {"snapshot_date": day})
-    files = layout.data_files(folder)
-    return pl.read_parquet(files, hive_partitioning=False) if files else pl.DataFrame()
+    return read_partition(warehouse.path, DATASET, {"snapshot_date": day})
 
 
 def _result(passed: bool, count: int, metadata: dict, fail: str, ok: str) -> dg.AssetCheckResult:
